@@ -1,0 +1,174 @@
+//===- WpkOps.td - The Woodpecker (wpk) dialect ------------*- tablegen -*-===//
+//
+// Source of truth for the `wpk` dialect. The bindings cannot load a compiled
+// C++ dialect, so this ODS file is translated to IRDL by
+// tools/gen_wpk_irdl.py (through `llvm-tblgen --dump-json`) and the result is
+// committed as python/woodpecker/dialect/wpk.irdl.mlir; CMake regenerates it
+// and the op documentation (docs/WpkOps.md, `mlir-tblgen -gen-op-doc`).
+//
+// IRDL has no optional attributes: every attribute below is required, and the
+// importer always writes every one of them. Operands may be Optional/Variadic.
+//===----------------------------------------------------------------------===//
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/BuiltinAttributes.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+
+def Wpk_Dialect : Dialect {
+  let name = "wpk";
+  let cppNamespace = "::wpk";
+  let summary = "Woodpecker inference graph dialect";
+  let description = [{
+    Inference-time graph operations on statically shaped f32 tensors, imported
+    from ONNX. Each op after graph optimization is one kernel.
+  }];
+}
+
+class Wpk_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Wpk_Dialect, mnemonic, traits>;
+
+// Weights are held as `dense_resource` blobs so that IR dumps stay readable.
+def Wpk_WeightOp : Wpk_Op<"weight"> {
+  let summary = "A constant weight tensor held in a dense_resource blob";
+  let arguments = (ins Builtin_DenseResourceElementsAttr:$value);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ConstantOp : Wpk_Op<"constant"> {
+  let summary = "A small constant tensor written inline";
+  let arguments = (ins Builtin_DenseIntOrFPElementsAttr:$value);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_Conv2DOp : Wpk_Op<"conv2d"> {
+  let summary = "2-D convolution in NCHW/FCHW layout (ONNX Conv)";
+  let description = [{
+    `pads` is [top, left, bottom, right]; `groups` divides the channels; the
+    optional `bias` has one value per output channel.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$filter,
+                       Optional<F32Tensor>:$bias,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$dilations, I64Attr:$groups);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_MatMulOp : Wpk_Op<"matmul"> {
+  let summary = "Batched matrix product with numpy broadcasting (ONNX MatMul)";
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_GemmOp : Wpk_Op<"gemm"> {
+  let summary = "alpha * op(A) * op(B) + beta * C (ONNX Gemm)";
+  let arguments = (ins F32Tensor:$a, F32Tensor:$b, Optional<F32Tensor>:$c,
+                       F32Attr:$alpha, F32Attr:$beta,
+                       BoolAttr:$trans_a, BoolAttr:$trans_b);
+  let results = (outs F32Tensor:$output);
+}
+
+class Wpk_BinaryOp<string mnemonic, string what> : Wpk_Op<mnemonic> {
+  let summary = "Elementwise " # what # " with numpy broadcasting";
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs);
+  let results = (outs F32Tensor:$output);
+}
+def Wpk_AddOp : Wpk_BinaryOp<"add", "addition">;
+def Wpk_SubOp : Wpk_BinaryOp<"sub", "subtraction">;
+def Wpk_MulOp : Wpk_BinaryOp<"mul", "multiplication">;
+def Wpk_DivOp : Wpk_BinaryOp<"div", "division">;
+
+class Wpk_UnaryOp<string mnemonic, string what> : Wpk_Op<mnemonic> {
+  let summary = what;
+  let arguments = (ins F32Tensor:$input);
+  let results = (outs F32Tensor:$output);
+}
+def Wpk_ReluOp : Wpk_UnaryOp<"relu", "max(x, 0)">;
+def Wpk_SigmoidOp : Wpk_UnaryOp<"sigmoid", "1 / (1 + exp(-x))">;
+def Wpk_TanhOp : Wpk_UnaryOp<"tanh", "Hyperbolic tangent">;
+def Wpk_GlobalAvgPoolOp : Wpk_UnaryOp<"global_avg_pool",
+    "Mean over all spatial dimensions of an NCHW tensor, keeping them as 1">;
+
+def Wpk_LeakyReluOp : Wpk_Op<"leaky_relu"> {
+  let summary = "x if x >= 0 else alpha * x";
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ClipOp : Wpk_Op<"clip"> {
+  let summary = "min(max(x, min), max); an absent bound is +-inf";
+  let arguments = (ins F32Tensor:$input, F32Attr:$min, F32Attr:$max);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_BatchNormOp : Wpk_Op<"batch_norm"> {
+  let summary = "Inference batch normalization over dimension 1";
+  let arguments = (ins F32Tensor:$input, F32Tensor:$scale, F32Tensor:$bias,
+                       F32Tensor:$mean, F32Tensor:$variance, F32Attr:$epsilon);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_MaxPoolOp : Wpk_Op<"max_pool"> {
+  let summary = "2-D max pooling (NCHW); pads are [top, left, bottom, right]";
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$kernel_shape,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$dilations, BoolAttr:$ceil_mode);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_AvgPoolOp : Wpk_Op<"avg_pool"> {
+  let summary = "2-D average pooling (NCHW); pads are [top, left, bottom, right]";
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$kernel_shape,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$dilations, BoolAttr:$ceil_mode,
+                       BoolAttr:$count_include_pad);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_SoftmaxOp : Wpk_Op<"softmax"> {
+  let summary = "exp(x) / sum(exp(x)) along one non-negative axis";
+  let arguments = (ins F32Tensor:$input, I64Attr:$axis);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ReshapeOp : Wpk_Op<"reshape"> {
+  let summary = "Same elements, the shape of the result type";
+  let arguments = (ins F32Tensor:$input);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_FlattenOp : Wpk_Op<"flatten"> {
+  let summary = "Collapse to 2-D: dimensions before `axis` and from `axis` on";
+  let arguments = (ins F32Tensor:$input, I64Attr:$axis);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_TransposeOp : Wpk_Op<"transpose"> {
+  let summary = "Permute dimensions: result dim i is input dim perm[i]";
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ConcatOp : Wpk_Op<"concat"> {
+  let summary = "Concatenate along one non-negative axis";
+  let arguments = (ins Variadic<F32Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_PadOp : Wpk_Op<"pad"> {
+  let summary = "Pad with mode constant, reflect, edge or wrap (ONNX Pad)";
+  let description = [{
+    `pads` holds all begin values then all end values, one per dimension;
+    negative values crop.
+  }];
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$pads,
+                       StrAttr:$mode, F32Attr:$value);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ReduceMeanOp : Wpk_Op<"reduce_mean"> {
+  let summary = "Mean over sorted non-negative `axes`";
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$axes,
+                       BoolAttr:$keepdims);
+  let results = (outs F32Tensor:$output);
+}

@@ -1,0 +1,126 @@
+"""The `wpk` dialect: loading its IRDL definition and building its ops from Python.
+
+The dialect is defined in dialects/WpkOps.td and translated to IRDL
+(wpk.irdl.mlir beside this file); the MLIR Python bindings register it into a
+context at run time with `irdl.load_dialects`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import irdl
+
+IRDL_FILE = Path(str(resources.files(__package__) / "wpk.irdl.mlir"))
+
+def load_wpk_dialect(context: ir.Context) -> None:
+    """Registers the `wpk` dialect into `context` (idempotent per context)."""
+    if context.is_registered_operation("wpk.relu"):
+        return
+    with context:
+        module = ir.Module.parse(IRDL_FILE.read_text())
+        irdl.load_dialects(module)
+
+
+def create_context() -> ir.Context:
+    """A fresh MLIR context with every upstream dialect and `wpk` registered."""
+    context = ir.Context()
+    load_wpk_dialect(context)
+    return context
+
+
+def op_names() -> list[str]:
+    """All `wpk` op names declared in the IRDL file, e.g. 'wpk.conv2d'."""
+    names = []
+    for line in IRDL_FILE.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("irdl.operation @"):
+            names.append("wpk." + line.split("@", 1)[1].split()[0])
+    return names
+
+
+# ----------------------------------------------------------------------------
+# Attribute helpers (need an active context).
+
+
+def i64_attr(value: int) -> ir.Attribute:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(value))
+
+
+def bool_attr(value: bool) -> ir.Attribute:
+    return ir.BoolAttr.get(bool(value))
+
+
+def f32_attr(value: float) -> ir.Attribute:
+    return ir.FloatAttr.get(ir.F32Type.get(), float(value))
+
+
+def i64_array_attr(values: Sequence[int]) -> ir.Attribute:
+    return ir.DenseI64ArrayAttr.get([int(v) for v in values])
+
+
+def str_attr(value: str) -> ir.Attribute:
+    return ir.StringAttr.get(value)
+
+
+def tensor_type(shape: Sequence[int], element: ir.Type | None = None) -> ir.RankedTensorType:
+    return ir.RankedTensorType.get([int(d) for d in shape], element or ir.F32Type.get())
+
+
+def create_op(
+    name: str,
+    operands: Sequence[ir.Value],
+    result_types: Sequence[ir.Type],
+    attributes: dict[str, ir.Attribute] | None = None,
+    loc: ir.Location | None = None,
+) -> ir.Operation:
+    """Creates a `wpk` op (generic form; the dialect is IRDL-defined)."""
+    if not name.startswith("wpk."):
+        name = "wpk." + name
+    return ir.Operation.create(
+        name,
+        results=list(result_types),
+        operands=list(operands),
+        attributes=attributes or {},
+        loc=loc,
+    )
+
+
+def weight_attr(array: np.ndarray, name: str) -> ir.Attribute:
+    """A dense_resource attribute holding `array` (f32) without printing it inline."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    return ir.DenseResourceElementsAttr.get_from_buffer(
+        array, name, tensor_type(array.shape), alignment=64
+    )
+
+
+# ----------------------------------------------------------------------------
+# Attribute readers.
+
+
+def attr_ints(op: ir.Operation | ir.OpView, name: str) -> list[int]:
+    return list(ir.DenseI64ArrayAttr(op.attributes[name]))
+
+
+def attr_int(op: ir.Operation | ir.OpView, name: str) -> int:
+    return ir.IntegerAttr(op.attributes[name]).value
+
+
+def attr_bool(op: ir.Operation | ir.OpView, name: str) -> bool:
+    return bool(ir.IntegerAttr(op.attributes[name]).value)
+
+
+def attr_float(op: ir.Operation | ir.OpView, name: str) -> float:
+    return ir.FloatAttr(op.attributes[name]).value
+
+
+def attr_str(op: ir.Operation | ir.OpView, name: str) -> str:
+    return ir.StringAttr(op.attributes[name]).value
+
+
+def shape_of(value: ir.Value) -> list[int]:
+    return list(ir.RankedTensorType(value.type).shape)

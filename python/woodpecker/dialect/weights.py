@@ -1,0 +1,59 @@
+"""Reading the numpy arrays behind `wpk.weight` ops.
+
+Weights live in `dense_resource` blobs. The bindings cannot read a blob back,
+so the importer hands its arrays over in a `WeightTable`; for a module that was
+parsed from text, `WeightTable.from_module` decodes the printed resource section.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from mlir import ir
+
+_RESOURCE_ENTRY = re.compile(r'^\s*([A-Za-z0-9_.$\-]+): "0x([0-9A-Fa-f]*)",?\s*$')
+
+
+def resource_name(attr: ir.Attribute) -> str:
+    """'w0' for `dense_resource<w0> : tensor<...>`."""
+    text = str(attr)
+    return text[len("dense_resource<") : text.index(">")]
+
+
+@dataclass
+class WeightTable:
+    """Resource name -> f32 array for the `wpk.weight` ops of one module."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_module(cls, module: ir.Module | ir.Operation) -> WeightTable:
+        op = module.operation if isinstance(module, ir.Module) else module
+        text = op.get_asm(large_resource_limit=None)
+        table = cls()
+        start = text.find("{-#")
+        if start < 0:
+            return table
+        for line in text[start:].splitlines():
+            match = _RESOURCE_ENTRY.match(line)
+            if match:
+                blob = bytes.fromhex(match.group(2))
+                # A printed blob starts with its alignment as a little-endian u32.
+                table.arrays[match.group(1)] = np.frombuffer(blob[4:], dtype=np.float32)
+        return table
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        self.arrays[name] = np.ascontiguousarray(array, dtype=np.float32)
+
+    def value_of(self, op: ir.Operation | ir.OpView) -> np.ndarray:
+        """The array of a `wpk.weight` or `wpk.constant` op, shaped as its result."""
+        attr = op.attributes["value"]
+        shape = list(ir.RankedTensorType(op.results[0].type).shape)
+        if isinstance(attr, ir.DenseResourceElementsAttr):
+            name = resource_name(attr)
+            if name not in self.arrays:
+                raise KeyError(f"no data for weight resource '{name}'")
+            return self.arrays[name].reshape(shape)
+        return np.array(ir.DenseElementsAttr(attr), dtype=np.float32).reshape(shape)

@@ -1,0 +1,33 @@
+"""Exceptions raised by Woodpecker. Every message names what failed and why."""
+
+from __future__ import annotations
+
+
+class WoodpeckerError(Exception):
+    """Base class of every error Woodpecker raises on purpose."""
+
+
+class ModelLoadError(WoodpeckerError):
+    """The ONNX model cannot be read or is malformed (one-line message)."""
+
+
+class UnsupportedOperatorError(WoodpeckerError):
+    """An ONNX node uses an op type or attribute value Woodpecker does not handle."""
+
+    def __init__(self, op_type: str, node_name: str, reason: str, supported: list[str] | None = None):
+        self.op_type = op_type
+        self.node_name = node_name
+        self.reason = reason
+        self.supported = sorted(supported or [])
+        msg = f"node '{node_name}' (op {op_type}): {reason}"
+        if self.supported:
+            msg += f". Supported ops: {', '.join(self.supported)}"
+        super().__init__(msg)
+
+
+class ShapeError(WoodpeckerError):
+    """A tensor shape is dynamic, symbolic or otherwise cannot be compiled."""
+
+
+class CompilationError(WoodpeckerError):
+    """An MLIR pass pipeline or the JIT failed on a module."""
