@@ -51,7 +51,7 @@ class WeightTable:
         """The array of a `wpk.weight` or `wpk.constant` op, shaped as its result."""
         attr = op.attributes["value"]
         shape = list(ir.RankedTensorType(op.results[0].type).shape)
-        if isinstance(attr, ir.DenseResourceElementsAttr):
+        if str(attr).startswith("dense_resource<"):
             name = resource_name(attr)
             if name not in self.arrays:
                 raise KeyError(f"no data for weight resource '{name}'")
