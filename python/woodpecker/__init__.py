@@ -1,0 +1,30 @@
+"""Woodpecker (wpk): an MLIR-based deep-learning inference compiler driven from Python.
+
+Pipeline: import (ONNX -> wpk) -> optimize -> lower (wpk -> linalg) -> codegen (LLVM) -> run.
+The public names are imported lazily so that `import woodpecker.dialect` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "compile": "woodpecker.compiler",
+    "CompileOptions": "woodpecker.compiler",
+    "CompiledModel": "woodpecker.runtime",
+    "import_onnx": "woodpecker.importer",
+    "CompilationError": "woodpecker.errors",
+    "ModelLoadError": "woodpecker.errors",
+    "ShapeError": "woodpecker.errors",
+    "UnsupportedOperatorError": "woodpecker.errors",
+    "WoodpeckerError": "woodpecker.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'woodpecker' has no attribute '{name}'")

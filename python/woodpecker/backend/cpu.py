@@ -1,0 +1,81 @@
+"""CPU backend: linalg on tensors -> LLVM -> MLIR ExecutionEngine, and calling it."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from mlir import ir
+from mlir.execution_engine import ExecutionEngine
+from mlir.passmanager import PassManager
+from mlir.runtime import get_ranked_memref_descriptor
+
+from woodpecker.backend.outline_weights import main_func
+from woodpecker.backend.pipelines import cpu_pipeline
+from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
+from woodpecker.errors import CompilationError
+
+
+@dataclass
+class CpuOptions:
+    """How the CPU backend compiles: LLVM optimization level and whether to use all cores."""
+
+    llvm_opt_level: int = 3
+    parallel: bool = True
+
+
+@dataclass
+class CpuExecutable:
+    """A JIT-compiled `@main(inputs..., weights..., outputs...)` with fixed shapes."""
+
+    engine: ExecutionEngine
+    output_shapes: list[tuple[int, ...]]
+    parallel: bool
+    _fixed_args: list = field(default_factory=list)
+    _keepalive: list = field(default_factory=list)
+
+    def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Fixes the trailing weight arguments (kept alive for the executable's life)."""
+        arrays = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
+        self._keepalive = arrays
+        self._fixed_args = [_memref_arg(a) for a in arrays]
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
+        args = [_memref_arg(a) for a in inputs] + self._fixed_args + [_memref_arg(o) for o in outputs]
+        self.engine.invoke("main", *args)
+        return outputs
+
+
+def _memref_arg(array: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.pointer(ctypes.pointer(get_ranked_memref_descriptor(array)))
+
+
+def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
+    """Runs the bufferize-to-LLVM pipeline on a module of linalg on tensors, in place."""
+    fn = main_func(module)
+    fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+    pipeline = cpu_pipeline(parallel)
+    try:
+        PassManager.parse(pipeline, context=module.context).run(module.operation)
+    except ir.MLIRError as err:
+        raise CompilationError(f"CPU lowering to LLVM failed: {err}") from None
+
+
+def compile_cpu(module: ir.Module, options: CpuOptions | None = None) -> CpuExecutable:
+    """Lowers `module` (linalg on tensors, `@main` with tensor results) and JIT-compiles it."""
+    options = options or CpuOptions()
+    omp = openmp_runtime() if options.parallel else None
+    parallel = omp is not None
+    fn = main_func(module)
+    result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
+    output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
+    lower_to_llvm(module, parallel)
+    libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
+    try:
+        engine = ExecutionEngine(module, opt_level=options.llvm_opt_level, shared_libs=libs)
+    except Exception as err:  # the bindings raise RuntimeError with LLVM's message
+        raise CompilationError(f"JIT compilation failed: {err}") from None
+    return CpuExecutable(engine=engine, output_shapes=output_shapes, parallel=parallel)

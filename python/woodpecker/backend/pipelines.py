@@ -1,0 +1,27 @@
+"""Textual upstream pass pipelines of the CPU backend, from linalg on tensors to LLVM."""
+
+from __future__ import annotations
+
+BUFFERIZE = (
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},"
+    "buffer-deallocation-pipeline"
+)
+
+# Loops: parallel linalg dimensions become scf.parallel; with OpenMP they run on all cores.
+LOOPS_PARALLEL = "func.func(convert-linalg-to-parallel-loops),convert-scf-to-openmp"
+LOOPS_SERIAL = "func.func(convert-linalg-to-loops)"
+
+TO_LLVM = (
+    "expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-scf-to-cf,"
+    "{openmp}convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-func-to-llvm,"
+    "convert-cf-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts"
+)
+
+
+def cpu_pipeline(parallel: bool) -> str:
+    """The whole bufferize-to-LLVM pipeline as `builtin.module(...)` text."""
+    loops = LOOPS_PARALLEL if parallel else LOOPS_SERIAL
+    to_llvm = TO_LLVM.format(openmp="convert-openmp-to-llvm," if parallel else "")
+    return f"builtin.module(canonicalize,{BUFFERIZE},{loops},{to_llvm})"

@@ -1,0 +1,143 @@
+"""`woodpecker.compile`: ONNX model -> runnable `CompiledModel`, stage by stage.
+
+import -> optimize -> outline weights -> lower to linalg -> bufferize/LLVM -> JIT.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from mlir import ir
+from mlir.passmanager import PassManager
+
+from woodpecker.backend.cpu import CpuOptions, compile_cpu
+from woodpecker.backend.outline_weights import main_func, outline_weights
+from woodpecker.dialect.weights import WeightTable
+from woodpecker.errors import CompilationError
+from woodpecker.importer import ImportedModel, import_onnx_with_weights
+from woodpecker.lowering import lower_to_linalg
+from woodpecker.runtime import CompiledModel, CompileStats
+
+TARGETS = ("cpu",)
+OPT_LEVELS = (0, 1, 2)
+
+
+@dataclass
+class CompileOptions:
+    """What `compile` does; the defaults are what `wpk run` uses."""
+
+    target: str = "cpu"
+    opt_level: int = 2
+    cpu: CpuOptions = field(default_factory=CpuOptions)
+    # Called with (stage name, module) after each stage, e.g. to dump IR.
+    on_stage: Callable[[str, ir.Module], None] | None = None
+
+    def validate(self) -> None:
+        if self.target not in TARGETS:
+            raise CompilationError(
+                f"target '{self.target}' is not supported yet; available targets: {', '.join(TARGETS)}"
+            )
+        if self.opt_level not in OPT_LEVELS:
+            raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
+
+
+def compile(  # noqa: A001 - the public name mirrors torch.compile / tvm
+    model: str | os.PathLike | onnx.ModelProto | ImportedModel,
+    target: str = "cpu",
+    opt_level: int = 2,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    options: CompileOptions | None = None,
+) -> CompiledModel:
+    """Compiles an ONNX model (path, ModelProto, or an already imported model) for `target`."""
+    options = options or CompileOptions(target=target, opt_level=opt_level)
+    options.validate()
+    stats = CompileStats()
+
+    with _stage(stats, "import"):
+        imported = (
+            model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
+        )
+    module = imported.module
+    with imported.context, ir.Location.unknown():
+        _report(options, "import", module)
+        with _stage(stats, "outline-weights"):
+            outlined = outline_weights(module)
+            weights = [imported.weights.arrays[w.resource] for w in outlined]
+        stats.num_kernels = _count_kernels(module)
+        with _stage(stats, "lower-to-linalg"):
+            lower_to_linalg(module.operation)
+            if options.opt_level >= 1:
+                _run_upstream(module, "builtin.module(canonicalize,cse)")
+        _report(options, "linalg", module)
+        with _stage(stats, "codegen"):
+            executable = compile_cpu(module, options.cpu)
+        executable.bind_weights(weights)
+    stats.parallel = executable.parallel
+    return CompiledModel(
+        input_names=list(imported.input_names),
+        output_names=list(imported.output_names),
+        input_shapes={k: tuple(v) for k, v in imported.input_shapes.items()},
+        output_shapes={k: tuple(v) for k, v in imported.output_shapes.items()},
+        executable=executable,
+        stats=stats,
+        target=options.target,
+    )
+
+
+def imported_from_module(module: ir.Module) -> ImportedModel:
+    """Wraps a `wpk` module parsed from text so that `compile` can take it."""
+    fn = main_func(module)
+    fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+
+    def names(attr: str, count: int, prefix: str) -> list[str]:
+        if attr in fn.attributes:
+            return [ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes[attr])]
+        return [f"{prefix}{i}" for i in range(count)]
+
+    inputs = names("wpk.input_names", len(fn_type.inputs), "input_")
+    outputs = names("wpk.output_names", len(fn_type.results), "output_")
+    return ImportedModel(
+        module=module,
+        context=module.context,
+        weights=WeightTable.from_module(module),
+        input_names=inputs,
+        output_names=outputs,
+        input_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(inputs, fn_type.inputs)},
+        output_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(outputs, fn_type.results)},
+    )
+
+
+def _count_kernels(module: ir.Module) -> int:
+    ops = main_func(module).regions[0].blocks[0].operations
+    return sum(1 for op in ops if op.operation.name.startswith("wpk.") and op.operation.name != "wpk.constant")
+
+
+def _run_upstream(module: ir.Module, pipeline: str) -> None:
+    PassManager.parse(pipeline, context=module.context).run(module.operation)
+
+
+def _report(options: CompileOptions, stage: str, module: ir.Module) -> None:
+    if options.on_stage is not None:
+        options.on_stage(stage, module)
+
+
+@contextmanager
+def _stage(stats: CompileStats, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    stats.stage_seconds[name] = stats.stage_seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def random_feeds(model: CompiledModel, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random float32 inputs of the right shapes (for demos and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.standard_normal(model.input_shapes[name]).astype(np.float32)
+        for name in model.input_names
+    }
