@@ -1,0 +1,157 @@
+"""`wpk`: compile an ONNX model, run it, and compare it with ONNX Runtime.
+
+    wpk run [MODEL.onnx] [--input-shape NAME=1x3x224x224] [--repeat N] [--opt-level N]
+
+Without MODEL it runs the bundled tiny ResNet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from woodpecker.errors import WoodpeckerError
+
+
+def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """'data=1x3x224x224' -> ('data', (1, 3, 224, 224))."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+        if any(d <= 0 for d in shape):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad --input-shape '{text}': expected NAME=DxDx..., e.g. data=1x3x224x224"
+        ) from None
+    return name, shape
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    min_ms: float
+
+
+def time_calls(fn: Callable[[], object], repeat: int, warmup: int = 2) -> Timing:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return Timing(statistics.median(samples), min(samples))
+
+
+def _summarize(array: np.ndarray) -> str:
+    flat = array.reshape(-1)
+    head = np.array2string(flat[:8], precision=5, separator=", ")
+    text = f"shape {tuple(array.shape)}, first values {head}"
+    if array.ndim == 2 and array.shape[0] == 1 and array.shape[1] > 1:
+        top = np.argsort(flat)[::-1][:3]
+        text += ", top-3 classes " + ", ".join(f"{i} ({flat[i]:.4f})" for i in top)
+    return text
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import woodpecker
+    from woodpecker.compiler import random_feeds
+
+    model_path = Path(args.model) if args.model else _bundled_model()
+    shapes = dict(args.input_shape or [])
+    print(f"model: {model_path}")
+    start = time.perf_counter()
+    compiled = woodpecker.compile(model_path, opt_level=args.opt_level, input_shapes=shapes or None)
+    compile_s = time.perf_counter() - start
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stats.stage_seconds.items())
+    print(f"compiled for cpu in {compile_s:.2f}s ({stages}); {compiled.stats.num_kernels} kernels; "
+          f"{'OpenMP on all cores' if compiled.stats.parallel else 'one core'}")
+    feeds = random_feeds(compiled, seed=args.seed)
+    outputs = compiled.run(None, feeds)
+    for name, value in zip(compiled.output_names, outputs, strict=True):
+        print(f"output '{name}': {_summarize(value)}")
+    ours = time_calls(lambda: compiled.run(None, feeds), args.repeat)
+    print(f"woodpecker latency: median {ours.median_ms:.3f} ms (min {ours.min_ms:.3f} ms, {args.repeat} runs)")
+    if args.no_compare:
+        return 0
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime is not installed: skipping the comparison (pip install 'woodpecker[ref]')")
+        return 0
+    session = ort.InferenceSession(_model_bytes(model_path, shapes), providers=["CPUExecutionProvider"])
+    expected = session.run(None, feeds)
+    worst = 0.0
+    agree = True
+    for name, got, ref in zip(compiled.output_names, outputs, expected, strict=True):
+        diff = float(np.max(np.abs(got.astype(np.float64) - ref))) if got.size else 0.0
+        ok = bool(np.allclose(got, ref, rtol=1e-4, atol=1e-5))
+        agree &= ok
+        worst = max(worst, diff)
+        print(f"agreement with onnxruntime on '{name}': max abs diff {diff:.3e} "
+              f"({'OK' if ok else 'MISMATCH'} at rtol=1e-4, atol=1e-5)")
+    theirs = time_calls(lambda: session.run(None, feeds), args.repeat)
+    print(f"onnxruntime latency: median {theirs.median_ms:.3f} ms (min {theirs.min_ms:.3f} ms)")
+    print(f"latency ratio woodpecker/onnxruntime: {ours.median_ms / theirs.median_ms:.2f}x")
+    return 0 if agree else 2
+
+
+def _bundled_model() -> Path:
+    from woodpecker.models import bundled_model_path
+
+    return bundled_model_path()
+
+
+def _model_bytes(path: Path, shapes: dict[str, tuple[int, ...]]) -> bytes:
+    """The model as onnxruntime should see it, with the same input shape overrides."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value in model.graph.input:
+        if value.name in shapes:
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, shapes[value.name], strict=True):
+                dim.Clear()
+                dim.dim_value = size
+    return model.SerializeToString()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wpk", description="Woodpecker inference compiler")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="compile a model for the CPU, run it, compare with onnxruntime")
+    run.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
+    run.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...",
+                     help="static shape for an input with symbolic dimensions (repeatable)")
+    run.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    run.add_argument("--repeat", type=int, default=20, help="timed runs (median reported)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    run.add_argument("--no-compare", action="store_true", help="do not run onnxruntime")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WoodpeckerError as err:
+        print(f"wpk: error: {err}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as err:
+        print(f"wpk: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
