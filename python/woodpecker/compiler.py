@@ -47,7 +47,7 @@ class CompileOptions:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
 
 
-def compile(  # noqa: A001 - the public name mirrors torch.compile / tvm
+def compile(
     model: str | os.PathLike | onnx.ModelProto | ImportedModel,
     target: str = "cpu",
     opt_level: int = 2,
@@ -108,8 +108,8 @@ def imported_from_module(module: ir.Module) -> ImportedModel:
         weights=WeightTable.from_module(module),
         input_names=inputs,
         output_names=outputs,
-        input_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(inputs, fn_type.inputs)},
-        output_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(outputs, fn_type.results)},
+        input_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(inputs, fn_type.inputs, strict=False)},
+        output_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(outputs, fn_type.results, strict=False)},
     )
 
 
