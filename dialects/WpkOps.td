@@ -150,8 +150,13 @@ def Wpk_TransposeOp : Wpk_Op<"transpose"> {
 }
 
 def Wpk_ConcatOp : Wpk_Op<"concat"> {
-  let summary = "Concatenate along one non-negative axis";
-  let arguments = (ins Variadic<F32Tensor>:$inputs, I64Attr:$axis);
+  let summary = "Concatenate two tensors along one non-negative axis";
+  let description = [{
+    Binary: IRDL binds one constraint variable to all values of a variadic
+    operand, so a variadic concat would demand equal input types. An ONNX
+    Concat of N inputs imports as a left-to-right chain of N-1 concats.
+  }];
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs, I64Attr:$axis);
   let results = (outs F32Tensor:$output);
 }
 

@@ -45,14 +45,15 @@ irdl.dialect @wpk {
     irdl.results(output: %3)
     irdl.attributes {"min" = %1, "max" = %2}
   }
-  // Concatenate along one non-negative axis
+  // Concatenate two tensors along one non-negative axis
   irdl.operation @concat {
     %0 = irdl.base "!builtin.tensor"
-    %1 = irdl.base "#builtin.integer"
-    %2 = irdl.base "!builtin.tensor"
-    irdl.operands(inputs: variadic %0)
-    irdl.results(output: %2)
-    irdl.attributes {"axis" = %1}
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"axis" = %2}
   }
   // A small constant tensor written inline
   irdl.operation @constant {
