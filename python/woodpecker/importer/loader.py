@@ -1,0 +1,229 @@
+"""Reading, validating and shape-inferring an ONNX model before conversion.
+
+Every failure becomes a `WoodpeckerError` with a one-line message (no protobuf
+or checker traceback chained to it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import onnx
+
+from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError
+from woodpecker.importer.converters import SUPPORTED_OPS
+
+MIN_OPSET = 11
+MAX_OPSET = 25
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checked model whose graph inputs are static and whose value shapes are inferred."""
+
+    model: onnx.ModelProto
+    opset: int
+
+
+def load_model(
+    model: str | os.PathLike | onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> LoadedModel:
+    """Parses, checks, applies `input_shapes`, requires static inputs and infers shapes."""
+    proto = read_model(model)
+    opset = default_opset(proto)
+    check_nodes(proto)
+    check_model(proto)
+    if input_shapes:
+        apply_input_shapes(proto, input_shapes)
+    check_graph_inputs(proto)
+    forget_recorded_shapes(proto)
+    inferred = infer_shapes(proto)
+    return LoadedModel(inferred, opset)
+
+
+def first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def read_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
+    """A private copy of `model` (a path or a ModelProto), external data loaded."""
+    if isinstance(model, onnx.ModelProto):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
+        return proto
+    if not isinstance(model, str | os.PathLike):
+        raise ModelLoadError(f"expected a path or an onnx.ModelProto, got {type(model).__name__}")
+    path = os.fspath(model)
+    try:
+        return onnx.load(path)
+    except OSError as error:
+        reason = error.strerror or first_line(error)
+        raise ModelLoadError(f"cannot read ONNX model '{path}': {reason}") from None
+    except Exception as error:  # protobuf DecodeError and friends
+        raise ModelLoadError(
+            f"'{path}' is not a valid ONNX model (protobuf parse failed: {first_line(error)})"
+        ) from None
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The opset version of the default ONNX domain; must lie in [MIN_OPSET, MAX_OPSET]."""
+    versions = [entry.version for entry in model.opset_import if entry.domain in DEFAULT_DOMAINS]
+    if not versions:
+        raise ModelLoadError("the model imports no opset of the default ONNX domain (ai.onnx)")
+    opset = int(versions[0])
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelLoadError(
+            f"the model uses ONNX opset {opset}; Woodpecker supports opsets {MIN_OPSET} to {MAX_OPSET} "
+            f"(convert it with onnx.version_converter.convert_version(model, 17))"
+        )
+    return opset
+
+
+def node_name(node: onnx.NodeProto, index: int) -> str:
+    """The name a node is reported under (and its MLIR location)."""
+    return node.name or f"{node.op_type}_{index}"
+
+
+def check_nodes(model: onnx.ModelProto) -> None:
+    """Rejects foreign domains and op types without a converter (before the checker does)."""
+    for index, node in enumerate(model.graph.node):
+        if node.domain not in DEFAULT_DOMAINS:
+            raise UnsupportedOperatorError(
+                node.op_type,
+                node_name(node, index),
+                f"operator domain '{node.domain}' is not supported (only the default ONNX domain is)",
+                supported=list(SUPPORTED_OPS),
+            )
+        if node.op_type not in SUPPORTED_OPS:
+            raise UnsupportedOperatorError(
+                node.op_type,
+                node_name(node, index),
+                "operator type is not supported",
+                supported=list(SUPPORTED_OPS),
+            )
+
+
+def check_model(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except Exception as error:
+        raise ModelLoadError(f"invalid ONNX model: {first_line(error)}") from None
+
+
+def _initializer_names(model: onnx.ModelProto) -> set[str]:
+    return {init.name for init in model.graph.initializer}
+
+
+def runtime_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Graph inputs that are fed at run time (not initializers)."""
+    constants = _initializer_names(model)
+    return [value for value in model.graph.input if value.name not in constants]
+
+
+def apply_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> None:
+    """Overwrites the declared shapes of graph inputs; drops stale intermediate shapes."""
+    inputs = {value.name: value for value in runtime_inputs(model)}
+    for name, shape in input_shapes.items():
+        if name not in inputs:
+            raise ShapeError(f"input_shapes names '{name}', which is not a graph input; inputs are {sorted(inputs)}")
+        dims = [int(d) for d in shape]
+        if any(d <= 0 for d in dims):
+            raise ShapeError(f"input_shapes['{name}'] = {list(shape)} must have positive dimensions")
+        tensor_type = inputs[name].type.tensor_type
+        if tensor_type.HasField("shape") and len(tensor_type.shape.dim) != len(dims):
+            raise ShapeError(
+                f"input_shapes['{name}'] = {dims} has rank {len(dims)} but the model declares "
+                f"rank {len(tensor_type.shape.dim)} for '{name}'"
+            )
+        tensor_type.shape.ClearField("dim")
+        for dim in dims:
+            tensor_type.shape.dim.add().dim_value = dim
+
+
+def forget_recorded_shapes(model: onnx.ModelProto) -> None:
+    """Drops the shapes an exporter recorded for intermediate values and outputs.
+
+    They are inferred afresh from the (possibly overridden) input shapes; stale or
+    exporter-specific ones would only make strict shape inference fail.
+    """
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        if output.type.tensor_type.HasField("shape"):
+            output.type.tensor_type.ClearField("shape")
+
+
+def _shape_text(dims: Sequence[onnx.TensorShapeProto.Dimension]) -> str:
+    parts = []
+    for dim in dims:
+        if dim.HasField("dim_value"):
+            parts.append(str(dim.dim_value))
+        else:
+            parts.append(dim.dim_param or "?")
+    return "[" + ", ".join(parts) + "]"
+
+
+def _fix_hint(name: str, example: Sequence[int]) -> str:
+    cli = "x".join(str(d) for d in example)
+    api = "(" + ", ".join(str(d) for d in example) + ("," if len(example) == 1 else "") + ")"
+    return (
+        f"give it a static shape with `--input-shape {name}={cli}` on the CLI "
+        f"or input_shapes={{'{name}': {api}}} in the API"
+    )
+
+
+def check_graph_inputs(model: onnx.ModelProto) -> None:
+    """Every runtime input must be a float32 tensor of static, positive shape."""
+    for value in runtime_inputs(model):
+        name = value.name
+        if not value.type.HasField("tensor_type"):
+            raise ShapeError(f"graph input '{name}' is not a tensor; only float32 tensors are supported")
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise ShapeError(
+                f"graph input '{name}' has element type "
+                f"{onnx.TensorProto.DataType.Name(tensor_type.elem_type)}; "
+                "Woodpecker compiles float32 (FLOAT) inputs only"
+            )
+        if not tensor_type.HasField("shape"):
+            raise ShapeError(f"graph input '{name}' has no shape (unknown rank); " + _fix_hint(name, (1, 3, 224, 224)))
+        dims = tensor_type.shape.dim
+        if any(d.HasField("dim_value") and d.dim_value <= 0 for d in dims):
+            raise ShapeError(
+                f"graph input '{name}' has shape {_shape_text(dims)} with an empty (zero-sized) "
+                "dimension; Woodpecker does not compile empty tensors"
+            )
+        static = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if None in static:
+            example = [d if d is not None else 1 for d in static]
+            bad = static.index(None)
+            raise ShapeError(
+                f"graph input '{name}' has shape {_shape_text(dims)} with a dynamic dimension "
+                f"(dimension {bad}); " + _fix_hint(name, example)
+            )
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as error:
+        raise ShapeError(f"ONNX shape inference failed: {first_line(error)}") from None
+
+
+def check_graph_outputs(model: onnx.ModelProto) -> None:
+    """Every graph output must be float32 (checked after conversion, which explains more)."""
+    for value in model.graph.output:
+        tensor_type = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            kind = (
+                onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+                if value.type.HasField("tensor_type")
+                else "a non-tensor type"
+            )
+            raise ShapeError(
+                f"graph output '{value.name}' has element type {kind}; Woodpecker compiles float32 (FLOAT) outputs only"
+            )

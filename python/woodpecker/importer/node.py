@@ -1,0 +1,186 @@
+"""`NodeContext`: what a converter sees of one ONNX node.
+
+It gives typed access to attributes, operands (as MLIR values or numpy
+constants), result shapes (computed, or from ONNX shape inference), and builds
+`wpk` ops at the node's location.
+Errors it raises name the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from mlir import ir
+
+from woodpecker.dialect import create_op, shape_of, tensor_type
+from woodpecker.errors import ShapeError, UnsupportedOperatorError
+from woodpecker.importer.values import ValueMap
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    """What ONNX shape inference knows about one value."""
+
+    elem_type: int
+    shape: tuple[int, ...] | None  # None: unknown or not fully static
+
+    @property
+    def type_name(self) -> str:
+        return onnx.TensorProto.DataType.Name(self.elem_type)
+
+
+def read_attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    """Attribute name -> Python value (strings decoded, tensors as numpy arrays)."""
+    attrs: dict[str, Any] = {}
+    for attr in node.attribute:
+        value = onnx.helper.get_attribute_value(attr)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        elif isinstance(value, onnx.TensorProto):
+            value = onnx.numpy_helper.to_array(value)
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8") for v in value]
+        attrs[attr.name] = value
+    return attrs
+
+
+@dataclass
+class NodeContext:
+    """One ONNX node during conversion."""
+
+    node: onnx.NodeProto
+    name: str
+    opset: int
+    values: ValueMap
+    infos: dict[str, ValueInfo]
+    used: set[str]
+    supported: Sequence[str]
+    attrs: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.attrs = read_attributes(self.node)
+
+    # -- identity ---------------------------------------------------------
+
+    @property
+    def op_type(self) -> str:
+        return self.node.op_type
+
+    @property
+    def loc(self) -> ir.Location:
+        return ir.Location.name(self.name)
+
+    def unsupported(self, reason: str) -> UnsupportedOperatorError:
+        return UnsupportedOperatorError(self.op_type, self.name, reason, supported=list(self.supported))
+
+    def shape_error(self, reason: str) -> ShapeError:
+        return ShapeError(f"node '{self.name}' (op {self.op_type}): {reason}")
+
+    # -- attributes ---------------------------------------------------------
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def attr_ints(self, name: str, default: Sequence[int] | None = None) -> list[int] | None:
+        value = self.attrs.get(name)
+        if value is None:
+            return None if default is None else [int(v) for v in default]
+        return [int(v) for v in value]
+
+    # -- inputs -------------------------------------------------------------
+
+    def has_input(self, index: int) -> bool:
+        return index < len(self.node.input) and self.node.input[index] != ""
+
+    def input_name(self, index: int) -> str:
+        return self.node.input[index]
+
+    def is_constant(self, index: int) -> bool:
+        return self.has_input(index) and self.values.is_constant(self.input_name(index))
+
+    def constant(self, index: int, what: str) -> np.ndarray:
+        """Input `index` read as a numpy array; it must be an initializer or Constant output."""
+        if not self.has_input(index):
+            raise self.unsupported(f"input {what} is missing")
+        name = self.input_name(index)
+        if not self.values.is_constant(name):
+            raise self.unsupported(
+                f"input {what} ('{name}') must be a constant (initializer or Constant node), it is computed at run time"
+            )
+        return self.values.constants[name]
+
+    def optional_constant(self, index: int, what: str) -> np.ndarray | None:
+        return self.constant(index, what) if self.has_input(index) else None
+
+    def tensor(self, index: int) -> ir.Value:
+        """Input `index` as an f32 tensor value (materializing constants)."""
+        if not self.has_input(index):
+            raise self.unsupported(f"required input {index} is missing")
+        name = self.input_name(index)
+        if not self.values.has(name):
+            raise self.unsupported(f"input '{name}' is not produced by any node or graph input")
+        try:
+            return self.values.tensor(name, self.loc)
+        except TypeError:
+            dtype = self.values.constants[name].dtype
+            raise self.unsupported(f"input '{name}' holds {dtype} data; only float32 tensors are supported") from None
+
+    def input_shape(self, index: int) -> list[int]:
+        name = self.input_name(index)
+        if self.values.is_constant(name):
+            return list(self.values.constants[name].shape)
+        return shape_of(self.values.values[name])
+
+    # -- outputs ------------------------------------------------------------
+
+    def output_used(self, index: int) -> bool:
+        return index < len(self.node.output) and self.node.output[index] != "" and self.node.output[index] in self.used
+
+    def output_shape(self, index: int, computed: Callable[[], Sequence[int]] | None = None) -> list[int]:
+        """The static shape of output `index`; also requires the output to be float32.
+
+        `computed` derives it from the operand shapes and attributes; where it is given it
+        wins over ONNX shape inference, which is used when it is not. (ONNX inference can
+        disagree with onnxruntime, e.g. for ceil_mode pooling whose last window would start
+        in the padding, and a wrong shape there would poison every later inferred shape.)
+        """
+        name = self.node.output[index]
+        info = self.infos.get(name)
+        if info is not None and info.elem_type not in (0, onnx.TensorProto.FLOAT):
+            raise self.unsupported(f"output '{name}' has element type {info.type_name}; only float32 data is supported")
+        if computed is not None:
+            return [int(d) for d in self.compute(computed)]
+        if info is None or info.shape is None:
+            raise self.shape_error(f"the shape of output '{name}' is unknown or not static")
+        return list(info.shape)
+
+    # -- building -----------------------------------------------------------
+
+    def emit(
+        self,
+        op: str,
+        operands: Sequence[ir.Value],
+        shape: Sequence[int],
+        attributes: dict[str, ir.Attribute] | None = None,
+    ) -> ir.Value:
+        """Creates one `wpk` op with a single f32 result of `shape` at this node's location."""
+        return create_op(op, operands, [tensor_type(shape)], attributes, self.loc).result
+
+    def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Calls a shape function; its ValueError becomes a ShapeError naming the node."""
+        try:
+            return fn(*args)
+        except ValueError as error:
+            raise self.shape_error(str(error)) from None
+
+    def check(self, condition: bool, reason: str) -> None:
+        """Raises a ShapeError naming the node unless `condition`."""
+        if not condition:
+            raise self.shape_error(reason)
+
+    def shape_of(self, value: ir.Value) -> list[int]:
+        return shape_of(value)

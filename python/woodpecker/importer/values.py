@@ -1,0 +1,85 @@
+"""The importer's map from ONNX value names to MLIR values or numpy constants.
+
+Initializers and Constant-node outputs stay numpy arrays until an op needs them
+as a tensor operand; then they are materialized once as `wpk.weight`
+(dense_resource, registered in the WeightTable) or, when tiny, `wpk.constant`.
+Constants read as shapes/axes/pads never become ops.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from mlir import ir
+
+from woodpecker.dialect import create_op, tensor_type, weight_attr
+from woodpecker.dialect.weights import WeightTable, resource_name
+
+# Constants with at most this many elements are written inline as `wpk.constant`.
+INLINE_MAX_ELEMENTS = 1
+
+_NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize_resource_name(name: str) -> str:
+    """An MLIR-friendly resource key: [A-Za-z0-9_], starting with a letter or '_'."""
+    clean = _NOT_IDENTIFIER.sub("_", name)
+    if not clean or not (clean[0].isalpha() or clean[0] == "_"):
+        clean = "w_" + clean
+    return clean
+
+
+def is_float_array(array: np.ndarray) -> bool:
+    return array.dtype.kind == "f"
+
+
+@dataclass
+class ValueMap:
+    """ONNX value name -> MLIR value (a computed tensor) or numpy array (a known constant)."""
+
+    weights: WeightTable = field(default_factory=WeightTable)
+    values: dict[str, ir.Value] = field(default_factory=dict)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    _materialized: dict[str, ir.Value] = field(default_factory=dict)
+
+    def has(self, name: str) -> bool:
+        return name in self.values or name in self.constants
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.constants
+
+    def set_value(self, name: str, value: ir.Value) -> None:
+        self.values[name] = value
+
+    def set_constant(self, name: str, array: np.ndarray) -> None:
+        self.constants[name] = np.asarray(array)
+
+    def tensor(self, name: str, loc: ir.Location) -> ir.Value:
+        """The f32 tensor value of `name`, materializing a (float) constant on first use.
+
+        Must be called with an insertion point set. Raises TypeError for non-float constants.
+        """
+        if name in self.values:
+            return self.values[name]
+        if name in self._materialized:
+            return self._materialized[name]
+        array = self.constants[name]
+        if not is_float_array(array):
+            raise TypeError(f"constant '{name}' has dtype {array.dtype}, not a float type")
+        value = materialize(array.astype(np.float32), name, self.weights, loc)
+        self._materialized[name] = value
+        return value
+
+
+def materialize(array: np.ndarray, name: str, weights: WeightTable, loc: ir.Location) -> ir.Value:
+    """A `wpk.constant` (tiny arrays) or `wpk.weight` op holding the f32 `array`."""
+    array = np.asarray(array, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
+    result_type = tensor_type(array.shape)
+    if array.size <= INLINE_MAX_ELEMENTS:
+        attr = ir.DenseElementsAttr.get(array, shape=list(array.shape))
+        return create_op("constant", [], [result_type], {"value": attr}, loc).result
+    attr = weight_attr(array, sanitize_resource_name(name))
+    weights.add(resource_name(attr), array)
+    return create_op("weight", [], [result_type], {"value": attr}, loc).result
