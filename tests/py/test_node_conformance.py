@@ -1,0 +1,83 @@
+"""ONNX backend node tests, compiled with `woodpecker.compile` and compared with the ONNX expected outputs.
+
+Selection: every node test whose graph only uses op types in `woodpecker.importer.SUPPORTED_OPS`
+(matched on the ops present in model.onnx, not on test names); one pytest test per ONNX test name.
+Data: generated once per machine from onnx's generators (conformance/data.py; cache in
+`<repo>/.cache/onnx-node-tests/<onnx version>/` or `$WPK_NODE_TEST_DIR`).
+Tolerance: rtol=1e-4, atol=1e-5 for every op (conformance.RTOL/ATOL; TOLERANCE_OVERRIDES only where
+the ONNX expected data is rounded).
+Operands that Woodpecker takes as attributes (Reshape shape, Pad pads, Clip min/max, ...) are frozen
+into initializers when a test feeds them as graph inputs (conformance.FROZEN_INPUTS).
+
+A test is skipped ONLY by one of these rules, with the reason shown by `pytest -ra`:
+  1. a non-f32 input or output (after freezing); the reason names the tensor and its dtype;
+  2. `woodpecker.compile` raises UnsupportedOperatorError or ShapeError and the test is in KNOWN_LIMITATIONS.
+Any other UnsupportedOperatorError, any other exception, or a numeric mismatch FAILS.
+
+Per-op pass/fail/skip table: printed at the end of the pytest run (conftest.py), or run
+`python tools/conformance_report.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import woodpecker
+from conformance import NodeCase, SkipCase, check_node_case, load_index, select_cases
+from woodpecker.errors import ShapeError, UnsupportedOperatorError
+from woodpecker.importer import SUPPORTED_OPS
+
+_POOL_1D = "1-D pooling (wpk pooling ops are 2-D, NCHW)"
+_POOL_3D = "3-D pooling (wpk pooling ops are 2-D, NCHW)"
+_TRAINING_DROPOUT = "training-mode Dropout (random mask; Woodpecker compiles inference graphs)"
+
+# Documented limitations: test name -> reason. A test listed here is skipped only if
+# woodpecker.compile raises LIMITATION_ERRORS for it; if it compiles, it runs and must pass.
+KNOWN_LIMITATIONS: dict[str, str] = {
+    "test_averagepool_1d_default": _POOL_1D,
+    "test_maxpool_1d_default": _POOL_1D,
+    "test_averagepool_3d_default": _POOL_3D,
+    "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False": _POOL_3D,
+    "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True": _POOL_3D,
+    "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False": _POOL_3D,
+    "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True": _POOL_3D,
+    "test_averagepool_3d_dilations_small": _POOL_3D,
+    "test_maxpool_3d_default": _POOL_3D,
+    "test_maxpool_3d_dilations": _POOL_3D,
+    "test_maxpool_3d_dilations_use_ref_impl": _POOL_3D,
+    "test_maxpool_3d_dilations_use_ref_impl_large": _POOL_3D,
+    "test_batchnorm_epsilon_training_mode": "training-mode BatchNormalization (batch statistics, 3 outputs)",
+    "test_batchnorm_example_training_mode": "training-mode BatchNormalization (batch statistics, 3 outputs)",
+    "test_training_dropout": _TRAINING_DROPOUT,
+    "test_training_dropout_default": _TRAINING_DROPOUT,
+    "test_training_dropout_zero_ratio": _TRAINING_DROPOUT,
+    "test_reshape_allowzero_reordered": "empty (zero-sized) tensors are not compiled",
+}
+LIMITATION_ERRORS = (UnsupportedOperatorError, ShapeError)
+
+CASES: list[NodeCase] = select_cases(SUPPORTED_OPS)
+
+
+@pytest.mark.parametrize("node_case", CASES, ids=str)
+def test_node(node_case: NodeCase, node_test_dir: Path) -> None:
+    case = dataclasses.replace(node_case, directory=node_test_dir / "node" / node_case.name)
+    try:
+        check_node_case(case, woodpecker.compile, KNOWN_LIMITATIONS, LIMITATION_ERRORS)
+    except SkipCase as exc:
+        pytest.skip(str(exc))
+
+
+def test_known_limitations_name_real_tests(node_test_dir: Path) -> None:
+    """Every KNOWN_LIMITATIONS key is an existing ONNX node test (catches typos and renames)."""
+    tests = load_index(node_test_dir)["tests"]
+    unknown = sorted(set(KNOWN_LIMITATIONS) - set(tests))
+    assert not unknown, f"KNOWN_LIMITATIONS names tests that onnx does not have: {unknown}"
+
+
+def test_every_supported_op_is_exercised() -> None:
+    """Each supported op appears in at least one selected node test (else the table hides it)."""
+    used = set().union(*(c.ops for c in CASES)) if CASES else set()
+    missing = sorted(set(SUPPORTED_OPS) - used)
+    assert not missing, f"supported ops without any ONNX node test: {missing}"
