@@ -34,9 +34,7 @@ def _matmul_module(m: int, k: int, n: int, weight: np.ndarray) -> ir.Module:
         op = create_op("weight", [], [tensor_type([k, n])], {"value": weight_attr(weight, "w")})
     block.arguments[1].replace_all_uses_with(op.results[0])
     block.erase_argument(1)
-    fn.attributes["function_type"] = ir.TypeAttr.get(
-        ir.FunctionType.get([tensor_type([m, k])], [tensor_type([m, n])])
-    )
+    fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get([tensor_type([m, k])], [tensor_type([m, n])]))
     return module
 
 
@@ -84,7 +82,7 @@ def test_pipeline_text_parallel_and_serial() -> None:
 def test_backend_rejects_unlowered_ops_with_compilation_error() -> None:
     with create_context(), ir.Location.unknown():
         module = ir.Module.parse(
-            'func.func @main(%x: tensor<2xf32>) -> tensor<2xf32> {\n'
+            "func.func @main(%x: tensor<2xf32>) -> tensor<2xf32> {\n"
             '  %0 = "wpk.relu"(%x) : (tensor<2xf32>) -> tensor<2xf32>\n'
             "  return %0 : tensor<2xf32>\n}"
         )
