@@ -1,0 +1,308 @@
+"""Registry of Woodpecker's Python passes and a pass-pipeline builder that mixes them with upstream ones.
+
+Woodpecker passes are Python callables `(op, pass_) -> None` run through
+`PassManager.add(callable)`; the MLIR bindings cannot register them by name, so
+a textual pipeline such as
+
+    builtin.module(wpk-verify,wpk-lower-to-linalg,canonicalize,func.func(cse))
+
+is split here: top-level `wpk-*` elements become Python passes, every other
+element is handed to MLIR's own pipeline parser (`PassManager.add(str)`), in order.
+Pass modules are imported only when a pipeline uses them, so a missing or broken
+module does not break tools that merely list the passes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mlir import ir
+from mlir.passmanager import PassManager
+
+from woodpecker.errors import WoodpeckerError
+
+PassCallable = Callable[[ir.Operation, Any], None]
+
+# Named pipelines, usable as `--NAME` in wpk-opt and as an element of a pipeline.
+GRAPH_PIPELINES: dict[str, str] = {
+    "wpk-lower": "builtin.module(wpk-verify,wpk-lower-to-linalg,canonicalize,cse)",
+}
+
+WPK_PREFIX = "wpk-"
+
+
+class PassPipelineError(WoodpeckerError, ValueError):
+    """A pass pipeline names an unknown pass, has bad syntax or misuses a wpk pass."""
+
+
+@dataclass(frozen=True)
+class LazyPass:
+    """A pass callable `module:attr`, imported on first use.
+
+    `style` "pass": the callable is a pass, `f(op, pass_)`. "function": it is a plain
+    transformation `f(op)`; a ValueError it raises becomes an error diagnostic at
+    `op`'s location and a pass failure.
+    """
+
+    module: str
+    attr: str
+    style: str = "pass"
+
+    def load(self) -> PassCallable:
+        """Imports the pass; raises ImportError/AttributeError if it is unavailable.
+
+        The returned callable runs the target with `op`'s context active.
+        """
+        target = getattr(importlib.import_module(self.module), self.attr)
+        if self.style == "pass":
+
+            def run(op: ir.Operation, pass_: Any) -> None:
+                with op.context:
+                    target(op, pass_)
+
+        else:
+
+            def run(op: ir.Operation, pass_: Any) -> None:
+                with op.context:
+                    try:
+                        target(op)
+                    except ValueError as err:
+                        op.location.emit_error(f"{self.attr}: {err}")
+                        pass_.signal_pass_failure()
+
+        run.__name__ = self.attr
+        return run
+
+    def __call__(self, op: ir.Operation, pass_: Any) -> None:
+        self.load()(op, pass_)
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    """A Woodpecker Python pass: its pipeline name, a one-line summary and its callable."""
+
+    name: str
+    summary: str
+    run: PassCallable
+
+    def load(self) -> PassCallable:
+        """The callable itself, importing it now if it is lazy (raises if unavailable)."""
+        return self.run.load() if isinstance(self.run, LazyPass) else self.run
+
+    def unavailable_reason(self) -> str | None:
+        """None if the pass can be loaded, else why not."""
+        try:
+            self.load()
+        except (ImportError, AttributeError) as err:
+            return f"{type(err).__name__}: {err}"
+        return None
+
+
+def wpk_passes() -> dict[str, PassInfo]:
+    """All Woodpecker passes by name (built on each call; nothing is imported)."""
+    # Names and summaries are those declared in passes/WpkPasses.td.
+    infos = [
+        PassInfo(
+            "wpk-verify",
+            "Check what IRDL cannot: static f32 tensors, ranks and attribute lengths",
+            LazyPass("woodpecker.verify", "wpk_verify_pass"),
+        ),
+        PassInfo(
+            "wpk-lower-to-linalg",
+            "Lower every wpk op to linalg, tensor, arith and math on tensors",
+            LazyPass("woodpecker.lowering", "lower_to_linalg"),
+        ),
+        PassInfo(
+            "wpk-outline-weights",
+            "Turn the wpk.weight ops of @main into trailing function arguments",
+            LazyPass("woodpecker.backend.outline_weights", "outline_weights", style="function"),
+        ),
+    ]
+    return {info.name: info for info in infos}
+
+
+# ----------------------------------------------------------------------------
+# Textual pipelines.
+
+
+@dataclass
+class PipelineElement:
+    """One element of a textual pipeline: `name`, `name{options}` or `anchor(nested,...)`."""
+
+    name: str
+    options: str | None = None
+    nested: list[PipelineElement] | None = None
+    text: str = ""
+
+    def contains_wpk(self) -> list[str]:
+        """Names of wpk passes/aliases anywhere inside this element's nested pipeline."""
+        found = []
+        for child in self.nested or []:
+            if child.name.startswith(WPK_PREFIX) or child.name in GRAPH_PIPELINES:
+                found.append(child.name)
+            found.extend(child.contains_wpk())
+        return found
+
+
+@dataclass
+class _Parser:
+    text: str
+    pos: int = 0
+
+    def error(self, msg: str) -> PassPipelineError:
+        caret = " " * self.pos + "^"
+        return PassPipelineError(f"invalid pass pipeline: {msg}\n  {self.text}\n  {caret}")
+
+    def skip_ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def options(self) -> str:
+        """The text inside a balanced `{...}` starting at pos (nested braces and quotes respected)."""
+        depth, start, quote = 0, self.pos, ""
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            self.pos += 1
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return self.text[start + 1 : self.pos - 1]
+        self.pos = start
+        raise self.error("unbalanced '{'")
+
+    def element(self) -> PipelineElement:
+        self.skip_ws()
+        start = self.pos
+        while self.pos < len(self.text) and not (self.peek() in "{}(),\"'" or self.peek().isspace()):
+            self.pos += 1
+        name = self.text[start : self.pos]
+        if not name:
+            raise self.error("expected a pass or op name")
+        self.skip_ws()
+        elem = PipelineElement(name)
+        if self.peek() == "{":
+            elem.options = self.options()
+            self.skip_ws()
+        if self.peek() == "(":
+            self.pos += 1
+            elem.nested = self.elements(")")
+            self.pos += 1
+        elem.text = self.text[start : self.pos].strip()
+        return elem
+
+    def elements(self, end: str = "") -> list[PipelineElement]:
+        """Comma-separated elements up to `end` (a closing paren) or the end of the text."""
+        items: list[PipelineElement] = []
+        self.skip_ws()
+        if self.peek() == end:
+            return items
+        while True:
+            items.append(self.element())
+            self.skip_ws()
+            if self.peek() == end:
+                return items
+            if self.peek() != ",":
+                raise self.error("expected ',' or ')'" if end or self.peek() == ")" else "expected ','")
+            self.pos += 1
+
+
+def parse_pipeline(pipeline: str) -> list[PipelineElement]:
+    """Top-level elements of `pipeline`; a `builtin.module(...)` wrapper is removed.
+
+    Without the wrapper, the text is taken as the element list of `builtin.module`.
+    """
+    elements = _Parser(pipeline.strip()).elements()
+    if len(elements) == 1 and elements[0].name == "builtin.module" and elements[0].nested is not None:
+        if elements[0].options is not None:
+            raise PassPipelineError("invalid pass pipeline: 'builtin.module' takes no options")
+        return elements[0].nested
+    return elements
+
+
+def _known_passes_text(passes: dict[str, PassInfo]) -> str:
+    names = sorted(passes)
+    aliases = sorted(GRAPH_PIPELINES)
+    return (
+        f"known wpk passes: {', '.join(names)}; pipeline aliases: {', '.join(aliases)}; "
+        "every upstream MLIR pass (as accepted by mlir-opt) is accepted too"
+    )
+
+
+def expand_pipeline(pipeline: str, _depth: int = 0) -> list[PipelineElement]:
+    """Top-level elements with pipeline aliases (`wpk-lower`) replaced by their elements."""
+    if _depth > 8:
+        raise PassPipelineError("pipeline aliases nest too deeply")
+    text = pipeline.strip()
+    if text in GRAPH_PIPELINES:
+        text = GRAPH_PIPELINES[text]
+    out: list[PipelineElement] = []
+    for elem in parse_pipeline(text):
+        if elem.name in GRAPH_PIPELINES and elem.nested is None:
+            if elem.options is not None:
+                raise PassPipelineError(f"pipeline alias '{elem.name}' takes no options")
+            out.extend(expand_pipeline(GRAPH_PIPELINES[elem.name], _depth + 1))
+        else:
+            out.append(elem)
+    return out
+
+
+def _mlir_pipeline_error(message: str, element: str) -> str:
+    """MLIR's pipeline-parser message on one line, without its echo of the input and caret."""
+    lines = []
+    for line in message.splitlines():
+        line = re.sub(r"^MLIR Textual PassPipeline Parser:\d+:\d+: error: ", "", line.strip())
+        if line and line != element and set(line) - set("^~ "):
+            lines.append(line)
+    return "; ".join(lines) or message.strip()
+
+
+def build_pass_manager(pipeline: str, context: ir.Context | None = None) -> PassManager:
+    """A PassManager on `builtin.module` running `pipeline`.
+
+    `pipeline` is `builtin.module(a,b{opt=1},func.func(c))`, the bare element list
+    `a,b{opt=1},func.func(c)`, or a name from GRAPH_PIPELINES. Top-level `wpk-*`
+    elements are Woodpecker passes; every other element goes to MLIR's parser.
+    Raises PassPipelineError (a ValueError) on syntax errors and unknown passes.
+    """
+    passes = wpk_passes()
+    pm = PassManager("builtin.module", context=context)
+    for elem in expand_pipeline(pipeline):
+        if elem.name.startswith(WPK_PREFIX) and elem.nested is None:
+            info = passes.get(elem.name)
+            if info is None:
+                raise PassPipelineError(f"unknown wpk pass '{elem.name}'; {_known_passes_text(passes)}")
+            if elem.options is not None:
+                raise PassPipelineError(f"wpk pass '{elem.name}' takes no options, got '{{{elem.options}}}'")
+            try:
+                run = info.load()
+            except (ImportError, AttributeError) as err:
+                raise PassPipelineError(f"wpk pass '{elem.name}' is unavailable: {err}") from err
+            pm.add(run, name=info.name, argument=info.name, description=info.summary)
+            continue
+        inner_wpk = elem.contains_wpk()
+        if inner_wpk:
+            raise PassPipelineError(
+                f"wpk passes run on the whole module and must be top-level elements of "
+                f"builtin.module(...): '{inner_wpk[0]}' is nested in '{elem.name}(...)'"
+            )
+        try:
+            pm.add(elem.text)
+        except ValueError as err:
+            detail = _mlir_pipeline_error(str(err), elem.text)
+            raise PassPipelineError(
+                f"invalid pass pipeline element '{elem.text}': {detail}\n{_known_passes_text(passes)}"
+            ) from err
+    return pm

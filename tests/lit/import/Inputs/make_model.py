@@ -1,0 +1,60 @@
+"""Writes a small ONNX model for the import lit tests: make_model.py KIND OUT.onnx."""
+
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def conv_relu_pool():
+    w = numpy_helper.from_array(np.arange(4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3) / 100, "conv.weight")
+    b = numpy_helper.from_array(np.linspace(-1, 1, 4, dtype=np.float32), "conv.bias")
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight", "conv.bias"], ["c"], name="conv1",
+                         kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu1"),
+        helper.make_node("MaxPool", ["r"], ["p"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["p"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["y"], name="flatten", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "conv_relu_pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[w, b],
+    )
+    return graph
+
+
+def gemm_softmax():
+    w = numpy_helper.from_array(np.ones((10, 4), dtype=np.float32), "fc.weight")
+    b = numpy_helper.from_array(np.zeros(10, dtype=np.float32), "fc.bias")
+    nodes = [
+        helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["z"], name="fc", transB=1),
+        helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=-1),
+    ]
+    return helper.make_graph(
+        nodes, "gemm_softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])],
+        initializer=[w, b],
+    )
+
+
+def unsupported():
+    nodes = [helper.make_node("Hardmax", ["x"], ["y"], name="odd_node")]
+    return helper.make_graph(
+        nodes, "unsupported",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    )
+
+
+KINDS = {"conv_relu_pool": conv_relu_pool, "gemm_softmax": gemm_softmax, "unsupported": unsupported}
+
+if __name__ == "__main__":
+    kind, out = sys.argv[1], sys.argv[2]
+    model = helper.make_model(KINDS[kind](), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, out)

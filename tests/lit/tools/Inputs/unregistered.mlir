@@ -1,0 +1,4 @@
+func.func @f() {
+  %0 = "mydialect.op"() : () -> i32
+  return
+}
