@@ -115,7 +115,8 @@ def imported_from_module(module: ir.Module) -> ImportedModel:
 
 def _count_kernels(module: ir.Module) -> int:
     ops = main_func(module).regions[0].blocks[0].operations
-    return sum(1 for op in ops if op.operation.name.startswith("wpk.") and op.operation.name != "wpk.constant")
+    data = ("wpk.weight", "wpk.constant")
+    return sum(1 for op in ops if op.operation.name.startswith("wpk.") and op.operation.name not in data)
 
 
 def _run_upstream(module: ir.Module, pipeline: str) -> None:
