@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from mlir.passmanager import PassManager
 from mlir.runtime import get_ranked_memref_descriptor
 
 from woodpecker.backend.outline_weights import main_func
+from woodpecker.backend.parallelize import ParallelOptions, parallelize
 from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
@@ -24,6 +26,7 @@ class CpuOptions:
 
     llvm_opt_level: int = 3
     parallel: bool = True
+    threads: int | None = None  # None: every core this process may run on
 
 
 @dataclass
@@ -49,6 +52,11 @@ class CpuExecutable:
         return outputs
 
 
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _memref_arg(array: np.ndarray) -> ctypes.c_void_p:
     return ctypes.pointer(ctypes.pointer(get_ranked_memref_descriptor(array)))
 
@@ -72,6 +80,8 @@ def compile_cpu(module: ir.Module, options: CpuOptions | None = None) -> CpuExec
     fn = main_func(module)
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
+    if parallel:
+        parallelize(module, ParallelOptions(threads=options.threads or available_cores()))
     lower_to_llvm(module, parallel)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     try:

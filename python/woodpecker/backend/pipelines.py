@@ -9,8 +9,9 @@ BUFFERIZE = (
     "buffer-deallocation-pipeline"
 )
 
-# Loops: parallel linalg dimensions become scf.parallel; with OpenMP they run on all cores.
-LOOPS_PARALLEL = "func.func(convert-linalg-to-parallel-loops),convert-scf-to-openmp"
+# Loops: the scf.forall made by backend/parallelize.py become OpenMP parallel loops; the
+# linalg ops inside (and every op too small to split) become plain serial loops.
+LOOPS_PARALLEL = "func.func(scf-forall-to-parallel),func.func(convert-linalg-to-loops),convert-scf-to-openmp"
 LOOPS_SERIAL = "func.func(convert-linalg-to-loops)"
 
 TO_LLVM = (
