@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from test_node_conformance import KNOWN_LIMITATIONS, LIMITATION_ERRORS
+
     from woodpecker.importer import SUPPORTED_OPS
 
     ops = [o.strip() for o in args.ops.split(",")] if args.ops else sorted(SUPPORTED_OPS)

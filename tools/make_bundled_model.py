@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "python"))
 
 import onnx  # noqa: E402
+
 from woodpecker.models import bundled_model_path, tiny_resnet  # noqa: E402
 
 MAX_BYTES = 2 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mlir import ir
+
 from woodpecker.backend import compile_cpu, outline_weights
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.backend.pipelines import cpu_pipeline

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import woodpecker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
+
+import woodpecker
 
 RTOL, ATOL = 1e-5, 1e-6
 NUMPY_OPS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}

@@ -12,6 +12,7 @@ import onnx
 import pytest
 from mlir import ir
 from onnx import TensorProto, helper, numpy_helper
+
 from woodpecker.dialect import attr_bool, attr_float, attr_int, attr_ints, attr_str, create_context, shape_of
 from woodpecker.dialect.weights import WeightTable
 from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError

@@ -12,6 +12,7 @@ import pytest
 from mlir import ir
 from mlir.dialects import func
 from mlir.passmanager import PassManager
+
 from woodpecker.backend import compile_cpu
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.dialect import (

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlir import ir
+
 from woodpecker import passes
 from woodpecker.dialect import create_context
 from woodpecker.passes import (
