@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
@@ -18,19 +17,9 @@ import onnxruntime as ort
 
 import woodpecker
 from woodpecker.backend.cpu import CpuOptions
+from woodpecker.cli import time_calls
 from woodpecker.compiler import CompileOptions
 from woodpecker.models.builders import tiny_resnet
-
-
-def median_ms(fn, repeat: int) -> float:
-    for _ in range(3):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -51,7 +40,7 @@ def main() -> None:
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         build_s = time.perf_counter() - start
         reference = session.run(None, {name: x})[0] if reference is None else reference
-        rows.append((label, build_s, median_ms(lambda s=session: s.run(None, {name: x}), args.repeat), 0.0))
+        rows.append((label, build_s, time_calls(lambda s=session: s.run(None, {name: x}), args.repeat).median_ms, 0.0))
     for label, parallel in (("woodpecker", True), ("woodpecker 1 core", False)):
         options = CompileOptions(cpu=CpuOptions(parallel=parallel))
         start = time.perf_counter()
@@ -59,7 +48,8 @@ def main() -> None:
         build_s = time.perf_counter() - start
         out = compiled.run(None, {name: x})[0]
         diff = float(np.max(np.abs(out.astype(np.float64) - reference)))
-        rows.append((label, build_s, median_ms(lambda c=compiled: c.run(None, {name: x}), args.repeat), diff))
+        timing = time_calls(lambda c=compiled: c.run(None, {name: x}), args.repeat)
+        rows.append((label, build_s, timing.median_ms, diff))
 
     base = rows[0][2]
     print(f"tiny_resnet, 1x3x{args.image}x{args.image}, {os.cpu_count()} cores, median of {args.repeat} runs")
