@@ -7,7 +7,15 @@
 // and the op documentation (docs/WpkOps.md, `mlir-tblgen -gen-op-doc`).
 //
 // IRDL has no optional attributes: every attribute below is required, and the
-// importer always writes every one of them. Operands may be Optional/Variadic.
+// importer always writes every one of them. Operands may be Optional/Variadic;
+// an op with several Optional operands carries an `operandSegmentSizes`
+// attribute (array<i32: ...>, one 0/1 entry per operand; IRDL checks it).
+//
+// Graph optimization (python/woodpecker/graph/, docs/DESIGN.md) rewrites the
+// imported ops into kernels: after it, every op of `func.func @main` other than
+// `wpk.weight` and `wpk.constant` is one kernel. The fused kernels below
+// describe their elementwise work as a list of *steps* (see the dialect
+// description).
 //===----------------------------------------------------------------------===//
 
 include "mlir/IR/OpBase.td"
@@ -22,6 +30,27 @@ def Wpk_Dialect : Dialect {
   let description = [{
     Inference-time graph operations on statically shaped f32 tensors, imported
     from ONNX. Each op after graph optimization is one kernel.
+
+    The fused kernels (`wpk.elementwise`, `wpk.fused_conv2d`,
+    `wpk.fused_matmul`, `wpk.fused_gemm`) describe their elementwise work in
+    one step language.
+
+    Steps (an array of strings), applied in order to the running value `v`:
+
+    | step | result | side operand | params |
+    | --- | --- | --- | --- |
+    | `add`, `sub`, `mul`, `div` | `v + s`, `v - s`, `v * s`, `v / s` | yes | |
+    | `rsub`, `rdiv` | `s - v`, `s / v` | yes | |
+    | `relu` | `max(v, 0)` | | |
+    | `sigmoid`, `tanh` | `1 / (1 + exp(-v))`, `tanh(v)` | | |
+    | `silu` | `v * sigmoid(v)` | | |
+    | `leaky_relu` | `v if v >= 0 else alpha * v` | | alpha |
+    | `clip` | `min(max(v, lo), hi)` (relu6 is `clip` 0, 6) | | lo, hi |
+
+    Binary steps take the next of the optional `side0`, `side1`, `side2`
+    operands (so at most three binary steps), which broadcasts to the result
+    shape like numpy. The parameters of all steps are concatenated in one
+    f32 array. The number of binary steps equals the number of side operands.
   }];
 }
 
@@ -175,5 +204,73 @@ def Wpk_ReduceMeanOp : Wpk_Op<"reduce_mean"> {
   let summary = "Mean over sorted non-negative `axes`";
   let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$axes,
                        BoolAttr:$keepdims);
+  let results = (outs F32Tensor:$output);
+}
+
+//===----------------------------------------------------------------------===//
+// Fused kernels, created by the graph passes (wpk-fold-batchnorm, wpk-fuse).
+//===----------------------------------------------------------------------===//
+
+def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {
+  let summary = "A fused chain of elementwise steps: one kernel, one pass over memory";
+  let description = [{
+    `v` starts as `input`; the result has the numpy broadcast shape of `input`
+    and the side operands. wpk-fuse builds it from chains of add, sub, mul,
+    div, relu, sigmoid, tanh, leaky_relu and clip ops; wpk-fold-batchnorm
+    turns a batch_norm without a foldable producer into
+    `steps = ["mul", "add"]` (a per-channel scale and shift).
+    Steps: see the dialect description.
+  }];
+  let arguments = (ins F32Tensor:$input, Optional<F32Tensor>:$side0,
+                       Optional<F32Tensor>:$side1, Optional<F32Tensor>:$side2,
+                       StrArrayAttr:$steps, DenseF32ArrayAttr:$params);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_FusedConv2DOp : Wpk_Op<"fused_conv2d", [AttrSizedOperandSegments]> {
+  let summary = "conv2d (optional per-channel bias) followed by an elementwise epilogue";
+  let description = [{
+    The convolution of `wpk.conv2d` (same operands and attributes), then the
+    `epilogue` steps applied to each output element with `v` starting as the
+    convolution result (bias included): e.g. a residual add and a relu are
+    `epilogue = ["add", "relu"]` with the residual as `side0`. The result has
+    the convolution's shape; side operands broadcast to it.
+    Steps: see the dialect description.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$filter,
+                       Optional<F32Tensor>:$bias, Optional<F32Tensor>:$side0,
+                       Optional<F32Tensor>:$side1, Optional<F32Tensor>:$side2,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$dilations, I64Attr:$groups,
+                       StrArrayAttr:$epilogue, DenseF32ArrayAttr:$epilogue_params);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_FusedMatMulOp : Wpk_Op<"fused_matmul", [AttrSizedOperandSegments]> {
+  let summary = "matmul followed by an elementwise epilogue (e.g. bias add and activation)";
+  let description = [{
+    The product of `wpk.matmul`, then the `epilogue` steps with `v` starting
+    as the product; the result has the product's shape.
+    Steps: see the dialect description.
+  }];
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs, Optional<F32Tensor>:$side0,
+                       Optional<F32Tensor>:$side1, Optional<F32Tensor>:$side2,
+                       StrArrayAttr:$epilogue, DenseF32ArrayAttr:$epilogue_params);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_FusedGemmOp : Wpk_Op<"fused_gemm", [AttrSizedOperandSegments]> {
+  let summary = "gemm followed by an elementwise epilogue";
+  let description = [{
+    `alpha * op(a) * op(b) + beta * c` as in `wpk.gemm`, then the `epilogue`
+    steps with `v` starting as that value; the result is [M, N].
+    Steps: see the dialect description.
+  }];
+  let arguments = (ins F32Tensor:$a, F32Tensor:$b, Optional<F32Tensor>:$c,
+                       Optional<F32Tensor>:$side0, Optional<F32Tensor>:$side1,
+                       Optional<F32Tensor>:$side2,
+                       F32Attr:$alpha, F32Attr:$beta,
+                       BoolAttr:$trans_a, BoolAttr:$trans_b,
+                       StrArrayAttr:$epilogue, DenseF32ArrayAttr:$epilogue_params);
   let results = (outs F32Tensor:$output);
 }

@@ -31,6 +31,63 @@ def WpkLowerToLinalg : Pass<"wpk-lower-to-linalg", "::mlir::ModuleOp"> {
   }];
 }
 
+def WpkFoldConstants : Pass<"wpk-fold-constants", "::mlir::ModuleOp"> {
+  let summary = "Evaluate ops whose operands are all weights or constants, replacing them by new weights";
+  let description = [{
+    Every `wpk` op whose operands are all produced by `wpk.weight` or
+    `wpk.constant` (transposes, reshapes, pads and arithmetic on weights, shape
+    computations, even a convolution of two weights) is evaluated with numpy in
+    float64 and replaced by a `wpk.weight` holding the f32 result (a
+    `wpk.constant` when it has one element). New arrays are registered in the
+    module's weight table, which the compile API hands over and `wpk-opt`
+    decodes from the printed resources. Weights left unused are erased.
+  }];
+}
+
+def WpkFoldBatchNorm : Pass<"wpk-fold-batchnorm", "::mlir::ModuleOp"> {
+  let summary = "Fold inference batch_norm into its conv2d/gemm/matmul producer, else into a scale and shift";
+  let description = [{
+    A `wpk.batch_norm` with constant parameters computes `x * s + t` per channel
+    with `s = scale / sqrt(variance + epsilon)` and `t = bias - mean * s`. When
+    `x` has no other use and comes from a `wpk.conv2d` with a constant filter
+    (and bias), the filter is scaled by `s` per output channel and the bias
+    becomes `bias * s + t`; from a `wpk.gemm` with constant `b` (and `c`), the
+    columns of `op(b)` are scaled and `c` becomes `beta * c * s + t`; from a 2-D
+    `wpk.matmul` with a constant right operand, a `wpk.gemm` with the scaled
+    operand and `c = t` replaces both. Any other such batch_norm becomes
+    `wpk.elementwise(x, s, t) {steps = ["mul", "add"]}`.
+  }];
+}
+
+def WpkFuse : Pass<"wpk-fuse", "::mlir::ModuleOp"> {
+  let summary = "Fuse epilogues into conv2d/matmul/gemm, elementwise chains into one kernel, pads into conv/pool";
+  let description = [{
+    Anchor ops (`wpk.conv2d`, `wpk.matmul`, `wpk.gemm`) absorb the elementwise
+    ops that follow their single-use result without changing its shape (bias
+    add, residual add, relu, clip/relu6, leaky_relu, sigmoid, tanh, and
+    `x * sigmoid(x)` as one `silu` step) into `wpk.fused_conv2d`,
+    `wpk.fused_matmul` or `wpk.fused_gemm`, whose `epilogue` attribute lists
+    the steps. Remaining chains of elementwise ops become one
+    `wpk.elementwise`. A constant `wpk.pad` of the spatial dimensions folds
+    into the pads of the following conv (pad value 0), max_pool (-inf) or
+    avg_pool (0, counting pads; not in ceil_mode). A fused op has at most
+    three side operands, so longer chains split into several kernels. After
+    this pass every op of `@main` other than weights and constants is one
+    kernel.
+  }];
+}
+
+def WpkCleanup : Pass<"wpk-cleanup", "::mlir::ModuleOp"> {
+  let summary = "Erase dead wpk ops and merge duplicate ones";
+  let description = [{
+    Upstream `canonicalize` and `cse` do not touch IRDL-defined ops (they have
+    no side-effect interface, so they are neither trivially dead nor pure).
+    This pass erases `wpk` ops whose results are unused and replaces an op with
+    the same name, operands, attributes and result types as an earlier op of
+    its block by that op (e.g. two `wpk.weight` ops of one resource).
+  }];
+}
+
 def WpkOutlineWeights : Pass<"wpk-outline-weights", "::mlir::ModuleOp"> {
   let summary = "Turn the wpk.weight ops of @main into trailing function arguments";
   let description = [{

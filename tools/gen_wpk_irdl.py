@@ -28,6 +28,8 @@ ATTR_BASES = {
     "BoolAttr": "#builtin.integer",
     "F32Attr": "#builtin.float",
     "StrAttr": "#builtin.string",
+    "StrArrayAttr": "#builtin.array",
+    "DenseF32ArrayAttr": "#builtin.dense_array",
     "Builtin_DenseResourceElementsAttr": "#builtin.dense_resource_elements",
     "Builtin_DenseIntOrFPElementsAttr": "#builtin.dense_int_or_fp_elements",
 }

@@ -74,7 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     compiled = woodpecker.compile(model_path, opt_level=args.opt_level, input_shapes=shapes or None)
     compile_s = time.perf_counter() - start
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stats.stage_seconds.items())
-    print(f"compiled for cpu in {compile_s:.2f}s ({stages}); {compiled.stats.num_kernels} kernels; "
+    stats = compiled.stats
+    print(f"compiled for cpu at O{args.opt_level} in {compile_s:.2f}s ({stages}); "
+          f"{stats.num_ops_before} ops -> {stats.num_kernels} kernels; "
           f"{'OpenMP on all cores' if compiled.stats.parallel else 'one core'}")
     feeds = random_feeds(compiled, seed=args.seed)
     outputs = compiled.run(None, feeds)

@@ -1,6 +1,7 @@
 """`woodpecker.compile`: ONNX model -> runnable `CompiledModel`, stage by stage.
 
-import -> optimize -> outline weights -> lower to linalg -> bufferize/LLVM -> JIT.
+import -> optimize (graph passes of the opt level) -> outline weights -> lower to linalg
+-> bufferize/LLVM -> JIT.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from woodpecker.backend.cpu import CpuOptions, compile_cpu
 from woodpecker.backend.outline_weights import main_func, outline_weights
 from woodpecker.dialect.weights import WeightTable
 from woodpecker.errors import CompilationError
+from woodpecker.graph.context import DATA_OPS, GraphContext
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
 from woodpecker.lowering import lower_to_linalg
+from woodpecker.passes import build_pass_manager, opt_level_pipeline
 from woodpecker.runtime import CompiledModel, CompileStats
 
 TARGETS = ("cpu",)
@@ -33,6 +36,7 @@ class CompileOptions:
     """What `compile` does; the defaults are what `wpk run` uses."""
 
     target: str = "cpu"
+    # Graph optimization: 0 none, 1 folding (constants, batch_norm), 2 folding and fusion.
     opt_level: int = 2
     cpu: CpuOptions = field(default_factory=CpuOptions)
     # Called with (stage name, module) after each stage, e.g. to dump IR.
@@ -66,10 +70,15 @@ def compile(
     module = imported.module
     with imported.context, ir.Location.unknown():
         _report(options, "import", module)
+        stats.num_ops_before = _count_kernels(module)
+        with _stage(stats, "optimize"):
+            optimize_graph(module, options.opt_level, GraphContext(imported.weights))
+        _report(options, "optimize", module)
+        stats.num_kernels = _count_kernels(module)
         with _stage(stats, "outline-weights"):
             outlined = outline_weights(module)
+            imported.weights.retain({w.resource for w in outlined})
             weights = [imported.weights.arrays[w.resource] for w in outlined]
-        stats.num_kernels = _count_kernels(module)
         with _stage(stats, "lower-to-linalg"):
             lower_to_linalg(module.operation)
             if options.opt_level >= 1:
@@ -113,10 +122,24 @@ def imported_from_module(module: ir.Module) -> ImportedModel:
     )
 
 
+def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext) -> None:
+    """Runs the graph passes of `opt_level` (passes.OPT_LEVEL_PIPELINES) on the `wpk` module.
+
+    Folded weights are added to `graph.weights`.
+    """
+    pipeline = opt_level_pipeline(opt_level)
+    if not pipeline:
+        return
+    try:
+        build_pass_manager(pipeline, module.context, graph).run(module.operation)
+    except ir.MLIRError as err:
+        raise CompilationError(f"graph optimization (opt_level={opt_level}) failed: {err}") from None
+
+
 def _count_kernels(module: ir.Module) -> int:
+    """`wpk` ops of @main other than weights and constants: after optimization, one per kernel."""
     ops = main_func(module).regions[0].blocks[0].operations
-    data = ("wpk.weight", "wpk.constant")
-    return sum(1 for op in ops if op.operation.name.startswith("wpk.") and op.operation.name not in data)
+    return sum(1 for op in ops if op.operation.name.startswith("wpk.") and op.operation.name not in DATA_OPS)
 
 
 def _run_upstream(module: ir.Module, pipeline: str) -> None:

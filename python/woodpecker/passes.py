@@ -18,7 +18,7 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mlir import ir
 from mlir.passmanager import PassManager
@@ -27,9 +27,19 @@ from woodpecker.errors import WoodpeckerError
 
 PassCallable = Callable[[ir.Operation, Any], None]
 
+
+# Graph optimization per opt level (compile(opt_level=N) and wpk-opt -ON): 0 none,
+# 1 folding, 2 folding and fusion. Each ends with dead code and duplicate removal.
+OPT_LEVEL_PIPELINES: dict[int, str] = {
+    0: "",
+    1: "wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup",
+    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fuse,wpk-cleanup",
+}
+
 # Named pipelines, usable as `--NAME` in wpk-opt and as an element of a pipeline.
 GRAPH_PIPELINES: dict[str, str] = {
     "wpk-lower": "builtin.module(wpk-verify,wpk-lower-to-linalg,canonicalize,cse)",
+    "wpk-graph-opt": f"builtin.module({OPT_LEVEL_PIPELINES[2]})",
 }
 
 WPK_PREFIX = "wpk-"
@@ -39,23 +49,44 @@ class PassPipelineError(WoodpeckerError, ValueError):
     """A pass pipeline names an unknown pass, has bad syntax or misuses a wpk pass."""
 
 
+class GraphContextProvider(Protocol):
+    """Gives a graph pass the GraphContext (woodpecker.graph.context) of the module it runs on."""
+
+    def get(self, root: ir.Operation) -> Any: ...
+
+
+def _lazy_graph_context() -> GraphContextProvider:
+    from woodpecker.graph.context import LazyGraphContext
+
+    return LazyGraphContext()
+
+
+def opt_level_pipeline(level: int) -> str:
+    """The graph pipeline of optimization level `level` as bare elements ('' for none)."""
+    if level not in OPT_LEVEL_PIPELINES:
+        raise PassPipelineError(f"optimization level must be one of {sorted(OPT_LEVEL_PIPELINES)}, got {level!r}")
+    return OPT_LEVEL_PIPELINES[level]
+
+
 @dataclass(frozen=True)
 class LazyPass:
     """A pass callable `module:attr`, imported on first use.
 
     `style` "pass": the callable is a pass, `f(op, pass_)`. "function": it is a plain
     transformation `f(op)`; a ValueError it raises becomes an error diagnostic at
-    `op`'s location and a pass failure.
+    `op`'s location and a pass failure. "graph": like "function", but `f(op, graph)`
+    also takes the `GraphContext` (the weight table) of the pipeline run.
     """
 
     module: str
     attr: str
     style: str = "pass"
 
-    def load(self) -> PassCallable:
+    def load(self, graph: GraphContextProvider | None = None) -> PassCallable:
         """Imports the pass; raises ImportError/AttributeError if it is unavailable.
 
-        The returned callable runs the target with `op`'s context active.
+        The returned callable runs the target with `op`'s context active. `graph`
+        provides the GraphContext of "graph" passes (default: decoded from the module).
         """
         target = getattr(importlib.import_module(self.module), self.attr)
         if self.style == "pass":
@@ -65,11 +96,19 @@ class LazyPass:
                     target(op, pass_)
 
         else:
+            if self.style == "graph":
+                provider = graph if graph is not None else _lazy_graph_context()
+
+                def transform(op: ir.Operation) -> None:
+                    target(op, provider.get(op))
+
+            else:
+                transform = target
 
             def run(op: ir.Operation, pass_: Any) -> None:
                 with op.context:
                     try:
-                        target(op)
+                        transform(op)
                     except ValueError as err:
                         op.location.emit_error(f"{self.attr}: {err}")
                         pass_.signal_pass_failure()
@@ -89,9 +128,9 @@ class PassInfo:
     summary: str
     run: PassCallable
 
-    def load(self) -> PassCallable:
+    def load(self, graph: GraphContextProvider | None = None) -> PassCallable:
         """The callable itself, importing it now if it is lazy (raises if unavailable)."""
-        return self.run.load() if isinstance(self.run, LazyPass) else self.run
+        return self.run.load(graph) if isinstance(self.run, LazyPass) else self.run
 
     def unavailable_reason(self) -> str | None:
         """None if the pass can be loaded, else why not."""
@@ -115,6 +154,26 @@ def wpk_passes() -> dict[str, PassInfo]:
             "wpk-lower-to-linalg",
             "Lower every wpk op to linalg, tensor, arith and math on tensors",
             LazyPass("woodpecker.lowering", "lower_to_linalg"),
+        ),
+        PassInfo(
+            "wpk-fold-constants",
+            "Evaluate ops whose operands are all weights or constants, replacing them by new weights",
+            LazyPass("woodpecker.graph.fold_constants", "fold_constants", style="graph"),
+        ),
+        PassInfo(
+            "wpk-fold-batchnorm",
+            "Fold inference batch_norm into its conv2d/gemm/matmul producer, else into a scale and shift",
+            LazyPass("woodpecker.graph.fold_batchnorm", "fold_batchnorm", style="graph"),
+        ),
+        PassInfo(
+            "wpk-fuse",
+            "Fuse epilogues into conv2d/matmul/gemm, elementwise chains into one kernel, pads into conv/pool",
+            LazyPass("woodpecker.graph.fuse", "fuse", style="function"),
+        ),
+        PassInfo(
+            "wpk-cleanup",
+            "Erase dead wpk ops and merge duplicate ones",
+            LazyPass("woodpecker.graph.cleanup", "cleanup", style="function"),
         ),
         PassInfo(
             "wpk-outline-weights",
@@ -269,16 +328,22 @@ def _mlir_pipeline_error(message: str, element: str) -> str:
     return "; ".join(lines) or message.strip()
 
 
-def build_pass_manager(pipeline: str, context: ir.Context | None = None) -> PassManager:
+def build_pass_manager(
+    pipeline: str, context: ir.Context | None = None, graph: GraphContextProvider | None = None
+) -> PassManager:
     """A PassManager on `builtin.module` running `pipeline`.
 
     `pipeline` is `builtin.module(a,b{opt=1},func.func(c))`, the bare element list
     `a,b{opt=1},func.func(c)`, or a name from GRAPH_PIPELINES. Top-level `wpk-*`
     elements are Woodpecker passes; every other element goes to MLIR's parser.
+    `graph` gives the graph passes their GraphContext (the weight table); by default
+    they share one decoded from the module when the first of them runs.
     Raises PassPipelineError (a ValueError) on syntax errors and unknown passes.
     """
     passes = wpk_passes()
     pm = PassManager("builtin.module", context=context)
+    if graph is None:
+        graph = _lazy_graph_context()
     for elem in expand_pipeline(pipeline):
         if elem.name.startswith(WPK_PREFIX) and elem.nested is None:
             info = passes.get(elem.name)
@@ -287,7 +352,7 @@ def build_pass_manager(pipeline: str, context: ir.Context | None = None) -> Pass
             if elem.options is not None:
                 raise PassPipelineError(f"wpk pass '{elem.name}' takes no options, got '{{{elem.options}}}'")
             try:
-                run = info.load()
+                run = info.load(graph)
             except (ImportError, AttributeError) as err:
                 raise PassPipelineError(f"wpk pass '{elem.name}' is unavailable: {err}") from err
             pm.add(run, name=info.name, argument=info.name, description=info.summary)

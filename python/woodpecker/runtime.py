@@ -12,9 +12,12 @@ from woodpecker.backend.cpu import CpuExecutable
 
 @dataclass
 class CompileStats:
-    """Seconds spent in each compile stage, and how the code runs."""
+    """Seconds spent in each compile stage, the op counts before and after graph
+    optimization (`wpk` ops other than weights/constants; after it, one op is one
+    kernel), and how the code runs."""
 
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    num_ops_before: int = 0
     num_kernels: int = 0
     parallel: bool = False
 

@@ -9,7 +9,9 @@ contract in docs/DESIGN.md and dialects/WpkOps.td:
   f32 float, DenseI64ArrayAttr an `array<i64: ...>`;
 * op-specific ranks, attribute lengths and value ranges (conv2d/pools are 4-D with
   2 strides, 2 dilations and 4 pads, axes are in range, ...), and that the result
-  shape is the one the op's semantics give.
+  shape is the one the op's semantics give;
+* fused kernels: known steps with the right number of parameters, one side
+  operand per binary step, side operands that broadcast to the result.
 
 Every failure is reported as an MLIR error diagnostic at the op's location
 (`'wpk.conv2d' op ...`, as an ODS verifier would) and the pass fails.
@@ -21,19 +23,26 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from mlir import ir
 
+from woodpecker.dialect.fused import FusedOperands, unpack
+from woodpecker.dialect.steps import StepError, count_binary
+
 # The attribute kinds of dialects/WpkOps.td (IRDL only knows their base kinds).
 # The ODS constraint names map to: "i64" I64Attr, "bool" BoolAttr, "f32" F32Attr,
-# "i64s" DenseI64ArrayAttr, "str" StrAttr, "value" the weight/constant payload.
+# "i64s" DenseI64ArrayAttr, "str" StrAttr, "strs" StrArrayAttr, "f32s" DenseF32ArrayAttr,
+# "value" the weight/constant payload.
+_CONV = {"strides": "i64s", "pads": "i64s", "dilations": "i64s", "groups": "i64"}
+_GEMM = {"alpha": "f32", "beta": "f32", "trans_a": "bool", "trans_b": "bool"}
+_EPILOGUE = {"epilogue": "strs", "epilogue_params": "f32s"}
 ATTRIBUTE_KINDS: dict[str, dict[str, str]] = {
     "wpk.weight": {"value": "value"},
     "wpk.constant": {"value": "value"},
-    "wpk.conv2d": {"strides": "i64s", "pads": "i64s", "dilations": "i64s", "groups": "i64"},
+    "wpk.conv2d": _CONV,
     "wpk.matmul": {},
-    "wpk.gemm": {"alpha": "f32", "beta": "f32", "trans_a": "bool", "trans_b": "bool"},
+    "wpk.gemm": _GEMM,
     "wpk.add": {},
     "wpk.sub": {},
     "wpk.mul": {},
@@ -67,6 +76,10 @@ ATTRIBUTE_KINDS: dict[str, dict[str, str]] = {
     "wpk.concat": {"axis": "i64"},
     "wpk.pad": {"pads": "i64s", "mode": "str", "value": "f32"},
     "wpk.reduce_mean": {"axes": "i64s", "keepdims": "bool"},
+    "wpk.elementwise": {"steps": "strs", "params": "f32s"},
+    "wpk.fused_conv2d": {**_CONV, **_EPILOGUE},
+    "wpk.fused_matmul": _EPILOGUE,
+    "wpk.fused_gemm": {**_GEMM, **_EPILOGUE},
 }
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
@@ -77,6 +90,8 @@ _KIND_TEXT = {
     "f32": "a 32-bit float attribute (F32Attr)",
     "i64s": "an i64 dense array attribute (array<i64: ...>)",
     "str": "a string attribute",
+    "strs": "an array of string attributes",
+    "f32s": "an f32 dense array attribute (array<f32: ...>)",
 }
 
 
@@ -96,7 +111,7 @@ class VerificationFailure:
         return f"'{self.op_name}' op {self.message}"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise OpVerificationError(message)
 
 
@@ -125,6 +140,10 @@ def _attr_ok(attr: ir.Attribute, kind: str) -> bool:
         return isinstance(attr, ir.DenseI64ArrayAttr)
     if kind == "str":
         return isinstance(attr, ir.StringAttr)
+    if kind == "strs":
+        return isinstance(attr, ir.ArrayAttr) and all(isinstance(a, ir.StringAttr) for a in attr)
+    if kind == "f32s":
+        return isinstance(attr, ir.DenseF32ArrayAttr)
     return True
 
 
@@ -208,8 +227,8 @@ def _non_negative(name: str, values: Sequence[int]) -> None:
         _fail(f"attribute '{name}' values must be non-negative, got {_fmt(values)}")
 
 
-def _check_conv2d(op: ir.Operation) -> None:
-    x, w = _shape(op.operands[0]), _shape(op.operands[1])
+def _conv2d_shape(op: ir.Operation, x: list[int], w: list[int], bias: list[int] | None) -> list[int]:
+    """The result shape of a convolution with `op`'s attributes (conv2d or fused_conv2d)."""
     _expect_rank("input", x, 4)
     _expect_rank("filter", w, 4)
     strides = _expect_len(op, "strides", 2)
@@ -227,17 +246,20 @@ def _check_conv2d(op: ir.Operation) -> None:
         _fail(f"input has {c} channels, but filter has {cg} per group x {groups} groups")
     if f % groups != 0:
         _fail(f"filter count {f} is not divisible by groups {groups}")
-    if len(op.operands) == 3:
-        bias = _shape(op.operands[2])
-        if bias != [f]:
-            _fail(f"bias shape {_fmt(bias)} must be [{f}] (one value per output channel)")
+    if bias is not None and bias != [f]:
+        _fail(f"bias shape {_fmt(bias)} must be [{f}] (one value per output channel)")
     out_hw = []
     for size, k, s, d, p0, p1 in zip((h, wd), (kh, kw), strides, dilations, pads[:2], pads[2:], strict=True):
         span = size + p0 + p1 - d * (k - 1) - 1
         if span < 0:
             _fail(f"dilated kernel {d * (k - 1) + 1} is larger than the padded input {size + p0 + p1}")
         out_hw.append(span // s + 1)
-    _expect_result(op, [n, f, *out_hw])
+    return [n, f, *out_hw]
+
+
+def _check_conv2d(op: ir.Operation) -> None:
+    bias = _shape(op.operands[2]) if len(op.operands) == 3 else None
+    _expect_result(op, _conv2d_shape(op, _shape(op.operands[0]), _shape(op.operands[1]), bias))
 
 
 def _check_pool(op: ir.Operation) -> None:
@@ -273,8 +295,7 @@ def _check_global_avg_pool(op: ir.Operation) -> None:
     _expect_result(op, [x[0], x[1]] + [1] * (len(x) - 2))
 
 
-def _check_matmul(op: ir.Operation) -> None:
-    a, b = _shape(op.operands[0]), _shape(op.operands[1])
+def _matmul_shape(a: list[int], b: list[int]) -> list[int]:
     if not a or not b:
         _fail("operands must have rank >= 1")
     a2 = [1, *a] if len(a) == 1 else a
@@ -289,22 +310,83 @@ def _check_matmul(op: ir.Operation) -> None:
         out.append(a2[-2])
     if len(b) > 1:
         out.append(b2[-1])
-    _expect_result(op, out)
+    return out
 
 
-def _check_gemm(op: ir.Operation) -> None:
-    a, b = _shape(op.operands[0]), _shape(op.operands[1])
+def _check_matmul(op: ir.Operation) -> None:
+    _expect_result(op, _matmul_shape(_shape(op.operands[0]), _shape(op.operands[1])))
+
+
+def _gemm_shape(op: ir.Operation, a: list[int], b: list[int], c: list[int] | None) -> list[int]:
     _expect_rank("operand 'a'", a, 2)
     _expect_rank("operand 'b'", b, 2)
     m, k = (a[1], a[0]) if _bool(op, "trans_a") else (a[0], a[1])
     k2, n = (b[1], b[0]) if _bool(op, "trans_b") else (b[0], b[1])
     if k != k2:
         _fail(f"contracting dimensions differ: {k} vs {k2}")
-    if len(op.operands) == 3:
-        c = _shape(op.operands[2])
-        if len(c) > 2 or broadcast_shapes(c, [m, n]) != [m, n]:
-            _fail(f"operand 'c' of shape {_fmt(c)} does not broadcast to {_fmt([m, n])}")
-    _expect_result(op, [m, n])
+    if c is not None and (len(c) > 2 or broadcast_shapes(c, [m, n]) != [m, n]):
+        _fail(f"operand 'c' of shape {_fmt(c)} does not broadcast to {_fmt([m, n])}")
+    return [m, n]
+
+
+def _check_gemm(op: ir.Operation) -> None:
+    c = _shape(op.operands[2]) if len(op.operands) == 3 else None
+    _expect_result(op, _gemm_shape(op, _shape(op.operands[0]), _shape(op.operands[1]), c))
+
+
+# ----------------------------------------------------------------------------
+# Fused kernels.
+
+
+def _fused(op: ir.Operation) -> tuple[FusedOperands, dict[str, list[int] | None]]:
+    """The fused op taken apart, its steps checked against its side operands."""
+    try:
+        fused = unpack(op)
+    except StepError as err:
+        _fail(str(err))
+    binary = count_binary(fused.steps)
+    if binary != len(fused.sides):
+        _fail(f"the steps take {binary} side operand(s), but {len(fused.sides)} are given")
+    shapes = {name: (None if v is None else _shape(v)) for name, v in fused.anchor.items()}
+    return fused, shapes
+
+
+def _expect_sides_broadcast(fused: FusedOperands, out: list[int]) -> None:
+    for i, side in enumerate(fused.sides):
+        shape = _shape(side)
+        if broadcast_shapes(shape, out) != out:
+            _fail(f"side operand #{i} of shape {_fmt(shape)} does not broadcast to the result shape {_fmt(out)}")
+
+
+def _check_elementwise(op: ir.Operation) -> None:
+    fused, shapes = _fused(op)
+    out: list[int] | None = shapes["input"]
+    for side in fused.sides:
+        out = broadcast_shapes(out, _shape(side)) if out is not None else None
+    if out is None:
+        _fail("the input and side operand shapes are not broadcast-compatible")
+    _expect_result(op, out)
+
+
+def _check_fused_conv2d(op: ir.Operation) -> None:
+    fused, s = _fused(op)
+    out = _conv2d_shape(op, s["input"], s["filter"], s["bias"])
+    _expect_result(op, out)
+    _expect_sides_broadcast(fused, out)
+
+
+def _check_fused_matmul(op: ir.Operation) -> None:
+    fused, s = _fused(op)
+    out = _matmul_shape(s["lhs"], s["rhs"])
+    _expect_result(op, out)
+    _expect_sides_broadcast(fused, out)
+
+
+def _check_fused_gemm(op: ir.Operation) -> None:
+    fused, s = _fused(op)
+    out = _gemm_shape(op, s["a"], s["b"], s["c"])
+    _expect_result(op, out)
+    _expect_sides_broadcast(fused, out)
 
 
 def _check_batch_norm(op: ir.Operation) -> None:
@@ -416,6 +498,10 @@ _OP_CHECKS: dict[str, Callable[[ir.Operation], None]] = {
     "wpk.concat": _check_concat,
     "wpk.pad": _check_pad,
     "wpk.reduce_mean": _check_reduce_mean,
+    "wpk.elementwise": _check_elementwise,
+    "wpk.fused_conv2d": _check_fused_conv2d,
+    "wpk.fused_matmul": _check_fused_matmul,
+    "wpk.fused_gemm": _check_fused_gemm,
 }
 
 

@@ -66,7 +66,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 outcome[report.nodeid] = (op, status)
     if not outcome:
         return
-    terminalreporter.section("Woodpecker ONNX node conformance, per op")
+    terminalreporter.section("Woodpecker ONNX node conformance, per op (each test at every opt level run)")
     terminalreporter.write_line(format_table(outcome.values()))
     if first_error:
         by_line: dict[str, list[str]] = {}

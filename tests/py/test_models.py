@@ -1,6 +1,7 @@
 """Whole-model tests: the builder networks and the bundled demo model, compiled with
-`woodpecker.compile` and compared with onnxruntime (rtol=1e-4, atol=1e-5), plus the
-`CompiledModel.run` calling conventions (onnxruntime.InferenceSession.run semantics).
+`woodpecker.compile` at every optimization level and compared with onnxruntime (rtol=1e-4,
+atol=1e-5), plus the `CompiledModel.run` calling conventions (onnxruntime.InferenceSession.run
+semantics).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+
 import woodpecker
 from woodpecker.models import bundled_model_path, small_mlp, tiny_resnet
 
@@ -25,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILDERS: dict[str, Callable[..., onnx.ModelProto]] = {"tiny_resnet": tiny_resnet, "small_mlp": small_mlp}
 OPSETS = (11, 13, 17, 18)
 OUTPUTS = {"tiny_resnet": ["logits", "probs"], "small_mlp": ["features", "mean"]}
+OPT_LEVELS = (0, 1, 2)
 
 
 @functools.cache
@@ -33,8 +36,8 @@ def _model(builder: str, opset: int, batch: int = 1) -> onnx.ModelProto:
 
 
 @functools.cache
-def _compiled(builder: str, opset: int, batch: int = 1) -> woodpecker.CompiledModel:
-    return woodpecker.compile(_model(builder, opset, batch))
+def _compiled(builder: str, opset: int, batch: int = 1, opt_level: int = 2) -> woodpecker.CompiledModel:
+    return woodpecker.compile(_model(builder, opset, batch), opt_level=opt_level)
 
 
 def _input_shape(model: onnx.ModelProto) -> list[int]:
@@ -112,11 +115,12 @@ def test_bundled_model_is_small_and_up_to_date() -> None:
 # --- compiled with woodpecker -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("opt_level", OPT_LEVELS, ids=[f"O{level}" for level in OPT_LEVELS])
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("builder", sorted(BUILDERS))
-def test_model_matches_onnxruntime(builder: str, opset: int) -> None:
+def test_model_matches_onnxruntime(builder: str, opset: int, opt_level: int) -> None:
     model = _model(builder, opset)
-    compiled = _compiled(builder, opset)
+    compiled = _compiled(builder, opset, opt_level=opt_level)
     assert compiled.input_names == ["input"]
     assert compiled.output_names == OUTPUTS[builder]
     for seed in (0, 1):
@@ -124,19 +128,20 @@ def test_model_matches_onnxruntime(builder: str, opset: int) -> None:
         _assert_close(OUTPUTS[builder], compiled.run(None, feeds), _reference(model, feeds))
 
 
-def test_tiny_resnet_batch_2() -> None:
+@pytest.mark.parametrize("opt_level", [0, 2], ids=["O0", "O2"])
+def test_tiny_resnet_batch_2(opt_level: int) -> None:
     model = _model("tiny_resnet", 17, batch=2)
     feeds = _feeds(model)
-    got = _compiled("tiny_resnet", 17, batch=2).run(None, feeds)
+    got = _compiled("tiny_resnet", 17, batch=2, opt_level=opt_level).run(None, feeds)
     _assert_close(OUTPUTS["tiny_resnet"], got, _reference(model, feeds))
     np.testing.assert_allclose(got[1].sum(axis=1), np.ones(2), rtol=1e-5)
 
 
-@pytest.mark.parametrize("as_type", [str, Path, "proto"])
-def test_bundled_model_matches_onnxruntime(as_type: type | str) -> None:
+@pytest.mark.parametrize(("as_type", "opt_level"), [(str, 2), (Path, 1), ("proto", 0)])
+def test_bundled_model_matches_onnxruntime(as_type: type | str, opt_level: int) -> None:
     path = bundled_model_path()
     model = onnx.load(str(path))
-    compiled = woodpecker.compile(model if as_type == "proto" else as_type(path))
+    compiled = woodpecker.compile(model if as_type == "proto" else as_type(path), opt_level=opt_level)
     feeds = _feeds(model)
     _assert_close(compiled.output_names, compiled.run(None, feeds), _reference(model, feeds))
 

@@ -1,7 +1,9 @@
 """ONNX backend node tests, compiled with `woodpecker.compile` and compared with the ONNX expected outputs.
 
 Selection: every node test whose graph only uses op types in `woodpecker.importer.SUPPORTED_OPS`
-(matched on the ops present in model.onnx, not on test names); one pytest test per ONNX test name.
+(matched on the ops present in model.onnx, not on test names); one pytest test per ONNX test name
+and optimization level: O0 (no graph optimization) and O2 (folding and fusion), so that every
+graph pass must keep the numerics (`WPK_CONFORMANCE_OPT_LEVELS=0,1,2` runs other levels).
 Data: generated once per machine from onnx's generators (conformance/data.py; cache in
 `<repo>/.cache/onnx-node-tests/<onnx version>/` or `$WPK_NODE_TEST_DIR`).
 Tolerance: rtol=1e-4, atol=1e-5 for every op (conformance.RTOL/ATOL; TOLERANCE_OVERRIDES only where
@@ -21,11 +23,14 @@ Per-op pass/fail/skip table: printed at the end of the pytest run (conftest.py),
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from pathlib import Path
 
 import pytest
-import woodpecker
 from conformance import NodeCase, SkipCase, check_node_case, load_index, select_cases
+
+import woodpecker
 from woodpecker.errors import ShapeError, UnsupportedOperatorError
 from woodpecker.importer import SUPPORTED_OPS
 
@@ -58,13 +63,16 @@ KNOWN_LIMITATIONS: dict[str, str] = {
 LIMITATION_ERRORS = (UnsupportedOperatorError, ShapeError)
 
 CASES: list[NodeCase] = select_cases(SUPPORTED_OPS)
+OPT_LEVELS = tuple(int(v) for v in os.environ.get("WPK_CONFORMANCE_OPT_LEVELS", "0,2").split(","))
 
 
 @pytest.mark.parametrize("node_case", CASES, ids=str)
-def test_node(node_case: NodeCase, node_test_dir: Path) -> None:
+@pytest.mark.parametrize("opt_level", OPT_LEVELS, ids=[f"O{level}" for level in OPT_LEVELS])
+def test_node(node_case: NodeCase, opt_level: int, node_test_dir: Path) -> None:
     case = dataclasses.replace(node_case, directory=node_test_dir / "node" / node_case.name)
+    compile_fn = functools.partial(woodpecker.compile, opt_level=opt_level)
     try:
-        check_node_case(case, woodpecker.compile, KNOWN_LIMITATIONS, LIMITATION_ERRORS)
+        check_node_case(case, compile_fn, KNOWN_LIMITATIONS, LIMITATION_ERRORS)
     except SkipCase as exc:
         pytest.skip(str(exc))
 

@@ -14,6 +14,7 @@ from woodpecker import passes
 from woodpecker.dialect import create_context
 from woodpecker.passes import (
     GRAPH_PIPELINES,
+    OPT_LEVEL_PIPELINES,
     LazyPass,
     PassInfo,
     PassPipelineError,
@@ -152,6 +153,35 @@ def test_pass_flags_build_a_pipeline_in_order() -> None:
     opts = parse_args(["x.mlir", "--wpk-verify", "--canonicalize=top-down=false", "-cse", "--wpk-lower"])
     assert opts.pipeline == "builtin.module(wpk-verify,canonicalize{top-down=false},cse,wpk-lower)"
     assert opts.input == "x.mlir"
+
+
+def test_opt_level_flags_insert_the_graph_pipeline_in_place() -> None:
+    opts = parse_args(["x.mlir", "--wpk-verify", "-O2", "--wpk-lower"])
+    assert opts.pipeline == (
+        "builtin.module(wpk-verify,wpk-fold-constants,wpk-fold-batchnorm,wpk-fuse,wpk-cleanup,wpk-lower)"
+    )
+    assert parse_args(["x.mlir", "-O1"]).pipeline == "builtin.module(wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup)"
+    assert parse_args(["x.mlir", "-O0"]).pipeline == ""
+    assert GRAPH_PIPELINES["wpk-graph-opt"] == f"builtin.module({OPT_LEVEL_PIPELINES[2]})"
+
+
+def test_graph_passes_fold_and_fuse_from_text(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text = """
+func.func @main(%x: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %w = "wpk.weight"() {value = dense_resource<w> : tensor<2x2xf32>} : () -> tensor<2x2xf32>
+  %t = "wpk.transpose"(%w) {perm = array<i64: 1, 0>} : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  %m = "wpk.matmul"(%x, %t) : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  %r = "wpk.relu"(%m) : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %r : tensor<2x2xf32>
+}
+{-# dialect_resources: { builtin: { w: "0x040000000000803F000000400000404000008040" } } #-}
+"""
+    assert main([write(tmp_path, text), "-O2"]) == 0
+    out = capsys.readouterr().out
+    assert '"wpk.fused_matmul"(%arg0, %0) {epilogue = ["relu"]' in out
+    assert "wpk.transpose" not in out
+    # [[1, 2], [3, 4]] transposed, in a new 64-byte aligned blob.
+    assert '"0x400000000000803F0000404000000040' in out
 
 
 def test_unknown_pass_flag_lists_known_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

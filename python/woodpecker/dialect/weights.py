@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlir import ir
 
+from woodpecker.dialect import create_op, tensor_type, weight_attr
+
+# Constants with at most this many elements are written inline as `wpk.constant`.
+INLINE_MAX_ELEMENTS = 1
+
 _RESOURCE_ENTRY = re.compile(r'^\s*([A-Za-z0-9_.$\-]+): "0x([0-9A-Fa-f]*)",?\s*$')
 
 
@@ -47,6 +52,11 @@ class WeightTable:
     def add(self, name: str, array: np.ndarray) -> None:
         self.arrays[name] = np.ascontiguousarray(array, dtype=np.float32)
 
+    def retain(self, names: set[str]) -> None:
+        """Drops the arrays of every resource not in `names` (e.g. weights folded away)."""
+        for name in [n for n in self.arrays if n not in names]:
+            del self.arrays[name]
+
     def value_of(self, op: ir.Operation | ir.OpView) -> np.ndarray:
         """The array of a `wpk.weight` or `wpk.constant` op, shaped as its result."""
         attr = op.attributes["value"]
@@ -57,3 +67,18 @@ class WeightTable:
                 raise KeyError(f"no data for weight resource '{name}'")
             return self.arrays[name].reshape(shape)
         return np.array(ir.DenseElementsAttr(attr), dtype=np.float32).reshape(shape)
+
+
+def materialize(array: np.ndarray, name: str, weights: WeightTable, loc: ir.Location | None = None) -> ir.Value:
+    """A `wpk.constant` (tiny arrays) or `wpk.weight` op holding the f32 `array`, at the
+    current insertion point; a weight's blob is named after `name` (made unique by MLIR)
+    and its array registered in `weights`."""
+    array = np.asarray(array, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
+    with loc if loc is not None else ir.Location.unknown():
+        result_type = tensor_type(array.shape)
+        if array.size <= INLINE_MAX_ELEMENTS:
+            attr = ir.DenseElementsAttr.get(array, shape=list(array.shape))
+            return create_op("constant", [], [result_type], {"value": attr}).result
+        attr = weight_attr(array, name)
+        weights.add(resource_name(attr), array)
+        return create_op("weight", [], [result_type], {"value": attr}).result

@@ -84,6 +84,19 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // A fused chain of elementwise steps: one kernel, one pass over memory
+  irdl.operation @elementwise {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "#builtin.array"
+    %5 = irdl.base "#builtin.dense_array"
+    %6 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, side0: optional %1, side1: optional %2, side2: optional %3)
+    irdl.results(output: %6)
+    irdl.attributes {"steps" = %4, "params" = %5}
+  }
   // Collapse to 2-D: dimensions before `axis` and from `axis` on
   irdl.operation @flatten {
     %0 = irdl.base "!builtin.tensor"
@@ -92,6 +105,58 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %2)
     irdl.attributes {"axis" = %1}
+  }
+  // conv2d (optional per-channel bias) followed by an elementwise epilogue
+  irdl.operation @fused_conv2d {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "!builtin.tensor"
+    %5 = irdl.base "!builtin.tensor"
+    %6 = irdl.base "#builtin.dense_array"
+    %7 = irdl.base "#builtin.dense_array"
+    %8 = irdl.base "#builtin.dense_array"
+    %9 = irdl.base "#builtin.integer"
+    %10 = irdl.base "#builtin.array"
+    %11 = irdl.base "#builtin.dense_array"
+    %12 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, filter: %1, bias: optional %2, side0: optional %3, side1: optional %4, side2: optional %5)
+    irdl.results(output: %12)
+    irdl.attributes {"strides" = %6, "pads" = %7, "dilations" = %8, "groups" = %9, "epilogue" = %10, "epilogue_params" = %11}
+  }
+  // gemm followed by an elementwise epilogue
+  irdl.operation @fused_gemm {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "!builtin.tensor"
+    %5 = irdl.base "!builtin.tensor"
+    %6 = irdl.base "#builtin.float"
+    %7 = irdl.base "#builtin.float"
+    %8 = irdl.base "#builtin.integer"
+    %9 = irdl.base "#builtin.integer"
+    %10 = irdl.base "#builtin.array"
+    %11 = irdl.base "#builtin.dense_array"
+    %12 = irdl.base "!builtin.tensor"
+    irdl.operands(a: %0, b: %1, c: optional %2, side0: optional %3, side1: optional %4, side2: optional %5)
+    irdl.results(output: %12)
+    irdl.attributes {"alpha" = %6, "beta" = %7, "trans_a" = %8, "trans_b" = %9, "epilogue" = %10, "epilogue_params" = %11}
+  }
+  // matmul followed by an elementwise epilogue (e.g. bias add and activation)
+  irdl.operation @fused_matmul {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "!builtin.tensor"
+    %5 = irdl.base "#builtin.array"
+    %6 = irdl.base "#builtin.dense_array"
+    %7 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1, side0: optional %2, side1: optional %3, side2: optional %4)
+    irdl.results(output: %7)
+    irdl.attributes {"epilogue" = %5, "epilogue_params" = %6}
   }
   // alpha * op(A) * op(B) + beta * C (ONNX Gemm)
   irdl.operation @gemm {

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlir import ir
 
-from woodpecker.dialect import create_op, tensor_type, weight_attr
-from woodpecker.dialect.weights import WeightTable, resource_name
+from woodpecker.dialect.weights import INLINE_MAX_ELEMENTS, WeightTable, materialize
 
-# Constants with at most this many elements are written inline as `wpk.constant`.
-INLINE_MAX_ELEMENTS = 1
+__all__ = ["INLINE_MAX_ELEMENTS", "ValueMap", "is_float_array", "materialize", "sanitize_resource_name"]
 
 _NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 
@@ -68,18 +66,6 @@ class ValueMap:
         array = self.constants[name]
         if not is_float_array(array):
             raise TypeError(f"constant '{name}' has dtype {array.dtype}, not a float type")
-        value = materialize(array.astype(np.float32), name, self.weights, loc)
+        value = materialize(array.astype(np.float32), sanitize_resource_name(name), self.weights, loc)
         self._materialized[name] = value
         return value
-
-
-def materialize(array: np.ndarray, name: str, weights: WeightTable, loc: ir.Location) -> ir.Value:
-    """A `wpk.constant` (tiny arrays) or `wpk.weight` op holding the f32 `array`."""
-    array = np.asarray(array, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
-    result_type = tensor_type(array.shape)
-    if array.size <= INLINE_MAX_ELEMENTS:
-        attr = ir.DenseElementsAttr.get(array, shape=list(array.shape))
-        return create_op("constant", [], [result_type], {"value": attr}, loc).result
-    attr = weight_attr(array, sanitize_resource_name(name))
-    weights.add(resource_name(attr), array)
-    return create_op("weight", [], [result_type], {"value": attr}, loc).result

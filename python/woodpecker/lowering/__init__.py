@@ -27,6 +27,7 @@ from woodpecker.lowering.elementwise import (
     lower_sigmoid,
     lower_tanh,
 )
+from woodpecker.lowering.fused import lower_elementwise, lower_fused_conv2d, lower_fused_gemm, lower_fused_matmul
 from woodpecker.lowering.matmul import lower_gemm, lower_matmul
 from woodpecker.lowering.pooling import lower_avg_pool, lower_max_pool
 from woodpecker.lowering.reduction import lower_global_avg_pool, lower_reduce_mean, lower_softmax
@@ -61,6 +62,10 @@ LOWERINGS: Mapping[str, Lowering] = MappingProxyType(
         "wpk.transpose": lower_transpose,
         "wpk.concat": lower_concat,
         "wpk.pad": lower_pad,
+        "wpk.elementwise": lower_elementwise,
+        "wpk.fused_conv2d": lower_fused_conv2d,
+        "wpk.fused_matmul": lower_fused_matmul,
+        "wpk.fused_gemm": lower_fused_gemm,
     }
 )
 """`wpk` op name -> function building its replacement at the current insertion point."""

@@ -47,9 +47,11 @@ def add_channel_bias(value: ir.Value, bias: ir.Value) -> ir.Value:
     return generic([value, bias], maps, empty(shape), lambda args: arith.AddFOp(args[0], args[1]).result)
 
 
-def lower_conv2d(op: ir.Operation) -> ir.Value:
-    x, w = op.operands[0], op.operands[1]
-    bias = op.operands[2] if len(op.operands) > 2 else None
+def convolve(x: ir.Value, w: ir.Value, op: ir.Operation) -> ir.Value:
+    """The convolution of `x` and `w` without bias, with the attributes and result type of `op`.
+
+    `op` is a wpk.conv2d or wpk.fused_conv2d (strides, pads, dilations, groups).
+    """
     strides, dilations = attr_ints(op, "strides"), attr_ints(op, "dilations")
     pads, groups = attr_ints(op, "pads"), attr_int(op, "groups")
     _check_pair("strides", strides)
@@ -71,17 +73,20 @@ def lower_conv2d(op: ir.Operation) -> ir.Value:
     xp = pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], 0.0)
     attrs = {"strides": strides, "dilations": dilations}
     if groups == 1:
-        result = linalg.conv_2d_nchw_fchw(xp, w, outs=[fill(0.0, out)], **attrs)
-    elif groups == c and f == c:
+        return linalg.conv_2d_nchw_fchw(xp, w, outs=[fill(0.0, out)], **attrs)
+    if groups == c and f == c:
         w3 = collapse(w, [[0, 1], [2], [3]])
-        result = linalg.depthwise_conv_2d_nchw_chw(xp, w3, outs=[fill(0.0, out)], **attrs)
-    else:
-        hp, wp = shape_of(xp)[2:]
-        xg = expand(xp, [[0], [1, 2], [3], [4]], [n, groups, c // groups, hp, wp])
-        wg = expand(w, [[0, 1], [2], [3], [4]], [groups, f // groups, cg, kh, kw])
-        init = fill(0.0, [n, groups, f // groups, oh, ow])
-        grouped = linalg.conv_2d_ngchw_gfchw(xg, wg, outs=[init], **attrs)
-        result = collapse(grouped, [[0], [1, 2], [3], [4]])
-    if bias is not None:
-        result = add_channel_bias(result, bias)
+        return linalg.depthwise_conv_2d_nchw_chw(xp, w3, outs=[fill(0.0, out)], **attrs)
+    hp, wp = shape_of(xp)[2:]
+    xg = expand(xp, [[0], [1, 2], [3], [4]], [n, groups, c // groups, hp, wp])
+    wg = expand(w, [[0, 1], [2], [3], [4]], [groups, f // groups, cg, kh, kw])
+    init = fill(0.0, [n, groups, f // groups, oh, ow])
+    grouped = linalg.conv_2d_ngchw_gfchw(xg, wg, outs=[init], **attrs)
+    return collapse(grouped, [[0], [1, 2], [3], [4]])
+
+
+def lower_conv2d(op: ir.Operation) -> ir.Value:
+    result = convolve(op.operands[0], op.operands[1], op)
+    if len(op.operands) > 2:
+        result = add_channel_bias(result, op.operands[2])
     return result

@@ -65,8 +65,11 @@ def _batched(lhs: ir.Value, rhs: ir.Value, batch: Sequence[int]) -> ir.Value:
 
 
 def lower_matmul(op: ir.Operation) -> ir.Value:
+    return matmul(op.operands[0], op.operands[1], shape_of(op.results[0]))
+
+
+def matmul(lhs: ir.Value, rhs: ir.Value, out: list[int]) -> ir.Value:
     """ONNX MatMul: numpy broadcasting of batch dims; a 1-D operand gains then loses a unit dim."""
-    lhs, rhs = op.operands[0], op.operands[1]
     a, b = shape_of(lhs), shape_of(rhs)
     if not a or not b:
         raise LoweringError("matmul operands must have rank >= 1")
@@ -78,20 +81,16 @@ def lower_matmul(op: ir.Operation) -> ir.Value:
         expected.append(a2[-2])
     if len(b) > 1:
         expected.append(b2[-1])
-    out = shape_of(op.results[0])
     if expected != out:
         raise LoweringError(f"matmul of {a} and {b} gives {expected}, not the result shape {out}")
     product = _batched(reshape(lhs, a2), reshape(rhs, b2), batch)
     return reshape(product, out)
 
 
-def lower_gemm(op: ir.Operation) -> ir.Value:
-    """alpha * op(A) @ op(B) + beta * C, C broadcast to [M, N]."""
-    a, b = op.operands[0], op.operands[1]
-    c = op.operands[2] if len(op.operands) > 2 else None
+def gemm_product(a: ir.Value, b: ir.Value, op: ir.Operation) -> ir.Value:
+    """op(A) @ op(B) with the trans_a/trans_b and result type of `op` (gemm or fused_gemm)."""
     if len(shape_of(a)) != 2 or len(shape_of(b)) != 2:
         raise LoweringError(f"gemm operands must be 2-D, got {shape_of(a)} and {shape_of(b)}")
-    alpha, beta = attr_float(op, "alpha"), attr_float(op, "beta")
     if attr_bool(op, "trans_a"):
         a = transpose(a, [1, 0])
     if attr_bool(op, "trans_b"):
@@ -100,17 +99,33 @@ def lower_gemm(op: ir.Operation) -> ir.Value:
     out = shape_of(op.results[0])
     if shape_of(product) != out:
         raise LoweringError(f"gemm product shape {shape_of(product)} is not the result shape {out}")
-    if c is not None and beta != 0.0:
+    return product
 
-        def body(args: Sequence[ir.Value]) -> ir.Value:
-            acc, cv = args[0], args[1]
-            if alpha != 1.0:
-                acc = arith.MulFOp(acc, scalar(alpha)).result
-            if beta != 1.0:
-                cv = arith.MulFOp(cv, scalar(beta)).result
-            return arith.AddFOp(acc, cv).result
 
-        return elementwise([product, c], out, body)
+def gemm_scale(op: ir.Operation, c: ir.Value | None) -> tuple[float, float, ir.Value | None]:
+    """(alpha, beta, c) of a gemm, with c None when it is absent or beta is 0."""
+    alpha, beta = attr_float(op, "alpha"), attr_float(op, "beta")
+    return alpha, beta, (c if c is not None and beta != 0.0 else None)
+
+
+def gemm_epilogue(acc: ir.Value, c: ir.Value | None, alpha: float, beta: float) -> ir.Value:
+    """alpha * acc + beta * c on scalars (c None: no C term)."""
     if alpha != 1.0:
-        return elementwise([product], out, lambda args: arith.MulFOp(args[0], scalar(alpha)).result)
+        acc = arith.MulFOp(acc, scalar(alpha)).result
+    if c is None:
+        return acc
+    if beta != 1.0:
+        c = arith.MulFOp(c, scalar(beta)).result
+    return arith.AddFOp(acc, c).result
+
+
+def lower_gemm(op: ir.Operation) -> ir.Value:
+    """alpha * op(A) @ op(B) + beta * C, C broadcast to [M, N]."""
+    product = gemm_product(op.operands[0], op.operands[1], op)
+    alpha, beta, c = gemm_scale(op, op.operands[2] if len(op.operands) > 2 else None)
+    out = shape_of(op.results[0])
+    if c is not None:
+        return elementwise([product, c], out, lambda args: gemm_epilogue(args[0], args[1], alpha, beta))
+    if alpha != 1.0:
+        return elementwise([product], out, lambda args: gemm_epilogue(args[0], None, alpha, beta))
     return product

@@ -5,9 +5,11 @@
 
 Passes are given as `--pass-pipeline='builtin.module(...)'` or as individual
 flags appended in command-line order: `--wpk-verify`, `--wpk-lower-to-linalg`,
-the aliases (`--wpk-lower`), and any upstream pass `--NAME[=OPTIONS]` (e.g.
-`--canonicalize`, `--convert-linalg-to-loops`). Like mlir-opt, long options
-may be spelled with one dash (`-split-input-file`).
+the aliases (`--wpk-lower`, `--wpk-graph-opt`), and any upstream pass
+`--NAME[=OPTIONS]` (e.g. `--canonicalize`, `--convert-linalg-to-loops`).
+`-O0`/`-O1`/`-O2` insert the graph optimization pipeline of that level (as
+`woodpecker.compile(opt_level=N)` runs it) at their place among the pass flags.
+Like mlir-opt, long options may be spelled with one dash (`-split-input-file`).
 
 Behaviour follows mlir-opt: diagnostics are printed to stderr as
 `file:line:col: error: msg` with the source line, the exit status is 1 on any
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -35,7 +38,7 @@ from mlir.passmanager import PassManager
 
 from woodpecker.dialect import create_context
 from woodpecker.errors import WoodpeckerError
-from woodpecker.passes import GRAPH_PIPELINES, build_pass_manager, wpk_passes
+from woodpecker.passes import GRAPH_PIPELINES, OPT_LEVEL_PIPELINES, build_pass_manager, wpk_passes
 from woodpecker.tools.diagnostics import (
     Diag,
     DiagnosticCollector,
@@ -49,6 +52,7 @@ TOOL = "wpk-opt"
 SPLIT_MARKER = "// -----"
 STDIN_NAME = "<stdin>"
 _MULTI_OP_ERROR = "source must contain a single top-level operation"
+_OPT_LEVEL = re.compile(r"-O(\d+)")
 
 # Tool options (long names without dashes) -> whether they take a value. Every
 # other `--NAME[=...]` on the command line is a pass flag.
@@ -115,8 +119,9 @@ def _arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=TOOL,
         description="MLIR modular optimizer driver with the Woodpecker (wpk) dialect and passes.",
-        epilog="Pass flags: --wpk-verify, --wpk-lower-to-linalg, --wpk-lower, and every upstream "
-        "pass as --NAME[=OPTIONS] (in command-line order). See --list-passes.",
+        epilog="Pass flags: -O0/-O1/-O2 (graph optimization levels), --wpk-graph-opt, --wpk-fold-constants, "
+        "--wpk-fold-batchnorm, --wpk-fuse, --wpk-cleanup, --wpk-verify, --wpk-lower-to-linalg, --wpk-lower, "
+        "and every upstream pass as --NAME[=OPTIONS] (in command-line order). See --list-passes.",
         allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -163,6 +168,12 @@ def split_pass_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         if not arg.startswith("-") or arg == "-":
             tool_args.append(arg)
             continue
+        level = _OPT_LEVEL.fullmatch(arg)
+        if level is not None:
+            if int(level.group(1)) not in OPT_LEVEL_PIPELINES:
+                raise UsageError(f"invalid optimization level '{arg}'; use one of -O0, -O1, -O2")
+            elements.extend(e for e in OPT_LEVEL_PIPELINES[int(level.group(1))].split(",") if e)
+            continue
         key, eq, value = arg.lstrip("-").partition("=")
         if key in _TOOL_OPTIONS:
             tool_args.append(arg)
@@ -192,7 +203,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     tool_args, elements = split_pass_flags(argv)
     ns = _arg_parser().parse_args(tool_args)
     if ns.pass_pipeline is not None and elements:
-        raise UsageError("'--pass-pipeline' option can't be used with individual pass options")
+        raise UsageError("'--pass-pipeline' option can't be used with individual pass options or -O levels")
     pipeline = ns.pass_pipeline or (f"builtin.module({','.join(elements)})" if elements else "")
     shapes = dict(parse_input_shape(s) for s in ns.input_shape)
     if shapes and not ns.import_onnx:
@@ -229,6 +240,9 @@ def list_passes_text() -> str:
     lines.append("Pipeline aliases:")
     for name, pipeline in sorted(GRAPH_PIPELINES.items()):
         lines.append(f"  --{name.ljust(width)}{pipeline}")
+    lines.append("Optimization levels (graph passes, as woodpecker.compile(opt_level=N)):")
+    for level, pipeline in sorted(OPT_LEVEL_PIPELINES.items()):
+        lines.append(f"  -O{str(level).ljust(width)}{pipeline or '(none)'}")
     lines.append(
         "All upstream mlir-opt passes are accepted too, as --NAME[=OPTIONS] flags or inside "
         "--pass-pipeline='builtin.module(...)' (see `mlir-opt --help`)."

@@ -1,0 +1,77 @@
+"""Real models (torchvision resnet18, resnet50, mobilenet_v2; random weights, eval mode, batch 1,
+3x224x224) at O0 and O2 against onnxruntime, and their kernels after graph optimization.
+
+The .onnx files are written by `python tools/export_torchvision_models.py` (needs PyTorch and
+torchvision, an optional extra) into `<repo>/.cache/models/` (or `$WPK_MODELS_DIR`); each test
+skips, saying so, when its file is absent, so CI without PyTorch runs none of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import woodpecker
+
+ort = pytest.importorskip("onnxruntime")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = Path(os.environ.get("WPK_MODELS_DIR", REPO_ROOT / ".cache" / "models"))
+MODELS = ("resnet18", "resnet50", "mobilenet_v2")
+# ONNX ops that graph optimization folds or fuses away in these networks (Constant and Identity
+# never become kernels): after O2 every other node is exactly one kernel.
+ABSORBED = {"BatchNormalization", "Relu", "Clip", "Add", "Constant", "Identity"}
+RTOL = 1e-4
+ATOL_OF_MAX = 1e-5  # absolute tolerance, relative to the largest |output| (random BN statistics
+# make resnet50's logits reach ~1e3)
+
+pytestmark = pytest.mark.slow
+
+
+def _path(name: str) -> Path:
+    path = MODELS_DIR / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: run `python tools/export_torchvision_models.py` (needs torch, torchvision)")
+    return path
+
+
+@functools.cache
+def _compiled(name: str, opt_level: int) -> woodpecker.CompiledModel:
+    return woodpecker.compile(_path(name), opt_level=opt_level)
+
+
+@functools.cache
+def _feeds_and_reference(name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    feeds = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    session = ort.InferenceSession(str(_path(name)), providers=["CPUExecutionProvider"])
+    return feeds, session.run(None, feeds)[0]
+
+
+@pytest.mark.parametrize("opt_level", [0, 2], ids=["O0", "O2"])
+@pytest.mark.parametrize("name", MODELS)
+def test_real_model_matches_onnxruntime(name: str, opt_level: int) -> None:
+    feeds, expected = _feeds_and_reference(name)
+    (got,) = _compiled(name, opt_level).run(None, feeds)
+    assert got.shape == expected.shape == (1, 1000)
+    atol = ATOL_OF_MAX * max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol, err_msg=f"{name} at O{opt_level}")
+    assert int(np.argmax(got)) == int(np.argmax(expected))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_real_model_kernels_at_o2(name: str) -> None:
+    """Every BatchNormalization folds into its Conv, every Relu/Clip/residual Add into a conv
+    epilogue: the kernels are the remaining ONNX nodes (convolutions, pools, flatten, gemm)."""
+    graph = onnx.load(str(_path(name)), load_external_data=False).graph
+    ops = collections.Counter(node.op_type for node in graph.node)
+    assert ops["BatchNormalization"] > 0, "the export kept no BatchNormalization to fold"
+    stats = _compiled(name, 2).stats
+    assert stats.num_ops_before == sum(n for op, n in ops.items() if op not in {"Constant", "Identity"})
+    assert stats.num_kernels == sum(n for op, n in ops.items() if op not in ABSORBED)
+    assert _compiled(name, 0).stats.num_kernels == stats.num_ops_before
