@@ -8,8 +8,8 @@ are listed and skipped), all measured in this one run on this machine:
   ONNX ops     graph nodes other than Constant/Identity
   wpk ops      `wpk` ops after import (before graph optimization)
   kernels O2   `wpk` ops after O2 (each one kernel)
-  O0, O2, ORT  median latency in ms, runs interleaved (Woodpecker on all cores; onnxruntime CPU
-               provider, default threads)
+  O0, O2, ORT  median latency in ms, each measured in its own block after warm-up (Woodpecker on
+               all cores; onnxruntime CPU provider, default threads)
   O0/O2        speedup from graph optimization; O2/ORT: Woodpecker at O2 relative to onnxruntime
 
     python bench/bench_graph_opt.py [--models-dir DIR] [--repeat 10] [--repeat-large 3]
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import onnx
 import onnxruntime as ort
 
 import woodpecker
+from woodpecker.cli import time_calls
 from woodpecker.models import bundled_model_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,17 +52,12 @@ class Row:
 
 
 def median_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median latency of each function; the runs are interleaved (one of each per round) so that
-    load changes on the machine affect all of them alike."""
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up (first touch of buffers, OpenMP thread start)
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    """Median latency of each function, measured one function at a time.
+
+    Not interleaved: Woodpecker's OpenMP threads and onnxruntime's thread pool both spin-wait
+    for a while after each run, so alternating them makes each steal the other's cores.
+    """
+    return {name: time_calls(fn, repeat).median_ms for name, fn in fns.items()}
 
 
 def measure(name: str, path: Path, repeat: int) -> Row:

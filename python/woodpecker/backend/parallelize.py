@@ -6,7 +6,9 @@ at least one iteration per thread, into one chunk per thread. Producers that fee
 tiled op elementwise along that loop (a conv feeding its bias/activation epilogue, the
 fill that initializes a conv's accumulator, one elementwise op feeding another) are fused
 into the same `scf.forall` with `fuse_into_containing_op`, so their tile is computed in the
-same loop nest instead of in a separate pass over memory. The foralls become OpenMP
+same loop nest instead of in a separate pass over memory: inside each thread's chunk the
+split loop is walked one step at a time (e.g. one output channel), the producers' slice for that
+step is computed right before the consumer reads it, while it is still in cache. The foralls become OpenMP
 parallel loops; everything inside them stays serial, vectorizable code.
 
 Small ops stay serial: an OpenMP fork/join costs more than they do.
@@ -180,16 +182,37 @@ def _transform_script(tilings: list[_Tiling]) -> str:
         assert loops is not None
         sizes = [0] * len(loops.ranges)
         sizes[tiling.dim] = tiling.tile
-        lines.append(f"    %op{i} = transform.structured.match attributes{{{TILE_ID} = {i} : i64}} in %root"
-                     f" : ({any_op}) -> {any_op}")
-        lines.append(f"    %tiled{i}, %forall{i} = transform.structured.tile_using_forall %op{i}"
-                     f" tile_sizes {sizes} : ({any_op}) -> ({any_op}, {any_op})")
+        lines.append(
+            f"    %op{i} = transform.structured.match attributes{{{TILE_ID} = {i} : i64}} in %root"
+            f" : ({any_op}) -> {any_op}"
+        )
+        lines.append(
+            f"    %tiled{i}, %forall{i} = transform.structured.tile_using_forall %op{i}"
+            f" tile_sizes {sizes} : ({any_op}) -> ({any_op}, {any_op})"
+        )
         for j, _ in enumerate(tiling.fused):
             name = f"%p{i}_{j}"
-            lines.append(f"    {name} = transform.structured.match attributes{{{FUSE_ID} = {i * 10000 + j} : i64}}"
-                         f" in %root : ({any_op}) -> {any_op}")
-            lines.append(f"    %f{i}_{j}, %c{i}_{j} = transform.structured.fuse_into_containing_op {name}"
-                         f" into %forall{i} : ({any_op}, {any_op}) -> ({any_op}, {any_op})")
+            lines.append(
+                f"    {name} = transform.structured.match attributes{{{FUSE_ID} = {i * 10000 + j} : i64}}"
+                f" in %root : ({any_op}) -> {any_op}"
+            )
+            lines.append(
+                f"    %f{i}_{j}, %c{i}_{j} = transform.structured.fuse_into_containing_op {name}"
+                f" into %forall{i} : ({any_op}, {any_op}) -> ({any_op}, {any_op})"
+            )
+        if tiling.fused and tiling.tile > 1 and all(loops.parallel):
+            # Within each thread's chunk, walk the split loop one step at a time and compute the
+            # producers' slice for that step right before the consumer uses it (tile-level reuse).
+            sizes[tiling.dim] = 1
+            lines.append(
+                f"    %inner{i}, %loop{i} = transform.structured.tile_using_for %tiled{i}"
+                f" tile_sizes {sizes} : ({any_op}) -> ({any_op}, {any_op})"
+            )
+            for j, _ in enumerate(tiling.fused):
+                lines.append(
+                    f"    %g{i}_{j}, %d{i}_{j} = transform.structured.fuse_into_containing_op %f{i}_{j}"
+                    f" into %loop{i} : ({any_op}, {any_op}) -> ({any_op}, {any_op})"
+                )
     lines += ["    transform.yield", "  }", "}"]
     return "\n".join(lines)
 
@@ -211,6 +234,6 @@ def parallelize(module: ir.Module, options: ParallelOptions) -> int:
     entry = script.body.operations[0]
     try:
         interpreter.apply_named_sequence(module.operation, entry, script)
-    except ir.MLIRError as err:
+    except (ir.MLIRError, ValueError) as err:
         raise CompilationError(f"parallel tiling failed: {err}") from None
     return len(tilings)
