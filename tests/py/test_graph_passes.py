@@ -21,13 +21,9 @@ from woodpecker import compile as wpk_compile
 from woodpecker.backend.parallelize import ParallelOptions, parallelize
 from woodpecker.compiler import CompileOptions
 from woodpecker.dialect import (
-    bool_attr,
     create_context,
     create_op,
-    f32_attr,
-    i64_array_attr,
-    i64_attr,
-    str_attr,
+    python_attr,
     tensor_type,
 )
 from woodpecker.dialect.fused import build
@@ -389,16 +385,7 @@ def _a(*shape: int, seed: int = 0, low: float = -1.0) -> np.ndarray:
     return _rng(seed).uniform(low, 1.0, shape).astype(np.float32)
 
 
-def _attr(value: object) -> ir.Attribute:
-    if isinstance(value, bool):
-        return bool_attr(value)
-    if isinstance(value, int):
-        return i64_attr(value)
-    if isinstance(value, float):
-        return f32_attr(value)
-    if isinstance(value, str):
-        return str_attr(value)
-    return i64_array_attr(value)  # type: ignore[arg-type]
+_attr = python_attr
 
 
 _CONV = {"strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [1, 2], "groups": 1}

@@ -16,13 +16,10 @@ from mlir.passmanager import PassManager
 from woodpecker.backend import compile_cpu
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.dialect import (
-    bool_attr,
     create_context,
     create_op,
     f32_attr,
-    i64_array_attr,
-    i64_attr,
-    str_attr,
+    python_attr,
     tensor_type,
     weight_attr,
 )
@@ -33,16 +30,7 @@ RTOL, ATOL = 1e-4, 1e-5
 AttrValue = bool | int | float | str | Sequence[int]
 
 
-def _attr(value: AttrValue) -> ir.Attribute:
-    if isinstance(value, bool):
-        return bool_attr(value)
-    if isinstance(value, int):
-        return i64_attr(value)
-    if isinstance(value, float):
-        return f32_attr(value)
-    if isinstance(value, str):
-        return str_attr(value)
-    return i64_array_attr(value)
+_attr = python_attr
 
 
 def _attrs(values: dict[str, AttrValue]) -> dict[str, ir.Attribute]:

@@ -17,6 +17,7 @@ from mlir.dialects import irdl
 
 IRDL_FILE = Path(str(resources.files(__package__) / "wpk.irdl.mlir"))
 
+
 def load_wpk_dialect(context: ir.Context) -> None:
     """Registers the `wpk` dialect into `context` (idempotent per context)."""
     if context.is_registered_operation("wpk.relu"):
@@ -67,6 +68,19 @@ def str_attr(value: str) -> ir.Attribute:
     return ir.StringAttr.get(value)
 
 
+def python_attr(value: bool | int | float | str | Sequence[int]) -> ir.Attribute:
+    """The `wpk` attribute for a Python value: bool, i64, f32, string or i64 array."""
+    if isinstance(value, bool):
+        return bool_attr(value)
+    if isinstance(value, int):
+        return i64_attr(value)
+    if isinstance(value, float):
+        return f32_attr(value)
+    if isinstance(value, str):
+        return str_attr(value)
+    return i64_array_attr(value)
+
+
 def tensor_type(shape: Sequence[int], element: ir.Type | None = None) -> ir.RankedTensorType:
     return ir.RankedTensorType.get([int(d) for d in shape], element or ir.F32Type.get())
 
@@ -93,9 +107,7 @@ def create_op(
 def weight_attr(array: np.ndarray, name: str) -> ir.Attribute:
     """A dense_resource attribute holding `array` (f32) without printing it inline."""
     array = np.ascontiguousarray(array, dtype=np.float32)
-    return ir.DenseResourceElementsAttr.get_from_buffer(
-        array, name, tensor_type(array.shape), alignment=64
-    )
+    return ir.DenseResourceElementsAttr.get_from_buffer(array, name, tensor_type(array.shape), alignment=64)
 
 
 # ----------------------------------------------------------------------------

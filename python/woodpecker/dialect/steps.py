@@ -84,6 +84,17 @@ class StepError(ValueError):
     """A malformed step list (unknown step, wrong parameter or side operand count)."""
 
 
+def unary_op_step(op: ir.Operation | ir.OpView) -> Step:
+    """The step of a unary `wpk` op (relu, sigmoid, tanh, leaky_relu, clip) with its parameters."""
+    name = UNARY_OP_STEPS[op.name]
+    params: tuple[float, ...] = ()
+    if name == "leaky_relu":
+        params = (ir.FloatAttr(op.attributes["alpha"]).value,)
+    elif name == "clip":
+        params = (ir.FloatAttr(op.attributes["min"]).value, ir.FloatAttr(op.attributes["max"]).value)
+    return Step(name, params)
+
+
 def decode_steps(names: Sequence[str], params: Sequence[float]) -> list[Step]:
     """Step names and the concatenated parameters -> steps; raises StepError."""
     steps: list[Step] = []

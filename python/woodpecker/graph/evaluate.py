@@ -16,7 +16,7 @@ from mlir import ir
 
 from woodpecker.dialect import attr_bool, attr_float, attr_int, attr_ints, attr_str
 from woodpecker.dialect.fused import FUSED_LAYOUTS, segment_sizes, unpack
-from woodpecker.dialect.steps import BINARY_OP_STEPS, UNARY_OP_STEPS, Step, apply_step, apply_steps
+from woodpecker.dialect.steps import BINARY_OP_STEPS, UNARY_OP_STEPS, Step, apply_step, apply_steps, unary_op_step
 from woodpecker.graph.rewrite import shape
 from woodpecker.lowering.pooling import Window, avg_pool_divisor
 
@@ -108,13 +108,7 @@ def _binary(op: ir.Operation, a: Arrays) -> np.ndarray:
 
 
 def _unary(op: ir.Operation, a: Arrays) -> np.ndarray:
-    name = UNARY_OP_STEPS[op.name]
-    params: tuple[float, ...] = ()
-    if name == "leaky_relu":
-        params = (attr_float(op, "alpha"),)
-    elif name == "clip":
-        params = (attr_float(op, "min"), attr_float(op, "max"))
-    return apply_step(Step(name, params), a[0], None)
+    return apply_step(unary_op_step(op), a[0], None)
 
 
 def _channel(param: np.ndarray, rank: int) -> np.ndarray:

@@ -33,7 +33,14 @@ from mlir.rewrite import PatternRewriter
 
 from woodpecker.dialect import attr_bool, attr_float, attr_ints, attr_str, bool_attr, i64_array_attr
 from woodpecker.dialect.fused import ANCHOR_OF_FUSED, FUSED_OF_ANCHOR, anchor_attributes, as_fused, build, unpack
-from woodpecker.dialect.steps import BINARY_OP_STEPS, MAX_SIDE_OPERANDS, UNARY_OP_STEPS, Step, StepError
+from woodpecker.dialect.steps import (
+    BINARY_OP_STEPS,
+    MAX_SIDE_OPERANDS,
+    UNARY_OP_STEPS,
+    Step,
+    StepError,
+    unary_op_step,
+)
 from woodpecker.graph.context import DATA_OPS
 from woodpecker.graph.rewrite import (
     NO_MATCH,
@@ -72,13 +79,7 @@ def step_view(op: ir.Operation, position: int) -> StepView | None:
     if position != 0:
         return None
     if op.name in UNARY_OP_STEPS:
-        name = UNARY_OP_STEPS[op.name]
-        params: tuple[float, ...] = ()
-        if name == "leaky_relu":
-            params = (attr_float(op, "alpha"),)
-        elif name == "clip":
-            params = (attr_float(op, "min"), attr_float(op, "max"))
-        return StepView(operands[0], [Step(name, params)], [])
+        return StepView(operands[0], [unary_op_step(op)], [])
     if op.name == "wpk.elementwise":
         try:
             fused = unpack(op)
