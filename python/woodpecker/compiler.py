@@ -19,7 +19,6 @@ from mlir.passmanager import PassManager
 
 from woodpecker.backend.cpu import CpuOptions, compile_cpu
 from woodpecker.backend.outline_weights import main_func, outline_weights
-from woodpecker.dialect.weights import WeightTable
 from woodpecker.errors import CompilationError
 from woodpecker.graph.context import DATA_OPS, GraphContext
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
@@ -64,9 +63,7 @@ def compile(
     stats = CompileStats()
 
     with _stage(stats, "import"):
-        imported = (
-            model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
-        )
+        imported = model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
     module = imported.module
     with imported.context, ir.Location.unknown():
         _report(options, "import", module)
@@ -96,29 +93,6 @@ def compile(
         executable=executable,
         stats=stats,
         target=options.target,
-    )
-
-
-def imported_from_module(module: ir.Module) -> ImportedModel:
-    """Wraps a `wpk` module parsed from text so that `compile` can take it."""
-    fn = main_func(module)
-    fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
-
-    def names(attr: str, count: int, prefix: str) -> list[str]:
-        if attr in fn.attributes:
-            return [ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes[attr])]
-        return [f"{prefix}{i}" for i in range(count)]
-
-    inputs = names("wpk.input_names", len(fn_type.inputs), "input_")
-    outputs = names("wpk.output_names", len(fn_type.results), "output_")
-    return ImportedModel(
-        module=module,
-        context=module.context,
-        weights=WeightTable.from_module(module),
-        input_names=inputs,
-        output_names=outputs,
-        input_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(inputs, fn_type.inputs, strict=False)},
-        output_shapes={n: tuple(ir.RankedTensorType(t).shape) for n, t in zip(outputs, fn_type.results, strict=False)},
     )
 
 
@@ -161,7 +135,4 @@ def _stage(stats: CompileStats, name: str) -> Iterator[None]:
 def random_feeds(model: CompiledModel, seed: int = 0) -> dict[str, np.ndarray]:
     """Random float32 inputs of the right shapes (for demos and benchmarks)."""
     rng = np.random.default_rng(seed)
-    return {
-        name: rng.standard_normal(model.input_shapes[name]).astype(np.float32)
-        for name in model.input_names
-    }
+    return {name: rng.standard_normal(model.input_shapes[name]).astype(np.float32) for name in model.input_names}

@@ -53,7 +53,6 @@ def lower_and_run(
     out_shapes: Sequence[Sequence[int]],
     build: Builder,
     use_pass_manager: bool = True,
-    verify_input: bool = True,
 ) -> Lowered:
     """Builds `func @main(inputs) -> outputs` with `build`, lowers it, JIT-compiles and runs it."""
     inputs = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
@@ -66,8 +65,7 @@ def lower_and_run(
             block = fn.add_entry_block()
             with ir.InsertionPoint(block):
                 func.ReturnOp(build(list(block.arguments)))
-        if verify_input:
-            assert module.operation.verify()
+        assert module.operation.verify()
         if use_pass_manager:
             pm = PassManager(context=ctx)
             pm.add(lower_to_linalg, name=PASS_NAME)
@@ -86,14 +84,13 @@ def run_op(
     inputs: Sequence[np.ndarray],
     out_shape: Sequence[int],
     attrs: dict[str, AttrValue] | None = None,
-    verify_input: bool = True,
 ) -> Lowered:
     """One `wpk.<name>` op applied to the function arguments."""
 
     def build(args: list[ir.Value]) -> list[ir.Value]:
         return [create_op(name, args, [tensor_type(out_shape)], _attrs(attrs or {})).result]
 
-    return lower_and_run(inputs, [out_shape], build, verify_input=verify_input)
+    return lower_and_run(inputs, [out_shape], build)
 
 
 def check(actual: np.ndarray, expected: np.ndarray) -> None:

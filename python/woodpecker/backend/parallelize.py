@@ -71,6 +71,7 @@ class _Loops:
 @dataclass
 class _Tiling:
     op: ir.Operation
+    loops: _Loops
     dim: int
     tile: int
     fused: list[ir.Operation] = field(default_factory=list)
@@ -162,7 +163,7 @@ def plan(module: ir.Module, options: ParallelOptions) -> list[_Tiling]:
         candidate.add(op)
         claimed = candidate
         tile = -(-loops.ranges[dim] // options.threads)
-        tilings.append(_Tiling(op, dim, tile, producers))
+        tilings.append(_Tiling(op, loops, dim, tile, producers))
     return tilings
 
 
@@ -178,8 +179,7 @@ def _transform_script(tilings: list[_Tiling]) -> str:
         f"  transform.named_sequence @__transform_main(%root: {any_op} {{transform.readonly}}) {{",
     ]
     for i, tiling in enumerate(tilings):
-        loops = _loops(tiling.op)
-        assert loops is not None
+        loops = tiling.loops
         sizes = [0] * len(loops.ranges)
         sizes[tiling.dim] = tiling.tile
         lines.append(
