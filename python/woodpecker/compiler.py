@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -26,7 +27,11 @@ from woodpecker.lowering import lower_to_linalg
 from woodpecker.passes import build_pass_manager, opt_level_pipeline
 from woodpecker.runtime import CompiledModel, CompileStats
 
-TARGETS = ("cpu",)
+if TYPE_CHECKING:
+    from woodpecker.gpu.config import GpuConfig
+    from woodpecker.gpu.model import CudaModel
+
+TARGETS = ("cpu", "cuda")
 OPT_LEVELS = (0, 1, 2)
 
 
@@ -40,6 +45,10 @@ class CompileOptions:
     cpu: CpuOptions = field(default_factory=CpuOptions)
     # Called with (stage name, module) after each stage, e.g. to dump IR.
     on_stage: Callable[[str, ir.Module], None] | None = None
+    # target="cuda": the GPU architecture, and per-kernel schedules (kernel name or kind ->
+    # GpuConfig or a dict of search-space knobs, see woodpecker.gpu.space).
+    arch: str = "sm_90"
+    gpu_configs: Mapping[str, GpuConfig | Mapping[str, Any]] | None = None
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -48,6 +57,13 @@ class CompileOptions:
             )
         if self.opt_level not in OPT_LEVELS:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
+        if self.target == "cuda":
+            from woodpecker.gpu.arch import ARCHS
+
+            if self.arch not in ARCHS:
+                raise CompilationError(
+                    f"unknown CUDA architecture '{self.arch}'; known architectures: {', '.join(ARCHS)}"
+                )
 
 
 def compile(
@@ -56,9 +72,13 @@ def compile(
     opt_level: int = 2,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     options: CompileOptions | None = None,
-) -> CompiledModel:
-    """Compiles an ONNX model (path, ModelProto, or an already imported model) for `target`."""
-    options = options or CompileOptions(target=target, opt_level=opt_level)
+    *,
+    arch: str = "sm_90",
+) -> CompiledModel | CudaModel:
+    """Compiles an ONNX model (path, ModelProto, or an already imported model) for `target`.
+
+    target="cuda" returns a `woodpecker.gpu.model.CudaModel` (PTX kernels for `arch`)."""
+    options = options or CompileOptions(target=target, opt_level=opt_level, arch=arch)
     options.validate()
     stats = CompileStats()
 
@@ -81,6 +101,10 @@ def compile(
             if options.opt_level >= 1:
                 _run_upstream(module, "builtin.module(canonicalize,cse)")
         _report(options, "linalg", module)
+        if options.target == "cuda":
+            from woodpecker.gpu.model import build_cuda_model
+
+            return build_cuda_model(module, weights, imported, options.arch, options.gpu_configs, stats)
         with _stage(stats, "codegen"):
             executable = compile_cpu(module, options.cpu)
         executable.bind_weights(weights)

@@ -14,10 +14,11 @@ from mlir.passmanager import PassManager
 from mlir.runtime import get_ranked_memref_descriptor
 
 from woodpecker.backend.outline_weights import main_func
-from woodpecker.backend.parallelize import ParallelOptions, parallelize
 from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
+from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
+from woodpecker.schedule.target import CpuTarget
 
 
 @dataclass
@@ -27,6 +28,11 @@ class CpuOptions:
     llvm_opt_level: int = 3
     parallel: bool = True
     threads: int | None = None  # None: every core this process may run on
+    # Schedule configurations by kernel name (`k3_conv`) or kind (`conv`); others: defaults.
+    schedules: ConfigMap | None = None
+
+    def target(self) -> CpuTarget:
+        return CpuTarget.host(threads=(self.threads or available_cores()) if self.parallel else 1)
 
 
 @dataclass
@@ -36,6 +42,7 @@ class CpuExecutable:
     engine: ExecutionEngine
     output_shapes: list[tuple[int, ...]]
     parallel: bool
+    schedules: list[ScheduledKernel] = field(default_factory=list)
     _fixed_args: list = field(default_factory=list)
     _keepalive: list = field(default_factory=list)
 
@@ -80,12 +87,12 @@ def compile_cpu(module: ir.Module, options: CpuOptions | None = None) -> CpuExec
     fn = main_func(module)
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
-    if parallel:
-        parallelize(module, ParallelOptions(threads=options.threads or available_cores()))
+    target = options.target() if parallel else CpuTarget.host(threads=1)
+    schedules = apply_schedules(module, options.schedules, target)
     lower_to_llvm(module, parallel)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     try:
         engine = ExecutionEngine(module, opt_level=options.llvm_opt_level, shared_libs=libs)
     except Exception as err:  # the bindings raise RuntimeError with LLVM's message
         raise CompilationError(f"JIT compilation failed: {err}") from None
-    return CpuExecutable(engine=engine, output_shapes=output_shapes, parallel=parallel)
+    return CpuExecutable(engine=engine, output_shapes=output_shapes, parallel=parallel, schedules=schedules)

@@ -52,7 +52,5 @@ def outline_weights(module: ir.Module | ir.Operation) -> list[OutlinedWeight]:
     if outlined:
         fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
         new_inputs = [arg.type for arg in block.arguments]
-        fn.attributes["function_type"] = ir.TypeAttr.get(
-            ir.FunctionType.get(new_inputs, list(fn_type.results))
-        )
+        fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(new_inputs, list(fn_type.results)))
     return outlined

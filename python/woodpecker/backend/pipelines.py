@@ -9,10 +9,16 @@ BUFFERIZE = (
     "buffer-deallocation-pipeline"
 )
 
-# Loops: the scf.forall made by backend/parallelize.py become OpenMP parallel loops; the
-# linalg ops inside (and every op too small to split) become plain serial loops.
-LOOPS_PARALLEL = "func.func(scf-forall-to-parallel),func.func(convert-linalg-to-loops),convert-scf-to-openmp"
-LOOPS_SERIAL = "func.func(convert-linalg-to-loops)"
+# Loops: the scf.forall of the schedules (woodpecker.schedule) become OpenMP parallel loops
+# (or serial loops); what stayed linalg becomes plain loops; vector ops go to LLVM's.
+LOOPS_PARALLEL = (
+    "func.func(scf-forall-to-parallel),func.func(convert-linalg-to-loops),convert-scf-to-openmp,"
+    "convert-vector-to-scf{full-unroll=true},convert-vector-to-llvm"
+)
+LOOPS_SERIAL = (
+    "func.func(scf-forall-to-for),func.func(convert-linalg-to-loops),"
+    "convert-vector-to-scf{full-unroll=true},convert-vector-to-llvm"
+)
 
 TO_LLVM = (
     "expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-scf-to-cf,"

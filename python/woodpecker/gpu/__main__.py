@@ -3,7 +3,11 @@
 Prints one line per kernel (grid, block, dynamic shared memory, parameters, fused ops and,
 when assembled, ptxas' registers and spills), then the buffer plan. `--print-ptx` adds each
 kernel's PTX, `--ptx-dir` writes `<kernel>.ptx` files. Configs: `--config KIND_OR_NAME=JSON`
-with GpuConfig fields, e.g. `--config 'matmul={"block_tile": [32, 32], "thread_tile": [4, 4]}'`.
+with GpuConfig fields, e.g. `--config 'matmul={"block_tile": [32, 32], "thread_tile": [4, 4]}'`;
+`--knobs KIND_OR_NAME=JSON` takes the same fields as search-space knobs (checked against the
+kernel's space, the rest from its default). `--print-ir-after-schedule` prints the kernel
+functions after the transform schedules, `--print-nvvm` the gpu.modules lowered to NVVM (before
+PTX), `--print-space` each kernel's search space.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from mlir import ir
 
 from woodpecker.errors import WoodpeckerError
 from woodpecker.gpu.arch import ARCHS
-from woodpecker.gpu.codegen import compile_gpu
+from woodpecker.gpu.codegen import ConfigSpec, compile_gpu, kernel_search_spaces
 from woodpecker.gpu.config import GpuConfig
 from woodpecker.gpu.program import GpuKernel, GpuProgram
+from woodpecker.gpu.space import describe_space
 
 _TUPLES = ("block_tile", "thread_tile", "reduction_tile")
 
@@ -36,6 +41,16 @@ def parse_config(text: str) -> tuple[str, GpuConfig]:
         if name in fields:
             fields[name] = tuple(fields[name])
     return key, GpuConfig(**fields)
+
+
+def parse_knobs(text: str) -> tuple[str, dict[str, object]]:
+    key, sep, body = text.partition("=")
+    if not sep:
+        raise ValueError(f"--knobs wants KIND_OR_NAME=JSON, got {text!r}")
+    knobs = json.loads(body)
+    if not isinstance(knobs, dict):
+        raise ValueError(f"--knobs {key}: the JSON must be an object of knob values")
+    return key, knobs
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -70,18 +85,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default="sm_90", choices=sorted(ARCHS))
     parser.add_argument("--num-inputs", type=int, default=None, help="graph inputs among @main's arguments")
     parser.add_argument("--config", action="append", default=[], metavar="KIND_OR_NAME=JSON")
+    parser.add_argument("--knobs", action="append", default=[], metavar="KIND_OR_NAME=JSON")
+    parser.add_argument("--print-ir-after-schedule", action="store_true", help="kernel functions after the schedules")
+    parser.add_argument("--print-nvvm", action="store_true", help="gpu.modules lowered to NVVM, before PTX")
+    parser.add_argument("--print-space", action="store_true", help="each kernel's schedule search space")
     parser.add_argument("--no-assemble", action="store_true", help="do not run ptxas")
     parser.add_argument("--print-ptx", action="store_true")
     parser.add_argument("--ptx-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
     try:
-        configs = dict(parse_config(c) for c in args.config)
+        configs: dict[str, ConfigSpec] = dict(parse_config(c) for c in args.config)
+        configs.update(parse_knobs(k) for k in args.knobs)
+        wanted = {"schedule": args.print_ir_after_schedule, "nvvm": args.print_nvvm}
+
+        def on_stage(stage: str, device: ir.Module) -> None:
+            if wanted.get(stage):
+                print(f"// ----- IR after {stage}\n{device}")
+
         with ir.Context() as ctx, ir.Location.unknown(ctx):
             module = ir.Module.parse(text)
+            if args.print_space:
+                for space in kernel_search_spaces(module, args.arch, args.num_inputs).values():
+                    print(describe_space(space))
             start = time.perf_counter()
             program = compile_gpu(
-                module, args.arch, configs, num_inputs=args.num_inputs, assemble=False if args.no_assemble else None
+                module,
+                args.arch,
+                configs,
+                num_inputs=args.num_inputs,
+                assemble=False if args.no_assemble else None,
+                on_stage=on_stage,
             )
             elapsed = time.perf_counter() - start
     except (WoodpeckerError, ValueError, ir.MLIRError) as err:

@@ -24,8 +24,7 @@ from woodpecker.backend.pipelines import BUFFERIZE, LOOPS_SERIAL, TO_LLVM
 from woodpecker.backend.runtime_libs import c_runner_utils
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.arch import get_arch
-from woodpecker.gpu.codegen import ScheduledKernel, kernel_functions, plan_kernels
-from woodpecker.gpu.config import GpuConfig
+from woodpecker.gpu.codegen import ConfigSpec, ScheduledKernel, kernel_functions, plan_kernels
 from woodpecker.gpu.program import BufferRef
 from woodpecker.gpu.schedule import schedule
 
@@ -65,7 +64,7 @@ def compile_kernel_for_cpu(fn: ir.Operation, item: ScheduledKernel, llvm_opt_lev
 
 def compile_for_cpu(
     module: ir.Module,
-    configs: Mapping[str, GpuConfig] | None = None,
+    configs: Mapping[str, ConfigSpec] | None = None,
     arch: str = "sm_90",
     num_inputs: int | None = None,
 ) -> tuple[list[CpuKernel], list[tuple[int, ...]]]:
@@ -86,7 +85,7 @@ def run_on_cpu(
     module: ir.Module,
     inputs: Sequence[np.ndarray],
     weights: Sequence[np.ndarray] = (),
-    configs: Mapping[str, GpuConfig] | None = None,
+    configs: Mapping[str, ConfigSpec] | None = None,
     arch: str = "sm_90",
 ) -> list[np.ndarray]:
     """Runs the GPU kernels of `module` (scheduled as by `compile_gpu`) on the CPU, in order."""

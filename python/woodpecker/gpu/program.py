@@ -72,6 +72,7 @@ class GpuKernel:
     ops: list[str] = field(default_factory=list)  # linalg ops fused into the kernel, in order
     resources: KernelResources | None = None
     cubin: bytes | None = None
+    function: str = ""  # the kernel's function in the device module (`k0_matmul`): its config's key
 
     @property
     def threads_per_block(self) -> int:

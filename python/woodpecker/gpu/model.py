@@ -1,0 +1,292 @@
+"""`compile(model, target="cuda")`: an ONNX model -> `CudaModel` (PTX kernels, launch data, weights).
+
+The model goes through the same stages as for the CPU (import, graph optimization, weight
+outlining, lowering to linalg), then `compile_gpu`. A `CudaModel` holds the `GpuProgram`
+(per kernel: PTX, entry, grid, block, dynamic shared memory, argument buffers), the graph's
+input/output names and shapes, and the weight arrays in the order of the program's weight
+buffers. `save(directory)` writes what a launcher needs:
+
+    manifest.json         format, arch, calling convention, buffers, kernels in launch order
+                          (entry, grid, block, shared_bytes, args, config knobs, problem)
+    <entry>.ptx           one PTX module per kernel (and <entry>.cubin when assembled)
+    weight_<i>.npy        weight buffer i (f32)
+
+Launching is not done yet: `run` raises; `emulate` runs the kernels' schedules on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from mlir import ir
+
+from woodpecker.errors import CompilationError
+from woodpecker.gpu.codegen import ConfigSpec, compile_gpu, kernel_search_spaces
+from woodpecker.gpu.config import GpuConfig, KernelProblem, OperandAccess
+from woodpecker.gpu.emulate import run_on_cpu
+from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram, KernelArg, KernelResources
+from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
+from woodpecker.importer import ImportedModel
+from woodpecker.runtime import CompileStats
+from woodpecker.schedule.space import SearchSpace
+
+MANIFEST = "manifest.json"
+FORMAT = "woodpecker.cuda"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CudaModel:
+    """A model compiled to PTX kernels for one GPU architecture (not runnable here yet)."""
+
+    program: GpuProgram
+    input_names: list[str]
+    output_names: list[str]
+    input_shapes: dict[str, tuple[int, ...]]
+    output_shapes: dict[str, tuple[int, ...]]
+    weights: list[np.ndarray]  # in the order of program.weights
+    stats: CompileStats = field(default_factory=CompileStats)
+    target: str = "cuda"
+    # The linalg-on-tensors module the kernels were cut from (for `emulate` and the tuner's
+    # search spaces); None for a model loaded from disk.
+    linalg: ir.Module | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def arch(self) -> str:
+        return self.program.arch
+
+    @property
+    def kernels(self) -> list[GpuKernel]:
+        return self.program.kernels
+
+    def configs(self) -> dict[str, GpuConfig]:
+        """The config each kernel was compiled with, by kernel name (`k0_matmul`)."""
+        return {k.function: k.config for k in self.kernels}
+
+    def search_spaces(self) -> dict[str, SearchSpace]:
+        """Each kernel's schedule search space on this model's arch, by kernel name."""
+        if self.linalg is None:
+            return {k.function: gpu_search_space(k.problem, self.arch, k.function) for k in self.kernels}
+        return kernel_search_spaces(self.linalg, self.arch, num_inputs=len(self.input_names))
+
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError(
+            f"CudaModel.run: launching the {len(self.kernels)} {self.arch} kernels needs the CUDA runtime, "
+            "which is not implemented yet; save(directory) writes the PTX and launch data for a launcher, "
+            "and emulate(feeds) runs the kernels' schedules on the CPU"
+        )
+
+    def emulate(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
+        """Runs every kernel's schedule (same tiles, no GPU) on the CPU, as `run` would on the GPU."""
+        if self.linalg is None:
+            raise CompilationError("CudaModel.emulate needs the linalg module, which a loaded model does not have")
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise ValueError(f"missing input '{missing[0]}'; inputs are {self.input_names}")
+        wanted = list(self.output_names if output_names is None else output_names)
+        for name in wanted:
+            if name not in self.output_names:
+                raise ValueError(f"unknown output name '{name}'; outputs are {self.output_names}")
+        inputs = [np.asarray(feeds[n], dtype=np.float32) for n in self.input_names]
+        with self.linalg.context:
+            results = run_on_cpu(self.linalg, inputs, self.weights, self.configs(), self.arch)
+        by_name = dict(zip(self.output_names, results, strict=True))
+        return [by_name[n] for n in wanted]
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Writes the PTX files, the weights and `manifest.json` into `directory`; returns it."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        program = self.program
+        weights = []
+        for i, array in enumerate(self.weights):
+            name = f"weight_{i}.npy"
+            np.save(out / name, np.ascontiguousarray(array, dtype=np.float32))
+            weights.append({"file": name, "shape": list(program.weights[i])})
+        kernels = []
+        for kernel in program.kernels:
+            (out / f"{kernel.name}.ptx").write_text(kernel.ptx)
+            cubin = None
+            if kernel.cubin is not None:
+                cubin = f"{kernel.name}.cubin"
+                (out / cubin).write_bytes(kernel.cubin)
+            kernels.append(_kernel_json(kernel, cubin))
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "target": self.target,
+            "arch": program.arch,
+            "calling_convention": program.calling_convention,
+            "element_type": "f32",
+            "inputs": [{"name": n, "shape": list(s)} for n, s in zip(self.input_names, program.inputs, strict=True)],
+            "outputs": [{"name": n, "shape": list(s)} for n, s in zip(self.output_names, program.outputs, strict=True)],
+            "weights": weights,
+            "intermediates": [{"index": i, "shape": list(s)} for i, s in program.intermediates],
+            "kernels": kernels,
+        }
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> CudaModel:
+        """A model written by `save` (without its linalg module)."""
+        root = Path(directory)
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise CompilationError(f"{root}: not a saved CUDA model ({err})") from None
+        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+            raise CompilationError(
+                f"{root / MANIFEST}: format {manifest.get('format')!r} version {manifest.get('version')!r}, "
+                f"expected {FORMAT!r} version {FORMAT_VERSION}"
+            )
+        kernels = [_kernel_from_json(k, root) for k in manifest["kernels"]]
+        program = GpuProgram(
+            arch=manifest["arch"],
+            kernels=kernels,
+            inputs=[tuple(i["shape"]) for i in manifest["inputs"]],
+            weights=[tuple(w["shape"]) for w in manifest["weights"]],
+            outputs=[tuple(o["shape"]) for o in manifest["outputs"]],
+            intermediates=[(i["index"], tuple(i["shape"])) for i in manifest["intermediates"]],
+            calling_convention=manifest["calling_convention"],
+        )
+        return cls(
+            program=program,
+            input_names=[i["name"] for i in manifest["inputs"]],
+            output_names=[o["name"] for o in manifest["outputs"]],
+            input_shapes={i["name"]: tuple(i["shape"]) for i in manifest["inputs"]},
+            output_shapes={o["name"]: tuple(o["shape"]) for o in manifest["outputs"]},
+            weights=[np.load(root / w["file"]) for w in manifest["weights"]],
+            target=manifest.get("target", "cuda"),
+        )
+
+
+def _kernel_json(kernel: GpuKernel, cubin: str | None) -> dict[str, Any]:
+    return {
+        "name": kernel.name,
+        "entry": kernel.name,
+        "function": kernel.function,
+        "kind": kernel.kind,
+        "ptx": f"{kernel.name}.ptx",
+        "cubin": cubin,
+        "grid": list(kernel.grid),
+        "block": list(kernel.block),
+        "shared_bytes": kernel.shared_bytes,
+        "needs_shared_opt_in": kernel.needs_shared_opt_in,
+        "args": [
+            {
+                "buffer": a.buffer.kind,
+                "index": a.buffer.index,
+                "shape": list(a.shape),
+                "access": a.access,
+                "element_type": a.element_type,
+                "ptx_type": a.ptx_type,
+            }
+            for a in kernel.args
+        ],
+        "ops": kernel.ops,
+        "config": knobs_from_config(kernel.config),
+        "problem": asdict(kernel.problem),
+        "resources": None if kernel.resources is None else asdict(kernel.resources),
+    }
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _problem_from_json(data: Mapping[str, Any]) -> KernelProblem:
+    operands = tuple(
+        OperandAccess(_tuples(o["shape"]), _tuples(o["terms"]), o["promotable"], o["operand"]) for o in data["operands"]
+    )
+    return KernelProblem(
+        kind=data["kind"],
+        output_shape=_tuples(data["output_shape"]),
+        loop_extents=_tuples(data["loop_extents"]),
+        output_loops=_tuples(data["output_loops"]),
+        reduction_loops=_tuples(data["reduction_loops"]),
+        operands=operands,
+    )
+
+
+def _kernel_from_json(data: Mapping[str, Any], root: Path) -> GpuKernel:
+    args = [
+        KernelArg(BufferRef(a["buffer"], a["index"]), tuple(a["shape"]), a["access"], a["element_type"], a["ptx_type"])
+        for a in data["args"]
+    ]
+    return GpuKernel(
+        name=data["name"],
+        kind=data["kind"],
+        ptx=(root / data["ptx"]).read_text(),
+        grid=_tuples(data["grid"]),
+        block=_tuples(data["block"]),
+        shared_bytes=data["shared_bytes"],
+        args=args,
+        config=config_from_knobs(data["config"]),
+        problem=_problem_from_json(data["problem"]),
+        ops=list(data["ops"]),
+        resources=None if data["resources"] is None else KernelResources(**data["resources"]),
+        cubin=None if data["cubin"] is None else (root / data["cubin"]).read_bytes(),
+        function=data["function"],
+    )
+
+
+# -- compiling ---------------------------------------------------------------------------------
+
+
+def build_cuda_model(
+    module: ir.Module,
+    weights: list[np.ndarray],
+    imported: ImportedModel,
+    arch: str,
+    configs: Mapping[str, ConfigSpec] | None,
+    stats: CompileStats,
+) -> CudaModel:
+    """The CUDA back end of `woodpecker.compile`: `module` is @main lowered to linalg with
+    the outlined `weights` as trailing arguments."""
+    start = time.perf_counter()
+    program = compile_gpu(module, arch, configs, num_inputs=len(imported.input_names))
+    stats.stage_seconds["codegen"] = stats.stage_seconds.get("codegen", 0.0) + time.perf_counter() - start
+    shapes = [tuple(w.shape) for w in weights]
+    if program.weights != shapes:
+        raise CompilationError(f"the GPU program's weight buffers {program.weights} do not match the weights {shapes}")
+    inputs = [tuple(imported.input_shapes[n]) for n in imported.input_names]
+    if program.inputs != inputs:
+        raise CompilationError(f"the GPU program's input buffers {program.inputs} do not match the inputs {inputs}")
+    return CudaModel(
+        program=program,
+        input_names=list(imported.input_names),
+        output_names=list(imported.output_names),
+        input_shapes={k: tuple(v) for k, v in imported.input_shapes.items()},
+        output_shapes={k: tuple(v) for k, v in imported.output_shapes.items()},
+        weights=list(weights),
+        stats=stats,
+        linalg=module,
+    )
+
+
+def compile_cuda(
+    model: str | os.PathLike | onnx.ModelProto | ImportedModel,
+    arch: str = "sm_90",
+    configs: Mapping[str, ConfigSpec] | None = None,
+    opt_level: int = 2,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> CudaModel:
+    """`woodpecker.compile(model, target="cuda", arch=arch)` with per-kernel `configs`
+    (kernel name or kind -> GpuConfig or a dict of search-space knobs)."""
+    from woodpecker.compiler import CompileOptions, compile
+
+    options = CompileOptions(target="cuda", opt_level=opt_level, arch=arch, gpu_configs=configs)
+    result = compile(model, input_shapes=input_shapes, options=options)
+    assert isinstance(result, CudaModel)
+    return result

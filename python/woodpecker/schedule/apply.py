@@ -1,0 +1,100 @@
+"""Applying schedules to a lowered module: kernels -> search spaces -> configs -> transform.
+
+`plan_schedules` finds the kernels of `@main` (linalg on tensors) and picks each one's
+configuration: the entry of `configs` named after the kernel (`k3_conv`), else the entry for
+its kind (`conv`), else the template's default; every configuration is validated against
+its kernel's search space before anything is transformed. `apply_schedules` then runs one
+transform script per kernel, so that a failure names the kernel and its configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects.transform import interpreter
+
+from woodpecker.errors import CompilationError
+from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels, untag
+from woodpecker.schedule.script import VECTOR_LOWERING, Script
+from woodpecker.schedule.space import Config, InvalidConfigError, KnobValue, SearchSpace
+from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.templates import template_for
+
+ConfigMap = Mapping[str, Mapping[str, KnobValue]]
+
+
+@dataclass
+class ScheduledKernel:
+    kernel: Kernel
+    space: SearchSpace
+    config: Config
+
+    @property
+    def is_default(self) -> bool:
+        return self.config == self.space.default
+
+
+def plan_schedules(module: ir.Module, configs: ConfigMap | None, target: CpuTarget) -> list[ScheduledKernel]:
+    """Kernels of `module` (generalized and tagged in place) with validated configurations."""
+    configs = dict(configs or {})
+    kernels = find_kernels(module)
+    names = {k.name for k in kernels}
+    unknown = sorted(set(configs) - names - set(KINDS))
+    if unknown:
+        raise InvalidConfigError(
+            unknown[0],
+            None,
+            f"names no kernel of this module and no kernel kind (kernels: {', '.join(sorted(names)) or 'none'}; "
+            f"kinds: {', '.join(KINDS)})",
+        )
+    planned = []
+    for kernel in kernels:
+        space = template_for(kernel).space(kernel, target)
+        requested = configs.get(kernel.name, configs.get(kernel.kind, {}))
+        if not isinstance(requested, Mapping):
+            raise InvalidConfigError(kernel.name, None, f"expected an object of knob values, got {requested!r}")
+        planned.append(ScheduledKernel(kernel, space, space.validate(requested)))
+    return planned
+
+
+def schedule_scripts(scheduled: ScheduledKernel, target: CpuTarget) -> list[str]:
+    """The transform modules (one per phase) that apply a kernel's configuration."""
+    script = Script()
+    template_for(scheduled.kernel).schedule(scheduled.kernel, scheduled.config, target, script)
+    return script.texts()
+
+
+def schedule_script(scheduled: ScheduledKernel, target: CpuTarget) -> str:
+    return "\n// -----\n".join(schedule_scripts(scheduled, target))
+
+
+def apply_schedules(
+    module: ir.Module, configs: ConfigMap | None = None, target: CpuTarget | None = None
+) -> list[ScheduledKernel]:
+    """Schedules every kernel of `module` in place; returns what was applied."""
+    target = target or CpuTarget.host()
+    planned = plan_schedules(module, configs, target)
+    for scheduled in planned:
+        what = f"kernel {scheduled.kernel.name} ({scheduled.space.template}, config {scheduled.config}): schedule"
+        for text in schedule_scripts(scheduled, target):
+            _run_script(module, text, what)
+    _run_script(module, lower_vectors_script(), "lowering vector ops")
+    untag(module)
+    return planned
+
+
+def lower_vectors_script() -> str:
+    """Lowers the vector ops of every kernel at once (contractions to FMAs, transfers to 1-D)."""
+    script = Script()
+    script.patterns(script.func(), VECTOR_LOWERING)
+    return script.text()
+
+
+def _run_script(module: ir.Module, text: str, what: str) -> None:
+    try:
+        script = ir.Module.parse(text, context=module.context)
+        interpreter.apply_named_sequence(module.operation, script.body.operations[0], script)
+    except (ir.MLIRError, ValueError) as err:
+        raise CompilationError(f"{what} failed: {err}") from None

@@ -1,0 +1,271 @@
+"""Kernels of a lowered module: which linalg ops are scheduled together, and their loops.
+
+After fusion at the graph level, a kernel on the CPU is:
+
+* a *main* op: a contraction (matmul, batch matmul), a convolution, a pooling, a reduction,
+  or an elementwise op (the generic form of every linalg op is used);
+* the `linalg.fill` that initializes the main op's accumulator, if any;
+* an *epilogue*: the single elementwise consumer of the main op's result over the same
+  iteration space (bias, residual add, activation), which then is the kernel's *root*.
+
+`find_kernels` generalizes the named ops of `@main`, groups them into kernels and tags each
+op (`wpk.kernel = <id>`, `wpk.role = "main" | "fill" | "root"`) so a transform script can
+match them. A kernel's kind picks its schedule template.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.passmanager import PassManager
+
+from woodpecker.errors import CompilationError
+
+KERNEL_ATTR = "wpk.kernel"
+ROLE_ATTR = "wpk.role"
+SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
+
+KINDS = ("matmul", "conv", "depthwise_conv", "pool", "reduction", "elementwise")
+
+_KIND_BY_NAMED_OP = {
+    "linalg.matmul": "matmul",
+    "linalg.batch_matmul": "matmul",
+    "linalg.matmul_transpose_b": "matmul",
+    "linalg.conv_2d_nchw_fchw": "conv",
+    "linalg.depthwise_conv_2d_nchw_chw": "depthwise_conv",
+    "linalg.pooling_nchw_max": "pool",
+    "linalg.pooling_nchw_sum": "pool",
+}
+
+
+@dataclass(frozen=True)
+class Loops:
+    """The loop nest of one linalg.generic: extents, parallel flags and indexing maps."""
+
+    extents: tuple[int, ...]
+    parallel: tuple[bool, ...]
+    maps: tuple[ir.AffineMap, ...]
+
+    @property
+    def iterations(self) -> int:
+        return math.prod(self.extents)
+
+    @property
+    def reduction_dims(self) -> tuple[int, ...]:
+        return tuple(d for d, p in enumerate(self.parallel) if not p)
+
+    @property
+    def parallel_dims(self) -> tuple[int, ...]:
+        return tuple(d for d, p in enumerate(self.parallel) if p)
+
+
+def loops_of(op: ir.Operation) -> Loops | None:
+    """Loop structure of a linalg.generic, or None when an extent is not static."""
+    maps = tuple(ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"]))
+    parallel = tuple("parallel" in str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"]))
+    extents: list[int | None] = [None] * len(parallel)
+    for operand, amap in zip(op.operands, maps, strict=True):
+        if not isinstance(operand.type, ir.ShapedType):
+            continue
+        shape = ir.ShapedType(operand.type).shape
+        for pos, expr in enumerate(amap.results):
+            if isinstance(expr, ir.AffineDimExpr) and extents[expr.position] is None:
+                extents[expr.position] = shape[pos]
+    if any(e is None or e < 0 for e in extents):
+        return None
+    return Loops(tuple(int(e) for e in extents), parallel, maps)
+
+
+def is_projected_permutation(amap: ir.AffineMap) -> bool:
+    seen: set[int] = set()
+    for expr in amap.results:
+        if isinstance(expr, ir.AffineDimExpr):
+            if expr.position in seen:
+                return False
+            seen.add(expr.position)
+        elif not (isinstance(expr, ir.AffineConstantExpr) and ir.AffineConstantExpr(expr).value == 0):
+            return False
+    return True
+
+
+@dataclass
+class Kernel:
+    """One scheduled unit: main op, optional fill and epilogue (root), and its loop nest."""
+
+    index: int
+    kind: str
+    named_op: str  # the main op's name before generalization
+    main: ir.Operation
+    loops: Loops
+    fill: ir.Operation | None = None
+    epilogue: ir.Operation | None = None
+
+    @property
+    def name(self) -> str:
+        return f"k{self.index}_{self.kind}"
+
+    @property
+    def root(self) -> ir.Operation:
+        return self.epilogue if self.epilogue is not None else self.main
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(ir.RankedTensorType(self.root.results[0].type).shape)
+
+    @property
+    def operand_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(
+            tuple(ir.ShapedType(v.type).shape) if isinstance(v.type, ir.ShapedType) else () for v in self.main.operands
+        )
+
+    def signature(self) -> str:
+        """What makes two kernels schedule-equivalent (for shared tuning records)."""
+        shapes = "x".join("*".join(map(str, s)) for s in self.operand_shapes)
+        maps = ";".join(str(m) for m in self.loops.maps)
+        epilogue = "" if self.epilogue is None else _body_signature(self.epilogue)
+        return f"{self.kind}|{self.named_op}|{shapes}|{maps}|{epilogue}"
+
+
+def _body_signature(op: ir.Operation) -> str:
+    names = [o.name for o in op.regions[0].blocks[0].operations]
+    maps = ";".join(str(ir.AffineMapAttr(a).value) for a in ir.ArrayAttr(op.attributes["indexing_maps"]))
+    return ",".join(names) + "@" + maps
+
+
+def _owner(value: ir.Value) -> ir.Operation | None:
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    return owner.operation if isinstance(owner, ir.OpView) else owner
+
+
+def _kind_of_generic(loops: Loops) -> str:
+    return "elementwise" if all(loops.parallel) else "reduction"
+
+
+def _single_use(value: ir.Value) -> bool:
+    return len(list(value.uses)) == 1
+
+
+def _epilogue_of(main: ir.Operation, main_loops: Loops, claimed: OpSet) -> ir.Operation | None:
+    """The elementwise consumer that can be computed tile by tile with `main`'s output."""
+    result = main.results[0]
+    if not _single_use(result):
+        return None
+    use = next(iter(result.uses))
+    consumer = use.owner.operation if isinstance(use.owner, ir.OpView) else use.owner
+    if consumer.name != "linalg.generic" or consumer in claimed:
+        return None
+    loops = loops_of(consumer)
+    if loops is None or not all(loops.parallel) or len(consumer.results) != 1:
+        return None
+    n_inputs = len(consumer.operands) - len(consumer.results)
+    if use.operand_number >= n_inputs:
+        return None
+    out_shape = tuple(ir.RankedTensorType(consumer.results[0].type).shape)
+    if out_shape != tuple(ir.RankedTensorType(result.type).shape):
+        return None
+    rank = len(out_shape)
+    identity = ir.AffineMap.get_identity(rank)
+    if loops.maps[use.operand_number] != identity or loops.maps[-1] != identity:
+        return None
+    if not all(is_projected_permutation(m) for m in loops.maps):
+        return None
+    return consumer
+
+
+class OpSet:
+    """A set of operations compared by identity (binding wrappers may differ per access)."""
+
+    def __init__(self) -> None:
+        self._ops: list[ir.Operation] = []
+
+    def __contains__(self, op: ir.Operation) -> bool:
+        return any(op == other for other in self._ops)
+
+    def add(self, op: ir.Operation) -> None:
+        if op not in self:
+            self._ops.append(op)
+
+
+def _named_ops(block: ir.Block) -> list[str]:
+    return [op.operation.name for op in block.operations if op.operation.name.startswith("linalg.")]
+
+
+def find_kernels(module: ir.Module) -> list[Kernel]:
+    """Generalizes @main's linalg ops, groups them into kernels and tags them."""
+    from woodpecker.backend.outline_weights import main_func  # backend imports schedule
+
+    block = main_func(module).regions[0].blocks[0]
+    names = _named_ops(block)
+    try:
+        PassManager.parse("builtin.module(func.func(linalg-generalize-named-ops))", context=module.context).run(
+            module.operation
+        )
+    except ir.MLIRError as err:
+        raise CompilationError(f"generalizing linalg ops failed: {err}") from None
+    ops = [op.operation for op in block.operations if op.operation.name.startswith("linalg.")]
+    if len(ops) != len(names):
+        raise CompilationError("linalg op count changed during generalization")
+    claimed = OpSet()
+    found: list[tuple[int, Kernel]] = []
+    loops_by_position = []
+    for op, name in zip(ops, names, strict=True):
+        loops = loops_of(op) if op.name == "linalg.generic" else None
+        if op.name == "linalg.generic" and loops is None:
+            raise CompilationError(f"'{name}' at {op.location} has dynamic loop extents")
+        loops_by_position.append(loops)
+    is_fill = {i for i, name in enumerate(names) if name == "linalg.fill"}
+    # Pass 1: contractions, convolutions, pooling, reductions claim their fill and epilogue;
+    # pass 2: every op left is an elementwise kernel of its own.
+    for elementwise_pass in (False, True):
+        for position, (op, name) in enumerate(zip(ops, names, strict=True)):
+            loops = loops_by_position[position]
+            if op in claimed or loops is None or len(op.results) != 1:
+                continue
+            kind = _KIND_BY_NAMED_OP.get(name) or _kind_of_generic(loops)
+            if (kind == "elementwise") != elementwise_pass:
+                continue
+            fill = None
+            epilogue = None
+            if kind != "elementwise":
+                producer = _owner(op.operands[len(op.operands) - 1])
+                if producer is not None and _single_use(producer.results[0]):
+                    index = next((i for i, o in enumerate(ops) if o == producer), None)
+                    if index in is_fill and producer not in claimed:
+                        fill = producer
+                epilogue = _epilogue_of(op, loops, claimed)
+            found.append((position, Kernel(0, kind, name, op, loops, fill, epilogue)))
+            for member in (op, fill, epilogue):
+                if member is not None:
+                    claimed.add(member)
+    kernels = [kernel for _, kernel in sorted(found, key=lambda item: item[0])]
+    for index, kernel in enumerate(kernels):
+        kernel.index = index
+    _tag(kernels)
+    return kernels
+
+
+def _tag(kernels: list[Kernel]) -> None:
+    i64 = ir.IntegerType.get_signless(64)
+    for kernel in kernels:
+        for role, op in (("main", kernel.main), ("fill", kernel.fill), ("root", kernel.epilogue)):
+            if op is None:
+                continue
+            op.attributes[KERNEL_ATTR] = ir.IntegerAttr.get(i64, kernel.index)
+            op.attributes[ROLE_ATTR] = ir.StringAttr.get(role)
+
+
+def untag(module: ir.Module) -> None:
+    """Removes the kernel tags and schedule marks (`wpk.sched.*`) after scheduling."""
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        names = [a if isinstance(a, str) else a.name for a in op.attributes]
+        for attr in names:
+            if attr in (KERNEL_ATTR, ROLE_ATTR) or attr.startswith(SCHED_PREFIX):
+                del op.attributes[attr]
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)

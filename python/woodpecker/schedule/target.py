@@ -1,0 +1,47 @@
+"""What the CPU schedules are built for: vector registers, cores, caches of the host."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class CpuTarget:
+    """f32 lanes per vector register, vector registers, cores and cache sizes."""
+
+    vector_lanes: int = 8
+    registers: int = 16
+    threads: int = 1
+    l1_bytes: int = 32 * 1024
+    l2_bytes: int = 512 * 1024
+
+    @classmethod
+    def host(cls, threads: int | None = None) -> CpuTarget:
+        """This machine: AVX-512 gives 16 lanes and 32 registers, AVX2 8 and 16, else SSE's 4 and 16."""
+        flags = _cpu_flags()
+        if "avx512f" in flags:
+            lanes, registers = 16, 32
+        elif "avx2" in flags or "avx" in flags:
+            lanes, registers = 8, 16
+        else:
+            lanes, registers = 4, 16
+        return cls(vector_lanes=lanes, registers=registers, threads=threads or _cores())
+
+    def describe(self) -> str:
+        return f"{self.threads} threads, {self.vector_lanes} f32 lanes x {self.registers} vector registers"

@@ -1,0 +1,45 @@
+"""What a CPU schedule template is: a search space per kernel and a script per configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from woodpecker.schedule.kernels import Kernel
+from woodpecker.schedule.script import Script
+from woodpecker.schedule.space import Config, SearchSpace, divisors
+from woodpecker.schedule.target import CpuTarget
+
+
+class Template(Protocol):
+    """A schedule template for one kernel kind."""
+
+    name: str  # e.g. "cpu.matmul"
+
+    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+        """The knobs, their domains and constraints for `kernel`, with a good default."""
+        ...
+
+    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+        """Appends the transform ops that apply `config` to `kernel` (its ops are tagged)."""
+        ...
+
+
+def tile_choices(extent: int, candidates: Sequence[int]) -> tuple[int, ...]:
+    """Tile sizes that divide `extent`: the candidates that do, plus the whole extent."""
+    return tuple(sorted({c for c in candidates if 0 < c <= extent and extent % c == 0} | {extent}))
+
+
+def vector_choices(extent: int, lanes: int, at_most: int) -> tuple[int, ...]:
+    """Register-tile widths along a vectorized dim: dividing multiples of the lane count, or,
+    when the extent has none, its divisors up to the lane count."""
+    multiples = tuple(d for d in divisors(extent, at_most) if d % lanes == 0)
+    return multiples or divisors(extent, lanes)
+
+
+def vectors(width: int, lanes: int) -> int:
+    """Vector registers a row of `width` f32 values occupies."""
+    return -(-width // lanes)
+
+
+POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)

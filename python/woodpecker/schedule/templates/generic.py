@@ -1,0 +1,162 @@
+"""`cpu.elementwise`, `cpu.reduction`, `cpu.pool` (and the fallback for any kernel): split
+across cores, then walk the output in small tiles, vectorized along the innermost dim.
+
+Loops of the main op (generic form). The schedule:
+
+1. `chunks` pieces of the outermost parallel loop with more than one iteration, as an
+   `scf.forall` (OpenMP) when `chunks > 1`; the fill, main op and epilogue are computed chunk
+   by chunk;
+2. the output is walked in tiles of one element along every output dim but the innermost,
+   and `vector` elements along the innermost (`0`: one element, scalar code); reductions are
+   done whole inside each tile;
+3. tiles of `vector > 0` are vectorized (only offered when every indexing map is a projected
+   permutation, i.e. no sliding windows or gathers, and `vector` divides the extent).
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+
+from woodpecker.schedule.kernels import Kernel, is_projected_permutation
+from woodpecker.schedule.script import VECTOR_CLEANUP, Script
+from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
+from woodpecker.schedule.target import CpuTarget
+
+MIN_PARALLEL_ITERATIONS = 1 << 15
+
+
+def split_dim(kernel: Kernel) -> int | None:
+    """The root loop that `chunks` splits: the outermost parallel output loop longer than 1."""
+    shape = kernel.output_shape
+    for dim, extent in enumerate(shape):
+        if extent > 1:
+            return dim
+    return None
+
+
+def _vectorizable(kernel: Kernel) -> bool:
+    for op in (kernel.main, kernel.epilogue):
+        if op is None:
+            continue
+        maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        if not all(is_projected_permutation(m) for m in maps):
+            return False
+        names = {o.name for o in op.regions[0].blocks[0].operations}
+        if names & {"linalg.index", "tensor.extract"}:
+            return False
+    # The innermost output dim must be walked by a parallel loop of the main op.
+    out_map = kernel.loops.maps[-1]
+    if not out_map.results:
+        return False
+    last = out_map.results[-1]
+    return isinstance(last, ir.AffineDimExpr) and kernel.loops.parallel[last.position]
+
+
+class GenericTemplate:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.name = f"cpu.{kind}"
+
+    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+        shape = kernel.output_shape
+        dim = split_dim(kernel)
+        extent = shape[dim] if dim is not None else 1
+        chunks = tuple(
+            sorted(
+                {1}
+                | {
+                    c
+                    for c in (target.threads, 2 * target.threads, 4 * target.threads, 8 * target.threads)
+                    if 1 < c <= extent
+                }
+            )
+        )
+        inner = shape[-1] if shape else 1
+        lanes = target.vector_lanes
+        vector: tuple[int, ...] = (0,)
+        if _vectorizable(kernel) and shape:
+            vector = (0, *(v for v in (lanes // 2, lanes, 2 * lanes, 4 * lanes) if v > 0 and inner % v == 0))
+            if len(vector) == 1 and inner <= 4 * lanes:
+                vector = (0, inner)
+        knobs = (
+            Knob("chunks", chunks, "pieces of the outermost non-unit output dim run in parallel (1: serial)"),
+            Knob("vector", vector, "elements of the innermost output dim per tile, vectorized (0: scalar)"),
+        )
+        last = len(shape) - 1
+
+        def split_keeps_vectors(c: dict) -> str | None:
+            if c["vector"] and c["chunks"] > 1 and dim == last:
+                piece = -(-extent // c["chunks"])
+                if piece % c["vector"] or extent % c["chunks"]:
+                    return (
+                        f"chunks={c['chunks']} splits the vectorized dim ({extent}) into pieces that "
+                        f"are not multiples of vector={c['vector']}"
+                    )
+            return None
+
+        constraints = (Constraint("chunks keep whole vectors", ("chunks", "vector"), split_keeps_vectors),)
+        work = kernel.loops.iterations
+        default_chunks = target.threads if target.threads in chunks and work >= MIN_PARALLEL_ITERATIONS else 1
+        vectors = [v for v in vector if v and v <= 2 * lanes]
+        default = {"chunks": default_chunks, "vector": max(vectors) if vectors else 0}
+        if split_keeps_vectors(default):
+            default["vector"] = 0
+        return SearchSpace(kernel.name, self.name, knobs, default, constraints)
+
+    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+        s = script
+        s.comment(f"{kernel.name}: {self.name} {config}")
+        has_epilogue = kernel.epilogue is not None
+        root = s.match_role(kernel.index, "root" if has_epilogue else "main")
+        shape = kernel.output_shape
+        n_out = len(shape)
+        # Root loops: the output dims (epilogue), or all loops of the main op.
+        root_loops = n_out if has_epilogue else len(kernel.loops.extents)
+        out_map = kernel.loops.maps[-1]
+        out_dim_loop = (
+            [e.position if isinstance(e, ir.AffineDimExpr) else None for e in out_map.results]
+            if not has_epilogue
+            else list(range(n_out))
+        )
+        loop = None
+        dim = split_dim(kernel)
+        if config["chunks"] > 1 and dim is not None:
+            sizes = [0] * root_loops
+            position = out_dim_loop[dim]
+            if position is not None:
+                sizes[position] = -(-shape[dim] // config["chunks"])
+                root, loop = s.tile_forall(root, sizes)
+        main = root
+        fill = None
+        if loop is not None:
+            if has_epilogue:
+                main, loop = s.fuse_into(s.match_role(kernel.index, "main"), loop)
+            if kernel.fill is not None:
+                fill, loop = s.fuse_into(s.match_role(kernel.index, "fill"), loop)
+        # Inner tiles: one element along every output dim but the innermost.
+        sizes = [0] * root_loops
+        for d, position in enumerate(out_dim_loop):
+            if position is None:
+                continue
+            if d < n_out - 1:
+                sizes[position] = 1 if shape[d] > 1 else 0
+            elif config["vector"]:
+                sizes[position] = config["vector"] if config["vector"] < shape[d] else 0
+            else:
+                sizes[position] = 1 if shape[d] > 1 else 0
+        root, inner = s.tile_for(root, sizes)
+        if not has_epilogue:
+            main = root
+        if inner:
+            if has_epilogue:
+                main, _ = s.fuse_into(main if loop is not None else s.match_role(kernel.index, "main"), inner[-1])
+            if kernel.fill is not None and has_epilogue:
+                fill, _ = s.fuse_into(fill if fill is not None else s.match_role(kernel.index, "fill"), inner[-1])
+        elif has_epilogue and loop is None:
+            main = s.match_role(kernel.index, "main")
+        if config["vector"]:
+            for op in (root, main if has_epilogue else None, fill):
+                if op is not None:
+                    s.vectorize(op)
+            func = s.func()
+            s.patterns(func, VECTOR_CLEANUP)

@@ -1,0 +1,169 @@
+"""`cpu.matmul`: matmul / batch matmul (with its fill and fused epilogue) on the CPU.
+
+Loops (generic form): [batch...,] m, n, k. The schedule, outermost first:
+
+1. *outer tile* `tile_m x tile_n` of the output: an `scf.forall` (one OpenMP loop over the
+   tiles, `parallel`) or serial loops; the fill, the contraction and the epilogue are all
+   computed tile by tile (the epilogue reads its tile while it is in cache);
+2. *k cache tile* `tile_k`: the reduction is walked in slices of B that stay in cache;
+3. *register tile* `reg_m x reg_n`: the accumulator block, vectorized along n and kept in
+   vector registers across the k loop (`hoist_loop_invariant_subsets`), updated with one
+   broadcast of A and `reg_n / lanes` FMAs per row and k step;
+4. the fill and epilogue are vectorized in `1 x reg_n` pieces.
+
+With `pack_b` (schedule/packing.py) B is first laid out as panels `[n / reg_n][k][reg_n]`,
+so the register tile streams B contiguously; a B that is a weight is packed once, when the
+weights are bound, not at every call.
+"""
+
+from __future__ import annotations
+
+from woodpecker.schedule.kernels import Kernel
+from woodpecker.schedule.script import VECTOR_CLEANUP, Script
+from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
+from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.templates.base import POWERS_OF_TWO, tile_choices, vector_choices, vectors
+
+REG_M = (1, 2, 3, 4, 5, 6, 7, 8)
+
+
+def problem(kernel: Kernel) -> tuple[int, int, int, int]:
+    """(batch, m, n, k) of a matmul kernel."""
+    *batch, m, n, k = kernel.loops.extents
+    b = 1
+    for extent in batch:
+        b *= extent
+    return b, m, n, k
+
+
+class MatmulTemplate:
+    name = "cpu.matmul"
+
+    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+        batch, m, n, k = problem(kernel)
+        lanes = target.vector_lanes
+        reg_n = vector_choices(n, lanes, 4 * lanes)
+        reg_m = tuple(r for r in REG_M if m % r == 0)
+        knobs = (
+            Knob("tile_m", tile_choices(m, POWERS_OF_TWO[:10]), "rows of the outer (per-thread) output tile"),
+            Knob("tile_n", tile_choices(n, POWERS_OF_TWO[3:]), "columns of the outer output tile"),
+            Knob("tile_k", tile_choices(k, POWERS_OF_TWO[5:10]), "reduction slice kept in cache"),
+            Knob("reg_m", reg_m, "rows of the register accumulator tile"),
+            Knob("reg_n", reg_n, "columns of the register tile (vectorized)"),
+            Knob("parallel", (False, True), "split the outer tiles across the cores (OpenMP)"),
+        )
+        registers = target.registers
+
+        def registers_fit(c: dict) -> str | None:
+            need = c["reg_m"] * vectors(c["reg_n"], lanes) + vectors(c["reg_n"], lanes) + 1
+            if need > registers:
+                return (
+                    f"a {c['reg_m']}x{c['reg_n']} register tile needs {need} vector registers "
+                    f"(accumulators, a row of B, a broadcast of A); the target has {registers}"
+                )
+            return None
+
+        constraints = (
+            Constraint(
+                "reg_m divides tile_m",
+                ("reg_m", "tile_m"),
+                lambda c: (
+                    None
+                    if c["tile_m"] % c["reg_m"] == 0
+                    else f"reg_m={c['reg_m']} does not divide tile_m={c['tile_m']}"
+                ),
+            ),
+            Constraint(
+                "reg_n divides tile_n",
+                ("reg_n", "tile_n"),
+                lambda c: (
+                    None
+                    if c["tile_n"] % c["reg_n"] == 0
+                    else f"reg_n={c['reg_n']} does not divide tile_n={c['tile_n']}"
+                ),
+            ),
+            Constraint("register budget", ("reg_m", "reg_n"), registers_fit),
+            Constraint(
+                "parallel tiles",
+                ("parallel",),
+                lambda c: (
+                    None
+                    if not c["parallel"] or batch * (m // c["tile_m"]) * (n // c["tile_n"]) >= 2
+                    else "parallel needs at least 2 outer tiles (shrink tile_m or tile_n)"
+                ),
+            ),
+        )
+        default = self._default(batch, m, n, k, target, knobs, registers_fit)
+        return SearchSpace(kernel.name, self.name, knobs, default, constraints)
+
+    @staticmethod
+    def _default(batch: int, m: int, n: int, k: int, target: CpuTarget, knobs: tuple[Knob, ...], fits) -> Config:
+        domain = {knob.name: knob.domain for knob in knobs}
+        lanes = target.vector_lanes
+        wide = [r for r in domain["reg_n"] if r <= 2 * lanes]
+        reg_n = max(wide) if wide else min(domain["reg_n"])
+        reg_m = max(r for r in domain["reg_m"] if fits({"reg_m": r, "reg_n": reg_n}) is None)
+        tile_n = max(t for t in domain["tile_n"] if t % reg_n == 0 and t <= max(1024, reg_n))
+        tile_m = max(t for t in domain["tile_m"] if t % reg_m == 0 and t <= 64)
+        # Keep B's slice (tile_k x tile_n) within about half of L2.
+        tile_k = max([t for t in domain["tile_k"] if t * tile_n * 4 <= target.l2_bytes // 2] or [min(domain["tile_k"])])
+        tiles = batch * (m // tile_m) * (n // tile_n)
+        work = batch * m * n * k
+        if tiles < 2 * target.threads:
+            smaller = [
+                t for t in domain["tile_m"] if t % reg_m == 0 and batch * (m // t) * (n // tile_n) >= 2 * target.threads
+            ]
+            if smaller:
+                tile_m = max(smaller)
+        tiles = batch * (m // tile_m) * (n // tile_n)
+        parallel = target.threads > 1 and tiles >= 2 and work >= 1 << 16
+        return {
+            "tile_m": tile_m,
+            "tile_n": tile_n,
+            "tile_k": tile_k,
+            "reg_m": reg_m,
+            "reg_n": reg_n,
+            "parallel": parallel,
+        }
+
+    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+        s = script
+        nb = len(kernel.loops.extents) - 3
+        _, _, _, k = problem(kernel)
+        has_epilogue = kernel.epilogue is not None
+        s.comment(f"{kernel.name}: {self.name} {config}")
+        root = s.match_role(kernel.index, "root" if has_epilogue else "main")
+        outer = [1] * nb + [config["tile_m"], config["tile_n"]] + ([] if has_epilogue else [0])
+        if config["parallel"]:
+            root, loop = s.tile_forall(root, outer)
+        else:
+            root, loops = s.tile_for(root, outer)
+            loop = loops[-1]
+        if has_epilogue:
+            main, loop = s.fuse_into(s.match_role(kernel.index, "main"), loop)
+        else:
+            main = root
+        fill = None
+        if kernel.fill is not None:
+            fill = s.match_role(kernel.index, "fill")
+            # A fill that initializes the tiled op itself is a loop-carried value of serial
+            # loops (not fusable): it then runs on its own, vectorized.
+            if has_epilogue or config["parallel"]:
+                fill, loop = s.fuse_into(fill, loop)
+        if config["tile_k"] < k:
+            main, _ = s.tile_for(main, [0] * nb + [0, 0, config["tile_k"]])
+        main, _ = s.tile_for(main, [0] * nb + [config["reg_m"], config["reg_n"], 0])
+        k_step = min(k, config["tile_k"])
+        main, k_loops = s.tile_for(main, [0] * nb + [0, 0, 1]) if k_step > 1 else (main, [])
+        row = [0] * nb + [1, config["reg_n"]]
+        if has_epilogue:
+            root, _ = s.tile_for(root, row)
+            s.vectorize(root)
+        if fill is not None:
+            fill, _ = s.tile_for(fill, row)
+            s.vectorize(fill)
+        s.vectorize(main)
+        func = s.func()
+        s.patterns(func, VECTOR_CLEANUP)
+        for k_loop in k_loops:
+            s.hoist_subsets(k_loop)
