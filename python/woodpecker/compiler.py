@@ -106,7 +106,7 @@ def compile(
 
             return build_cuda_model(module, weights, imported, options.arch, options.gpu_configs, stats)
         with _stage(stats, "codegen"):
-            executable = compile_cpu(module, options.cpu)
+            executable = compile_cpu(module, options.cpu, num_weights=len(weights))
         executable.bind_weights(weights)
     stats.parallel = executable.parallel
     return CompiledModel(

@@ -75,21 +75,36 @@ class LazyPass:
     `style` "pass": the callable is a pass, `f(op, pass_)`. "function": it is a plain
     transformation `f(op)`; a ValueError it raises becomes an error diagnostic at
     `op`'s location and a pass failure. "graph": like "function", but `f(op, graph)`
-    also takes the `GraphContext` (the weight table) of the pipeline run.
+    also takes the `GraphContext` (the weight table) of the pipeline run. "factory": the
+    pass takes options: `f(options)` (the text inside `name{...}`, None without braces)
+    checks them when the pipeline is built (a ValueError rejects the pipeline) and returns
+    the transformation `g(op)`; a WoodpeckerError it raises propagates out of the pass run.
     """
 
     module: str
     attr: str
     style: str = "pass"
 
-    def load(self, graph: GraphContextProvider | None = None) -> PassCallable:
+    @property
+    def takes_options(self) -> bool:
+        return self.style == "factory"
+
+    def load(self, graph: GraphContextProvider | None = None, options: str | None = None) -> PassCallable:
         """Imports the pass; raises ImportError/AttributeError if it is unavailable.
 
         The returned callable runs the target with `op`'s context active. `graph`
-        provides the GraphContext of "graph" passes (default: decoded from the module).
+        provides the GraphContext of "graph" passes (default: decoded from the module);
+        `options` are those of a "factory" pass (ValueError if they are invalid).
         """
         target = getattr(importlib.import_module(self.module), self.attr)
-        if self.style == "pass":
+        if self.style == "factory":
+            configured = target(options)
+
+            def run(op: ir.Operation, pass_: Any) -> None:
+                with op.context:
+                    configured(op)
+
+        elif self.style == "pass":
 
             def run(op: ir.Operation, pass_: Any) -> None:
                 with op.context:
@@ -128,9 +143,15 @@ class PassInfo:
     summary: str
     run: PassCallable
 
-    def load(self, graph: GraphContextProvider | None = None) -> PassCallable:
-        """The callable itself, importing it now if it is lazy (raises if unavailable)."""
-        return self.run.load(graph) if isinstance(self.run, LazyPass) else self.run
+    @property
+    def takes_options(self) -> bool:
+        return isinstance(self.run, LazyPass) and self.run.takes_options
+
+    def load(self, graph: GraphContextProvider | None = None, options: str | None = None) -> PassCallable:
+        """The callable itself, importing it now if it is lazy (raises if unavailable).
+
+        `options`: the text inside `name{...}` of a pass that takes options."""
+        return self.run.load(graph, options) if isinstance(self.run, LazyPass) else self.run
 
     def unavailable_reason(self) -> str | None:
         """None if the pass can be loaded, else why not."""
@@ -179,6 +200,11 @@ def wpk_passes() -> dict[str, PassInfo]:
             "wpk-outline-weights",
             "Turn the wpk.weight ops of @main into trailing function arguments",
             LazyPass("woodpecker.backend.outline_weights", "outline_weights", style="function"),
+        ),
+        PassInfo(
+            "wpk-apply-schedule",
+            "Apply per-kernel schedule configurations (JSON) to linalg on tensors, for the CPU or CUDA",
+            LazyPass("woodpecker.schedule.schedule_pass", "schedule_pass", style="factory"),
         ),
     ]
     return {info.name: info for info in infos}
@@ -349,12 +375,14 @@ def build_pass_manager(
             info = passes.get(elem.name)
             if info is None:
                 raise PassPipelineError(f"unknown wpk pass '{elem.name}'; {_known_passes_text(passes)}")
-            if elem.options is not None:
+            if elem.options is not None and not info.takes_options:
                 raise PassPipelineError(f"wpk pass '{elem.name}' takes no options, got '{{{elem.options}}}'")
             try:
-                run = info.load(graph)
+                run = info.load(graph, elem.options)
             except (ImportError, AttributeError) as err:
                 raise PassPipelineError(f"wpk pass '{elem.name}' is unavailable: {err}") from err
+            except ValueError as err:
+                raise PassPipelineError(f"wpk pass '{elem.name}': {err}") from err
             pm.add(run, name=info.name, argument=info.name, description=info.summary)
             continue
         inner_wpk = elem.contains_wpk()

@@ -18,6 +18,7 @@ from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
+from woodpecker.schedule.packing import PackedWeight, prepack_weights
 from woodpecker.schedule.target import CpuTarget
 
 
@@ -43,12 +44,16 @@ class CpuExecutable:
     output_shapes: list[tuple[int, ...]]
     parallel: bool
     schedules: list[ScheduledKernel] = field(default_factory=list)
+    # Weights (by position among the weights) whose layout the code expects changed.
+    packed_weights: dict[int, PackedWeight] = field(default_factory=dict)
     _fixed_args: list = field(default_factory=list)
     _keepalive: list = field(default_factory=list)
 
     def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Fixes the trailing weight arguments (kept alive for the executable's life)."""
         arrays = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
+        for index, layout in self.packed_weights.items():
+            arrays[index] = layout.apply(arrays[index])
         self._keepalive = arrays
         self._fixed_args = [_memref_arg(a) for a in arrays]
 
@@ -79,8 +84,12 @@ def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
         raise CompilationError(f"CPU lowering to LLVM failed: {err}") from None
 
 
-def compile_cpu(module: ir.Module, options: CpuOptions | None = None) -> CpuExecutable:
-    """Lowers `module` (linalg on tensors, `@main` with tensor results) and JIT-compiles it."""
+def compile_cpu(module: ir.Module, options: CpuOptions | None = None, num_weights: int = 0) -> CpuExecutable:
+    """Lowers `module` (linalg on tensors, `@main` with tensor results) and JIT-compiles it.
+
+    The last `num_weights` arguments of `@main` are weights: layout changes the schedules
+    want for them (packed B panels) are done once, by `bind_weights`.
+    """
     options = options or CpuOptions()
     omp = openmp_runtime() if options.parallel else None
     parallel = omp is not None
@@ -89,10 +98,14 @@ def compile_cpu(module: ir.Module, options: CpuOptions | None = None) -> CpuExec
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
     target = options.target() if parallel else CpuTarget.host(threads=1)
     schedules = apply_schedules(module, options.schedules, target)
+    first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
+    packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}
     lower_to_llvm(module, parallel)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     try:
         engine = ExecutionEngine(module, opt_level=options.llvm_opt_level, shared_libs=libs)
     except Exception as err:  # the bindings raise RuntimeError with LLVM's message
         raise CompilationError(f"JIT compilation failed: {err}") from None
-    return CpuExecutable(engine=engine, output_shapes=output_shapes, parallel=parallel, schedules=schedules)
+    return CpuExecutable(
+        engine=engine, output_shapes=output_shapes, parallel=parallel, schedules=schedules, packed_weights=packed
+    )

@@ -77,6 +77,10 @@ def apply_schedules(
     target = target or CpuTarget.host()
     planned = plan_schedules(module, configs, target)
     for scheduled in planned:
+        template = template_for(scheduled.kernel)
+        prepare = getattr(template, "prepare", None)
+        if prepare is not None:
+            prepare(scheduled.kernel, scheduled.config)
         what = f"kernel {scheduled.kernel.name} ({scheduled.space.template}, config {scheduled.config}): schedule"
         for text in schedule_scripts(scheduled, target):
             _run_script(module, text, what)

@@ -9,6 +9,9 @@ the aliases (`--wpk-lower`, `--wpk-graph-opt`), and any upstream pass
 `--NAME[=OPTIONS]` (e.g. `--canonicalize`, `--convert-linalg-to-loops`).
 `-O0`/`-O1`/`-O2` insert the graph optimization pipeline of that level (as
 `woodpecker.compile(opt_level=N)` runs it) at their place among the pass flags.
+`--wpk-apply-schedule[=config.json]` schedules the kernels of a linalg module
+(woodpecker/schedule/schedule_pass.py); `--wpk-print-schedules` and
+`--wpk-schedule-stage=schedule|nvvm` are options of every such pass of the pipeline.
 Like mlir-opt, long options may be spelled with one dash (`-split-input-file`).
 
 Behaviour follows mlir-opt: diagnostics are printed to stderr as
@@ -71,6 +74,8 @@ _TOOL_OPTIONS: dict[str, bool] = {
     "mlir-timing": False,
     "list-passes": False,
     "allow-unregistered-dialect": False,
+    "wpk-print-schedules": False,
+    "wpk-schedule-stage": True,
     "h": False,
     "help": False,
 }
@@ -121,7 +126,7 @@ def _arg_parser() -> argparse.ArgumentParser:
         description="MLIR modular optimizer driver with the Woodpecker (wpk) dialect and passes.",
         epilog="Pass flags: -O0/-O1/-O2 (graph optimization levels), --wpk-graph-opt, --wpk-fold-constants, "
         "--wpk-fold-batchnorm, --wpk-fuse, --wpk-cleanup, --wpk-verify, --wpk-lower-to-linalg, --wpk-lower, "
-        "and every upstream pass as --NAME[=OPTIONS] (in command-line order). See --list-passes.",
+        "--wpk-outline-weights, --wpk-apply-schedule[=CONFIG.json], and every upstream pass as --NAME[=OPTIONS] (in command-line order). See --list-passes.",
         allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -151,7 +156,43 @@ def _arg_parser() -> argparse.ArgumentParser:
     flag("mlir-timing", action="store_true", help="print pass timing (stderr)")
     flag("list-passes", action="store_true", help="list the wpk passes and pipeline aliases")
     flag("allow-unregistered-dialect", action="store_true", help="accept ops of unregistered dialects")
+    flag(
+        "wpk-print-schedules",
+        action="store_true",
+        help="--wpk-apply-schedule prints each kernel's template, configuration and search space (stderr)",
+    )
+    flag(
+        "wpk-schedule-stage",
+        choices=("schedule", "nvvm"),
+        help="target cuda: print the device module after the schedules (default) or lowered to NVVM",
+    )
     return parser
+
+
+SCHEDULE_PASS = "wpk-apply-schedule"
+
+
+def add_schedule_options(elements: list[str], options: list[str], pipeline_given: bool) -> list[str]:
+    """`elements` with `options` appended to those of every wpk-apply-schedule element."""
+    if not options:
+        return elements
+    flags = ", ".join("--wpk-print-schedules" if o == "print-schedules" else "--wpk-schedule-stage" for o in options)
+    if pipeline_given:
+        raise UsageError(
+            f"{flags}: with --pass-pipeline, give them as options: {SCHEDULE_PASS}{{... {' '.join(options)}}}"
+        )
+    out = []
+    found = False
+    for element in elements:
+        name, brace, rest = element.partition("{")
+        if name == SCHEDULE_PASS:
+            found = True
+            current = rest[:-1] if brace else ""
+            element = f"{SCHEDULE_PASS}{{{' '.join([current, *options]).strip()}}}"
+        out.append(element)
+    if not found:
+        raise UsageError(f"{flags} needs --{SCHEDULE_PASS}")
+    return out
 
 
 def split_pass_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -204,6 +245,10 @@ def parse_args(argv: Sequence[str]) -> Options:
     ns = _arg_parser().parse_args(tool_args)
     if ns.pass_pipeline is not None and elements:
         raise UsageError("'--pass-pipeline' option can't be used with individual pass options or -O levels")
+    schedule_options = (["print-schedules"] if ns.wpk_print_schedules else []) + (
+        [f"stage={ns.wpk_schedule_stage}"] if ns.wpk_schedule_stage else []
+    )
+    elements = add_schedule_options(elements, schedule_options, ns.pass_pipeline is not None)
     pipeline = ns.pass_pipeline or (f"builtin.module({','.join(elements)})" if elements else "")
     shapes = dict(parse_input_shape(s) for s in ns.input_shape)
     if shapes and not ns.import_onnx:

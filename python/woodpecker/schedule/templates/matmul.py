@@ -18,9 +18,12 @@ weights are bound, not at every call.
 
 from __future__ import annotations
 
+from mlir import ir
+
 from woodpecker.schedule.kernels import Kernel
+from woodpecker.schedule.packing import can_pack_b, pack_matmul_b
 from woodpecker.schedule.script import VECTOR_CLEANUP, Script
-from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
+from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace, divisors
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.schedule.templates.base import POWERS_OF_TWO, tile_choices, vector_choices, vectors
 
@@ -36,21 +39,27 @@ def problem(kernel: Kernel) -> tuple[int, int, int, int]:
     return b, m, n, k
 
 
+def _b_is_argument(kernel: Kernel) -> bool:
+    """B comes straight from a function argument: a weight is then packed once, at load."""
+    return isinstance(kernel.main.operands[1].owner, ir.Block)
+
+
 class MatmulTemplate:
     name = "cpu.matmul"
 
     def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
         batch, m, n, k = problem(kernel)
         lanes = target.vector_lanes
-        reg_n = vector_choices(n, lanes, 4 * lanes)
+        reg_n = vector_choices(n, lanes, 8 * lanes)
         reg_m = tuple(r for r in REG_M if m % r == 0)
         knobs = (
             Knob("tile_m", tile_choices(m, POWERS_OF_TWO[:10]), "rows of the outer (per-thread) output tile"),
-            Knob("tile_n", tile_choices(n, POWERS_OF_TWO[3:]), "columns of the outer output tile"),
+            Knob("tile_n", tile_choices(n, [*POWERS_OF_TWO[3:], *divisors(n, 1024)[1:]]), "columns of the outer tile"),
             Knob("tile_k", tile_choices(k, POWERS_OF_TWO[5:10]), "reduction slice kept in cache"),
             Knob("reg_m", reg_m, "rows of the register accumulator tile"),
             Knob("reg_n", reg_n, "columns of the register tile (vectorized)"),
             Knob("parallel", (False, True), "split the outer tiles across the cores (OpenMP)"),
+            Knob("pack_b", (False, True), "lay B out as [n / reg_n][k][reg_n] panels (weights: once, at load)"),
         )
         registers = target.registers
 
@@ -84,6 +93,15 @@ class MatmulTemplate:
             ),
             Constraint("register budget", ("reg_m", "reg_n"), registers_fit),
             Constraint(
+                "packable B",
+                ("pack_b", "reg_n"),
+                lambda c: (
+                    None
+                    if not c["pack_b"] or can_pack_b(kernel, c["reg_n"])
+                    else f"pack_b needs B indexed (batch..., k, n) and reg_n={c['reg_n']} < n={n}"
+                ),
+            ),
+            Constraint(
                 "parallel tiles",
                 ("parallel",),
                 lambda c: (
@@ -93,20 +111,48 @@ class MatmulTemplate:
                 ),
             ),
         )
-        default = self._default(batch, m, n, k, target, knobs, registers_fit)
+        default = self._default(
+            batch, m, n, k, target, knobs, registers_fit, lambda r: can_pack_b(kernel, r), _b_is_argument(kernel)
+        )
         return SearchSpace(kernel.name, self.name, knobs, default, constraints)
 
     @staticmethod
-    def _default(batch: int, m: int, n: int, k: int, target: CpuTarget, knobs: tuple[Knob, ...], fits) -> Config:
+    def _default(
+        batch: int,
+        m: int,
+        n: int,
+        k: int,
+        target: CpuTarget,
+        knobs: tuple[Knob, ...],
+        fits,
+        packable,
+        b_is_argument: bool,
+    ) -> Config:
+        """Measured on 1024^3 (AVX2, docs/cpu-schedule-notes.md): a 4x16 register tile, B packed,
+        256-column outer tiles with the whole K (a panel streams contiguously) run at about 85%
+        of one core's peak; without packing, K slices that keep B's tile in L2 do best."""
         domain = {knob.name: knob.domain for knob in knobs}
         lanes = target.vector_lanes
-        wide = [r for r in domain["reg_n"] if r <= 2 * lanes]
-        reg_n = max(wide) if wide else min(domain["reg_n"])
-        reg_m = max(r for r in domain["reg_m"] if fits({"reg_m": r, "reg_n": reg_n}) is None)
-        tile_n = max(t for t in domain["tile_n"] if t % reg_n == 0 and t <= max(1024, reg_n))
+        # The most accumulators that fit (FMA latency is hidden by independent accumulators);
+        # among equals, rows of two vectors (one broadcast of A feeds two FMAs).
+        candidates = [
+            (r * vectors(w, lanes), w == 2 * lanes, w, r)
+            for r in domain["reg_m"]
+            for w in domain["reg_n"]
+            if fits({"reg_m": r, "reg_n": w}) is None
+        ]
+        _, _, reg_n, reg_m = max(candidates)
+        # Packing pays off when B is re-read by several row tiles (and is free for weights).
+        pack_b = (m >= 4 * reg_m or b_is_argument) and packable(reg_n)
         tile_m = max(t for t in domain["tile_m"] if t % reg_m == 0 and t <= 64)
-        # Keep B's slice (tile_k x tile_n) within about half of L2.
-        tile_k = max([t for t in domain["tile_k"] if t * tile_n * 4 <= target.l2_bytes // 2] or [min(domain["tile_k"])])
+        if pack_b:
+            tile_n = max(t for t in domain["tile_n"] if t % reg_n == 0 and t <= max(256, reg_n))
+            tile_k = max(t for t in domain["tile_k"] if t <= 2048)
+        else:
+            tile_n = max(t for t in domain["tile_n"] if t % reg_n == 0 and t <= max(1024, reg_n))
+            # Keep B's slice (tile_k x tile_n) within about half of L2.
+            fitting = [t for t in domain["tile_k"] if t * tile_n * 4 <= target.l2_bytes // 2]
+            tile_k = max(fitting or [min(domain["tile_k"])])
         tiles = batch * (m // tile_m) * (n // tile_n)
         work = batch * m * n * k
         if tiles < 2 * target.threads:
@@ -124,16 +170,27 @@ class MatmulTemplate:
             "reg_m": reg_m,
             "reg_n": reg_n,
             "parallel": parallel,
+            "pack_b": pack_b,
         }
+
+    def prepare(self, kernel: Kernel, config: Config) -> None:
+        """IR rewrites the configuration needs before its script runs (B packing)."""
+        if config["pack_b"]:
+            pack_matmul_b(kernel, config["reg_n"])
 
     def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
         s = script
-        nb = len(kernel.loops.extents) - 3
-        _, _, _, k = problem(kernel)
+        packed = config["pack_b"]
+        nb = len(kernel.loops.extents) - (4 if packed else 3)
+        k = kernel.loops.extents[-1]
+        reg_n = config["reg_n"]
+        # Loop positions (after the batch loops) of m, the n tile (n0 when packed), n1, k.
+        n_split = [config["tile_n"] // reg_n, 0] if packed else [config["tile_n"]]
+        reg_split = [1, 0] if packed else [reg_n]
         has_epilogue = kernel.epilogue is not None
         s.comment(f"{kernel.name}: {self.name} {config}")
         root = s.match_role(kernel.index, "root" if has_epilogue else "main")
-        outer = [1] * nb + [config["tile_m"], config["tile_n"]] + ([] if has_epilogue else [0])
+        outer = [1] * nb + [config["tile_m"], *n_split] + ([] if has_epilogue else [0])
         if config["parallel"]:
             root, loop = s.tile_forall(root, outer)
         else:
@@ -150,12 +207,13 @@ class MatmulTemplate:
             # loops (not fusable): it then runs on its own, vectorized.
             if has_epilogue or config["parallel"]:
                 fill, loop = s.fuse_into(fill, loop)
+        no_n = [0] * len(n_split)
         if config["tile_k"] < k:
-            main, _ = s.tile_for(main, [0] * nb + [0, 0, config["tile_k"]])
-        main, _ = s.tile_for(main, [0] * nb + [config["reg_m"], config["reg_n"], 0])
+            main, _ = s.tile_for(main, [0] * nb + [0, *no_n, config["tile_k"]])
+        main, _ = s.tile_for(main, [0] * nb + [config["reg_m"], *reg_split, 0])
         k_step = min(k, config["tile_k"])
-        main, k_loops = s.tile_for(main, [0] * nb + [0, 0, 1]) if k_step > 1 else (main, [])
-        row = [0] * nb + [1, config["reg_n"]]
+        main, k_loops = s.tile_for(main, [0] * nb + [0, *no_n, 1]) if k_step > 1 else (main, [])
+        row = [0] * nb + [1, *reg_split]
         if has_epilogue:
             root, _ = s.tile_for(root, row)
             s.vectorize(root)
