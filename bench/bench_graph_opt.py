@@ -135,8 +135,10 @@ def main() -> None:
             f"{r.max_diff:9.1e} {r.compile_o0_s:7.1f}/{r.compile_o2_s:<7.1f}"
         )
     if missing:
-        print(f"\nnot measured (no .onnx in {args.models_dir}): {', '.join(missing)}; "
-              "run tools/export_torchvision_models.py")
+        print(
+            f"\nnot measured (no .onnx in {args.models_dir}): {', '.join(missing)}; "
+            "run tools/export_torchvision_models.py"
+        )
 
 
 if __name__ == "__main__":
