@@ -138,15 +138,33 @@ def pack_matmul_b(kernel: Kernel, reg_n: int) -> None:
 
 @dataclass(frozen=True)
 class PackedWeight:
-    """A weight argument whose array is laid out as B panels before binding."""
+    """A weight argument whose array is laid out differently before binding: B panels of
+    `panel` columns, or a plain transpose by `perm`."""
 
     arg_index: int
-    panel: int
+    panel: int = 0
+    perm: tuple[int, ...] = ()
 
     def apply(self, array: np.ndarray) -> np.ndarray:
+        if self.perm:
+            return np.ascontiguousarray(np.transpose(array, self.perm))
         *batch, k, n = array.shape
         panels = array.reshape(*batch, k, n // self.panel, self.panel)
         return np.ascontiguousarray(np.swapaxes(panels, -3, -2))
+
+
+def transpose_weight(op: ir.Operation, operand: int, perm: list[int]) -> None:
+    """Makes `op` read operand `operand` through `linalg.transpose(perm)` (tagged for prepacking):
+    the operand's indexing map is permuted to match."""
+    value = op.operands[operand]
+    with ir.InsertionPoint(op):
+        transposed = transpose(value, perm)
+    transposed.owner.attributes[PACK_ATTR] = ir.UnitAttr.get()
+    op.operands[operand] = transposed
+    maps = _maps(op)
+    results = list(maps[operand].results)
+    maps[operand] = ir.AffineMap.get(maps[operand].n_dims, 0, [results[p] for p in perm])
+    op.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
 
 
 def prepack_weights(fn: func.FuncOp, first_weight: int) -> list[PackedWeight]:
@@ -159,8 +177,18 @@ def prepack_weights(fn: func.FuncOp, first_weight: int) -> list[PackedWeight]:
         if PACK_ATTR not in op.attributes:
             continue
         source = op.operands[0]
+        if isinstance(source.owner, ir.Block):  # a plain transpose of an argument
+            index = ir.BlockArgument(source).arg_number
+            if index < first_weight or len(list(source.uses)) != 1:
+                continue
+            perm = tuple(int(p) for p in ir.DenseI64ArrayAttr(op.attributes["permutation"]))
+            source.set_type(op.results[0].type)
+            op.results[0].replace_all_uses_with(source)
+            op.erase()
+            packed.append(PackedWeight(index, perm=perm))
+            continue
         expand_op = source.owner
-        if isinstance(expand_op, ir.Block) or expand_op.name != "tensor.expand_shape":
+        if expand_op.name != "tensor.expand_shape":
             continue
         arg = expand_op.operands[0]
         if not isinstance(arg.owner, ir.Block):
@@ -173,7 +201,7 @@ def prepack_weights(fn: func.FuncOp, first_weight: int) -> list[PackedWeight]:
         op.results[0].replace_all_uses_with(arg)
         op.erase()
         expand_op.operation.erase()
-        packed.append(PackedWeight(index, panel))
+        packed.append(PackedWeight(index, panel=panel))
     if packed:
         fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
         fn.attributes["function_type"] = ir.TypeAttr.get(

@@ -23,9 +23,12 @@ FALLBACKS: dict[str, Template] = {
 }
 
 
+STRIDED_CONV = ConvTemplate("conv", strided=True)
+
+
 def template_for(kernel: Kernel) -> Template:
     if kernel.kind in FALLBACKS and not applicable(kernel):
-        return FALLBACKS[kernel.kind]
+        return STRIDED_CONV if applicable(kernel, strided=True) else FALLBACKS[kernel.kind]
     return TEMPLATES[kernel.kind]
 
 

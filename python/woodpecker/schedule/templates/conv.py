@@ -26,6 +26,7 @@ Only unit strides and dilations are handled (a strided window makes the input ma
 from __future__ import annotations
 
 from woodpecker.schedule.kernels import SCHED_PREFIX, Kernel
+from woodpecker.schedule.packing import transpose_weight
 from woodpecker.schedule.script import ANY, VECTOR_CLEANUP, Script
 from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
 from woodpecker.schedule.target import CpuTarget
@@ -51,17 +52,22 @@ def dims(kernel: Kernel) -> dict[str, int]:
     return {"n": n, "f": f, "oh": oh, "ow": ow, "c": c, "kh": kh, "kw": kw}
 
 
-def applicable(kernel: Kernel) -> bool:
-    if kernel.kind not in ("conv", "depthwise_conv") or not unit_strides(kernel):
+def applicable(kernel: Kernel, strided: bool = False) -> bool:
+    """Whether the direct template handles `kernel` (unit strides), or, with `strided`, the
+    f-vectorized variant (regular convolutions with strides or dilations)."""
+    if kernel.kind not in ("conv", "depthwise_conv") or unit_strides(kernel) == strided:
+        return False
+    if strided and kernel.kind != "conv":
         return False
     d = dims(kernel)
     return d["n"] == 1 and (d["f"] > 1 or d["oh"] > 1)
 
 
 class ConvTemplate:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, strided: bool = False):
         self.kind = kind
-        self.name = f"cpu.{kind}"
+        self.strided = strided
+        self.name = f"cpu.{kind}" + ("_strided" if strided else "")
         self.depthwise = kind == "depthwise_conv"
 
     def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
@@ -73,6 +79,16 @@ class ConvTemplate:
             Knob("reg_f", tuple(r for r in (1, 2, 4, 8) if d["f"] % r == 0), "output channels per register tile"),
             Knob("reg_oh", tuple(r for r in (1, 2, 4) if d["oh"] % r == 0), "output rows per register tile"),
             Knob("reg_ow", vector_choices(d["ow"], lanes, 2 * lanes), "output columns per register tile (vector)"),
+        ]
+        if self.strided:
+            # Strided windows cannot be read as vectors along ow: vectorize along f instead
+            # (W transposed to [c][kh][kw][f] once, at load), one output pixel per tile.
+            knobs[2:5] = [
+                Knob("reg_f", vector_choices(d["f"], lanes, 8 * lanes), "output channels per tile (vector)"),
+                Knob("reg_oh", (1,), "output rows per register tile"),
+                Knob("reg_ow", (1,), "output columns per register tile"),
+            ]
+        knobs += [
             Knob("parallel", (False, True), "split the outer tiles across the cores (OpenMP)"),
         ]
         if not self.depthwise:
@@ -81,8 +97,12 @@ class ConvTemplate:
         registers = target.registers
 
         def fits(c: dict) -> str | None:
-            acc = c["reg_f"] * c["reg_oh"] * vectors(c["reg_ow"], lanes)
-            need = acc + c["reg_oh"] * vectors(c["reg_ow"], lanes) + 1
+            if self.strided:
+                acc = vectors(c["reg_f"], lanes)
+                need = 2 * acc + 1
+            else:
+                acc = c["reg_f"] * c["reg_oh"] * vectors(c["reg_ow"], lanes)
+                need = acc + c["reg_oh"] * vectors(c["reg_ow"], lanes) + 1
             if need > registers or acc > 8:
                 return (
                     f"a {c['reg_f']}x{c['reg_oh']}x{c['reg_ow']} register tile needs {acc} accumulators "
@@ -128,11 +148,11 @@ class ConvTemplate:
                 can_split = d["f"] // reg_f >= 2 or d["oh"] // reg_oh >= 2
                 if can_split and fits({"reg_f": reg_f, "reg_oh": reg_oh, "reg_ow": reg_ow}) is None:
                     acc = reg_f * reg_oh
-                    key = (acc, reg_f == 4 or self.depthwise, reg_f)
+                    key = (vectors(reg_f, lanes) if self.strided else acc, reg_f == 4 or self.depthwise, reg_f)
                     if best is None or key > best[0]:
                         best = (key, reg_f, reg_oh)
         _, reg_f, reg_oh = best if best else (None, 1, 1)
-        tile_f = max(t for t in domain["tile_f"] if t % reg_f == 0 and t <= 16)
+        tile_f = max(t for t in domain["tile_f"] if t % reg_f == 0 and t <= max(16, reg_f))
         tile_oh = max(t for t in domain["tile_oh"] if t % reg_oh == 0 and t <= 4)
         if splits({"tile_f": tile_f, "tile_oh": tile_oh}):
             tile_oh = min(t for t in domain["tile_oh"] if t % reg_oh == 0)
@@ -149,6 +169,10 @@ class ConvTemplate:
             reg_f=reg_f, reg_oh=reg_oh, reg_ow=reg_ow, parallel=target.threads > 1 and tiles >= 2 and work >= 1 << 15
         )
         return config
+
+    def prepare(self, kernel: Kernel, config: Config) -> None:
+        if self.strided:
+            transpose_weight(kernel.main, 1, [1, 2, 3, 0])  # W[f][c][kh][kw] -> W[c][kh][kw][f]
 
     def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
         s = script
