@@ -225,14 +225,20 @@ def _json(config: Mapping[str, Any]) -> str:
 
 
 def _apply_cuda(module: ir.Operation, request: ScheduleRequest) -> list[str]:
+    """The GPU pipelines run in a context of their own: inside a pass run, MLIR forbids the
+    dialect registrations their passes (NVVM, LLVM) make in the module's context."""
+    from woodpecker.dialect import create_context
     from woodpecker.gpu.codegen import lower_gpu_kernels, schedule_gpu_kernels
 
     lines = [f"target cuda {request.arch}: stage {request.stage}; configurations from {request.source}"]
-    if request.print_schedules:
-        lines += describe_cuda_kernels(module, request)
     build = lower_gpu_kernels if request.stage == "nvvm" else schedule_gpu_kernels
-    device = build(module, request.arch, request.kernels)  # type: ignore[arg-type]
-    replace_module_body(module, device)
+    with create_context() as context, ir.Location.unknown(context):
+        copy = ir.Module.parse(module.get_asm(binary=True), context=context)
+        if request.print_schedules:
+            lines += describe_cuda_kernels(copy.operation, request)
+        device = build(copy, request.arch, request.kernels)  # type: ignore[arg-type]
+        bytecode = device.operation.get_asm(binary=True)
+    replace_module_body(module, ir.Module.parse(bytecode, context=module.context))
     return lines
 
 

@@ -93,7 +93,8 @@ class ConvTemplate:
         ]
         if not self.depthwise:
             knobs[2:2] = [Knob("tile_c", tile_choices(d["c"], (4, 8, 16, 32, 64)), "input channels per block")]
-            knobs.append(Knob("unroll_c", tuple(u for u in (1, 2, 4, 8) if d["c"] % u == 0), "input channels per step"))
+            unroll = sorted({u for u in (1, 2, 4, 8) if d["c"] % u == 0} | ({d["c"]} if d["c"] <= 8 else set()))
+            knobs.append(Knob("unroll_c", tuple(unroll), "input channels per step"))
         registers = target.registers
 
         def fits(c: dict) -> str | None:
@@ -257,19 +258,23 @@ class ConvTemplate:
         for depth, loop in enumerate(reversed(red)):
             s.annotate(loop, f"{HOIST}{depth}", k)
         s.next_phase()
+        # No canonicalization until the accumulators are hoisted: it rebuilds the reduction
+        # loops (their iter_args shrink with the unit dims) and drops the marks.
         outer_loop = s.match_attribute(OUTER, k)
-        s.patterns(
-            outer_loop,
-            (
-                "transform.apply_patterns.linalg.fold_unit_extent_dims_via_slices",
-                "transform.apply_patterns.canonicalization",
-            ),
-        )
+        s.patterns(outer_loop, ("transform.apply_patterns.linalg.fold_unit_extent_dims_via_slices",))
         for i in range(len(vector_loops)):
             s.vectorize(s.match_ops(["linalg.generic"], s.match_attribute(f"{VECTORIZE}{i}", k)))
-        s.patterns(outer_loop, VECTOR_CLEANUP)
+        # Accumulators in memory order (f, oh, ow) before they become loop-carried vectors.
+        s.patterns(outer_loop, [p for p in VECTOR_CLEANUP if "canonicalization" not in p])
+        if red:
+            # Constants the vectorizer left in the loops (transfer paddings) make the reads
+            # look loop-variant: move them out first.
+            s.add(f"transform.apply_licm to {s.match_ops(['scf.for'], outer_loop)} : {ANY}")
         for depth in range(len(red)):
-            s.hoist_subsets(s.match_attribute(f"{HOIST}{depth}", k))
+            # The unit-dim slices of the accumulator tile, then the vector read/write of them.
+            for _ in range(2):
+                s.hoist_subsets(s.match_attribute(f"{HOIST}{depth}", k))
+        s.patterns(outer_loop, VECTOR_CLEANUP)
 
     def fresh_interchange(self, s: Script, op: str) -> str:
         order = [0, 3, 1, 2, 4, 5] if self.depthwise else [0, 2, 3, 1, 4, 5, 6]
