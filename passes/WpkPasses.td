@@ -95,3 +95,36 @@ def WpkOutlineWeights : Pass<"wpk-outline-weights", "::mlir::ModuleOp"> {
     JIT never compiles megabytes of constants.
   }];
 }
+
+def WpkApplySchedule : Pass<"wpk-apply-schedule", "::mlir::ModuleOp"> {
+  let summary = "Apply per-kernel schedule configurations (JSON) to linalg on tensors, for the CPU or CUDA";
+  let description = [{
+    Input: linalg on tensors with a `func.func @main` (what `wpk-lower-to-linalg`
+    produces). The options name a JSON file, `{"target": "cpu" | "cuda", "arch":
+    "sm_90", "cpu": {"threads": 2, "vector_lanes": 8, ...}, "kernels":
+    {"k0_matmul": {...knobs...}, "conv": {...}}}` (every key optional; a file
+    with none of them is the "kernels" object), by kernel name or kind; knobs
+    left out take the template's default. Target cpu: every kernel is scheduled
+    in place (tiles, `scf.forall` across the cores, vectorization, vector ops
+    lowered), before bufferization. Target cuda: the module becomes the device
+    module of the GPU backend after its transform schedules (`stage=schedule`)
+    or lowered to NVVM (`stage=nvvm`). `print-schedules` prints each kernel's
+    template, configuration and search space as `//` lines on stderr. An
+    unknown kernel or knob, a value outside its domain or a violated constraint
+    is an error naming the kernel, the knob and the reason. In wpk-opt:
+    `--wpk-apply-schedule[=FILE]`, `--wpk-print-schedules`,
+    `--wpk-schedule-stage=nvvm`.
+  }];
+  let options = [
+    Option<"config", "config", "std::string", /*default=*/"\"\"",
+           "JSON schedule file (also accepted as a bare first option)">,
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "cpu or cuda (overrides the file)">,
+    Option<"arch", "arch", "std::string", /*default=*/"\"sm_90\"",
+           "CUDA architecture (overrides the file)">,
+    Option<"stage", "stage", "std::string", /*default=*/"\"schedule\"",
+           "cuda: print after the schedules (schedule) or lowered to NVVM (nvvm)">,
+    Option<"printSchedules", "print-schedules", "bool", /*default=*/"false",
+           "print each kernel's template, configuration and search space (stderr)">,
+  ];
+}

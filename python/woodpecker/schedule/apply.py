@@ -75,6 +75,11 @@ def apply_schedules(
 ) -> list[ScheduledKernel]:
     """Schedules every kernel of `module` in place; returns what was applied."""
     target = target or CpuTarget.host()
+    with ir.Location.unknown(module.context):
+        return _apply(module, configs, target)
+
+
+def _apply(module: ir.Module, configs: ConfigMap | None, target: CpuTarget) -> list[ScheduledKernel]:
     planned = plan_schedules(module, configs, target)
     for scheduled in planned:
         template = template_for(scheduled.kernel)

@@ -194,11 +194,52 @@ def _named_ops(block: ir.Block) -> list[str]:
     return [op.operation.name for op in block.operations if op.operation.name.startswith("linalg.")]
 
 
+def _pad_constant(pad: ir.Operation) -> float | None:
+    """The value a `tensor.pad` fills with, when it is a constant."""
+    yielded = pad.regions[0].blocks[0].operations[-1].operands[0]
+    owner = _owner(yielded)
+    if owner is None or owner.name != "arith.constant":
+        return None
+    return float(ir.FloatAttr(owner.attributes["value"]).value)
+
+
+def materialize_pads(block: ir.Block) -> int:
+    """Rewrites each constant `tensor.pad` as a fill of the padded tensor and an elementwise
+    copy into its interior (kernels of their own, vectorized and split across cores), instead of
+    the element-by-element `memref.copy` that bufferizing a pad produces."""
+    from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
+
+    count = 0
+    for op in list(block.operations):
+        op = op.operation
+        if op.name != "tensor.pad":
+            continue
+        value = _pad_constant(op)
+        low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))
+        if value is None or any(d < 0 for d in low):
+            continue
+        source = op.operands[0]
+        shape = list(ir.RankedTensorType(source.type).shape)
+        padded_shape = list(ir.RankedTensorType(op.results[0].type).shape)
+        with ir.InsertionPoint(op), op.location:
+            padded = fill(value, padded_shape)
+            interior = extract_slice(padded, low, shape)
+            rank = len(shape)
+            copied = generic([source], [identity_map(rank), identity_map(rank)], interior, lambda args: args[0])
+            result = insert_slice(copied, padded, low)
+        op.results[0].replace_all_uses_with(result)
+        op.erase()
+        count += 1
+    return count
+
+
 def find_kernels(module: ir.Module) -> list[Kernel]:
     """Generalizes @main's linalg ops, groups them into kernels and tags them."""
     from woodpecker.backend.outline_weights import main_func  # backend imports schedule
 
     block = main_func(module).regions[0].blocks[0]
+    with ir.Location.unknown(module.context):
+        materialize_pads(block)
     names = _named_ops(block)
     try:
         PassManager.parse("builtin.module(func.func(linalg-generalize-named-ops))", context=module.context).run(

@@ -126,7 +126,8 @@ def _arg_parser() -> argparse.ArgumentParser:
         description="MLIR modular optimizer driver with the Woodpecker (wpk) dialect and passes.",
         epilog="Pass flags: -O0/-O1/-O2 (graph optimization levels), --wpk-graph-opt, --wpk-fold-constants, "
         "--wpk-fold-batchnorm, --wpk-fuse, --wpk-cleanup, --wpk-verify, --wpk-lower-to-linalg, --wpk-lower, "
-        "--wpk-outline-weights, --wpk-apply-schedule[=CONFIG.json], and every upstream pass as --NAME[=OPTIONS] (in command-line order). See --list-passes.",
+        "--wpk-outline-weights, --wpk-apply-schedule[=CONFIG.json], and every upstream pass as --NAME[=OPTIONS] "
+        "(in command-line order). See --list-passes.",
         allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -372,6 +373,10 @@ class Driver:
     def new_context(self) -> ir.Context:
         context = create_context()
         context.allow_unregistered_dialects = self.opts.allow_unregistered
+        if SCHEDULE_PASS in self.opts.pipeline:
+            # Its CUDA stages run pass pipelines that load dialects (NVVM, LLVM) from within
+            # the pass, which a multi-threaded context forbids.
+            context.enable_multithreading(False)
         return context
 
     def pass_manager(self, context: ir.Context) -> PassManager | None:

@@ -18,8 +18,8 @@ TEMPLATES: dict[str, Template] = {
 
 # Kernels their kind's template cannot handle (strided or dilated convolutions).
 FALLBACKS: dict[str, Template] = {
-    "conv": GenericTemplate("conv"),
-    "depthwise_conv": GenericTemplate("depthwise_conv"),
+    "conv": GenericTemplate("conv", "cpu.conv_generic"),
+    "depthwise_conv": GenericTemplate("depthwise_conv", "cpu.depthwise_conv_generic"),
 }
 
 

@@ -53,9 +53,9 @@ def _vectorizable(kernel: Kernel) -> bool:
 
 
 class GenericTemplate:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, name: str | None = None):
         self.kind = kind
-        self.name = f"cpu.{kind}"
+        self.name = name or f"cpu.{kind}"
 
     def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
         shape = kernel.output_shape
@@ -147,16 +147,20 @@ class GenericTemplate:
         root, inner = s.tile_for(root, sizes)
         if not has_epilogue:
             main = root
-        if inner:
+        innermost = inner[-1] if inner else None
+        if innermost is not None:
             if has_epilogue:
-                main, _ = s.fuse_into(main if loop is not None else s.match_role(kernel.index, "main"), inner[-1])
+                producer = main if loop is not None else s.match_role(kernel.index, "main")
+                main, innermost = s.fuse_into(producer, innermost)
             if kernel.fill is not None and has_epilogue:
-                fill, _ = s.fuse_into(fill if fill is not None else s.match_role(kernel.index, "fill"), inner[-1])
+                producer = fill if fill is not None else s.match_role(kernel.index, "fill")
+                fill, innermost = s.fuse_into(producer, innermost)
         elif has_epilogue and loop is None:
             main = s.match_role(kernel.index, "main")
         if config["vector"]:
             for op in (root, main if has_epilogue else None, fill):
                 if op is not None:
                     s.vectorize(op)
-            func = s.func()
-            s.patterns(func, VECTOR_CLEANUP)
+            # Only inside this kernel's loops (see cpu.matmul).
+            scope = loop or (inner[0] if len(inner) > 1 else innermost) or s.func()
+            s.patterns(scope, VECTOR_CLEANUP)

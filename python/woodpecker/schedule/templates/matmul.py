@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from mlir import ir
 
-from woodpecker.schedule.kernels import Kernel
+from woodpecker.schedule.kernels import SCHED_PREFIX, Kernel
 from woodpecker.schedule.packing import can_pack_b, pack_matmul_b
-from woodpecker.schedule.script import VECTOR_CLEANUP, Script
+from woodpecker.schedule.script import ANY, VECTOR_CLEANUP, Script
 from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace, divisors
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.schedule.templates.base import POWERS_OF_TWO, tile_choices, vector_choices, vectors
 
 REG_M = (1, 2, 3, 4, 5, 6, 7, 8)
+K_LOOP = SCHED_PREFIX + "matmul_k"
 
 
 def problem(kernel: Kernel) -> tuple[int, int, int, int]:
@@ -62,6 +63,9 @@ class MatmulTemplate:
             Knob("pack_b", (False, True), "lay B out as [n / reg_n][k][reg_n] panels (weights: once, at load)"),
         )
         registers = target.registers
+        # Read the IR now: the space outlives the ops (a tuner validates configs after compiling).
+        packable = {r: can_pack_b(kernel, r) for r in reg_n}
+        b_is_argument = _b_is_argument(kernel)
 
         def registers_fit(c: dict) -> str | None:
             need = c["reg_m"] * vectors(c["reg_n"], lanes) + vectors(c["reg_n"], lanes) + 1
@@ -97,7 +101,7 @@ class MatmulTemplate:
                 ("pack_b", "reg_n"),
                 lambda c: (
                     None
-                    if not c["pack_b"] or can_pack_b(kernel, c["reg_n"])
+                    if not c["pack_b"] or packable[c["reg_n"]]
                     else f"pack_b needs B indexed (batch..., k, n) and reg_n={c['reg_n']} < n={n}"
                 ),
             ),
@@ -111,9 +115,7 @@ class MatmulTemplate:
                 ),
             ),
         )
-        default = self._default(
-            batch, m, n, k, target, knobs, registers_fit, lambda r: can_pack_b(kernel, r), _b_is_argument(kernel)
-        )
+        default = self._default(batch, m, n, k, target, knobs, registers_fit, packable.__getitem__, b_is_argument)
         return SearchSpace(kernel.name, self.name, knobs, default, constraints)
 
     @staticmethod
@@ -193,9 +195,11 @@ class MatmulTemplate:
         outer = [1] * nb + [config["tile_m"], *n_split] + ([] if has_epilogue else [0])
         if config["parallel"]:
             root, loop = s.tile_forall(root, outer)
+            outer_first = None
         else:
             root, loops = s.tile_for(root, outer)
             loop = loops[-1]
+            outer_first = loops[0] if len(loops) > 1 else None
         if has_epilogue:
             main, loop = s.fuse_into(s.match_role(kernel.index, "main"), loop)
         else:
@@ -221,7 +225,16 @@ class MatmulTemplate:
             fill, _ = s.tile_for(fill, row)
             s.vectorize(fill)
         s.vectorize(main)
-        func = s.func()
-        s.patterns(func, VECTOR_CLEANUP)
+        # Cleanups stay inside this kernel's loops: on the whole function, canonicalization
+        # would also rewrite kernels not scheduled yet (an identity copy would vanish).
+        func = outer_first or loop
         for k_loop in k_loops:
-            s.hoist_subsets(k_loop)
+            s.annotate(k_loop, K_LOOP, kernel.index)
+        s.patterns(func, VECTOR_CLEANUP)
+        if k_loops:
+            # Found again by its mark (the cleanup may rebuild it); loop-invariant constants out
+            # first, then the accumulator tile becomes a vector iter_arg.
+            k_loop = s.match_attribute(K_LOOP, kernel.index)
+            s.add(f"transform.apply_licm to {k_loop} : {ANY}")
+            for _ in range(2):
+                s.hoist_subsets(s.match_attribute(K_LOOP, kernel.index))
