@@ -1,6 +1,7 @@
 """Woodpecker (wpk): an MLIR-based deep-learning inference compiler driven from Python.
 
-Pipeline: import (ONNX -> wpk) -> optimize -> lower (wpk -> linalg) -> codegen (LLVM) -> run.
+Pipeline: import (ONNX -> wpk) -> optimize -> lower (wpk -> linalg) -> schedule (transform
+dialect, per-kernel knobs) -> codegen (LLVM; or PTX for target="cuda") -> run.
 The public names are imported lazily so that `import woodpecker.dialect` stays light.
 """
 
@@ -19,6 +20,8 @@ _EXPORTS = {
     "ShapeError": "woodpecker.errors",
     "UnsupportedOperatorError": "woodpecker.errors",
     "WoodpeckerError": "woodpecker.errors",
+    "InvalidConfigError": "woodpecker.schedule.space",
+    "CpuOptions": "woodpecker.backend.cpu",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -70,8 +70,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     model_path = Path(args.model) if args.model else _bundled_model()
     shapes = dict(args.input_shape or [])
     print(f"model: {model_path}")
+    options = woodpecker.CompileOptions(opt_level=args.opt_level)
+    if args.schedule:
+        from woodpecker.schedule.schedule_pass import load_request
+
+        request = load_request(args.schedule)
+        if request.target != "cpu":
+            raise woodpecker.WoodpeckerError(f"{args.schedule}: 'wpk run' runs on the cpu, not {request.target}")
+        options.cpu.schedules = request.kernels
     start = time.perf_counter()
-    compiled = woodpecker.compile(model_path, opt_level=args.opt_level, input_shapes=shapes or None)
+    compiled = woodpecker.compile(model_path, input_shapes=shapes or None, options=options)
     compile_s = time.perf_counter() - start
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stats.stage_seconds.items())
     stats = compiled.stats
@@ -136,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...",
                      help="static shape for an input with symbolic dimensions (repeatable)")
     run.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    run.add_argument("--schedule", metavar="FILE",
+                     help="schedule configurations (JSON, as for wpk-opt --wpk-apply-schedule)")
     run.add_argument("--repeat", type=int, default=20, help="timed runs (median reported)")
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     run.add_argument("--no-compare", action="store_true", help="do not run onnxruntime")

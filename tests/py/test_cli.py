@@ -56,3 +56,17 @@ def test_run_reports_bad_files_in_one_line(tmp_path: Path, capsys: pytest.Captur
         assert main(["run", str(path), "--no-compare"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("wpk: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_schedule_file_applies_it_and_rejects_bad_knobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"kernels": {"conv": {"parallel": false, "tile_oh": 2}}}')
+    assert main(["run", "--repeat", "1", "--schedule", str(good)]) == 0
+    assert "OK at rtol=1e-4" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"conv": {"tile_f": 3}}')
+    assert main(["run", "--repeat", "1", "--schedule", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "knob 'tile_f'" in err and "not in its domain" in err
