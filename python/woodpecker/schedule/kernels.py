@@ -194,6 +194,21 @@ def _named_ops(block: ir.Block) -> list[str]:
     return [op.operation.name for op in block.operations if op.operation.name.startswith("linalg.")]
 
 
+def _separate_accumulator(fill: ir.Operation, epilogue: ir.Operation) -> None:
+    """Gives the accumulator its own `tensor.empty` when CSE merged it with the epilogue's output:
+    sharing one makes bufferization copy the accumulator tile before the epilogue overwrites it
+    (measured: 0.75x on a fused conv on 2 cores)."""
+    init = fill.operands[len(fill.operands) - 1]
+    owner = _owner(init)
+    if owner is None or owner.name != "tensor.empty":
+        return
+    if init != epilogue.operands[len(epilogue.operands) - 1]:
+        return
+    with ir.InsertionPoint(fill), fill.location:
+        fresh = owner.clone()
+    fill.operands[len(fill.operands) - 1] = fresh.results[0]
+
+
 def _pad_constant(pad: ir.Operation) -> float | None:
     """The value a `tensor.pad` fills with, when it is a constant."""
     yielded = pad.regions[0].blocks[0].operations[-1].operands[0]
@@ -278,6 +293,8 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
                     if index in is_fill and producer not in claimed:
                         fill = producer
                 epilogue = _epilogue_of(op, loops, claimed)
+            if fill is not None and epilogue is not None:
+                _separate_accumulator(fill, epilogue)
             found.append((position, Kernel(0, kind, name, op, loops, fill, epilogue)))
             for member in (op, fill, epilogue):
                 if member is not None:
