@@ -32,9 +32,6 @@ class CpuOptions:
     # Schedule configurations by kernel name (`k3_conv`) or kind (`conv`); others: defaults.
     schedules: ConfigMap | None = None
 
-    def target(self) -> CpuTarget:
-        return CpuTarget.host(threads=(self.threads or available_cores()) if self.parallel else 1)
-
 
 @dataclass
 class CpuExecutable:
@@ -96,7 +93,7 @@ def compile_cpu(module: ir.Module, options: CpuOptions | None = None, num_weight
     fn = main_func(module)
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
-    target = options.target() if parallel else CpuTarget.host(threads=1)
+    target = CpuTarget.host(threads=(options.threads or available_cores()) if parallel else 1)
     schedules = apply_schedules(module, options.schedules, target)
     first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
     packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}

@@ -25,32 +25,24 @@ from woodpecker.gpu.arch import ARCHS
 from woodpecker.gpu.codegen import ConfigSpec, compile_gpu, kernel_search_spaces
 from woodpecker.gpu.config import GpuConfig
 from woodpecker.gpu.program import GpuKernel, GpuProgram
-from woodpecker.gpu.space import describe_space
+from woodpecker.gpu.space import config_from_knobs, describe_space
 
-_TUPLES = ("block_tile", "thread_tile", "reduction_tile")
+
+def parse_knobs(text: str, flag: str = "--knobs") -> tuple[str, dict[str, object]]:
+    """`KIND_OR_NAME=JSON` with a JSON object of knob values."""
+    key, sep, body = text.partition("=")
+    if not sep:
+        raise ValueError(f"{flag} wants KIND_OR_NAME=JSON, got {text!r}")
+    knobs = json.loads(body)
+    if not isinstance(knobs, dict):
+        raise ValueError(f"{flag} {key}: the JSON must be an object of knob values")
+    return key, knobs
 
 
 def parse_config(text: str) -> tuple[str, GpuConfig]:
-    key, sep, body = text.partition("=")
-    if not sep:
-        raise ValueError(f"--config wants KIND_OR_NAME=JSON, got {text!r}")
-    fields = json.loads(body)
-    if not isinstance(fields, dict):
-        raise ValueError(f"--config {key}: the JSON must be an object of GpuConfig fields")
-    for name in _TUPLES:
-        if name in fields:
-            fields[name] = tuple(fields[name])
-    return key, GpuConfig(**fields)
-
-
-def parse_knobs(text: str) -> tuple[str, dict[str, object]]:
-    key, sep, body = text.partition("=")
-    if not sep:
-        raise ValueError(f"--knobs wants KIND_OR_NAME=JSON, got {text!r}")
-    knobs = json.loads(body)
-    if not isinstance(knobs, dict):
-        raise ValueError(f"--knobs {key}: the JSON must be an object of knob values")
-    return key, knobs
+    """`KIND_OR_NAME=JSON` with GpuConfig fields, taken as given (not checked against a space)."""
+    key, knobs = parse_knobs(text, "--config")
+    return key, config_from_knobs(knobs)
 
 
 def _dims(shape: tuple[int, ...]) -> str:

@@ -4,7 +4,7 @@ find kernels (kernels.py) -> search space and default per kernel (templates/) ->
 requested configuration (space.py) -> transform script (script.py) -> interpreter (apply.py).
 """
 
-from woodpecker.schedule.apply import ScheduledKernel, apply_schedules, plan_schedules, schedule_script
+from woodpecker.schedule.apply import ScheduledKernel, apply_schedules, plan_schedules, schedule_scripts
 from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels
 from woodpecker.schedule.space import Config, Constraint, InvalidConfigError, Knob, SearchSpace
 from woodpecker.schedule.target import CpuTarget
@@ -22,5 +22,5 @@ __all__ = [
     "apply_schedules",
     "find_kernels",
     "plan_schedules",
-    "schedule_script",
+    "schedule_scripts",
 ]

@@ -20,7 +20,7 @@ from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels, untag
 from woodpecker.schedule.script import VECTOR_LOWERING, Script
 from woodpecker.schedule.space import Config, InvalidConfigError, KnobValue, SearchSpace
 from woodpecker.schedule.target import CpuTarget
-from woodpecker.schedule.templates import template_for
+from woodpecker.schedule.templates import Template, template_for
 
 ConfigMap = Mapping[str, Mapping[str, KnobValue]]
 
@@ -28,6 +28,7 @@ ConfigMap = Mapping[str, Mapping[str, KnobValue]]
 @dataclass
 class ScheduledKernel:
     kernel: Kernel
+    template: Template  # chosen once: `prepare` rewrites the IR a choice is made from
     space: SearchSpace
     config: Config
 
@@ -51,23 +52,20 @@ def plan_schedules(module: ir.Module, configs: ConfigMap | None, target: CpuTarg
         )
     planned = []
     for kernel in kernels:
-        space = template_for(kernel).space(kernel, target)
+        template = template_for(kernel)
+        space = template.space(kernel, target)
         requested = configs.get(kernel.name, configs.get(kernel.kind, {}))
         if not isinstance(requested, Mapping):
             raise InvalidConfigError(kernel.name, None, f"expected an object of knob values, got {requested!r}")
-        planned.append(ScheduledKernel(kernel, space, space.validate(requested)))
+        planned.append(ScheduledKernel(kernel, template, space, space.validate(requested)))
     return planned
 
 
 def schedule_scripts(scheduled: ScheduledKernel, target: CpuTarget) -> list[str]:
     """The transform modules (one per phase) that apply a kernel's configuration."""
     script = Script()
-    template_for(scheduled.kernel).schedule(scheduled.kernel, scheduled.config, target, script)
+    scheduled.template.schedule(scheduled.kernel, scheduled.config, target, script)
     return script.texts()
-
-
-def schedule_script(scheduled: ScheduledKernel, target: CpuTarget) -> str:
-    return "\n// -----\n".join(schedule_scripts(scheduled, target))
 
 
 def apply_schedules(
@@ -82,10 +80,7 @@ def apply_schedules(
 def _apply(module: ir.Module, configs: ConfigMap | None, target: CpuTarget) -> list[ScheduledKernel]:
     planned = plan_schedules(module, configs, target)
     for scheduled in planned:
-        template = template_for(scheduled.kernel)
-        prepare = getattr(template, "prepare", None)
-        if prepare is not None:
-            prepare(scheduled.kernel, scheduled.config)
+        scheduled.template.prepare(scheduled.kernel, scheduled.config)
         what = f"kernel {scheduled.kernel.name} ({scheduled.space.template}, config {scheduled.config}): schedule"
         for text in schedule_scripts(scheduled, target):
             _run_script(module, text, what)

@@ -22,6 +22,7 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
+from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
@@ -51,14 +52,6 @@ class Loops:
     @property
     def iterations(self) -> int:
         return math.prod(self.extents)
-
-    @property
-    def reduction_dims(self) -> tuple[int, ...]:
-        return tuple(d for d, p in enumerate(self.parallel) if not p)
-
-    @property
-    def parallel_dims(self) -> tuple[int, ...]:
-        return tuple(d for d, p in enumerate(self.parallel) if p)
 
 
 def loops_of(op: ir.Operation) -> Loops | None:
@@ -110,28 +103,9 @@ class Kernel:
     def root(self) -> ir.Operation:
         return self.epilogue if self.epilogue is not None else self.main
 
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return tuple(ir.RankedTensorType(self.root.results[0].type).shape)
-
-    @property
-    def operand_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(
-            tuple(ir.ShapedType(v.type).shape) if isinstance(v.type, ir.ShapedType) else () for v in self.main.operands
-        )
-
-    def signature(self) -> str:
-        """What makes two kernels schedule-equivalent (for shared tuning records)."""
-        shapes = "x".join("*".join(map(str, s)) for s in self.operand_shapes)
-        maps = ";".join(str(m) for m in self.loops.maps)
-        epilogue = "" if self.epilogue is None else _body_signature(self.epilogue)
-        return f"{self.kind}|{self.named_op}|{shapes}|{maps}|{epilogue}"
-
-
-def _body_signature(op: ir.Operation) -> str:
-    names = [o.name for o in op.regions[0].blocks[0].operations]
-    maps = ";".join(str(ir.AffineMapAttr(a).value) for a in ir.ArrayAttr(op.attributes["indexing_maps"]))
-    return ",".join(names) + "@" + maps
+    def __post_init__(self) -> None:
+        # Read once: the ops are rewritten (packed, tiled, vectorized) while kernels are scheduled.
+        self.output_shape: tuple[int, ...] = tuple(ir.RankedTensorType(self.root.results[0].type).shape)
 
 
 def _owner(value: ir.Value) -> ir.Operation | None:
@@ -222,8 +196,6 @@ def materialize_pads(block: ir.Block) -> int:
     """Rewrites each constant `tensor.pad` as a fill of the padded tensor and an elementwise
     copy into its interior (kernels of their own, vectorized and split across cores), instead of
     the element-by-element `memref.copy` that bufferizing a pad produces."""
-    from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
-
     count = 0
     for op in list(block.operations):
         op = op.operation

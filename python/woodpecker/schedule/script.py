@@ -135,13 +135,21 @@ class Script:
         """Moves loop-invariant read/write pairs (an accumulator tile) out of `loop` into iter_args."""
         self.add(f"transform.loop.hoist_loop_invariant_subsets {loop} : {ANY}")
 
+    def hoist_accumulator(self, mark: str, kernel: int) -> None:
+        """Makes the accumulator tile updated in the loop marked `mark = kernel` a vector iter_arg.
+
+        LICM first: constants the vectorizer leaves in the loop (transfer paddings) make the
+        reads look loop-variant. Then two rounds of hoisting: the slices of the tile, then the
+        vector read/write of them. The loop is found by its mark each time (hoisting replaces it;
+        canonicalization may have rebuilt it before).
+        """
+        self.add(f"transform.apply_licm to {self.match_attribute(mark, kernel)} : {ANY}")
+        for _ in range(2):
+            self.hoist_subsets(self.match_attribute(mark, kernel))
+
     def patterns(self, target: str, patterns: Sequence[str]) -> None:
         body = "\n".join(f"      {p}" for p in patterns)
         self.add(f"transform.apply_patterns to {target} {{\n{body}\n    }} : {ANY}")
-
-    def canonicalize(self, target: str) -> None:
-        self.patterns(target, ("transform.apply_patterns.canonicalization",))
-        self.add(f"transform.apply_cse to {target} : {ANY}")
 
     def texts(self) -> list[str]:
         """One transform module per phase, to be applied in order."""

@@ -212,10 +212,3 @@ def divisors(n: int, at_most: int | None = None, powers_of_two: bool = False) ->
     if powers_of_two:
         found = [d for d in found if d & (d - 1) == 0]
     return tuple(found)
-
-
-def tile_domain(extent: int, candidates: Sequence[int]) -> tuple[int, ...]:
-    """Tile sizes worth trying along a loop of `extent`: the candidates below it, plus the
-    whole extent (written as the extent itself)."""
-    values = sorted({c for c in candidates if 0 < c < extent} | {extent})
-    return tuple(values)

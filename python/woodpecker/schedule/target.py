@@ -28,7 +28,6 @@ class CpuTarget:
     vector_lanes: int = 8
     registers: int = 16
     threads: int = 1
-    l1_bytes: int = 32 * 1024
     l2_bytes: int = 512 * 1024
 
     @classmethod

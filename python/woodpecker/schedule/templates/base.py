@@ -7,7 +7,7 @@ from typing import Protocol
 
 from woodpecker.schedule.kernels import Kernel
 from woodpecker.schedule.script import Script
-from woodpecker.schedule.space import Config, SearchSpace, divisors
+from woodpecker.schedule.space import Config, Constraint, SearchSpace, divisors
 from woodpecker.schedule.target import CpuTarget
 
 
@@ -18,6 +18,10 @@ class Template(Protocol):
 
     def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
         """The knobs, their domains and constraints for `kernel`, with a good default."""
+        ...
+
+    def prepare(self, kernel: Kernel, config: Config) -> None:
+        """IR rewrites `config` needs before its script runs (packing a weight; often nothing)."""
         ...
 
     def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
@@ -40,6 +44,19 @@ def vector_choices(extent: int, lanes: int, at_most: int) -> tuple[int, ...]:
 def vectors(width: int, lanes: int) -> int:
     """Vector registers a row of `width` f32 values occupies."""
     return -(-width // lanes)
+
+
+# Less work than this (loop iterations) does not repay an OpenMP fork/join: such kernels run serially.
+MIN_PARALLEL_WORK = 1 << 15
+
+
+def divides(inner: str, outer: str) -> Constraint:
+    """The constraint that knob `inner` divides knob `outer` (a register tile in its outer tile)."""
+    return Constraint(
+        f"{inner} divides {outer}",
+        (inner, outer),
+        lambda c: None if c[outer] % c[inner] == 0 else f"{inner}={c[inner]} does not divide {outer}={c[outer]}",
+    )
 
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)

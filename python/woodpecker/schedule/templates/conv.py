@@ -30,7 +30,14 @@ from woodpecker.schedule.packing import transpose_weight
 from woodpecker.schedule.script import ANY, VECTOR_CLEANUP, Script
 from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
 from woodpecker.schedule.target import CpuTarget
-from woodpecker.schedule.templates.base import POWERS_OF_TWO, tile_choices, vector_choices, vectors
+from woodpecker.schedule.templates.base import (
+    MIN_PARALLEL_WORK,
+    POWERS_OF_TWO,
+    divides,
+    tile_choices,
+    vector_choices,
+    vectors,
+)
 
 OUTER = SCHED_PREFIX + "conv_outer"
 VECTORIZE = SCHED_PREFIX + "conv_vectorize"
@@ -111,15 +118,6 @@ class ConvTemplate:
                 )
             return None
 
-        def divides(inner: str, outer: str):
-            return Constraint(
-                f"{inner} divides {outer}",
-                (inner, outer),
-                lambda c: (
-                    None if c[outer] % c[inner] == 0 else f"{inner}={c[inner]} does not divide {outer}={c[outer]}"
-                ),
-            )
-
         def splits(c: dict) -> str | None:
             if c["tile_f"] == d["f"] and c["tile_oh"] == d["oh"]:
                 return "the outer tile must split the output (tile_f < channels or tile_oh < rows)"
@@ -167,7 +165,10 @@ class ConvTemplate:
             config["tile_c"] = tile_c
             config["unroll_c"] = max(u for u in domain["unroll_c"] if tile_c % u == 0 and u <= 8)
         config.update(
-            reg_f=reg_f, reg_oh=reg_oh, reg_ow=reg_ow, parallel=target.threads > 1 and tiles >= 2 and work >= 1 << 15
+            reg_f=reg_f,
+            reg_oh=reg_oh,
+            reg_ow=reg_ow,
+            parallel=target.threads > 1 and tiles >= 2 and work >= MIN_PARALLEL_WORK,
         )
         return config
 
@@ -266,14 +267,8 @@ class ConvTemplate:
             s.vectorize(s.match_ops(["linalg.generic"], s.match_attribute(f"{VECTORIZE}{i}", k)))
         # Accumulators in memory order (f, oh, ow) before they become loop-carried vectors.
         s.patterns(outer_loop, [p for p in VECTOR_CLEANUP if "canonicalization" not in p])
-        if red:
-            # Constants the vectorizer left in the loops (transfer paddings) make the reads
-            # look loop-variant: move them out first.
-            s.add(f"transform.apply_licm to {s.match_ops(['scf.for'], outer_loop)} : {ANY}")
-        for depth in range(len(red)):
-            # The unit-dim slices of the accumulator tile, then the vector read/write of them.
-            for _ in range(2):
-                s.hoist_subsets(s.match_attribute(f"{HOIST}{depth}", k))
+        for depth in range(len(red)):  # innermost loop first
+            s.hoist_accumulator(f"{HOIST}{depth}", k)
         s.patterns(outer_loop, VECTOR_CLEANUP)
 
     def fresh_interchange(self, s: Script, op: str) -> str:

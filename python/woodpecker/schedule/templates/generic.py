@@ -21,8 +21,7 @@ from woodpecker.schedule.kernels import Kernel, is_projected_permutation
 from woodpecker.schedule.script import VECTOR_CLEANUP, Script
 from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
 from woodpecker.schedule.target import CpuTarget
-
-MIN_PARALLEL_ITERATIONS = 1 << 15
+from woodpecker.schedule.templates.base import MIN_PARALLEL_WORK
 
 
 def split_dim(kernel: Kernel) -> int | None:
@@ -96,12 +95,15 @@ class GenericTemplate:
 
         constraints = (Constraint("chunks keep whole vectors", ("chunks", "vector"), split_keeps_vectors),)
         work = kernel.loops.iterations
-        default_chunks = target.threads if target.threads in chunks and work >= MIN_PARALLEL_ITERATIONS else 1
+        default_chunks = target.threads if target.threads in chunks and work >= MIN_PARALLEL_WORK else 1
         vectors = [v for v in vector if v and v <= 2 * lanes]
         default = {"chunks": default_chunks, "vector": max(vectors) if vectors else 0}
         if split_keeps_vectors(default):
             default["vector"] = 0
         return SearchSpace(kernel.name, self.name, knobs, default, constraints)
+
+    def prepare(self, kernel: Kernel, config: Config) -> None:
+        pass  # no IR rewrites: tiling and vectorization are all in the script
 
     def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
         s = script

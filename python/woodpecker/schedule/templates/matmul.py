@@ -22,10 +22,17 @@ from mlir import ir
 
 from woodpecker.schedule.kernels import SCHED_PREFIX, Kernel
 from woodpecker.schedule.packing import can_pack_b, pack_matmul_b
-from woodpecker.schedule.script import ANY, VECTOR_CLEANUP, Script
+from woodpecker.schedule.script import VECTOR_CLEANUP, Script
 from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace, divisors
 from woodpecker.schedule.target import CpuTarget
-from woodpecker.schedule.templates.base import POWERS_OF_TWO, tile_choices, vector_choices, vectors
+from woodpecker.schedule.templates.base import (
+    MIN_PARALLEL_WORK,
+    POWERS_OF_TWO,
+    divides,
+    tile_choices,
+    vector_choices,
+    vectors,
+)
 
 REG_M = (1, 2, 3, 4, 5, 6, 7, 8)
 K_LOOP = SCHED_PREFIX + "matmul_k"
@@ -77,24 +84,8 @@ class MatmulTemplate:
             return None
 
         constraints = (
-            Constraint(
-                "reg_m divides tile_m",
-                ("reg_m", "tile_m"),
-                lambda c: (
-                    None
-                    if c["tile_m"] % c["reg_m"] == 0
-                    else f"reg_m={c['reg_m']} does not divide tile_m={c['tile_m']}"
-                ),
-            ),
-            Constraint(
-                "reg_n divides tile_n",
-                ("reg_n", "tile_n"),
-                lambda c: (
-                    None
-                    if c["tile_n"] % c["reg_n"] == 0
-                    else f"reg_n={c['reg_n']} does not divide tile_n={c['tile_n']}"
-                ),
-            ),
+            divides("reg_m", "tile_m"),
+            divides("reg_n", "tile_n"),
             Constraint("register budget", ("reg_m", "reg_n"), registers_fit),
             Constraint(
                 "packable B",
@@ -164,7 +155,7 @@ class MatmulTemplate:
             if smaller:
                 tile_m = max(smaller)
         tiles = batch * (m // tile_m) * (n // tile_n)
-        parallel = target.threads > 1 and tiles >= 2 and work >= 1 << 16
+        parallel = target.threads > 1 and tiles >= 2 and work >= MIN_PARALLEL_WORK
         return {
             "tile_m": tile_m,
             "tile_n": tile_n,
@@ -232,9 +223,4 @@ class MatmulTemplate:
             s.annotate(k_loop, K_LOOP, kernel.index)
         s.patterns(func, VECTOR_CLEANUP)
         if k_loops:
-            # Found again by its mark (the cleanup may rebuild it); loop-invariant constants out
-            # first, then the accumulator tile becomes a vector iter_arg.
-            k_loop = s.match_attribute(K_LOOP, kernel.index)
-            s.add(f"transform.apply_licm to {k_loop} : {ANY}")
-            for _ in range(2):
-                s.hoist_subsets(s.match_attribute(K_LOOP, kernel.index))
+            s.hoist_accumulator(K_LOOP, kernel.index)
