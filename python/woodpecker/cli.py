@@ -70,7 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     model_path = Path(args.model) if args.model else _bundled_model()
     shapes = dict(args.input_shape or [])
     print(f"model: {model_path}")
-    options = woodpecker.CompileOptions(opt_level=args.opt_level)
+    options = woodpecker.CompileOptions(opt_level=args.opt_level, use_tuning_records=not args.no_records,
+                                        tuning_db=args.db)
     if args.schedule:
         from woodpecker.schedule.schedule_pass import load_request
 
@@ -84,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stats.stage_seconds.items())
     stats = compiled.stats
     print(f"compiled for cpu at O{args.opt_level} in {compile_s:.2f}s ({stages}); "
-          f"{stats.num_ops_before} ops -> {stats.num_kernels} kernels; "
+          f"{stats.num_ops_before} ops -> {stats.num_kernels} kernels "
+          f"({stats.tuned_kernels} with tuning records); "
           f"{'OpenMP on all cores' if compiled.stats.parallel else 'one core'}")
     feeds = random_feeds(compiled, seed=args.seed)
     outputs = compiled.run(None, feeds)
@@ -149,7 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeat", type=int, default=20, help="timed runs (median reported)")
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     run.add_argument("--no-compare", action="store_true", help="do not run onnxruntime")
+    run.add_argument("--db", metavar="URL", help="tuning records to use (default ~/.cache/woodpecker/tuning.db)")
+    run.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
     run.set_defaults(func=cmd_run)
+
+    from woodpecker.tune import cli as tune_cli
+    from woodpecker.tune import report
+
+    tune = sub.add_parser("tune", help="auto-tune the schedule of every kernel of a model (Optuna, GA)")
+    tune_cli.add_arguments(tune)
+    tune.set_defaults(func=tune_cli.cmd_tune)
+    tune_report = sub.add_parser("tune-report", help="plots (PNG) and tables (CSV) of the tuning records")
+    report.add_arguments(tune_report)
+    tune_report.set_defaults(func=report.run)
     return parser
 
 

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +49,11 @@ class CompileOptions:
     # GpuConfig or a dict of search-space knobs, see woodpecker.gpu.space).
     arch: str = "sm_90"
     gpu_configs: Mapping[str, GpuConfig | Mapping[str, Any]] | None = None
+    # The best configuration `wpk tune` recorded for a kernel is used unless the kernel is
+    # configured in cpu.schedules; tuning_db: a storage URL or path (None: the default
+    # database, see woodpecker.tune.storage).
+    use_tuning_records: bool = True
+    tuning_db: str | None = None
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -81,7 +86,46 @@ def compile(
     options = options or CompileOptions(target=target, opt_level=opt_level, arch=arch)
     options.validate()
     stats = CompileStats()
+    lowered = lower_model(model, options, input_shapes, stats)
+    imported, module, weights = lowered.imported, lowered.module, lowered.weights
+    with imported.context, ir.Location.unknown():
+        if options.target == "cuda":
+            from woodpecker.gpu.model import build_cuda_model
 
+            return build_cuda_model(module, weights, imported, options.arch, options.gpu_configs, stats)
+        with _stage(stats, "codegen"):
+            cpu_options = _with_records(module, len(weights), options, stats)
+            executable = compile_cpu(module, cpu_options, num_weights=len(weights))
+        executable.bind_weights(weights)
+    stats.parallel = executable.parallel
+    return CompiledModel(
+        input_names=list(imported.input_names),
+        output_names=list(imported.output_names),
+        input_shapes={k: tuple(v) for k, v in imported.input_shapes.items()},
+        output_shapes={k: tuple(v) for k, v in imported.output_shapes.items()},
+        executable=executable,
+        stats=stats,
+        target=options.target,
+    )
+
+
+@dataclass
+class LoweredModel:
+    """A model after the target-independent stages: @main on linalg tensors, weights outlined."""
+
+    imported: ImportedModel
+    module: ir.Module
+    weights: list[np.ndarray]  # the trailing arguments of @main, in order
+
+
+def lower_model(
+    model: str | os.PathLike | onnx.ModelProto | ImportedModel,
+    options: CompileOptions,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    stats: CompileStats | None = None,
+) -> LoweredModel:
+    """import -> optimize -> outline weights -> lower to linalg (what every target shares)."""
+    stats = stats if stats is not None else CompileStats()
     with _stage(stats, "import"):
         imported = model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
     module = imported.module
@@ -101,23 +145,21 @@ def compile(
             if options.opt_level >= 1:
                 _run_upstream(module, "builtin.module(canonicalize,cse)")
         _report(options, "linalg", module)
-        if options.target == "cuda":
-            from woodpecker.gpu.model import build_cuda_model
+    return LoweredModel(imported, module, weights)
 
-            return build_cuda_model(module, weights, imported, options.arch, options.gpu_configs, stats)
-        with _stage(stats, "codegen"):
-            executable = compile_cpu(module, options.cpu, num_weights=len(weights))
-        executable.bind_weights(weights)
-    stats.parallel = executable.parallel
-    return CompiledModel(
-        input_names=list(imported.input_names),
-        output_names=list(imported.output_names),
-        input_shapes={k: tuple(v) for k, v in imported.input_shapes.items()},
-        output_shapes={k: tuple(v) for k, v in imported.output_shapes.items()},
-        executable=executable,
-        stats=stats,
-        target=options.target,
-    )
+
+def _with_records(module: ir.Module, num_weights: int, options: CompileOptions, stats: CompileStats) -> CpuOptions:
+    """`options.cpu` with the best tuning record of each kernel that has one (kernels the caller
+    configured explicitly keep their configuration)."""
+    if not options.use_tuning_records:
+        return options.cpu
+    from woodpecker.tune.records import cpu_records
+
+    found = cpu_records(module, num_weights, options.cpu, options.tuning_db)
+    stats.tuned_kernels = len(found)
+    if not found:
+        return options.cpu
+    return replace(options.cpu, schedules={**found, **dict(options.cpu.schedules or {})})
 
 
 def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext) -> None:

@@ -19,6 +19,7 @@ class CompileStats:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     num_ops_before: int = 0
     num_kernels: int = 0
+    tuned_kernels: int = 0  # kernels compiled with a tuning record instead of their default
     parallel: bool = False
 
     @property

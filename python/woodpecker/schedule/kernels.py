@@ -26,6 +26,9 @@ from woodpecker.lowering.common import extract_slice, fill, generic, identity_ma
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
+# The named op a linalg.generic was generalized from: a kernel cut out of a model for tuning
+# (woodpecker.tune.extract) is then found again with the same kind and template.
+NAMED_OP_ATTR = "wpk.named_op"
 SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
 
 KINDS = ("matmul", "conv", "depthwise_conv", "pool", "reduction", "elementwise")
@@ -165,7 +168,13 @@ class OpSet:
 
 
 def _named_ops(block: ir.Block) -> list[str]:
-    return [op.operation.name for op in block.operations if op.operation.name.startswith("linalg.")]
+    names = []
+    for op in block.operations:
+        op = op.operation
+        if op.name.startswith("linalg."):
+            named = op.attributes.get(NAMED_OP_ATTR, None)
+            names.append(ir.StringAttr(named).value if named is not None else op.name)
+    return names
 
 
 def _separate_accumulator(fill: ir.Operation, epilogue: ir.Operation) -> None:
@@ -181,6 +190,19 @@ def _separate_accumulator(fill: ir.Operation, epilogue: ir.Operation) -> None:
     with ir.InsertionPoint(fill), fill.location:
         fresh = owner.clone()
     fill.operands[len(fill.operands) - 1] = fresh.results[0]
+
+
+def _private_fill(fill: ir.Operation, user: ir.Operation) -> ir.Operation:
+    """A copy of a shared accumulator fill (CSE merges identical ones) for `user` alone, so the
+    fill is computed in `user`'s tiles instead of being a kernel whose result is copied."""
+    with ir.InsertionPoint(user), user.location:
+        init = _owner(fill.operands[len(fill.operands) - 1])
+        fresh = init.clone() if init is not None and init.name == "tensor.empty" else None
+        clone = fill.clone()
+        if fresh is not None:
+            clone.operands[len(clone.operands) - 1] = fresh.results[0]
+    user.operands[len(user.operands) - 1] = clone.results[0]
+    return clone
 
 
 def _pad_constant(pad: ir.Operation) -> float | None:
@@ -237,6 +259,9 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
     ops = [op.operation for op in block.operations if op.operation.name.startswith("linalg.")]
     if len(ops) != len(names):
         raise CompilationError("linalg op count changed during generalization")
+    for op, name in zip(ops, names, strict=True):
+        if name != "linalg.generic":
+            op.attributes[NAMED_OP_ATTR] = ir.StringAttr.get(name)
     claimed = OpSet()
     found: list[tuple[int, Kernel]] = []
     loops_by_position = []
@@ -253,6 +278,9 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
             loops = loops_by_position[position]
             if op in claimed or loops is None or len(op.results) != 1:
                 continue
+            if elementwise_pass and not list(op.results[0].uses):
+                op.erase()  # a fill every user now has a private copy of
+                continue
             kind = _KIND_BY_NAMED_OP.get(name) or _kind_of_generic(loops)
             if (kind == "elementwise") != elementwise_pass:
                 continue
@@ -260,10 +288,11 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
             epilogue = None
             if kind != "elementwise":
                 producer = _owner(op.operands[len(op.operands) - 1])
-                if producer is not None and _single_use(producer.results[0]):
-                    index = next((i for i, o in enumerate(ops) if o == producer), None)
-                    if index in is_fill and producer not in claimed:
-                        fill = producer
+                index = None if producer is None else next((i for i, o in enumerate(ops) if o == producer), None)
+                if index in is_fill and not _single_use(producer.results[0]):
+                    producer = _private_fill(producer, op)
+                if index in is_fill and producer not in claimed:
+                    fill = producer
                 epilogue = _epilogue_of(op, loops, claimed)
             if fill is not None and epilogue is not None:
                 _separate_accumulator(fill, epilogue)
@@ -294,7 +323,7 @@ def untag(module: ir.Module) -> None:
     def visit(op: ir.Operation) -> ir.WalkResult:
         names = [a if isinstance(a, str) else a.name for a in op.attributes]
         for attr in names:
-            if attr in (KERNEL_ATTR, ROLE_ATTR) or attr.startswith(SCHED_PREFIX):
+            if attr in (KERNEL_ATTR, ROLE_ATTR, NAMED_OP_ATTR) or attr.startswith(SCHED_PREFIX):
                 del op.attributes[attr]
         return ir.WalkResult.ADVANCE
 

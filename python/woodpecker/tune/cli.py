@@ -1,0 +1,156 @@
+"""`wpk tune`: search the schedule knobs of every kernel of a model on this machine.
+
+    wpk tune model.onnx --target cpu --trials 32 --strategy ga|tpe|random [--db URL] [--time-budget S]
+
+A progress bar per kernel and one overall, then a table per kernel: default time, best time,
+speedup, trials and failures. Records go to the storage (`--db`, default
+~/.cache/woodpecker/tuning.db), where `woodpecker.compile` and `wpk run` find them. Killed,
+the same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from woodpecker.cli import parse_input_shape
+
+    parser.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--trials", type=int, default=32, help="finished trials per kernel (default 32)")
+    parser.add_argument("--strategy", default="ga", choices=STRATEGIES)
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="Optuna storage URL or file (.db SQLite, .journal for "
+        "several processes on one machine); default ~/.cache/woodpecker/tuning.db",
+    )
+    parser.add_argument("--time-budget", type=float, metavar="S", help="seconds for all kernels together")
+    parser.add_argument("--seed", type=int, help="seed of the search")
+    parser.add_argument(
+        "--kernel",
+        action="append",
+        metavar="NAME|KIND",
+        help="tune only these kernels (k3_conv) or kinds (conv); repeatable",
+    )
+    parser.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...")
+    parser.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    parser.add_argument("--threads", type=int, help="threads of the kernels (default: every core)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="measure in this process (faster; a crashing candidate ends the run)"
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (isolated)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import optuna
+
+    from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
+    from woodpecker.tune.report import format_table, summarize
+    from woodpecker.tune.storage import normalize_url
+    from woodpecker.tune.tune_model import model_cpu_tasks
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.target != "cpu":
+        print("wpk tune: error: --target cuda needs a GPU runner; see `wpk tune --help`", file=sys.stderr)
+        return 2
+    model = args.model or str(_bundled_model())
+    try:
+        options = TuneOptions(
+            trials=args.trials, strategy=args.strategy, seed=args.seed, time_budget_s=args.time_budget, storage=args.db
+        )
+        measure = CpuMeasureOptions(threads=args.threads)
+    except ValueError as err:
+        print(f"wpk tune: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        tasks = model_cpu_tasks(model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel)
+    except ValueError as err:
+        print(f"wpk tune: error: {err}", file=sys.stderr)
+        return 2
+    url = normalize_url(args.db)
+    print(
+        f"tuning {len(tasks)} kernel signatures of {model} on the CPU, strategy {args.strategy}, "
+        f"{args.trials} trials each; records in {url}"
+    )
+    runner = InProcessCpuRunner(measure) if args.in_process else IsolatedCpuRunner(measure, timeout_s=args.timeout)
+    bars = _Bars(len(tasks), args.trials, disable=args.no_progress)
+    try:
+        from woodpecker.tune.tuner import tune_tasks
+
+        results = tune_tasks(tasks, runner, options, bars.progress())
+    finally:
+        runner.close()
+        bars.close()
+    print(format_table(summarize(url, [r.task.key for r in results])))
+    _print_totals(results)
+    return 0
+
+
+def _print_totals(results: list[TuneResult]) -> None:
+    measured = sum(r.measured for r in results)
+    failures = sum(r.failures for r in results)
+    default = sum(r.default_seconds or 0.0 for r in results)
+    best = sum(r.best_seconds or r.default_seconds or 0.0 for r in results)
+    line = f"{measured} candidates measured in this run, {failures} failed trials in the records"
+    if best:
+        line += f"; sum of kernel times {default * 1e3:.3f} ms -> {best * 1e3:.3f} ms ({default / best:.2f}x)"
+    print(line)
+
+
+class _Bars:
+    """tqdm bars: one overall (trials of every kernel), one for the kernel being tuned."""
+
+    def __init__(self, tasks: int, trials: int, disable: bool):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.disable = disable
+        self.overall = tqdm(total=tasks * trials, desc="all kernels", unit="trial", position=0, disable=disable)
+        self.kernel = None
+        self.trials = trials
+
+    def progress(self) -> Progress:
+        def start(task, done, total):
+            if self.kernel is not None:
+                self.kernel.close()
+            self.kernel = self._tqdm(
+                total=self.trials,
+                desc=f"[{done + 1}/{total}] {task.description[:50]}",
+                unit="trial",
+                position=1,
+                leave=False,
+                disable=self.disable,
+            )
+
+        def trial(task, result, finished):
+            assert self.kernel is not None
+            step = min(finished, self.trials) - self.kernel.n
+            if step > 0:
+                self.kernel.update(step)
+                self.overall.update(step)
+            if result is not None and result.ok:
+                self.kernel.set_postfix_str(f"last {result.seconds * 1e3:.3f} ms")
+
+        def end(result: TuneResult):
+            assert self.kernel is not None
+            self.overall.update(max(0, self.trials - self.kernel.n))  # a resumed or cut-short kernel
+
+        return Progress(on_task_start=start, on_trial=trial, on_task_end=end)
+
+    def close(self) -> None:
+        if self.kernel is not None:
+            self.kernel.close()
+        self.overall.close()
+
+
+def _bundled_model() -> Path:
+    from woodpecker.models import bundled_model_path
+
+    return bundled_model_path()

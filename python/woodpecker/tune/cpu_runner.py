@@ -1,0 +1,255 @@
+"""Measuring CPU candidates: compile a kernel's standalone module with one configuration,
+run it through the MLIR ExecutionEngine, time it, and check its output.
+
+`InProcessCpuRunner` does this in the calling process. `IsolatedCpuRunner` (the default for
+tuning) does it in a worker subprocess (`python -m woodpecker.tune.cpu_worker`) with a
+timeout, so a candidate that crashes, hangs or exhausts memory fails its trial and tuning
+goes on with a fresh worker.
+
+Inputs and weights are random normal values (never zeros) drawn from a fixed seed. The first
+configuration a runner measures for a task should be the default (the tuner does this); its
+output is the reference every other candidate of the task must match (`rtol`, `atol`
+relative to the reference's largest magnitude).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from woodpecker.tune.task import Config, KernelTask, MeasureResult
+
+
+@dataclass(frozen=True)
+class CpuMeasureOptions:
+    """How candidates are timed on the CPU."""
+
+    warmup: int = 1
+    repeat: int = 5  # at least this many timed runs ...
+    min_seconds: float = 0.05  # ... and more (up to max_repeat) until this much time was timed
+    max_repeat: int = 50
+    parallel: bool = True
+    threads: int | None = None  # None: every core this process may use
+    llvm_opt_level: int = 3
+    rtol: float = 1e-3
+    atol: float = 1e-4  # times the reference's largest magnitude
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1 or self.max_repeat < self.repeat:
+            raise ValueError(f"repeat must be >= 1 and <= max_repeat, got {self.repeat} and {self.max_repeat}")
+        if self.warmup < 0 or self.min_seconds < 0:
+            raise ValueError("warmup and min_seconds must be >= 0")
+
+
+@dataclass
+class _TaskState:
+    """What a runner keeps per task: the arrays it feeds and the reference output."""
+
+    inputs: list[np.ndarray]
+    weights: list[np.ndarray]
+    reference: np.ndarray | None = None
+
+
+def task_arrays(task: KernelTask, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Random normal inputs and weights of the task's argument shapes."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in task.arg_shapes]
+    split = len(arrays) - task.num_weights
+    return arrays[:split], arrays[split:]
+
+
+class InProcessCpuRunner:
+    """Compiles and times candidates in this process (a crashing candidate takes it down)."""
+
+    def __init__(self, options: CpuMeasureOptions | None = None):
+        self.options = options or CpuMeasureOptions()
+        self._tasks: dict[str, _TaskState] = {}
+
+    def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
+        return [self.measure_one(task, config) for config in configs]
+
+    def measure_one(self, task: KernelTask, config: Config) -> MeasureResult:
+        state = self._tasks.get(task.key)
+        if state is None:
+            inputs, weights = task_arrays(task, self.options.seed)
+            state = self._tasks[task.key] = _TaskState(inputs, weights)
+        try:
+            return _measure(task, config, state, self.options)
+        except Exception as err:  # a bad candidate: compile error, wrong shape, ...
+            return MeasureResult(dict(config), error=f"{type(err).__name__}: {err}")
+        finally:
+            gc.collect()  # release the engine (its JIT-ed code) before the next candidate
+
+    def close(self) -> None:
+        self._tasks.clear()
+
+
+def _compile(task: KernelTask, config: Config, options: CpuMeasureOptions):  # -> CpuExecutable
+    from mlir import ir
+
+    from woodpecker.backend.cpu import CpuOptions, compile_cpu
+    from woodpecker.dialect import create_context
+
+    with create_context() as context, ir.Location.unknown(context):
+        module = ir.Module.parse(task.module_text)
+        cpu = CpuOptions(
+            llvm_opt_level=options.llvm_opt_level,
+            parallel=options.parallel,
+            threads=options.threads,
+            schedules={task.kernel_name: config},
+        )
+        return compile_cpu(module, cpu, num_weights=task.num_weights)
+
+
+def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMeasureOptions) -> MeasureResult:
+    start = time.perf_counter()
+    executable = _compile(task, config, options)
+    compile_seconds = time.perf_counter() - start
+    executable.bind_weights(state.weights)
+    (output,) = executable(state.inputs)
+    if not np.all(np.isfinite(output)):
+        return MeasureResult(dict(config), error="output has NaN or infinite values", compile_seconds=compile_seconds)
+    if state.reference is None and not _is_default(executable, task):
+        reference = _compile(task, {}, options)
+        reference.bind_weights(state.weights)
+        (state.reference,) = reference(state.inputs)
+        del reference
+    if state.reference is None:
+        state.reference = output
+    else:
+        scale = float(np.max(np.abs(state.reference))) or 1.0
+        if not np.allclose(output, state.reference, rtol=options.rtol, atol=options.atol * scale):
+            worst = float(np.max(np.abs(output - state.reference)))
+            return MeasureResult(
+                dict(config),
+                error=f"wrong output: max |difference| {worst:.3g} from the default's output (scale {scale:.3g})",
+                compile_seconds=compile_seconds,
+            )
+    for _ in range(options.warmup):
+        executable(state.inputs)
+    times: list[float] = []
+    while len(times) < options.max_repeat and (len(times) < options.repeat or sum(times) < options.min_seconds):
+        begin = time.perf_counter()
+        executable(state.inputs)
+        times.append(time.perf_counter() - begin)
+    return MeasureResult(dict(config), times=times, compile_seconds=compile_seconds)
+
+
+def _is_default(executable, task: KernelTask) -> bool:
+    return any(s.kernel.name == task.kernel_name and s.is_default for s in executable.schedules)
+
+
+# -- isolated: a worker subprocess --------------------------------------------------------------
+
+
+def task_to_json(task: KernelTask) -> dict:
+    data = asdict(task)
+    data["arg_shapes"] = [list(s) for s in task.arg_shapes]
+    return data
+
+
+def task_from_json(data: dict) -> KernelTask:
+    fields = dict(data)
+    fields["arg_shapes"] = tuple(tuple(s) for s in fields["arg_shapes"])
+    fields["output_shape"] = tuple(fields["output_shape"])
+    fields["model_kernels"] = tuple(fields.get("model_kernels", ()))
+    return KernelTask(**fields)
+
+
+@dataclass
+class IsolatedCpuRunner:
+    """Measures each candidate in a worker subprocess with a timeout.
+
+    The worker lives across candidates (it keeps each task's arrays and reference output); a
+    candidate that times out or kills the worker fails, and the next one starts a new worker.
+    `memory_limit_bytes` caps the worker's address space (None: no cap).
+    """
+
+    options: CpuMeasureOptions = field(default_factory=CpuMeasureOptions)
+    timeout_s: float = 120.0
+    memory_limit_bytes: int | None = None
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+
+    def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
+        return [self.measure_one(task, config) for config in configs]
+
+    def measure_one(self, task: KernelTask, config: Config) -> MeasureResult:
+        process = self._worker()
+        request = {"task": task_to_json(task), "config": config, "options": asdict(self.options)}
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], self.timeout_s)
+            if not ready:
+                self._kill()
+                return MeasureResult(dict(config), error=f"timed out after {self.timeout_s:g} s (worker killed)")
+            line = process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            return MeasureResult(dict(config), error=self._death())
+        reply = json.loads(line)
+        if "fatal" in reply:
+            return MeasureResult(dict(config), error=reply["fatal"])
+        return MeasureResult.from_json(reply)
+
+    def _worker(self) -> subprocess.Popen:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        env = dict(os.environ)
+        if self.memory_limit_bytes:
+            env["WOODPECKER_WORKER_MEMORY"] = str(self.memory_limit_bytes)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "woodpecker.tune.cpu_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        return self._process
+
+    def _death(self) -> str:
+        process = self._process
+        self._process = None
+        if process is None:
+            return "worker did not start"
+        try:
+            code = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return "worker stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"worker crashed ({name})"
+        return f"worker exited with status {code}"
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            assert self._process.stdin is not None
+            try:
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+        self._process = None

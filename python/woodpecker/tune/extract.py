@@ -1,0 +1,209 @@
+"""Cutting kernels out of a model: one standalone module and one signature per kernel.
+
+`cpu_tasks` takes a model's `@main` lowered to linalg on tensors (weights as trailing
+arguments), finds its kernels as the CPU back end does (`schedule.kernels.find_kernels`), and
+for each kernel builds a module whose `@main(inputs..., weights...)` computes only that
+kernel: its fill, main op and epilogue, with every value produced elsewhere in the model (the
+padded input, the residual operand) turned into an input argument. The text of that module,
+with the target and the device, is the kernel's *signature*: identical layers (ResNet-50's
+repeated blocks) get the same `KernelTask.key`, so they are tuned once and their records are
+shared by every model that has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects import func
+
+from woodpecker.backend.outline_weights import main_func
+from woodpecker.errors import CompilationError
+from woodpecker.schedule.kernels import KERNEL_ATTR, ROLE_ATTR, Kernel, find_kernels
+from woodpecker.schedule.space import SearchSpace
+from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.templates import template_for
+from woodpecker.tune.task import KernelTask
+
+# Ops a kernel may use that are copied into its standalone module rather than passed in.
+_LOCAL_OPS = ("tensor.empty", "arith.constant")
+_CONTRACTIONS = ("matmul", "conv", "depthwise_conv")
+
+
+@dataclass
+class ExtractedKernel:
+    """A kernel of the model with its tuning task and search space."""
+
+    kernel_name: str  # in the model, e.g. "k7_conv"
+    task: KernelTask
+    space: SearchSpace  # of the model's kernel (same knobs as the standalone one)
+
+
+def cpu_device(threads: int) -> str:
+    """The hardware CPU timings belong to: the CPU model, its vector ISA and the thread count."""
+    model = platform.processor() or platform.machine()
+    isa = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+                    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else ""
+                    break
+    except OSError:
+        pass
+    return " ".join(part for part in (model, isa, f"{threads}t") if part)
+
+
+def cpu_tasks(
+    module: ir.Module, num_weights: int, target: CpuTarget, device: str | None = None
+) -> list[ExtractedKernel]:
+    """The tuning tasks of every kernel of `module` (which is left unchanged)."""
+    device = device or cpu_device(target.threads)
+    with module.context, ir.Location.unknown(module.context):
+        work = ir.Module.parse(str(module))
+        kernels = find_kernels(work)
+        tagged = str(work)
+        first_weight = len(main_func(work).regions[0].blocks[0].arguments) - num_weights
+        extracted = []
+        for kernel in kernels:
+            space = template_for(kernel).space(kernel, target)
+            text, arg_shapes, weights = _standalone(tagged, kernel.index, first_weight)
+            extracted.append(
+                ExtractedKernel(kernel.name, _task(kernel, space, text, arg_shapes, weights, device), space)
+            )
+    by_key: dict[str, list[str]] = {}
+    for item in extracted:
+        by_key.setdefault(item.task.key, []).append(item.kernel_name)
+    for item in extracted:
+        object.__setattr__(item.task, "model_kernels", tuple(by_key[item.task.key]))
+    return extracted
+
+
+def unique_tasks(extracted: list[ExtractedKernel]) -> list[KernelTask]:
+    """One task per signature, in order of first appearance."""
+    seen: dict[str, KernelTask] = {}
+    for item in extracted:
+        seen.setdefault(item.task.key, item.task)
+    return list(seen.values())
+
+
+def _task(
+    kernel: Kernel, space: SearchSpace, text: str, arg_shapes: list[tuple[int, ...]], weights: int, device: str
+) -> KernelTask:
+    digest = hashlib.sha1(f"cpu\n{device}\n{text}".encode()).hexdigest()[:12]
+    shapes = " ".join("x".join(map(str, s)) for s in arg_shapes)
+    out = "x".join(map(str, kernel.output_shape))
+    op = kernel.named_op.removeprefix("linalg.")
+    description = f"{op} {shapes} -> {out}" + (" +epilogue" if kernel.epilogue is not None else "")
+    factor = 2 if kernel.kind in _CONTRACTIONS else 1
+    return KernelTask(
+        key=f"cpu.{kernel.kind}.{out}.{digest}",
+        description=description,
+        kind=kernel.kind,
+        template=space.template,
+        target="cpu",
+        device=device,
+        module_text=text,
+        num_weights=weights,
+        arg_shapes=tuple(arg_shapes),
+        output_shape=kernel.output_shape,
+        kernel_name="k0_" + kernel.kind,
+        flops=factor * math.prod(kernel.loops.extents),
+    )
+
+
+def _owner(value: ir.Value) -> ir.Operation | None:
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    return owner.operation if isinstance(owner, ir.OpView) else owner
+
+
+def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[tuple[int, ...]], int]:
+    """The module computing only kernel `index` of the tagged module text; its argument
+    shapes and how many of its (trailing) arguments are weights."""
+    module = ir.Module.parse(tagged)
+    fn = main_func(module)
+    block = fn.regions[0].blocks[0]
+    members = [
+        op.operation
+        for op in block.operations
+        if KERNEL_ATTR in op.operation.attributes
+        and ir.IntegerAttr(op.operation.attributes[KERNEL_ATTR]).value == index
+    ]
+    roles = {ir.StringAttr(op.attributes[ROLE_ATTR]).value: op for op in members}
+    root = roles.get("root", roles.get("main"))
+    if root is None:
+        raise CompilationError(f"kernel {index} has no main op")
+    # Every operand produced outside the kernel (and not a constant or an empty tensor) becomes
+    # an argument; old arguments are kept (inputs before weights).
+    externals: list[tuple[ir.Value, bool]] = []  # (value, is_weight)
+
+    def external_index(value: ir.Value) -> int:
+        for i, (known, _) in enumerate(externals):
+            if known == value:
+                return i
+        owner = value.owner
+        is_weight = isinstance(owner, ir.Block) and ir.BlockArgument(value).arg_number >= first_weight
+        externals.append((value, is_weight))
+        return len(externals) - 1
+
+    uses: list[tuple[ir.Operation, int, int]] = []  # (op, operand number, external index)
+    for op in members:
+        for number, value in enumerate(op.operands):
+            owner = _owner(value)
+            if owner is not None and (any(owner == m for m in members) or owner.name in _LOCAL_OPS):
+                continue
+            uses.append((op, number, external_index(value)))
+    order = [i for i, (_, w) in enumerate(externals) if not w] + [i for i, (_, w) in enumerate(externals) if w]
+    old_count = len(block.arguments)
+    new_args = {}
+    for i in order:
+        value = externals[i][0]
+        new_args[i] = block.add_argument(value.type, ir.Location.unknown())
+    for op, number, i in uses:
+        op.operands[number] = new_args[i]
+    for op in members:
+        for attr in (KERNEL_ATTR, ROLE_ATTR):
+            del op.attributes[attr]
+    terminator = block.operations[len(block.operations) - 1]
+    terminator.operation.erase()
+    with ir.InsertionPoint(block):
+        func.ReturnOp([root.results[0]])
+    _erase_dead(block)
+    for position in reversed(range(old_count)):
+        if list(block.arguments[position].uses):
+            raise CompilationError(f"kernel {index} still uses argument {position} of @main after extraction")
+        block.erase_argument(position)
+    arg_types = [arg.type for arg in block.arguments]
+    fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(arg_types, [root.results[0].type]))
+    for attr in [a if isinstance(a, str) else a.name for a in fn.attributes]:
+        if attr.startswith("wpk."):  # input/output names: not part of the signature
+            del fn.attributes[attr]
+    for op in block.operations:
+        name = op.operation.name
+        if name not in _LOCAL_OPS and name != "func.return" and not any(op.operation == m for m in members):
+            raise CompilationError(f"kernel {index} cannot be cut out: it depends on '{name}'")
+    shapes = [tuple(ir.RankedTensorType(t).shape) for t in arg_types]
+    weights = sum(1 for _, w in externals if w)
+    return str(module), shapes, weights
+
+
+def _erase_dead(block: ir.Block) -> None:
+    """Erases ops whose results are unused (walking backwards, so chains go at once)."""
+    changed = True
+    while changed:
+        changed = False
+        for op in reversed(list(block.operations)):
+            op = op.operation
+            if op.name == "func.return":
+                continue
+            if all(not list(result.uses) for result in op.results):
+                op.erase()
+                changed = True

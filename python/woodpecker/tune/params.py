@@ -1,0 +1,48 @@
+"""Schedule knobs as Optuna parameters: every knob is a categorical over its domain.
+
+Optuna's categorical choices must be None, bool, int, float or str, so tuple values (GPU tile
+shapes) become strings like "64x128" and are parsed back. `encode`/`decode` convert whole
+configurations; a decoded configuration compares equal to the space's domain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from optuna.distributions import CategoricalDistribution
+
+from woodpecker.schedule.space import Config, KnobValue, SearchSpace
+
+_TUPLE_PREFIX = "t:"
+
+
+def encode_value(value: KnobValue) -> bool | int | float | str:
+    if isinstance(value, tuple | list):
+        return _TUPLE_PREFIX + "x".join(str(int(v)) for v in value)
+    return value
+
+
+def decode_value(value: Any) -> KnobValue:
+    if isinstance(value, str) and value.startswith(_TUPLE_PREFIX):
+        body = value[len(_TUPLE_PREFIX) :]
+        return tuple(int(v) for v in body.split("x")) if body else ()
+    return value
+
+
+def encode(config: Mapping[str, KnobValue]) -> dict[str, Any]:
+    return {name: encode_value(value) for name, value in config.items()}
+
+
+def decode(params: Mapping[str, Any]) -> Config:
+    return {name: decode_value(value) for name, value in params.items()}
+
+
+def distributions(space: SearchSpace) -> dict[str, CategoricalDistribution]:
+    """One categorical distribution per knob, choices in domain order."""
+    return {knob.name: CategoricalDistribution([encode_value(v) for v in knob.domain]) for knob in space.knobs}
+
+
+def config_key(config: Mapping[str, KnobValue]) -> str:
+    """A canonical text of a configuration (for de-duplication)."""
+    return ";".join(f"{k}={encode_value(v)}" for k, v in sorted(config.items()))

@@ -1,0 +1,76 @@
+"""The best tuning record of each kernel, for `woodpecker.compile`.
+
+A record is the best finished trial of the kernel's study (`KernelTask.key`) in the tuning
+storage. Records whose configuration is no longer valid for the kernel (the template
+changed since it was tuned) are skipped with a warning, and the kernel keeps its default.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable
+
+import optuna
+from mlir import ir
+
+from woodpecker.backend.cpu import CpuOptions, available_cores
+from woodpecker.schedule.space import Config
+from woodpecker.schedule.target import CpuTarget
+from woodpecker.tune.storage import open_storage, storage_exists
+
+
+def best_config(study: optuna.Study) -> tuple[Config, float] | None:
+    """The configuration and median seconds of the study's best complete trial."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if not complete:
+        return None
+    best = min(complete, key=lambda t: t.value)
+    config = best.user_attrs.get("config")
+    if isinstance(config, str):
+        config = json.loads(config)
+    return (dict(config), float(best.value)) if config is not None else None
+
+
+def best_records(storage_url: str | None, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:
+    """key -> (best configuration, seconds) for the keys that have a study with a record."""
+    if not storage_exists(storage_url):
+        return {}
+    storage = open_storage(storage_url)
+    present = {s.study_name for s in storage.get_all_studies()}
+    found = {}
+    for key in set(keys) & present:
+        study = optuna.load_study(study_name=key, storage=storage)
+        record = best_config(study)
+        if record is not None:
+            found[key] = record
+    return found
+
+
+def cpu_records(module: ir.Module, num_weights: int, options: CpuOptions, storage_url: str | None) -> dict[str, Config]:
+    """kernel name -> recorded best configuration, for the kernels of `module` that have one
+    and that `options.schedules` does not configure (by name or kind)."""
+    if not storage_exists(storage_url):
+        return {}
+    from woodpecker.tune.extract import cpu_tasks
+
+    parallel = options.parallel
+    threads = (options.threads or available_cores()) if parallel else 1
+    extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=threads))
+    records = best_records(storage_url, (e.task.key for e in extracted))
+    explicit = set(options.schedules or {})
+    configs: dict[str, Config] = {}
+    for item in extracted:
+        if item.task.key not in records or item.kernel_name in explicit or item.task.kind in explicit:
+            continue
+        config, _ = records[item.task.key]
+        problems = item.space.violations(config)
+        if problems:
+            warnings.warn(
+                f"tuning record of {item.kernel_name} ({item.task.key}) is not valid for its schedule any more "
+                f"({problems[0][0]}: {problems[0][1]}); using the default configuration",
+                stacklevel=2,
+            )
+            continue
+        configs[item.kernel_name] = config
+    return configs

@@ -1,0 +1,83 @@
+"""What the tuner works on: one kernel as a standalone task, and what measuring a candidate gave.
+
+A `KernelTask` is one kernel cut out of a model (`woodpecker.tune.extract`): a module whose
+`@main(inputs..., weights...)` computes only that kernel, plus its signature. Kernels with the
+same signature (op kind, shapes, epilogue, dtype, target, device) share one Optuna study, so
+repeated layers are tuned once and records are shared across models.
+
+A `Runner` measures configurations of a task (`woodpecker.tune.runners`): it returns one
+`MeasureResult` per configuration, in order, and never raises for a bad candidate: a
+compile error, a crash, a timeout or a wrong output becomes `MeasureResult.error`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Config = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KernelTask:
+    """One kernel to tune, standalone."""
+
+    key: str  # the study name: readable prefix + signature hash, unique per signature
+    description: str  # e.g. "conv 1x64x56x56 * 64x64x3x3 -> 1x64x56x56 +epilogue"
+    kind: str  # matmul, conv, depthwise_conv, pool, reduction, elementwise
+    template: str  # the schedule template, e.g. "cpu.conv", "cuda.matmul"
+    target: str  # "cpu" | "cuda"
+    device: str  # the hardware the times belong to, e.g. "AMD EPYC x2 threads", "sm_90"
+    module_text: str  # linalg on tensors; @main(inputs..., weights...) -> the kernel's result
+    num_weights: int  # the last `num_weights` arguments of @main are weights
+    arg_shapes: tuple[tuple[int, ...], ...]  # every argument of @main, in order
+    output_shape: tuple[int, ...]
+    kernel_name: str  # the kernel's name inside module_text ("k0_conv"): the key of its config
+    flops: int = 0  # multiply-adds count 2; 0 when unknown
+    model_kernels: tuple[str, ...] = ()  # the names of the kernels of the model it stands for
+
+
+@dataclass
+class MeasureResult:
+    """How one configuration of a task ran: seconds per repeat, or why it failed."""
+
+    config: Config
+    times: list[float] = field(default_factory=list)
+    error: str | None = None
+    compile_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.times)
+
+    @property
+    def seconds(self) -> float:
+        """The median time; infinity for a failed candidate."""
+        return statistics.median(self.times) if self.ok else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "times": self.times,
+            "error": self.error,
+            "compile_seconds": self.compile_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MeasureResult:
+        return cls(
+            config=dict(data["config"]),
+            times=[float(t) for t in data.get("times", [])],
+            error=data.get("error"),
+            compile_seconds=float(data.get("compile_seconds", 0.0)),
+        )
+
+
+class Runner(Protocol):
+    """Measures candidate configurations of a task on real hardware."""
+
+    def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]: ...
+
+    def close(self) -> None: ...

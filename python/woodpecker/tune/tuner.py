@@ -1,0 +1,271 @@
+"""The search: one Optuna study per kernel signature, candidates measured by a Runner.
+
+For each task the tuner opens (or resumes) the study named `task.key` in the storage,
+measures the default configuration first (its output is the reference a candidate must
+match, and its time is what speedups are relative to), then asks the strategy for candidates
+until the study holds `trials` finished trials or the time budget is spent:
+
+* `ga`: our `GeneticSampler`; it repairs invalid children and never proposes a visited one;
+* `tpe`: Optuna's TPESampler; an invalid proposal is repaired to the nearest valid
+  configuration (`SearchSpace.repair`), which is what gets measured and recorded;
+* `random`: uniform over the valid configurations (rejection sampling), the baseline.
+
+A configuration already measured in the study is never measured again. Every finished trial
+is in the storage at once, so a killed run loses nothing: run the same command again and it
+goes on where it stopped. Several processes may work on one storage at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from woodpecker.schedule.space import Config, SearchSpace
+from woodpecker.tune.params import config_key, decode, distributions, encode
+from woodpecker.tune.storage import open_storage
+from woodpecker.tune.task import KernelTask, MeasureResult, Runner
+
+STRATEGIES = ("ga", "tpe", "random")
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
+_MAX_PROPOSALS = 20  # proposals in a row that were all visited before: then a random valid one
+
+
+@dataclass
+class TuneOptions:
+    """How long and how to search each kernel."""
+
+    trials: int = 32  # finished trials per kernel study (the default's included)
+    strategy: str = "ga"
+    seed: int | None = None
+    time_budget_s: float | None = None  # for all kernels together; None: no limit
+    storage: str | None = None  # URL or path; None: the default (woodpecker.tune.storage)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{self.strategy}'; strategies: {', '.join(STRATEGIES)}")
+        if self.trials < 1:
+            raise ValueError(f"trials must be >= 1, got {self.trials}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time budget must be > 0 seconds, got {self.time_budget_s}")
+
+
+@dataclass
+class TuneResult:
+    """What tuning one kernel (signature) gave."""
+
+    task: KernelTask
+    default_seconds: float | None
+    best_seconds: float | None
+    best_config: Config | None
+    trials: int  # finished trials in the study
+    failures: int
+    measured: int  # candidates measured by this run
+
+    @property
+    def speedup(self) -> float | None:
+        if not self.default_seconds or not self.best_seconds:
+            return None
+        return self.default_seconds / self.best_seconds
+
+
+@dataclass
+class Progress:
+    """Callbacks for progress display (woodpecker.tune.progress has tqdm bars)."""
+
+    on_task_start: Callable[[KernelTask, int, int], None] = lambda task, done, total: None
+    on_trial: Callable[[KernelTask, MeasureResult | None, int], None] = lambda task, result, done: None
+    on_task_end: Callable[[TuneResult], None] = lambda result: None
+
+
+@dataclass
+class _Study:
+    task: KernelTask
+    space: SearchSpace
+    study: optuna.Study
+    dists: dict[str, CategoricalDistribution] = field(default_factory=dict)
+
+    def finished(self) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=_FINISHED)
+
+    def visited(self) -> dict[str, optuna.trial.FrozenTrial]:
+        """Finished trials by configuration."""
+        return {config_key(trial_config(t)): t for t in self.finished() if trial_config(t) is not None}
+
+
+def trial_config(trial: optuna.trial.FrozenTrial) -> Config | None:
+    config = trial.user_attrs.get("config")
+    if isinstance(config, str):
+        config = json.loads(config)
+    if config is not None:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    return decode(trial.params) if trial.params else None
+
+
+def make_sampler(strategy: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
+    if strategy == "ga":
+        from woodpecker.tune.genetic import GeneticSampler
+
+        return GeneticSampler(
+            seed=seed,
+            repair=lambda params: encode(space.repair(decode(params))),
+            search_space=distributions(space),
+        )
+    if strategy == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(task: KernelTask, space: SearchSpace, storage, strategy: str, seed: int | None) -> _Study:
+    study = optuna.create_study(
+        study_name=task.key,
+        storage=storage,
+        direction="minimize",
+        sampler=make_sampler(strategy, space, seed),
+        load_if_exists=True,
+    )
+    if "task" not in study.user_attrs:
+        fields = asdict(task)
+        del fields["module_text"]
+        study.set_user_attr("task", fields)
+        study.set_user_attr("module_text", task.module_text)
+    return _Study(task, space, study, distributions(space))
+
+
+def tune_tasks(
+    tasks: Sequence[tuple[KernelTask, SearchSpace]],
+    runner: Runner,
+    options: TuneOptions,
+    progress: Progress | None = None,
+) -> list[TuneResult]:
+    """Tunes each (task, space) in turn; returns one result per task."""
+    progress = progress or Progress()
+    storage = open_storage(options.storage)
+    deadline = None if options.time_budget_s is None else time.monotonic() + options.time_budget_s
+    results = []
+    for position, (task, space) in enumerate(tasks):
+        progress.on_task_start(task, position, len(tasks))
+        task_deadline = None
+        if deadline is not None:
+            remaining = max(0.0, deadline - time.monotonic())
+            task_deadline = time.monotonic() + remaining / (len(tasks) - position)
+        state = open_study(task, space, storage, options.strategy, options.seed)
+        result = _tune_one(state, runner, options, task_deadline, progress)
+        progress.on_task_end(result)
+        results.append(result)
+    return results
+
+
+def _tune_one(
+    state: _Study, runner: Runner, options: TuneOptions, deadline: float | None, progress: Progress
+) -> TuneResult:
+    rng = random.Random(options.seed)
+    measured = 0
+    default_trial = next((t for t in state.finished() if t.user_attrs.get("is_default")), None)
+    if default_trial is None:
+        result = runner.measure(state.task, [state.space.default])[0]
+        _record(state, state.space.default, result, "default", is_default=True)
+        measured += 1
+        progress.on_trial(state.task, result, len(state.finished()))
+    while len(state.finished()) < options.trials:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        config, trial = _propose(state, options.strategy, rng)
+        if config is None:
+            break  # every valid configuration was measured
+        result = runner.measure(state.task, [config])[0]
+        _record(state, config, result, options.strategy, trial=trial)
+        measured += 1
+        progress.on_trial(state.task, result, len(state.finished()))
+    return summarize_study(state, measured)
+
+
+def _propose(state: _Study, strategy: str, rng: random.Random) -> tuple[Config | None, optuna.Trial | None]:
+    """The next configuration to measure, unvisited and valid, with its open trial (if any)."""
+    visited = state.visited()
+    for _ in range(_MAX_PROPOSALS):
+        if strategy == "random":
+            config = state.space.sample(rng)
+            if config_key(config) not in visited:
+                state.study.enqueue_trial(encode(config))
+                return config, state.study.ask(state.dists)
+            continue
+        trial = state.study.ask(state.dists)
+        config = state.space.repair(decode(trial.params))
+        if config_key(config) not in visited:
+            return config, trial
+        # Visited (TPE converging): record nothing new, keep the trial out of the count.
+        state.study.tell(trial, state=TrialState.PRUNED)
+    for _ in range(200):
+        config = state.space.sample(rng)
+        if config_key(config) not in visited:
+            state.study.enqueue_trial(encode(config))
+            return config, state.study.ask(state.dists)
+    return None, None
+
+
+def _record(
+    state: _Study,
+    config: Config,
+    result: MeasureResult,
+    strategy: str,
+    trial: optuna.Trial | None = None,
+    is_default: bool = False,
+) -> None:
+    """Stores a measured configuration as a finished trial (COMPLETE, or FAIL with the error)."""
+    attrs = {
+        "config": json.dumps(config),
+        "strategy": strategy,
+        "times": result.times,
+        "compile_seconds": result.compile_seconds,
+    }
+    if is_default:
+        attrs["is_default"] = True
+    if result.error:
+        attrs["error"] = result.error[:2000]
+    params = encode(config)
+    same_params = trial is not None and trial.params == params
+    if trial is not None and not same_params:
+        # The sampler's proposal was repaired: close it, record what was measured instead.
+        state.study.tell(trial, state=TrialState.PRUNED)
+        trial = None
+    if trial is None:
+        frozen = optuna.trial.create_trial(
+            params=params,
+            distributions=state.dists,
+            value=result.seconds if result.ok else None,
+            state=TrialState.COMPLETE if result.ok else TrialState.FAIL,
+            user_attrs=attrs,
+        )
+        state.study.add_trial(frozen)
+    else:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if result.ok:
+            state.study.tell(trial, result.seconds)
+        else:
+            state.study.tell(trial, state=TrialState.FAIL)
+    if is_default and result.ok:
+        state.study.set_user_attr("default_seconds", result.seconds)
+
+
+def summarize_study(state: _Study, measured: int = 0) -> TuneResult:
+    finished = state.finished()
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    default = next((t for t in complete if t.user_attrs.get("is_default")), None)
+    best = min(complete, key=lambda t: t.value) if complete else None
+    return TuneResult(
+        task=state.task,
+        default_seconds=default.value if default is not None else None,
+        best_seconds=best.value if best is not None else None,
+        best_config=trial_config(best) if best is not None else None,
+        trials=len(finished),
+        failures=len(finished) - len(complete),
+        measured=measured,
+    )
