@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     _write(rows, args.out / "comparison.csv")
     _plot(curves, args.out / "convergence.png", args.trials)
     _print(rows, args)
-    print(f"\n{runner.hits} of {runner.hits + len(runner.cache)} measurement requests answered from the cache; "
+    print(f"\n{runner.misses} configurations measured, {runner.hits} requests answered from the cache; "
           f"{time.perf_counter() - start:.0f} s in all; wrote {args.out / 'comparison.csv'} and "
           f"{args.out / 'convergence.png'}")
     runner.close()

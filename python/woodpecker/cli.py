@@ -164,10 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     tune_report = sub.add_parser("tune-report", help="plots (PNG) and tables (CSV) of the tuning records")
     report.add_arguments(tune_report)
     tune_report.set_defaults(func=report.run)
+    from woodpecker.tune import batch
+
+    measure = sub.add_parser("measure", help="measure exported CUDA candidates on this GPU host (no MLIR needed)")
+    batch.add_arguments(measure)
+    measure.set_defaults(func=batch.run_measure)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["measure"]:  # on a GPU host that may have no MLIR: import nothing else
+        from woodpecker.tune import batch
+
+        return batch.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

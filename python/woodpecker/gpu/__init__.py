@@ -7,41 +7,43 @@ through bufferization, `gpu.launch`, outlining and NVVM, and returns a `GpuProgr
 kernel with grid, block, dynamic shared memory and argument list, plus the buffer plan.
 `gpu_search_space` describes a kernel's configurations as a `SearchSpace`; `compile_cuda` (or
 `woodpecker.compile(model, target="cuda")`) compiles a whole ONNX model into a `CudaModel`.
+
+The names are imported lazily: `woodpecker.gpu.launch` (running saved kernels with cuda-python)
+must load on a GPU host without MLIR.
 """
 
-from woodpecker.gpu.arch import ARCHS, GpuArch
-from woodpecker.gpu.codegen import compile_gpu, kernel_search_spaces, lower_gpu_kernels, schedule_gpu_kernels
-from woodpecker.gpu.config import GpuConfig, KernelProblem, default_config
-from woodpecker.gpu.model import CudaModel, compile_cuda
-from woodpecker.gpu.program import (
-    CALLING_CONVENTION,
-    BufferRef,
-    GpuKernel,
-    GpuProgram,
-    KernelArg,
-    KernelResources,
-)
-from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
+from __future__ import annotations
 
-__all__ = [
-    "ARCHS",
-    "CALLING_CONVENTION",
-    "BufferRef",
-    "CudaModel",
-    "GpuArch",
-    "GpuConfig",
-    "GpuKernel",
-    "GpuProgram",
-    "KernelArg",
-    "KernelProblem",
-    "KernelResources",
-    "compile_cuda",
-    "compile_gpu",
-    "config_from_knobs",
-    "default_config",
-    "gpu_search_space",
-    "kernel_search_spaces",
-    "knobs_from_config",
-    "lower_gpu_kernels",
-    "schedule_gpu_kernels",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ARCHS": "woodpecker.gpu.arch",
+    "GpuArch": "woodpecker.gpu.arch",
+    "compile_gpu": "woodpecker.gpu.codegen",
+    "kernel_search_spaces": "woodpecker.gpu.codegen",
+    "lower_gpu_kernels": "woodpecker.gpu.codegen",
+    "schedule_gpu_kernels": "woodpecker.gpu.codegen",
+    "GpuConfig": "woodpecker.gpu.config",
+    "KernelProblem": "woodpecker.gpu.config",
+    "default_config": "woodpecker.gpu.config",
+    "CudaModel": "woodpecker.gpu.model",
+    "compile_cuda": "woodpecker.gpu.model",
+    "CALLING_CONVENTION": "woodpecker.gpu.program",
+    "BufferRef": "woodpecker.gpu.program",
+    "GpuKernel": "woodpecker.gpu.program",
+    "GpuProgram": "woodpecker.gpu.program",
+    "KernelArg": "woodpecker.gpu.program",
+    "KernelResources": "woodpecker.gpu.program",
+    "config_from_knobs": "woodpecker.gpu.space",
+    "gpu_search_space": "woodpecker.gpu.space",
+    "knobs_from_config": "woodpecker.gpu.space",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'woodpecker.gpu' has no attribute '{name}'")

@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (isolated)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cuda = parser.add_argument_group("CUDA (--target cuda)")
+    cuda.add_argument("--arch", help="GPU architecture (default: the local GPU's, else sm_90)")
+    cuda.add_argument("--export", metavar="DIR", type=Path,
+                      help="no GPU here: write the candidates still missing as batches under DIR for "
+                           "`wpk measure DIR` on a GPU host")
+    cuda.add_argument("--import-results", metavar="DIR", type=Path,
+                      help="record the results `wpk measure DIR` wrote (then --export the next round)")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -57,9 +64,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from woodpecker.tune.tune_model import model_cpu_tasks
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.target != "cpu":
-        print("wpk tune: error: --target cuda needs a GPU runner; see `wpk tune --help`", file=sys.stderr)
-        return 2
     model = args.model or str(_bundled_model())
     try:
         options = TuneOptions(
@@ -69,6 +73,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"wpk tune: error: {err}", file=sys.stderr)
         return 2
+    if args.target == "cuda" or args.import_results or args.export:
+        return _cmd_tune_cuda(args, model, options)
     try:
         tasks = model_cpu_tasks(model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel)
     except ValueError as err:
@@ -84,6 +90,59 @@ def cmd_tune(args: argparse.Namespace) -> int:
     try:
         from woodpecker.tune.tuner import tune_tasks
 
+        results = tune_tasks(tasks, runner, options, bars.progress())
+    finally:
+        runner.close()
+        bars.close()
+    print(format_table(summarize(url, [r.task.key for r in results])))
+    _print_totals(results)
+    return 0
+
+
+def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -> int:
+    from woodpecker.gpu.launch import cuda_available, device_info
+    from woodpecker.tune.cuda_tuning import export_round, import_results, model_cuda_tasks
+    from woodpecker.tune.report import format_table, summarize
+    from woodpecker.tune.storage import normalize_url
+
+    url = normalize_url(args.db)
+    if args.import_results:
+        try:
+            imported = import_results(args.import_results, args.db)
+        except ValueError as err:
+            print(f"wpk tune: error: {err}", file=sys.stderr)
+            return 2
+        for item in imported:
+            print(f"{item.task.description}: {item.imported} results, {item.failures} failures recorded"
+                  + (f", {item.waiting} still without a result" if item.waiting else ""))
+        print(format_table(summarize(url, sorted({i.task.key for i in imported}))))
+        return 0
+    local_gpu = cuda_available()
+    arch = args.arch or (device_info().arch if local_gpu else "sm_90")
+    try:
+        tasks = model_cuda_tasks(model, arch, args.opt_level, dict(args.input_shape or []) or None, args.kernel)
+    except ValueError as err:
+        print(f"wpk tune: error: {err}", file=sys.stderr)
+        return 2
+    if args.export:
+        batches = export_round(tasks, options, args.export, arch)
+        pending = sum(b.candidates for b in batches)
+        print(f"exported {pending} candidates of {len(batches)} kernels ({arch}) under {args.export}; records in {url}")
+        if batches:
+            print(f"next: `wpk measure {args.export}` on the GPU host, then "
+                  f"`wpk tune --import-results {args.export} --db {url}` here, and --export a new directory "
+                  f"for the next round")
+        return 0
+    if not local_gpu:
+        print("wpk tune: error: no CUDA device here: use `wpk tune --target cuda --export DIR`, "
+              "`wpk measure DIR` on a GPU host and `wpk tune --import-results DIR`", file=sys.stderr)
+        return 2
+    from woodpecker.tune.cuda_runner import CudaRunner
+    from woodpecker.tune.tuner import tune_tasks
+
+    runner = CudaRunner(arch)
+    bars = _Bars(len(tasks), args.trials, disable=args.no_progress)
+    try:
         results = tune_tasks(tasks, runner, options, bars.progress())
     finally:
         runner.close()

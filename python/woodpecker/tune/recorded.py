@@ -53,6 +53,7 @@ class CachedRunner:
         self.path = Path(path) if path is not None else None
         self.cache: dict[str, dict] = {}
         self.hits = 0
+        self.misses = 0
         if self.path is not None and self.path.exists():
             self.cache = json.loads(self.path.read_text())
 
@@ -63,6 +64,7 @@ class CachedRunner:
             if key in self.cache:
                 self.hits += 1
             else:
+                self.misses += 1
                 self.cache[key] = self.inner.measure(task, [config])[0].to_json()
                 self._save()
             results.append(MeasureResult.from_json(self.cache[key]))

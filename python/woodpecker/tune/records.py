@@ -7,7 +7,6 @@ changed since it was tuned) are skipped with a warning, and the kernel keeps its
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterable
 
@@ -25,11 +24,11 @@ def best_config(study: optuna.Study) -> tuple[Config, float] | None:
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not complete:
         return None
+    from woodpecker.tune.tuner import trial_config
+
     best = min(complete, key=lambda t: t.value)
-    config = best.user_attrs.get("config")
-    if isinstance(config, str):
-        config = json.loads(config)
-    return (dict(config), float(best.value)) if config is not None else None
+    config = trial_config(best)
+    return (config, float(best.value)) if config is not None else None
 
 
 def best_records(storage_url: str | None, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:

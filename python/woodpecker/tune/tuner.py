@@ -95,8 +95,10 @@ class _Study:
         return self.study.get_trials(deepcopy=False, states=_FINISHED)
 
     def visited(self) -> dict[str, optuna.trial.FrozenTrial]:
-        """Finished trials by configuration."""
-        return {config_key(trial_config(t)): t for t in self.finished() if trial_config(t) is not None}
+        """Finished and running trials (another worker's, or exported for measuring elsewhere)
+        by configuration."""
+        trials = self.study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
+        return {config_key(c): t for t in trials if (c := trial_config(t)) is not None and c}
 
 
 def trial_config(trial: optuna.trial.FrozenTrial) -> Config | None:

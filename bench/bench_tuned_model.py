@@ -1,0 +1,80 @@
+"""A whole model before and after tuning, next to ONNX Runtime, in one run.
+
+    wpk tune MODEL.onnx --db RECORDS.db --trials 24        # first
+    python bench/bench_tuned_model.py MODEL.onnx --db RECORDS.db [--repeat 20] [--rounds 3]
+
+Compiles the model with default schedules and with the tuning records, checks both against
+ONNX Runtime, then times the three in interleaved rounds (so drift of the machine's speed hits
+all of them alike) and prints the median latencies and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import woodpecker
+from woodpecker.compiler import CompileOptions, random_feeds
+
+
+def _time(fn, repeat: int) -> list[float]:
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--db", required=True, help="the tuning records")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    default = woodpecker.compile(str(args.model), options=CompileOptions(use_tuning_records=False))
+    tuned = woodpecker.compile(str(args.model), options=CompileOptions(tuning_db=args.db))
+    print(f"{args.model.name}: {tuned.stats.num_kernels} graph kernels; {tuned.stats.tuned_kernels} CPU kernels "
+          f"compiled with a tuning record")
+    feeds = random_feeds(default, seed=0)
+    session = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+    expected = session.run(None, feeds)
+    for name, model in (("default", default), ("tuned", tuned)):
+        got = model.run(None, feeds)
+        worst = max(float(np.max(np.abs(g.astype(np.float64) - e))) for g, e in zip(got, expected, strict=True))
+        scale = max(float(np.max(np.abs(e))) for e in expected)
+        ok = all(np.allclose(g, e, rtol=1e-3, atol=1e-4 * scale) for g, e in zip(got, expected, strict=True))
+        verdict = "OK" if ok else "MISMATCH"
+        print(f"  {name}: max |diff| vs ONNX Runtime {worst:.2e} (outputs up to {scale:.2e}): {verdict}")
+        if not ok:
+            return 1
+    runs: dict[str, list[float]] = {"default": [], "tuned": [], "onnxruntime": []}
+    calls = {
+        "default": lambda: default.run(None, feeds),
+        "tuned": lambda: tuned.run(None, feeds),
+        "onnxruntime": lambda: session.run(None, feeds),
+    }
+    for _ in range(args.rounds):
+        for name, fn in calls.items():
+            runs[name] += _time(fn, args.repeat)
+    medians = {name: statistics.median(samples) for name, samples in runs.items()}
+    print(f"  median latency over {args.rounds} interleaved rounds of {args.repeat} runs (ms):")
+    for name, value in medians.items():
+        print(f"    {name:12} {value:9.3f}")
+    print(f"  tuned / default: {medians['tuned'] / medians['default']:.3f}   "
+          f"tuned / onnxruntime: {medians['tuned'] / medians['onnxruntime']:.3f}   "
+          f"default / onnxruntime: {medians['default'] / medians['onnxruntime']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The tuning tasks of a model compiled for CUDA: one standalone kernel per GPU kernel.
+
+`cuda_tasks(module, arch, device_name)` cuts the linalg-on-tensors model (weights outlined as
+trailing arguments, what `CudaModel.linalg` holds) into the kernels `compile_gpu` makes, and
+turns each into a `KernelTask` whose `module_text` is a module with `@main(inputs...,
+weights...)` computing only that kernel: the kernel function of `gpu.partition` (already
+prepared: fused epilogues, gather generics), with its output initialized by `tensor.empty` and
+its arguments reordered so that weights come last. Re-partitioning that module gives back the
+same single kernel (same problem, ops and launch shape), named `k0_<kind>`: the task's
+`kernel_name`, the key of its config. `model_kernels` lists the model's kernels (`k3_conv`) the
+task stands for.
+
+Kernels with the same signature share one key: `cuda.<kind>.<output dims>.<arch>.<sha1>`, the
+hash over the kernel problem (loops, operand accesses), the fused ops and the ops in their
+bodies (the epilogue), the argument shapes and roles, the element type, the arch and the
+device. `cuda_tasks` returns one task per kernel, in launch order; kernels that share a key get
+the same task object (the first one's module).
+
+`compile_candidate(task, config, arch)` compiles only that module with `config` for the kernel
+and returns a `CudaModel` whose weights are seeded random arrays (the same for every candidate
+of a task, so that candidates' outputs can be compared); `space_for(task, arch)` is the
+kernel's `SearchSpace`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import func, tensor
+
+from woodpecker.errors import CompilationError
+from woodpecker.gpu.arch import get_arch
+from woodpecker.gpu.codegen import compile_gpu, kernel_functions, kernel_search_spaces, plan_kernels
+from woodpecker.gpu.model import CudaModel
+from woodpecker.gpu.partition import MAIN_TAG, OP_TAG, ROOT_TAG, KernelPlan
+from woodpecker.gpu.prepare import clone_with_mapping
+from woodpecker.runtime import CompileStats
+from woodpecker.schedule.space import SearchSpace
+from woodpecker.tune.task import Config, KernelTask
+
+KEY_VERSION = 1  # bump when the signature's description changes (keys name Optuna studies)
+CONTRACTION_KINDS = frozenset({"matmul", "batch_matmul", "conv", "depthwise_conv"})
+REDUCING_KINDS = frozenset({"pool", "reduction"})
+OUTPUT_NAME = "y"
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape) or "scalar"
+
+
+def _body_ops(op: ir.Operation) -> list[str]:
+    """The names of the ops nested in `op` (a linalg op's body: the epilogue's arithmetic)."""
+    names: list[str] = []
+
+    def visit(nested: ir.Operation) -> ir.WalkResult:
+        if nested != op:
+            names.append(nested.name)
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return names
+
+
+def _standalone(fn: ir.Operation, plan: KernelPlan) -> tuple[str, list[int], list[str]]:
+    """Module text with `@main(non-weight args..., weight args...)` computing `fn` (a kernel
+    function of the partition), the permutation of `fn`'s arguments, and the body op names."""
+    entry = fn.regions[0].blocks[0]
+    args = list(entry.arguments)
+    inputs = [i for i, a in enumerate(plan.inputs) if a.buffer.kind != "weight"]
+    weights = [i for i, a in enumerate(plan.inputs) if a.buffer.kind == "weight"]
+    order = inputs + weights
+    out_type = ir.RankedTensorType(args[-1].type)
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        main = func.FuncOp("main", ([args[i].type for i in order], [out_type]))
+        block = main.add_entry_block()
+    main.attributes["wpk.input_names"] = ir.ArrayAttr.get([ir.StringAttr.get(f"x{k}") for k in range(len(inputs))])
+    mapping = {args[i]: block.arguments[k] for k, i in enumerate(order)}
+    body: list[str] = []
+    with ir.InsertionPoint(block):
+        mapping[args[-1]] = tensor.EmptyOp(list(out_type.shape), out_type.element_type).result
+        for op in entry.operations:
+            clone = clone_with_mapping(op.operation, mapping)
+            for tag in (OP_TAG, ROOT_TAG, MAIN_TAG):
+                if tag in clone.attributes:
+                    del clone.attributes[tag]
+            if clone.name.startswith("linalg."):
+                body.append(clone.name)
+                body.extend(_body_ops(clone))
+    if not module.operation.verify():
+        raise CompilationError(f"kernel {plan.name}: the standalone module does not verify")
+    return str(module), order, body
+
+
+def _flops(plan: KernelPlan) -> int:
+    loops = math.prod(plan.problem.loop_extents) if plan.problem.loop_extents else 0
+    if plan.kind in CONTRACTION_KINDS:
+        return 2 * loops
+    if plan.kind in REDUCING_KINDS:
+        return loops
+    return 0
+
+
+def _description(plan: KernelPlan, arg_shapes: list[tuple[int, ...]]) -> str:
+    """e.g. "conv 1x8x34x34 * 8x8x3x3 -> 1x8x32x32 +epilogue(8, 1x8x32x32)": the main op's
+    operands, the output, and the shapes of the other arguments (read by the epilogue)."""
+    operands = [tuple(o.shape) for o in plan.problem.operands]
+    extras = list(arg_shapes)
+    for shape in operands:
+        if shape in extras:
+            extras.remove(shape)
+    ops = list(plan.ops)
+    main = next((i for i, name in enumerate(ops) if name != "linalg.fill"), len(ops) - 1)
+    text = f"{plan.kind} {' * '.join(_dims(s) for s in operands or arg_shapes)} -> {_dims(plan.output.shape)}"
+    if main < len(ops) - 1:
+        text += f" +epilogue({', '.join(_dims(s) for s in extras)})" if extras and operands else " +epilogue"
+    return text
+
+
+def _key(plan: KernelPlan, roles: list[tuple[str, tuple[int, ...]]], body: list[str], arch: str, device: str) -> str:
+    signature = {
+        "version": KEY_VERSION,
+        "template": f"cuda.{plan.problem.kind}",
+        "problem": asdict(plan.problem),
+        "ops": list(plan.ops),
+        "body": body,
+        "args": [[role, list(shape)] for role, shape in roles],
+        "output": list(plan.output.shape),
+        "element_type": "f32",
+        "arch": arch,
+        "device": device,
+    }
+    digest = hashlib.sha1(json.dumps(signature, sort_keys=True).encode()).hexdigest()
+    return f"cuda.{plan.kind}.{_dims(plan.output.shape)}.{arch}.{digest[:16]}"
+
+
+def _parse(text: str) -> ir.Module:
+    context = ir.Context()
+    return ir.Module.parse(text, context=context)
+
+
+def cuda_tasks(
+    module: str | ir.Module | CudaModel,
+    arch: str = "sm_90",
+    device_name: str | None = None,
+    *,
+    num_inputs: int | None = None,
+) -> list[KernelTask]:
+    """One task per GPU kernel of `module` (linalg on tensors, weights outlined; its text, or
+    a `CudaModel` compiled from it), in launch order; identical kernels share a key and a task.
+    `device_name` is the GPU the times will belong to (default: `arch`). `num_inputs`: the
+    number of graph inputs among @main's arguments (default: `wpk.input_names`, else all)."""
+    if isinstance(module, CudaModel):
+        if module.linalg is None:
+            raise CompilationError("cuda_tasks needs the linalg module, which a loaded CudaModel does not have")
+        num_inputs = len(module.input_names) if num_inputs is None else num_inputs
+        module = module.linalg
+    if isinstance(module, str):
+        module = _parse(module)
+    target = get_arch(arch)
+    device = device_name or target.chip
+    with module.context, ir.Location.unknown(module.context):
+        parts, scheduled = plan_kernels(module, None, target, num_inputs)
+        functions = kernel_functions(parts.device)
+        cut = []
+        for item in scheduled:
+            plan = item.plan
+            text, order, body = _standalone(functions[plan.name], plan)
+            roles = [
+                ("weight" if plan.inputs[i].buffer.kind == "weight" else "input", plan.inputs[i].shape) for i in order
+            ]
+            cut.append((plan, text, roles, body))
+    by_key: dict[str, list[str]] = {}
+    keyed = []
+    for plan, text, roles, body in cut:
+        key = _key(plan, roles, body, target.chip, device)
+        by_key.setdefault(key, []).append(plan.name)
+        keyed.append((key, plan, text, roles))
+    tasks: dict[str, KernelTask] = {}
+    out = []
+    for key, plan, text, roles in keyed:
+        if key not in tasks:
+            arg_shapes = tuple(tuple(int(d) for d in shape) for _, shape in roles)
+            tasks[key] = KernelTask(
+                key=key,
+                description=_description(plan, [s for _, s in roles]),
+                kind=plan.kind,
+                template=f"cuda.{plan.problem.kind}",
+                target="cuda",
+                device=device,
+                module_text=text,
+                num_weights=sum(1 for role, _ in roles if role == "weight"),
+                arg_shapes=arg_shapes,
+                output_shape=tuple(int(d) for d in plan.output.shape),
+                kernel_name=f"k0_{plan.kind}",
+                flops=_flops(plan),
+                model_kernels=tuple(by_key[key]),
+            )
+        out.append(tasks[key])
+    return out
+
+
+def unique_tasks(tasks: list[KernelTask]) -> list[KernelTask]:
+    """The distinct tasks of `cuda_tasks`' list (one per key), in first-use order."""
+    seen: dict[str, KernelTask] = {}
+    for task in tasks:
+        seen.setdefault(task.key, task)
+    return list(seen.values())
+
+
+def num_task_inputs(task: KernelTask) -> int:
+    return len(task.arg_shapes) - task.num_weights
+
+
+def task_weights(task: KernelTask) -> list[np.ndarray]:
+    """Seeded random weights for the task's weight arguments (the same for every call)."""
+    rng = np.random.default_rng(int(hashlib.sha1(task.key.encode()).hexdigest()[:8], 16))
+    shapes = task.arg_shapes[num_task_inputs(task) :]
+    return [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+
+
+@functools.lru_cache(maxsize=256)
+def _space(module_text: str, arch: str, num_inputs: int, kernel_name: str) -> SearchSpace:
+    module = _parse(module_text)
+    spaces = kernel_search_spaces(module, arch, num_inputs=num_inputs)
+    if kernel_name not in spaces:
+        raise CompilationError(f"the task's module has kernels {sorted(spaces)}, not {kernel_name}")
+    return spaces[kernel_name]
+
+
+def space_for(task: KernelTask, arch: str = "sm_90") -> SearchSpace:
+    """The search space of the task's kernel on `arch` (what `compile_candidate` accepts)."""
+    return _space(task.module_text, arch, num_task_inputs(task), task.kernel_name)
+
+
+def compile_candidate(task: KernelTask, config: Mapping[str, Any] | Config | None, arch: str = "sm_90") -> CudaModel:
+    """Compiles only the task's kernel with `config` (search-space knobs; None: the default)
+    for `arch`: a one-kernel `CudaModel` with inputs `x0..`, output `y` and seeded random
+    weights. Raises `InvalidConfigError` for a config outside the space, `CompilationError`
+    when the kernel does not compile."""
+    start = time.perf_counter()
+    module = _parse(task.module_text)
+    n_inputs = num_task_inputs(task)
+    configs = None if config is None else {task.kernel_name: dict(config)}
+    with module.context, ir.Location.unknown(module.context):
+        program = compile_gpu(module, arch, configs, num_inputs=n_inputs)
+    if len(program.kernels) != 1 or program.kernels[0].function != task.kernel_name:
+        names = [k.function for k in program.kernels]
+        raise CompilationError(f"task {task.key}: the standalone module compiled to kernels {names}, not one")
+    names = [f"x{k}" for k in range(n_inputs)]
+    stats = CompileStats(stage_seconds=dict(program.stage_seconds), num_kernels=1)
+    stats.stage_seconds["codegen"] = time.perf_counter() - start
+    return CudaModel(
+        program=program,
+        input_names=names,
+        output_names=[OUTPUT_NAME],
+        input_shapes={n: tuple(s) for n, s in zip(names, task.arg_shapes[:n_inputs], strict=True)},
+        output_shapes={OUTPUT_NAME: tuple(task.output_shape)},
+        weights=task_weights(task),
+        stats=stats,
+        linalg=module,
+    )

@@ -1,0 +1,105 @@
+"""Build here, measure there: CUDA candidates exported as batches from the kernels' studies,
+results (as `wpk measure` writes them) imported back by trial number, next round proposed.
+
+No GPU is needed: the results files are written by the test in the format of `wpk measure`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from woodpecker.cli import main as wpk_main
+from woodpecker.models import bundled_model_path
+from woodpecker.tune.batch import read_batch, write_results
+from woodpecker.tune.cuda_tuning import REFERENCE_ID, best_cuda_configs, export_round, import_results, model_cuda_tasks
+from woodpecker.tune.params import config_key
+from woodpecker.tune.storage import open_storage
+from woodpecker.tune.tuner import TuneOptions, trial_config
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def conv_task():
+    tasks = model_cuda_tasks(str(bundled_model_path()), "sm_90", kernels=["conv"])
+    return tasks[0]
+
+
+def _fake_measure(directory: Path, seconds: dict[int, float | str]) -> None:
+    entries = []
+    for candidate in read_batch(directory).candidates:
+        value = seconds.get(candidate.id, 5e-5)
+        entry = {"id": candidate.id, "config": candidate.config, "compile_seconds": 0.1, "verified": True}
+        if isinstance(value, str):
+            entry.update(times=[], error=value)
+        else:
+            entry.update(times=[value] * 3, error=None)
+        entries.append(entry)
+    write_results(directory, entries, {"name": "test GPU", "arch": "sm_90"})
+
+
+def test_export_measure_import_rounds(conv_task, tmp_path: Path) -> None:
+    task, space = conv_task
+    db = str(tmp_path / "cuda.db")
+    (first,) = export_round([(task, space)], TuneOptions(trials=3, strategy="ga", seed=0, storage=db), tmp_path / "r1",
+                            "sm_90")
+    batch = read_batch(first.directory)
+    assert first.candidates == 3 and batch.reference == batch.candidates[0].id
+    assert batch.candidates[0].config == space.default
+    study = optuna.load_study(study_name=task.key, storage=open_storage(db))
+    assert [t.state for t in study.trials if t.state != optuna.trial.TrialState.PRUNED] == \
+        [optuna.trial.TrialState.RUNNING] * 3
+    ids = [c.id for c in batch.candidates]
+    _fake_measure(first.directory, {ids[0]: 4e-5, ids[1]: 1e-5, ids[2]: "CUDA_ERROR_ILLEGAL_ADDRESS"})
+    (summary,) = import_results(tmp_path / "r1", db)
+    assert (summary.imported, summary.failures, summary.waiting) == (2, 1, 0)
+    assert import_results(tmp_path / "r1", db)[0].imported == 0  # idempotent
+    study = optuna.load_study(study_name=task.key, storage=open_storage(db))
+    assert study.user_attrs["default_seconds"] == pytest.approx(4e-5)
+    assert study.best_value == pytest.approx(1e-5)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and "ILLEGAL_ADDRESS" in failed[0].user_attrs["error"]
+
+    (second,) = export_round([(task, space)], TuneOptions(trials=6, strategy="ga", seed=0, storage=db),
+                             tmp_path / "r2", "sm_90")
+    batch2 = read_batch(second.directory)
+    assert second.candidates == 3 and batch2.reference == REFERENCE_ID
+    assert batch2.candidates[0].id == REFERENCE_ID and batch2.candidates[0].config == space.default
+    old = {config_key(c.config) for c in batch.candidates}
+    new = [config_key(c.config) for c in batch2.candidates[1:]]
+    assert len(set(new)) == 3 and old.isdisjoint(new)
+    # Nothing more is exported while a round is waiting for its results.
+    assert export_round([(task, space)], TuneOptions(trials=6, storage=db), tmp_path / "r3", "sm_90") == []
+    _fake_measure(second.directory, {c.id: 2e-5 for c in batch2.candidates})
+    assert import_results(tmp_path / "r2", db)[0].imported == 3
+    configs = best_cuda_configs(db, [task])
+    best = next(trial_config(t) for t in optuna.load_study(study_name=task.key, storage=open_storage(db)).trials
+                if t.value == pytest.approx(1e-5))
+    assert configs == {name: best for name in task.model_kernels}
+
+
+def test_cli_export_and_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "cli.db")
+    out = tmp_path / "batches"
+    assert wpk_main(["tune", "--target", "cuda", "--kernel", "pool", "--trials", "2", "--db", db,
+                     "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "exported" in text and "wpk measure" in text
+    for directory in sorted(p for p in out.iterdir() if p.is_dir()):
+        _fake_measure(directory, {})
+    assert wpk_main(["tune", "--import-results", str(out), "--db", db]) == 0
+    text = capsys.readouterr().out
+    assert "results" in text and "speedup" in text
+    summary = json.loads(json.dumps([p.name for p in out.iterdir()]))
+    assert summary
+
+
+def test_import_into_the_wrong_storage(conv_task, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    task, space = conv_task
+    export_round([(task, space)], TuneOptions(trials=2, storage=str(tmp_path / "a.db")), tmp_path / "b", "sm_90")
+    assert wpk_main(["tune", "--import-results", str(tmp_path / "b"), "--db", str(tmp_path / "other.db")]) == 2
+    assert "has no study" in capsys.readouterr().err
