@@ -92,7 +92,8 @@ def compile(
         if options.target == "cuda":
             from woodpecker.gpu.model import build_cuda_model
 
-            return build_cuda_model(module, weights, imported, options.arch, options.gpu_configs, stats)
+            gpu_configs = _with_cuda_records(module, len(imported.input_names), options, stats)
+            return build_cuda_model(module, weights, imported, options.arch, gpu_configs, stats)
         with _stage(stats, "codegen"):
             cpu_options = _with_records(module, len(weights), options, stats)
             executable = compile_cpu(module, cpu_options, num_weights=len(weights))
@@ -160,6 +161,26 @@ def _with_records(module: ir.Module, num_weights: int, options: CompileOptions, 
     if not found:
         return options.cpu
     return replace(options.cpu, schedules={**found, **dict(options.cpu.schedules or {})})
+
+
+def _with_cuda_records(module: ir.Module, num_inputs: int, options: CompileOptions, stats: CompileStats):
+    """`options.gpu_configs` with the best tuning record of each GPU kernel that has one."""
+    from woodpecker.tune.storage import storage_exists
+
+    explicit = dict(options.gpu_configs or {})
+    if not options.use_tuning_records or not storage_exists(options.tuning_db):
+        return explicit or None
+    from woodpecker.tune.cuda_tasks import cuda_tasks
+    from woodpecker.tune.cuda_tuning import best_cuda_configs
+
+    tasks = cuda_tasks(module, options.arch, num_inputs=num_inputs)
+    found = {
+        name: config
+        for name, config in best_cuda_configs(options.tuning_db, tasks).items()
+        if name not in explicit and name.split("_", 1)[-1] not in explicit
+    }
+    stats.tuned_kernels = len(found)
+    return {**found, **explicit} or None
 
 
 def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext) -> None:

@@ -103,3 +103,26 @@ def test_import_into_the_wrong_storage(conv_task, tmp_path: Path, capsys: pytest
     export_round([(task, space)], TuneOptions(trials=2, storage=str(tmp_path / "a.db")), tmp_path / "b", "sm_90")
     assert wpk_main(["tune", "--import-results", str(tmp_path / "b"), "--db", str(tmp_path / "other.db")]) == 2
     assert "has no study" in capsys.readouterr().err
+
+
+def test_compile_for_cuda_uses_the_records(conv_task, tmp_path: Path) -> None:
+    import woodpecker
+    from woodpecker.compiler import CompileOptions
+    from woodpecker.gpu.space import knobs_from_config
+
+    task, space = conv_task
+    db = str(tmp_path / "rec.db")
+    (batch,) = export_round([(task, space)], TuneOptions(trials=3, seed=1, storage=db), tmp_path / "r", "sm_90")
+    ids = [c.id for c in read_batch(batch.directory).candidates]
+    _fake_measure(batch.directory, {ids[0]: 3e-5, ids[1]: 4e-5, ids[2]: 1e-5})
+    import_results(tmp_path / "r", db)
+    best = read_batch(batch.directory).candidate(ids[2]).config
+    tuned = woodpecker.compile(str(bundled_model_path()), target="cuda",
+                               options=CompileOptions(target="cuda", tuning_db=db))
+    plain = woodpecker.compile(str(bundled_model_path()), options=CompileOptions(target="cuda",
+                                                                              use_tuning_records=False))
+    assert tuned.stats.tuned_kernels == len(task.model_kernels) and plain.stats.tuned_kernels == 0
+    configs = {k.function: k for k in tuned.kernels}
+    for name in task.model_kernels:
+        kernel = configs[name]
+        assert knobs_from_config(kernel.config, kernel.problem) == best
