@@ -460,3 +460,20 @@ def test_two_workers_share_a_journal(model_path: Path, tmp_path: Path) -> None:
     assert len(defaults) >= 1
     configs = [config_key(trial_config(t)) for t in trials]
     assert len(configs) - len(set(configs)) <= 2
+
+
+def test_infinite_outputs_are_not_failures(tmp_path: Path) -> None:
+    """A max pool's padding is filled with -inf: a legitimate output, equal across configurations."""
+    graph = helper.make_graph(
+        [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 8, 16, 16))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 8, 8, 8))],
+    )
+    path = tmp_path / "pool.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    (fill,) = [(t, s) for t, s in model_cpu_tasks(str(path)) if t.description.startswith("fill")]
+    task, space = fill
+    configs = list(space.configs())[:3]
+    results = InProcessCpuRunner(FAST).measure(task, configs)
+    assert all(r.ok for r in results), [r.error for r in results]
