@@ -48,11 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     cuda = parser.add_argument_group("CUDA (--target cuda)")
     cuda.add_argument("--arch", help="GPU architecture (default: the local GPU's, else sm_90)")
-    cuda.add_argument("--export", metavar="DIR", type=Path,
-                      help="no GPU here: write the candidates still missing as batches under DIR for "
-                           "`wpk measure DIR` on a GPU host")
-    cuda.add_argument("--import-results", metavar="DIR", type=Path,
-                      help="record the results `wpk measure DIR` wrote (then --export the next round)")
+    cuda.add_argument(
+        "--export",
+        metavar="DIR",
+        type=Path,
+        help="no GPU here: write the candidates still missing as batches under DIR for `wpk measure DIR` on a GPU host",
+    )
+    cuda.add_argument(
+        "--import-results",
+        metavar="DIR",
+        type=Path,
+        help="record the results `wpk measure DIR` wrote (then --export the next round)",
+    )
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -113,8 +120,10 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
             print(f"wpk tune: error: {err}", file=sys.stderr)
             return 2
         for item in imported:
-            print(f"{item.task.description}: {item.imported} results, {item.failures} failures recorded"
-                  + (f", {item.waiting} still without a result" if item.waiting else ""))
+            print(
+                f"{item.task.description}: {item.imported} results, {item.failures} failures recorded"
+                + (f", {item.waiting} still without a result" if item.waiting else "")
+            )
         print(format_table(summarize(url, sorted({i.task.key for i in imported}))))
         return 0
     local_gpu = cuda_available()
@@ -129,13 +138,18 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
         pending = sum(b.candidates for b in batches)
         print(f"exported {pending} candidates of {len(batches)} kernels ({arch}) under {args.export}; records in {url}")
         if batches:
-            print(f"next: `wpk measure {args.export}` on the GPU host, then "
-                  f"`wpk tune --import-results {args.export} --db {url}` here, and --export a new directory "
-                  f"for the next round")
+            print(
+                f"next: `wpk measure {args.export}` on the GPU host, then "
+                f"`wpk tune --import-results {args.export} --db {url}` here, and --export a new directory "
+                f"for the next round"
+            )
         return 0
     if not local_gpu:
-        print("wpk tune: error: no CUDA device here: use `wpk tune --target cuda --export DIR`, "
-              "`wpk measure DIR` on a GPU host and `wpk tune --import-results DIR`", file=sys.stderr)
+        print(
+            "wpk tune: error: no CUDA device here: use `wpk tune --target cuda --export DIR`, "
+            "`wpk measure DIR` on a GPU host and `wpk tune --import-results DIR`",
+            file=sys.stderr,
+        )
         return 2
     from woodpecker.tune.cuda_runner import CudaRunner
     from woodpecker.tune.tuner import tune_tasks

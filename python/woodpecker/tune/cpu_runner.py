@@ -135,12 +135,13 @@ def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMe
                 error=f"wrong output: max |difference| {worst:.3g} from the default's output (scale {scale:.3g})",
                 compile_seconds=compile_seconds,
             )
+    call, _ = executable.bound_call(state.inputs)
     for _ in range(options.warmup):
-        executable(state.inputs)
+        call()
     times: list[float] = []
     while len(times) < options.max_repeat and (len(times) < options.repeat or sum(times) < options.min_seconds):
         begin = time.perf_counter()
-        executable(state.inputs)
+        call()
         times.append(time.perf_counter() - begin)
     return MeasureResult(dict(config), times=times, compile_seconds=compile_seconds)
 

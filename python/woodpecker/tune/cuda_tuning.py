@@ -52,8 +52,10 @@ def model_cuda_tasks(
         names = {n for t in tasks for n in t.model_kernels} | {t.kind for t in tasks}
         unknown = sorted(wanted - names)
         if unknown:
-            raise ValueError(f"'{unknown[0]}' names no GPU kernel of the model and no kind it has "
-                             f"(kernels: {', '.join(sorted(names))})")
+            raise ValueError(
+                f"'{unknown[0]}' names no GPU kernel of the model and no kind it has "
+                f"(kernels: {', '.join(sorted(names))})"
+            )
         tasks = [t for t in tasks if t.kind in wanted or wanted & set(t.model_kernels)]
     unique = unique_tasks(tasks)
     return sorted(((t, space_for(t, arch)) for t in unique), key=lambda pair: -pair[0].flops)
@@ -95,7 +97,7 @@ def export_round(
     rng = random.Random(options.seed)
     exported = []
     for position, (task, space) in enumerate(tasks):
-        state = open_study(task, space, storage, options.strategy, options.seed)
+        state = open_study(task, space, storage, options.strategy, options.seed, options.trials)
         trials = state.study.get_trials(deepcopy=False)
         waiting = [t for t in trials if t.state == TrialState.RUNNING and "exported" in t.user_attrs]
         want = options.trials - len(state.finished()) - len(waiting)
@@ -107,8 +109,17 @@ def export_round(
         ids: list[int] = []
         reference = None
         if not has_default:
-            trial = _open_trial(state, space.default, None, {"config": json.dumps(space.default), "strategy": "default",
-                                                             "is_default": True, "exported": str(target)})
+            trial = _open_trial(
+                state,
+                space.default,
+                None,
+                {
+                    "config": json.dumps(space.default),
+                    "strategy": "default",
+                    "is_default": True,
+                    "exported": str(target),
+                },
+            )
             configs.append(space.default)
             ids.append(trial.number)
             reference = trial.number
@@ -116,8 +127,12 @@ def export_round(
             config, trial = _propose(state, options.strategy, rng)
             if config is None:
                 break
-            trial = _open_trial(state, config, trial, {"config": json.dumps(config), "strategy": options.strategy,
-                                                       "exported": str(target)})
+            trial = _open_trial(
+                state,
+                config,
+                trial,
+                {"config": json.dumps(config), "strategy": options.strategy, "exported": str(target)},
+            )
             configs.append(config)
             ids.append(trial.number)
         if not configs:
@@ -151,8 +166,10 @@ def import_results(directory: str | Path, storage_url: str | None) -> list[Impor
         try:
             study = optuna.load_study(study_name=batch.task.key, storage=storage)
         except KeyError:
-            raise ValueError(f"{path}: the storage has no study {batch.task.key}; import into the "
-                             f"database the batch was exported from (--db)") from None
+            raise ValueError(
+                f"{path}: the storage has no study {batch.task.key}; import into the "
+                f"database the batch was exported from (--db)"
+            ) from None
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         imported = failures = waiting = 0
         for candidate in batch.candidates:
@@ -199,5 +216,12 @@ def best_cuda_configs(storage_url: str | None, tasks: Sequence[KernelTask]) -> d
     return configs
 
 
-__all__ = ["ExportedBatch", "ImportSummary", "best_cuda_configs", "export_round", "import_results",
-           "model_cuda_tasks", "trial_config"]
+__all__ = [
+    "ExportedBatch",
+    "ImportSummary",
+    "best_cuda_configs",
+    "export_round",
+    "import_results",
+    "model_cuda_tasks",
+    "trial_config",
+]

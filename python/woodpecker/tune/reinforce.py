@@ -17,10 +17,11 @@ that several processes sharing one study (and `study.enqueue_trial`) work:
   values below 1e-12 counting as 1e-12. A FAIL trial (or a COMPLETE one with a NaN or infinite
   value) gets the worst reward of its batch minus 1.
 * **Advantage.** Each reward is compared with a moving baseline, the exponential moving average of
-  the batches' mean rewards (``b ← baseline_decay·b + (1 - baseline_decay)·mean``, started at the
-  first batch's mean), and divided by the standard deviation of the batch's rewards (1 when they
-  are all equal); advantages are clipped to ±3. A batch with no COMPLETE trial gives every trial
-  the fixed advantage -1 (and leaves the baseline alone).
+  the batches' mean rewards, the current batch included (``b ← baseline_decay·b + (1 -
+  baseline_decay)·mean``, started at the first batch's mean; `baseline_decay` 0 centres each batch
+  on its own mean), and divided by the standard deviation of the batch's rewards (not rescaled
+  when they are all equal); advantages are clipped to ±3. A batch with no COMPLETE trial gives
+  every trial the fixed advantage -1 (and leaves the baseline alone).
 * **Update.** For every knob, with ``p = softmax(z)`` the knob's current probabilities, the logits
   ``z`` move by ``learning_rate`` times the batch mean of ``advantage · ∇ log p(chosen value)`` =
   ``advantage · (onehot(chosen) - p)``, plus ``entropy`` times the gradient of the knob's entropy
@@ -38,6 +39,12 @@ that several processes sharing one study (and `study.enqueue_trial`) work:
   trial's system attribute `ReinforceSampler:candidate`, so that other workers see it as visited
   before the objective has suggested all its parameters (the `GeneticSampler`'s candidates count
   too).
+
+The defaults (batches of 8, learning rate 3, baseline decay 0.5, entropy bonus 0.01) were chosen on
+synthetic landscapes of 500 to 260,000 configurations with budgets of 60 to 200 trials: with a
+learning rate of 0.5 the policy barely moves in such budgets, above about 4 it collapses on its
+first good batch; a slow baseline (decay 0.8) lags behind an improving policy, so that whole
+batches get positive advantages and the policy narrows whatever their quality.
 
 Randomness comes from a `random.Random` seeded from (`seed`, trial number) — and the parameter
 name in `sample_independent` — so the sampler is deterministic given the seed and the trial
@@ -62,8 +69,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from woodpecker.tune.genetic import CANDIDATE_ATTR as GENETIC_CANDIDATE_ATTR
 from woodpecker.tune.genetic import _ENUMERATION_LIMIT, _FIXED_PARAMS_ATTR, _Gene, _is_probability, _unrank
+from woodpecker.tune.genetic import CANDIDATE_ATTR as GENETIC_CANDIDATE_ATTR
 
 __all__ = ["CANDIDATE_ATTR", "ReinforceSampler"]
 
@@ -102,8 +109,8 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
         self,
         *,
         batch_size: int = 8,
-        learning_rate: float = 0.5,
-        baseline_decay: float = 0.8,
+        learning_rate: float = 3.0,
+        baseline_decay: float = 0.5,
         entropy: float = 0.01,
         warmup: int | None = None,
         seed: int | None = None,
@@ -285,12 +292,11 @@ def _replay(
             worst = min(rewards) - 1.0
             r = np.array([worst if reward is None else reward for _, reward in batch])
             mean = float(r.mean())
-            if baseline is None:
-                baseline = mean
+            decay = sampler.baseline_decay
+            baseline = mean if baseline is None else decay * baseline + (1.0 - decay) * mean
             scale = float(r.std())
             advantages = (r - baseline) / (scale if scale > _MIN_SCALE else 1.0)
             advantages = np.clip(advantages, -_ADVANTAGE_CLIP, _ADVANTAGE_CLIP)
-            baseline = sampler.baseline_decay * baseline + (1.0 - sampler.baseline_decay) * mean
         else:
             advantages = np.full(len(batch), _FAIL_ADVANTAGE)
         for pos, z in enumerate(logits):

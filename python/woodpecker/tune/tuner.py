@@ -110,11 +110,18 @@ def trial_config(trial: optuna.trial.FrozenTrial) -> Config | None:
     return decode(trial.params) if trial.params else None
 
 
-def make_sampler(strategy: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
+def population_size(trials: int) -> int:
+    """The GA's population for a budget of `trials`: a third of it, between 6 and 16 (a few
+    generations even on small budgets)."""
+    return max(6, min(16, trials // 3))
+
+
+def make_sampler(strategy: str, space: SearchSpace, seed: int | None, trials: int = 32) -> optuna.samplers.BaseSampler:
     if strategy == "ga":
         from woodpecker.tune.genetic import GeneticSampler
 
         return GeneticSampler(
+            population_size=population_size(trials),
             seed=seed,
             repair=lambda params: encode(space.repair(decode(params))),
             search_space=distributions(space),
@@ -124,12 +131,14 @@ def make_sampler(strategy: str, space: SearchSpace, seed: int | None) -> optuna.
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_study(task: KernelTask, space: SearchSpace, storage, strategy: str, seed: int | None) -> _Study:
+def open_study(
+    task: KernelTask, space: SearchSpace, storage, strategy: str, seed: int | None, trials: int = 32
+) -> _Study:
     study = optuna.create_study(
         study_name=task.key,
         storage=storage,
         direction="minimize",
-        sampler=make_sampler(strategy, space, seed),
+        sampler=make_sampler(strategy, space, seed, trials),
         load_if_exists=True,
     )
     if "task" not in study.user_attrs:
@@ -157,7 +166,7 @@ def tune_tasks(
         if deadline is not None:
             remaining = max(0.0, deadline - time.monotonic())
             task_deadline = time.monotonic() + remaining / (len(tasks) - position)
-        state = open_study(task, space, storage, options.strategy, options.seed)
+        state = open_study(task, space, storage, options.strategy, options.seed, options.trials)
         result = _tune_one(state, runner, options, task_deadline, progress)
         progress.on_task_end(result)
         results.append(result)
