@@ -208,7 +208,7 @@ def _synthetic(task, config) -> float | str:
     return cost * 1e-3
 
 
-@pytest.mark.parametrize("strategy", ["ga", "tpe", "random"])
+@pytest.mark.parametrize("strategy", ["ga", "tpe", "random", "rl"])
 def test_search_strategies_on_recorded_times(strategy: str, extracted, tmp_path: Path) -> None:
     item = _conv_task(extracted)
     runner = RecordedRunner(_synthetic)

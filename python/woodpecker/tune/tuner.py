@@ -8,7 +8,9 @@ until the study holds `trials` finished trials or the time budget is spent:
 * `ga`: our `GeneticSampler`; it repairs invalid children and never proposes a visited one;
 * `tpe`: Optuna's TPESampler; an invalid proposal is repaired to the nearest valid
   configuration (`SearchSpace.repair`), which is what gets measured and recorded;
-* `random`: uniform over the valid configurations (rejection sampling), the baseline.
+* `random`: uniform over the valid configurations (rejection sampling), the baseline;
+* `rl`: our `ReinforceSampler`, a policy-gradient agent (one softmax per knob, REINFORCE
+  updates from batches of measured trials), the seed paper's second search method.
 
 A configuration already measured in the study is never measured again. Every finished trial
 is in the storage at once, so a killed run loses nothing: run the same command again and it
@@ -32,7 +34,7 @@ from woodpecker.tune.params import config_key, decode, distributions, encode
 from woodpecker.tune.storage import open_storage
 from woodpecker.tune.task import KernelTask, MeasureResult, Runner
 
-STRATEGIES = ("ga", "tpe", "random")
+STRATEGIES = ("ga", "tpe", "random", "rl")
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 _MAX_PROPOSALS = 20  # proposals in a row that were all visited before: then a random valid one
 
@@ -122,6 +124,15 @@ def make_sampler(strategy: str, space: SearchSpace, seed: int | None, trials: in
 
         return GeneticSampler(
             population_size=population_size(trials),
+            seed=seed,
+            repair=lambda params: encode(space.repair(decode(params))),
+            search_space=distributions(space),
+        )
+    if strategy == "rl":
+        from woodpecker.tune.reinforce import ReinforceSampler
+
+        return ReinforceSampler(
+            batch_size=max(4, min(8, trials // 4)),
             seed=seed,
             repair=lambda params: encode(space.repair(decode(params))),
             search_space=distributions(space),
