@@ -25,12 +25,13 @@ from woodpecker.compiler import CompileOptions, random_feeds
 
 def _time(fn, repeat: int) -> list[float]:
     fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
+    return [time_call(fn) for _ in range(repeat)]
+
+
+def time_call(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,7 @@ class CpuExecutable:
         args = [_memref_arg(a) for a in arrays] + self._fixed_args + [_memref_arg(o) for o in outputs]
         packed = (ctypes.c_void_p * len(args))(*[ctypes.cast(a, ctypes.c_void_p) for a in args])
         function = self.engine.lookup("main")
-        keep = (arrays, args, self._keepalive)
+        keep = (arrays, outputs, args, self._keepalive)  # descriptors hold addresses, not references
 
         def call() -> None:
             function(packed)

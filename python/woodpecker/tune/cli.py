@@ -66,7 +66,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
     from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
-    from woodpecker.tune.report import format_table, summarize
     from woodpecker.tune.storage import normalize_url
     from woodpecker.tune.tune_model import model_cpu_tasks
 
@@ -93,17 +92,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{args.trials} trials each; records in {url}"
     )
     runner = InProcessCpuRunner(measure) if args.in_process else IsolatedCpuRunner(measure, timeout_s=args.timeout)
-    bars = _Bars(len(tasks), args.trials, disable=args.no_progress)
-    try:
-        from woodpecker.tune.tuner import tune_tasks
-
-        results = tune_tasks(tasks, runner, options, bars.progress())
-    finally:
-        runner.close()
-        bars.close()
-    print(format_table(summarize(url, [r.task.key for r in results])))
-    _print_totals(results)
-    return 0
+    return _search(tasks, runner, options, args, url)
 
 
 def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -> int:
@@ -152,9 +141,15 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
         )
         return 2
     from woodpecker.tune.cuda_runner import CudaRunner
+
+    return _search(tasks, CudaRunner(arch), options, args, url)
+
+
+def _search(tasks, runner, options: TuneOptions, args: argparse.Namespace, url: str) -> int:
+    """Tunes `tasks` with progress bars, then prints the table of their records."""
+    from woodpecker.tune.report import format_table, summarize
     from woodpecker.tune.tuner import tune_tasks
 
-    runner = CudaRunner(arch)
     bars = _Bars(len(tasks), args.trials, disable=args.no_progress)
     try:
         results = tune_tasks(tasks, runner, options, bars.progress())

@@ -135,7 +135,7 @@ def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMe
                 error=f"wrong output: max |difference| {worst:.3g} from the default's output (scale {scale:.3g})",
                 compile_seconds=compile_seconds,
             )
-    call, _ = executable.bound_call(state.inputs)
+    call, _outputs = executable.bound_call(state.inputs)
     for _ in range(options.warmup):
         call()
     times: list[float] = []
