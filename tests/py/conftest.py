@@ -12,6 +12,8 @@ REPO_ROOT = TESTS_DIR.parents[1]
 for _path in (REPO_ROOT / "python", TESTS_DIR):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
+# The sampler tests' shared checks (tests/py/sampler_landscape.py) use plain asserts: explain their failures.
+pytest.register_assert_rewrite("sampler_landscape")
 
 from conformance import ensure_node_test_data, format_table  # noqa: E402
 
