@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in args.seeds:
                     db = str(Path(tmp) / f"{strategy}-{seed}.journal")
                     own = dataclasses.replace(task, key=f"{task.key}@{strategy}.{seed}")
-                    tune_tasks([(own, space)], runner, TuneOptions(args.trials, strategy, seed, storage=db))
+                    options = TuneOptions(args.trials, strategy, seed, storage=db, confirm_top=0)  # search only
+                    tune_tasks([(own, space)], runner, options)
                     study = optuna.load_study(study_name=own.key, storage=open_storage(db))
                     histories[strategy, seed] = _history(study)
                     print(f"  {label}: {strategy} seed {seed} best {min(histories[strategy, seed]) * 1e3:.3f} ms "

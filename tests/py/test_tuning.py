@@ -212,7 +212,7 @@ def _synthetic(task, config) -> float | str:
 def test_search_strategies_on_recorded_times(strategy: str, extracted, tmp_path: Path) -> None:
     item = _conv_task(extracted)
     runner = RecordedRunner(_synthetic)
-    options = TuneOptions(trials=24, strategy=strategy, seed=1, storage=str(tmp_path / "t.db"))
+    options = TuneOptions(trials=24, strategy=strategy, seed=1, storage=str(tmp_path / "t.db"), confirm_top=0)
     (result,) = tune_tasks([(item.task, item.space)], runner, options)
     assert result.trials == 24 == len(runner.calls)
     assert runner.calls[0][1] == item.space.default  # the default first
@@ -235,9 +235,13 @@ def test_resume_measures_only_what_is_missing(extracted, tmp_path: Path) -> None
     item = _conv_task(extracted)
     db = str(tmp_path / "resume.journal")
     first = RecordedRunner(_synthetic)
-    tune_tasks([(item.task, item.space)], first, TuneOptions(trials=6, strategy="ga", seed=0, storage=db))
+    tune_tasks(
+        [(item.task, item.space)], first, TuneOptions(trials=6, strategy="ga", seed=0, storage=db, confirm_top=0)
+    )
     second = RecordedRunner(_synthetic)
-    (result,) = tune_tasks([(item.task, item.space)], second, TuneOptions(trials=10, strategy="ga", seed=0, storage=db))
+    (result,) = tune_tasks(
+        [(item.task, item.space)], second, TuneOptions(trials=10, strategy="ga", seed=0, storage=db, confirm_top=0)
+    )
     assert len(first.calls) == 6 and len(second.calls) == 4 and result.trials == 10
     assert {config_key(c) for _, c in first.calls}.isdisjoint({config_key(c) for _, c in second.calls})
 
@@ -248,7 +252,7 @@ def test_failures_are_recorded_with_their_reason(extracted, tmp_path: Path) -> N
     (result,) = tune_tasks(
         [(item.task, item.space)],
         runner,
-        TuneOptions(trials=5, strategy="random", seed=0, storage=str(tmp_path / "f.db")),
+        TuneOptions(trials=5, strategy="random", seed=0, storage=str(tmp_path / "f.db"), confirm_top=0),
     )
     assert result.failures == 4 and result.best_seconds == 1e-3 and result.speedup == 1.0
     study = optuna.load_study(study_name=item.task.key, storage=open_storage(str(tmp_path / "f.db")))
@@ -267,7 +271,9 @@ def test_time_budget_stops_the_search(extracted, tmp_path: Path) -> None:
     (result,) = tune_tasks(
         [(item.task, item.space)],
         runner,
-        TuneOptions(trials=1000, strategy="random", seed=0, time_budget_s=0.5, storage=str(tmp_path / "b.db")),
+        TuneOptions(
+            trials=1000, strategy="random", seed=0, time_budget_s=0.5, storage=str(tmp_path / "b.db"), confirm_top=0
+        ),
     )
     assert 2 <= result.trials < 30
 
@@ -279,11 +285,43 @@ def test_bad_tune_options() -> None:
         TuneOptions(trials=0)
     with pytest.raises(ValueError, match="time budget"):
         TuneOptions(time_budget_s=0)
+    with pytest.raises(ValueError, match="confirm_top"):
+        TuneOptions(confirm_top=-1)
 
 
 def test_unknown_kernel_filter(model_path: Path) -> None:
     with pytest.raises(ValueError, match="'k99_conv' names no kernel"):
         model_cpu_tasks(str(model_path), kernels=["k99_conv"])
+
+
+def test_confirmation_undoes_the_winners_curse(extracted, tmp_path: Path) -> None:
+    """A candidate that was fast once by luck is re-measured with the runners-up and the default;
+    the record is the confirmed fastest, and confirming again measures nothing."""
+    item = _conv_task(extracted)
+    seen: dict[str, int] = {}
+    lucky: list[str] = []
+
+    def noisy(task, config) -> float:
+        key = config_key(config)
+        seen[key] = seen.get(key, 0) + 1
+        if config == item.space.default:
+            return 1e-3
+        if not lucky:
+            lucky.append(key)
+        if key == lucky[0]:  # truly slower than the others, but fast once
+            return 0.1e-3 if seen[key] == 1 else 0.99e-3
+        return 0.9e-3 + 1e-5 * (sum(map(ord, key)) % 7)
+
+    runner = RecordedRunner(noisy)
+    options = TuneOptions(trials=12, strategy="random", seed=0, storage=str(tmp_path / "c.db"), confirm_rounds=2)
+    (result,) = tune_tasks([(item.task, item.space)], runner, options)
+    assert len(runner.calls) == 12 + 2 * 4  # the search, then 2 rounds of the top 3 and the default
+    assert config_key(result.best_config) != lucky[0]
+    assert result.best_seconds >= 0.9e-3 and result.default_seconds == pytest.approx(1e-3)
+    (again,) = tune_tasks([(item.task, item.space)], runner, options)
+    assert len(runner.calls) == 20 and again.best_config == result.best_config
+    records = best_records(options.storage, [item.task.key])
+    assert records[item.task.key] == (result.best_config, pytest.approx(result.best_seconds))
 
 
 def test_cached_runner_measures_once(extracted, tmp_path: Path) -> None:

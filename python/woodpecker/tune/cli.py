@@ -45,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--in-process", action="store_true", help="measure in this process (faster; a crashing candidate ends the run)"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (isolated)")
+    parser.add_argument(
+        "--confirm",
+        type=int,
+        default=3,
+        metavar="N",
+        help="after each kernel's search, re-measure its N best and the default side by side "
+        "(default 3; 0: trust the search's times)",
+    )
+    parser.add_argument("--confirm-rounds", type=int, default=3, metavar="R", help="rounds of that (default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     cuda = parser.add_argument_group("CUDA (--target cuda)")
     cuda.add_argument("--arch", help="GPU architecture (default: the local GPU's, else sm_90)")
@@ -73,7 +82,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     model = args.model or str(_bundled_model())
     try:
         options = TuneOptions(
-            trials=args.trials, strategy=args.strategy, seed=args.seed, time_budget_s=args.time_budget, storage=args.db
+            trials=args.trials,
+            strategy=args.strategy,
+            seed=args.seed,
+            time_budget_s=args.time_budget,
+            storage=args.db,
+            confirm_top=args.confirm,
+            confirm_rounds=args.confirm_rounds,
         )
         measure = CpuMeasureOptions(threads=args.threads)
     except ValueError as err:

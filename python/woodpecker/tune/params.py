@@ -7,10 +7,12 @@ configurations; a decoded configuration compares equal to the space's domain val
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial
 
 from woodpecker.schedule.space import Config, KnobValue, SearchSpace
 
@@ -46,3 +48,13 @@ def distributions(space: SearchSpace) -> dict[str, CategoricalDistribution]:
 def config_key(config: Mapping[str, KnobValue]) -> str:
     """A canonical text of a configuration (for de-duplication)."""
     return ";".join(f"{k}={encode_value(v)}" for k, v in sorted(config.items()))
+
+
+def trial_config(trial: FrozenTrial) -> Config | None:
+    """The configuration a trial measured (its `config` attribute, else its params)."""
+    config = trial.user_attrs.get("config")
+    if isinstance(config, str):
+        config = json.loads(config)
+    if config is not None:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    return decode(trial.params) if trial.params else None

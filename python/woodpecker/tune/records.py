@@ -16,19 +16,18 @@ from mlir import ir
 from woodpecker.backend.cpu import CpuOptions, available_cores
 from woodpecker.schedule.space import Config
 from woodpecker.schedule.target import CpuTarget
+from woodpecker.tune.confirm import chosen_trial, confirmed_of
+from woodpecker.tune.params import trial_config
 from woodpecker.tune.storage import open_storage, storage_exists
 
 
 def best_config(study: optuna.Study) -> tuple[Config, float] | None:
-    """The configuration and median seconds of the study's best complete trial."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-    if not complete:
+    """The configuration a compile uses (the confirmed fastest, see `confirm`) and its seconds."""
+    chosen = chosen_trial(study.get_trials(deepcopy=False), confirmed_of(study.user_attrs))
+    if chosen is None:
         return None
-    from woodpecker.tune.tuner import trial_config
-
-    best = min(complete, key=lambda t: t.value)
-    config = trial_config(best)
-    return (config, float(best.value)) if config is not None else None
+    config = trial_config(chosen[0])
+    return (config, chosen[1]) if config is not None else None
 
 
 def best_records(storage_url: str | None, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from woodpecker.tune.confirm import chosen_trial, confirmed_of
+from woodpecker.tune.confirm import default_seconds as default_confirmed_seconds
 from woodpecker.tune.storage import normalize_url, open_storage, storage_exists
 
 if TYPE_CHECKING:
@@ -187,16 +189,15 @@ def _positive(value: Any) -> float | None:
 
 def _summary(record: _StudyRecords) -> KernelSummary:
     task = _json_dict(record.user_attrs.get("task")) or {}
-    default_seconds = _positive(record.user_attrs.get("default_seconds"))
+    confirmed = confirmed_of(record.user_attrs)
+    default_seconds = _positive(default_confirmed_seconds(record.trials, confirmed))
     if default_seconds is None:
-        defaults = [_value(t) for t in record.trials if t.user_attrs.get("is_default")]
-        default_seconds = next((v for v in defaults if v is not None), None)
+        default_seconds = _positive(record.user_attrs.get("default_seconds"))
     best_trial: FrozenTrial | None = None
     best_seconds: float | None = None
-    for trial in record.trials:
-        value = _value(trial)
-        if value is not None and (best_seconds is None or value < best_seconds):
-            best_trial, best_seconds = trial, value
+    chosen = chosen_trial([t for t in record.trials if _value(t) is not None], confirmed)
+    if chosen is not None:  # the record a compile uses: the confirmed fastest, else the fastest
+        best_trial, best_seconds = chosen
     try:
         flops = int(task.get("flops") or 0)
     except (TypeError, ValueError):

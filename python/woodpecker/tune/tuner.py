@@ -30,7 +30,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from woodpecker.schedule.space import Config, SearchSpace
-from woodpecker.tune.params import config_key, decode, distributions, encode
+from woodpecker.tune.confirm import chosen_trial, confirm, confirmed_of, default_seconds
+from woodpecker.tune.params import config_key, decode, distributions, encode, trial_config
 from woodpecker.tune.storage import open_storage
 from woodpecker.tune.task import KernelTask, MeasureResult, Runner
 
@@ -48,12 +49,18 @@ class TuneOptions:
     seed: int | None = None
     time_budget_s: float | None = None  # for all kernels together; None: no limit
     storage: str | None = None  # URL or path; None: the default (woodpecker.tune.storage)
+    # After the search: re-measure the best `confirm_top` and the default, `confirm_rounds`
+    # times interleaved, and record the confirmed fastest (woodpecker.tune.confirm).
+    confirm_top: int = 3
+    confirm_rounds: int = 3
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}'; strategies: {', '.join(STRATEGIES)}")
         if self.trials < 1:
             raise ValueError(f"trials must be >= 1, got {self.trials}")
+        if self.confirm_top < 0 or self.confirm_rounds < 0:
+            raise ValueError("confirm_top and confirm_rounds must be >= 0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"time budget must be > 0 seconds, got {self.time_budget_s}")
 
@@ -101,15 +108,6 @@ class _Study:
         by configuration."""
         trials = self.study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
         return {config_key(c): t for t in trials if (c := trial_config(t)) is not None and c}
-
-
-def trial_config(trial: optuna.trial.FrozenTrial) -> Config | None:
-    config = trial.user_attrs.get("config")
-    if isinstance(config, str):
-        config = json.loads(config)
-    if config is not None:
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-    return decode(trial.params) if trial.params else None
 
 
 def population_size(trials: int) -> int:
@@ -179,6 +177,8 @@ def tune_tasks(
             task_deadline = time.monotonic() + remaining / (len(tasks) - position)
         state = open_study(task, space, storage, options.strategy, options.seed, options.trials)
         result = _tune_one(state, runner, options, task_deadline, progress)
+        if confirm(state.study, task, runner, options.confirm_top, options.confirm_rounds):
+            result = summarize_study(state, result.measured)
         progress.on_task_end(result)
         results.append(result)
     return results
@@ -278,15 +278,17 @@ def _record(
 
 
 def summarize_study(state: _Study, measured: int = 0) -> TuneResult:
-    finished = state.finished()
+    """The study's record: the default's and the chosen configuration's (confirmed) times."""
+    trials = state.study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in _FINISHED]
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
-    default = next((t for t in complete if t.user_attrs.get("is_default")), None)
-    best = min(complete, key=lambda t: t.value) if complete else None
+    confirmed = confirmed_of(state.study.user_attrs)
+    chosen = chosen_trial(trials, confirmed)
     return TuneResult(
         task=state.task,
-        default_seconds=default.value if default is not None else None,
-        best_seconds=best.value if best is not None else None,
-        best_config=trial_config(best) if best is not None else None,
+        default_seconds=default_seconds(trials, confirmed),
+        best_seconds=chosen[1] if chosen is not None else None,
+        best_config=trial_config(chosen[0]) if chosen is not None else None,
         trials=len(finished),
         failures=len(finished) - len(complete),
         measured=measured,
