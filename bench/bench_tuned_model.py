@@ -4,8 +4,9 @@
     python bench/bench_tuned_model.py MODEL.onnx --db RECORDS.db [--repeat 20] [--rounds 3]
 
 Compiles the model with default schedules and with the tuning records, checks both against
-ONNX Runtime, then times the three in interleaved rounds (so drift of the machine's speed hits
-all of them alike) and prints the median latencies and ratios.
+ONNX Runtime, then times them in rounds: ONNX Runtime in a block, then default and tuned
+alternating run by run (so the machine's speed changes hit both alike); prints the median and
+10th-percentile latencies and their ratios.
 """
 
 from __future__ import annotations
@@ -21,11 +22,6 @@ import onnxruntime as ort
 
 import woodpecker
 from woodpecker.compiler import CompileOptions, random_feeds
-
-
-def _time(fn, repeat: int) -> list[float]:
-    fn()
-    return [time_call(fn) for _ in range(repeat)]
 
 
 def time_call(fn) -> float:
@@ -64,16 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         "tuned": lambda: tuned.run(None, feeds),
         "onnxruntime": lambda: session.run(None, feeds),
     }
+    for fn in calls.values():  # warm up (the JIT compiles each function on its first call)
+        fn()
+        fn()
+    # Default and tuned alternate run by run: this VM switches between a fast and a ~1.3x slower
+    # mode every few seconds, so blocks of runs of one model would compare modes, not models.
+    # ONNX Runtime runs in blocks of its own: its threads spin after a run (as do ours, OpenMP's
+    # KMP_BLOCKTIME), and the runtime that runs next would share the cores with them.
     for _ in range(args.rounds):
-        for name, fn in calls.items():
-            runs[name] += _time(fn, args.repeat)
+        for _ in range(args.repeat):
+            runs["onnxruntime"].append(time_call(calls["onnxruntime"]))
+        time.sleep(0.5)
+        for _ in range(args.repeat):
+            for name in ("default", "tuned"):
+                runs[name].append(time_call(calls[name]))
+        time.sleep(0.5)
     medians = {name: statistics.median(samples) for name, samples in runs.items()}
-    print(f"  median latency over {args.rounds} interleaved rounds of {args.repeat} runs (ms):")
-    for name, value in medians.items():
-        print(f"    {name:12} {value:9.3f}")
-    print(f"  tuned / default: {medians['tuned'] / medians['default']:.3f}   "
-          f"tuned / onnxruntime: {medians['tuned'] / medians['onnxruntime']:.3f}   "
-          f"default / onnxruntime: {medians['default'] / medians['onnxruntime']:.3f}")
+    lows = {name: float(np.percentile(samples, 10)) for name, samples in runs.items()}
+    print(f"  latency over {args.rounds} rounds of {args.repeat} runs of each (ms):")
+    for name in runs:
+        print(f"    {name:12} median {medians[name]:9.3f}   10th percentile {lows[name]:9.3f}")
+    for stat, values in (("median", medians), ("10th percentile", lows)):
+        print(f"  {stat}: tuned / default {values['tuned'] / values['default']:.3f}   "
+              f"tuned / onnxruntime {values['tuned'] / values['onnxruntime']:.3f}   "
+              f"default / onnxruntime {values['default'] / values['onnxruntime']:.3f}")
     return 0
 
 

@@ -147,7 +147,8 @@ def test_in_process_runner_checks_outputs(extracted) -> None:
     runner = InProcessCpuRunner(FAST)
     other = next(c for c in item.space.configs() if c != item.space.default)
     default, candidate = runner.measure(item.task, [item.space.default, other])
-    assert default.ok and candidate.ok and len(candidate.times) == 2 and candidate.seconds > 0
+    assert default.ok and candidate.ok and len(candidate.times) == 2 * FAST.pairs and candidate.seconds > 0
+    assert default.relative == 1.0 and candidate.relative > 0  # timed alternately with the default
     runner._tasks[item.task.key].reference += 1.0  # now every candidate disagrees
     (wrong,) = runner.measure(item.task, [other])
     assert not wrong.ok and "wrong output" in wrong.error and wrong.seconds == float("inf")
@@ -515,3 +516,34 @@ def test_infinite_outputs_are_not_failures(tmp_path: Path) -> None:
     configs = list(space.configs())[:3]
     results = InProcessCpuRunner(FAST).measure(task, configs)
     assert all(r.ok for r in results), [r.error for r in results]
+
+
+def test_relative_times_are_scaled_by_the_default(extracted, tmp_path: Path) -> None:
+    """A candidate timed alternately with the default records relative x the default's time,
+    whatever the machine's speed was when it ran."""
+    from woodpecker.tune.task import MeasureResult
+
+    item = _conv_task(extracted)
+
+    class SlowingRunner:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def measure(self, task, configs):
+            self.calls += 1
+            slowdown = 1.0 + 0.5 * self.calls  # the machine gets slower and slower
+            default = config_key(configs[0]) == config_key(item.space.default)
+            relative = 1.0 if default else 0.5 + 0.01 * (self.calls % 5)
+            return [MeasureResult(dict(configs[0]), times=[2e-3 * relative * slowdown] * 3, relative=relative)]
+
+        def close(self) -> None:
+            pass
+
+    options = TuneOptions(trials=6, strategy="random", seed=0, storage=str(tmp_path / "r.db"), confirm_top=0)
+    (result,) = tune_tasks([(item.task, item.space)], SlowingRunner(), options)
+    study = optuna.load_study(study_name=item.task.key, storage=open_storage(options.storage))
+    values = sorted(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    default = result.default_seconds
+    assert default == pytest.approx(2e-3 * 1.5)  # the first measurement, at its machine speed
+    assert all(default * 0.5 <= v <= default * 0.55 for v in values[:-1]) and values[-1] == default
+    assert result.best_seconds == pytest.approx(default * 0.5, rel=0.05)

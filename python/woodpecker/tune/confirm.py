@@ -70,11 +70,12 @@ def confirm(study: optuna.Study, task: KernelTask, runner: Runner, top: int = 3,
     if len(chosen) < 2 or all(_confirmed(t, known) is not None for t in chosen):
         return []
     samples: dict[int, list[float]] = {t.number: [] for t in chosen}
+    reference = default.value if default is not None else None  # relative times are scaled by it
     for _ in range(rounds):
         for trial in chosen:
             result = runner.measure(task, [trial_config(trial)])[0]
             if result.ok:
-                samples[trial.number].append(result.seconds)
+                samples[trial.number].append(result.value(reference))
     updated = dict(confirmed_of(study.user_attrs))  # another worker may have added some meanwhile
     for trial in chosen:
         values = samples[trial.number]

@@ -19,10 +19,11 @@ import json
 import os
 import select
 import signal
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -35,9 +36,10 @@ class CpuMeasureOptions:
     """How candidates are timed on the CPU."""
 
     warmup: int = 1
-    repeat: int = 5  # at least this many timed runs ...
-    min_seconds: float = 0.05  # ... and more (up to max_repeat) until this much time was timed
+    repeat: int = 5  # at least this many timed runs per block ...
+    min_seconds: float = 0.03  # ... and more (up to max_repeat) until this much time was timed
     max_repeat: int = 50
+    pairs: int = 2  # blocks of the candidate, each after a block of the default (relative timing)
     parallel: bool = True
     threads: int | None = None  # None: every core this process may use
     llvm_opt_level: int = 3
@@ -48,6 +50,8 @@ class CpuMeasureOptions:
     def __post_init__(self) -> None:
         if self.repeat < 1 or self.max_repeat < self.repeat:
             raise ValueError(f"repeat must be >= 1 and <= max_repeat, got {self.repeat} and {self.max_repeat}")
+        if self.pairs < 1:
+            raise ValueError(f"pairs must be >= 1, got {self.pairs}")
         if self.warmup < 0 or self.min_seconds < 0:
             raise ValueError("warmup and min_seconds must be >= 0")
 
@@ -59,6 +63,8 @@ class _TaskState:
     inputs: list[np.ndarray]
     weights: list[np.ndarray]
     reference: np.ndarray | None = None
+    default_call: Callable[[], None] | None = None  # the default configuration, for relative timing
+    keep: list = field(default_factory=list)
 
 
 def task_arrays(task: KernelTask, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -118,11 +124,14 @@ def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMe
     compile_seconds = time.perf_counter() - start
     executable.bind_weights(state.weights)
     (output,) = executable(state.inputs)
-    if state.reference is None and not _is_default(executable, task):
+    is_default = _is_default(executable, task)
+    if state.default_call is None and not is_default:
         reference = _compile(task, {}, options)
         reference.bind_weights(state.weights)
-        (state.reference,) = reference(state.inputs)
-        del reference
+        state.default_call, outputs = reference.bound_call(state.inputs)
+        state.default_call()
+        state.reference = outputs[0]
+        state.keep = [reference, outputs]
     if state.reference is None:
         state.reference = output
     else:
@@ -135,7 +144,24 @@ def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMe
                 error=f"wrong output: max |difference| {worst:.3g} from the default's output (scale {scale:.3g})",
                 compile_seconds=compile_seconds,
             )
-    call, _outputs = executable.bound_call(state.inputs)
+    call, outputs = executable.bound_call(state.inputs)
+    if is_default:
+        if state.default_call is None:
+            state.default_call, state.keep = call, [executable, outputs]
+        return MeasureResult(dict(config), times=_time_block(call, options), compile_seconds=compile_seconds,
+                             relative=1.0)
+    # Blocks of the candidate alternate with blocks of the default: the ratio of their medians
+    # holds while the machine's speed changes (this VM has a fast and a ~1.3x slower mode).
+    times: list[float] = []
+    default_times: list[float] = []
+    for _ in range(options.pairs):
+        default_times += _time_block(state.default_call, options)
+        times += _time_block(call, options)
+    relative = statistics.median(times) / statistics.median(default_times)
+    return MeasureResult(dict(config), times=times, compile_seconds=compile_seconds, relative=relative)
+
+
+def _time_block(call: Callable[[], None], options: CpuMeasureOptions) -> list[float]:
     for _ in range(options.warmup):
         call()
     times: list[float] = []
@@ -143,7 +169,7 @@ def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMe
         begin = time.perf_counter()
         call()
         times.append(time.perf_counter() - begin)
-    return MeasureResult(dict(config), times=times, compile_seconds=compile_seconds)
+    return times
 
 
 def _is_default(executable, task: KernelTask) -> bool:

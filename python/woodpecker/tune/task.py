@@ -47,6 +47,9 @@ class MeasureResult:
     times: list[float] = field(default_factory=list)
     error: str | None = None
     compile_seconds: float = 0.0
+    # Time relative to the default configuration's, measured alternately with it (CPU): robust
+    # to the machine's speed changing; the tuner scales it by the default's recorded time.
+    relative: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,12 +60,20 @@ class MeasureResult:
         """The median time; infinity for a failed candidate."""
         return statistics.median(self.times) if self.ok else float("inf")
 
+    def value(self, default_seconds: float | None) -> float:
+        """The time to record: relative to the default's `default_seconds` when both are known,
+        else the median."""
+        if self.ok and self.relative is not None and default_seconds:
+            return self.relative * default_seconds
+        return self.seconds
+
     def to_json(self) -> dict[str, Any]:
         return {
             "config": self.config,
             "times": self.times,
             "error": self.error,
             "compile_seconds": self.compile_seconds,
+            "relative": self.relative,
         }
 
     @classmethod
@@ -72,6 +83,7 @@ class MeasureResult:
             times=[float(t) for t in data.get("times", [])],
             error=data.get("error"),
             compile_seconds=float(data.get("compile_seconds", 0.0)),
+            relative=None if data.get("relative") is None else float(data["relative"]),
         )
 
 

@@ -251,6 +251,10 @@ def _record(
         attrs["is_default"] = True
     if result.error:
         attrs["error"] = result.error[:2000]
+    if result.relative is not None:
+        attrs["relative"] = result.relative
+    default = None if is_default else state.study.user_attrs.get("default_seconds")
+    seconds = result.value(default)
     params = encode(config)
     same_params = trial is not None and trial.params == params
     if trial is not None and not same_params:
@@ -261,20 +265,20 @@ def _record(
         frozen = optuna.trial.create_trial(
             params=params,
             distributions=state.dists,
-            value=result.seconds if result.ok else None,
+            value=seconds if result.ok else None,
             state=TrialState.COMPLETE if result.ok else TrialState.FAIL,
             user_attrs=attrs,
         )
         state.study.add_trial(frozen)
     else:
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
         if result.ok:
-            state.study.tell(trial, result.seconds)
+            state.study.tell(trial, seconds)
         else:
             state.study.tell(trial, state=TrialState.FAIL)
     if is_default and result.ok:
-        state.study.set_user_attr("default_seconds", result.seconds)
+        state.study.set_user_attr("default_seconds", seconds)
 
 
 def summarize_study(state: _Study, measured: int = 0) -> TuneResult:
