@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  latency over {args.rounds} rounds of {args.repeat} runs of each (ms):")
     for name in runs:
         print(f"    {name:12} median {medians[name]:9.3f}   10th percentile {lows[name]:9.3f}")
+    pairs = sorted(t / d for d, t in zip(runs["default"], runs["tuned"], strict=True))
+    print(f"  tuned / default, median of the {len(pairs)} back-to-back pairs: {statistics.median(pairs):.3f} "
+          f"(quartiles {pairs[len(pairs) // 4]:.3f} .. {pairs[3 * len(pairs) // 4]:.3f})")
     for stat, values in (("median", medians), ("10th percentile", lows)):
         print(f"  {stat}: tuned / default {values['tuned'] / values['default']:.3f}   "
               f"tuned / onnxruntime {values['tuned'] / values['onnxruntime']:.3f}   "

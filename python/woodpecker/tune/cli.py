@@ -181,7 +181,7 @@ def _print_totals(results: list[TuneResult]) -> None:
     failures = sum(r.failures for r in results)
     default = sum(r.default_seconds or 0.0 for r in results)
     best = sum(r.best_seconds or r.default_seconds or 0.0 for r in results)
-    line = f"{measured} candidates measured in this run, {failures} failed trials in the records"
+    line = f"{measured} candidates measured by the search in this run, {failures} failed trials in the records"
     if best:
         line += f"; sum of kernel times {default * 1e3:.3f} ms -> {best * 1e3:.3f} ms ({default / best:.2f}x)"
     print(line)
