@@ -46,8 +46,8 @@ from woodpecker.tune.batch import (
     read_results,
 )
 from woodpecker.tune.cuda_runner import CudaRunner, export_candidates
-from woodpecker.tune.cuda_tasks import compile_candidate, cuda_tasks, space_for, task_weights, unique_tasks
-from woodpecker.tune.task import KernelTask, MeasureResult
+from woodpecker.tune.cuda_tasks import compile_candidate, cuda_tasks, space_for, task_weights
+from woodpecker.tune.task import KernelTask, MeasureResult, unique_tasks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARCH = "sm_90"

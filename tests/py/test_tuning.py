@@ -28,11 +28,12 @@ from woodpecker import compile as wpk_compile
 from woodpecker.compiler import CompileOptions, lower_model
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
-from woodpecker.tune.extract import cpu_tasks, unique_tasks
+from woodpecker.tune.extract import cpu_tasks
 from woodpecker.tune.params import config_key
 from woodpecker.tune.recorded import CachedRunner, RecordedRunner
 from woodpecker.tune.records import best_records
 from woodpecker.tune.storage import normalize_url, open_storage
+from woodpecker.tune.task import unique_tasks
 from woodpecker.tune.tune_model import model_cpu_tasks, tune_model
 from woodpecker.tune.tuner import TuneOptions, trial_config, tune_tasks
 
@@ -104,7 +105,7 @@ def test_identical_layers_share_a_signature(extracted) -> None:
     assert convs[0].task.key == convs[1].task.key
     assert set(convs[0].task.model_kernels) == {convs[0].kernel_name, convs[1].kernel_name}
     keys = {e.task.key for e in extracted}
-    assert len(unique_tasks(extracted)) == len(keys) < len(extracted)
+    assert len(unique_tasks([e.task for e in extracted])) == len(keys) < len(extracted)
     one_by_one = _conv_task(extracted, 16, 1)
     assert one_by_one.task.key != convs[0].task.key
     assert one_by_one.task.flops == 2 * 16 * 8 * 16 * 16

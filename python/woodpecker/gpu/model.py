@@ -32,15 +32,12 @@ from woodpecker.errors import CompilationError
 from woodpecker.gpu.codegen import ConfigSpec, compile_gpu, kernel_search_spaces
 from woodpecker.gpu.config import GpuConfig, KernelProblem, OperandAccess
 from woodpecker.gpu.emulate import run_on_cpu
+from woodpecker.gpu.launch import FORMAT, FORMAT_VERSION, MANIFEST, ManifestError, read_manifest
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram, KernelArg, KernelResources
 from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
 from woodpecker.importer import ImportedModel
 from woodpecker.runtime import CompileStats
 from woodpecker.schedule.space import SearchSpace
-
-MANIFEST = "manifest.json"
-FORMAT = "woodpecker.cuda"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -142,14 +139,9 @@ class CudaModel:
         """A model written by `save` (without its linalg module)."""
         root = Path(directory)
         try:
-            manifest = json.loads((root / MANIFEST).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise CompilationError(f"{root}: not a saved CUDA model ({err})") from None
-        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-            raise CompilationError(
-                f"{root / MANIFEST}: format {manifest.get('format')!r} version {manifest.get('version')!r}, "
-                f"expected {FORMAT!r} version {FORMAT_VERSION}"
-            )
+            manifest = read_manifest(root)
+        except ManifestError as err:
+            raise CompilationError(str(err)) from None
         kernels = [_kernel_from_json(k, root) for k in manifest["kernels"]]
         program = GpuProgram(
             arch=manifest["arch"],

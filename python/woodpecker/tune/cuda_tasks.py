@@ -209,14 +209,6 @@ def cuda_tasks(
     return out
 
 
-def unique_tasks(tasks: list[KernelTask]) -> list[KernelTask]:
-    """The distinct tasks of `cuda_tasks`' list (one per key), in first-use order."""
-    seen: dict[str, KernelTask] = {}
-    for task in tasks:
-        seen.setdefault(task.key, task)
-    return list(seen.values())
-
-
 def num_task_inputs(task: KernelTask) -> int:
     return len(task.arg_shapes) - task.num_weights
 

@@ -26,10 +26,9 @@ from optuna.trial import TrialState
 
 from woodpecker.compiler import CompileOptions, lower_model
 from woodpecker.schedule.space import SearchSpace
-from woodpecker.tune.params import encode
 from woodpecker.tune.storage import open_storage
-from woodpecker.tune.task import Config, KernelTask
-from woodpecker.tune.tuner import TuneOptions, _propose, _Study, open_study, trial_config
+from woodpecker.tune.task import Config, KernelTask, select_tasks
+from woodpecker.tune.tuner import TuneOptions, _propose, _Study, open_study, open_trial, trial_config
 
 REFERENCE_ID = -1  # the default configuration, re-measured as the reference of a later round
 
@@ -42,22 +41,12 @@ def model_cuda_tasks(
     kernels: Sequence[str] | None = None,
 ) -> list[tuple[KernelTask, SearchSpace]]:
     """One (task, space) per GPU kernel signature of the model, largest first."""
-    from woodpecker.tune.cuda_tasks import cuda_tasks, space_for, unique_tasks
+    from woodpecker.tune.cuda_tasks import cuda_tasks, space_for
 
     lowered = lower_model(model, CompileOptions(target="cuda", opt_level=opt_level), input_shapes)
     with lowered.imported.context:
         tasks = cuda_tasks(lowered.module, arch, num_inputs=len(lowered.imported.input_names))
-    if kernels:
-        wanted = set(kernels)
-        names = {n for t in tasks for n in t.model_kernels} | {t.kind for t in tasks}
-        unknown = sorted(wanted - names)
-        if unknown:
-            raise ValueError(
-                f"'{unknown[0]}' names no GPU kernel of the model and no kind it has "
-                f"(kernels: {', '.join(sorted(names))})"
-            )
-        tasks = [t for t in tasks if t.kind in wanted or wanted & set(t.model_kernels)]
-    unique = unique_tasks(tasks)
+    unique = select_tasks(tasks, kernels)
     return sorted(((t, space_for(t, arch)) for t in unique), key=lambda pair: -pair[0].flops)
 
 
@@ -73,13 +62,8 @@ def _batch_name(position: int, task: KernelTask) -> str:
 
 
 def _open_trial(state: _Study, config: Config, trial: optuna.Trial | None, attrs: dict) -> optuna.Trial:
-    """A RUNNING trial whose params are exactly `config` (a repaired proposal is replaced)."""
-    if trial is not None and trial.params != encode(config):
-        state.study.tell(trial, state=TrialState.PRUNED)
-        trial = None
-    if trial is None:
-        state.study.enqueue_trial(encode(config))
-        trial = state.study.ask(state.dists)
+    """A RUNNING trial of exactly `config`, carrying `attrs`, left open for the results."""
+    trial = open_trial(state, config, trial)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     return trial

@@ -85,14 +85,6 @@ def cpu_tasks(
     return extracted
 
 
-def unique_tasks(extracted: list[ExtractedKernel]) -> list[KernelTask]:
-    """One task per signature, in order of first appearance."""
-    seen: dict[str, KernelTask] = {}
-    for item in extracted:
-        seen.setdefault(item.task.key, item.task)
-    return list(seen.values())
-
-
 def _task(
     kernel: Kernel, space: SearchSpace, text: str, arg_shapes: list[tuple[int, ...]], weights: int, device: str
 ) -> KernelTask:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
-from woodpecker.schedule.space import Config, KnobValue, SearchSpace
+if TYPE_CHECKING:  # the report and the confirmation step read records without MLIR
+    from woodpecker.schedule.space import Config, KnobValue, SearchSpace
 
 _TUPLE_PREFIX = "t:"
 

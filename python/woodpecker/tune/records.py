@@ -34,7 +34,10 @@ def best_records(storage_url: str | None, keys: Iterable[str]) -> dict[str, tupl
     """key -> (best configuration, seconds) for the keys that have a study with a record."""
     if not storage_exists(storage_url):
         return {}
-    storage = open_storage(storage_url)
+    return _best_records(open_storage(storage_url), keys)
+
+
+def _best_records(storage, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:
     present = {s.study_name for s in storage.get_all_studies()}
     found = {}
     for key in set(keys) & present:
@@ -50,12 +53,15 @@ def cpu_records(module: ir.Module, num_weights: int, options: CpuOptions, storag
     and that `options.schedules` does not configure (by name or kind)."""
     if not storage_exists(storage_url):
         return {}
+    storage = open_storage(storage_url)
+    if not any(s.study_name.startswith("cpu.") for s in storage.get_all_studies()):
+        return {}  # no CPU records: do not cut the kernels out
     from woodpecker.tune.extract import cpu_tasks
 
     parallel = options.parallel
     threads = (options.threads or available_cores()) if parallel else 1
     extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=threads))
-    records = best_records(storage_url, (e.task.key for e in extracted))
+    records = _best_records(storage, (e.task.key for e in extracted))
     explicit = set(options.schedules or {})
     configs: dict[str, Config] = {}
     for item in extracted:

@@ -93,3 +93,27 @@ class Runner(Protocol):
     def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]: ...
 
     def close(self) -> None: ...
+
+
+def unique_tasks(tasks: Sequence[KernelTask]) -> list[KernelTask]:
+    """One task per signature (key), in order of first appearance."""
+    seen: dict[str, KernelTask] = {}
+    for task in tasks:
+        seen.setdefault(task.key, task)
+    return list(seen.values())
+
+
+def select_tasks(tasks: Sequence[KernelTask], kernels: Sequence[str] | None) -> list[KernelTask]:
+    """The distinct tasks that stand for a model kernel named in `kernels` (`k3_conv`) or whose
+    kind is (`conv`); all of them when `kernels` is empty. An unknown name is a ValueError."""
+    if kernels:
+        wanted = set(kernels)
+        names = {name for task in tasks for name in task.model_kernels}
+        unknown = sorted(wanted - names - {task.kind for task in tasks})
+        if unknown:
+            raise ValueError(
+                f"'{unknown[0]}' names no kernel of the model and no kernel kind it has "
+                f"(kernels: {', '.join(sorted(names))})"
+            )
+        tasks = [task for task in tasks if task.kind in wanted or wanted & set(task.model_kernels)]
+    return unique_tasks(tasks)

@@ -19,7 +19,7 @@ from woodpecker.schedule.space import SearchSpace
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
 from woodpecker.tune.extract import cpu_tasks
-from woodpecker.tune.task import KernelTask, Runner
+from woodpecker.tune.task import KernelTask, Runner, select_tasks
 from woodpecker.tune.tuner import Progress, TuneOptions, TuneResult, tune_tasks
 
 ModelSource = str | os.PathLike | onnx.ModelProto | ImportedModel
@@ -39,20 +39,9 @@ def model_cpu_tasks(
     threads = threads or available_cores()
     with lowered.imported.context:
         extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=threads))
-    if kernels:
-        wanted = set(kernels)
-        known = {e.kernel_name for e in extracted} | {e.task.kind for e in extracted}
-        unknown = sorted(wanted - known)
-        if unknown:
-            raise ValueError(
-                f"'{unknown[0]}' names no kernel of the model and no kernel kind it has "
-                f"(kernels: {', '.join(e.kernel_name for e in extracted)})"
-            )
-        extracted = [e for e in extracted if e.kernel_name in wanted or e.task.kind in wanted]
-    unique: dict[str, tuple[KernelTask, SearchSpace]] = {}
-    for item in extracted:
-        unique.setdefault(item.task.key, (item.task, item.space))
-    return sorted(unique.values(), key=lambda pair: -pair[0].flops)
+    spaces = {item.task.key: item.space for item in extracted}
+    selected = select_tasks([item.task for item in extracted], kernels)
+    return sorted(((task, spaces[task.key]) for task in selected), key=lambda pair: -pair[0].flops)
 
 
 def tune_model(

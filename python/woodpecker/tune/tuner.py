@@ -209,27 +209,33 @@ def _tune_one(
 
 
 def _propose(state: _Study, strategy: str, rng: random.Random) -> tuple[Config | None, optuna.Trial | None]:
-    """The next configuration to measure, unvisited and valid, with its open trial (if any)."""
+    """The next configuration to measure, unvisited and valid, with its open trial."""
     visited = state.visited()
-    for _ in range(_MAX_PROPOSALS):
-        if strategy == "random":
-            config = state.space.sample(rng)
+    if strategy != "random":
+        for _ in range(_MAX_PROPOSALS):
+            trial = state.study.ask(state.dists)
+            config = state.space.repair(decode(trial.params))
             if config_key(config) not in visited:
-                state.study.enqueue_trial(encode(config))
-                return config, state.study.ask(state.dists)
-            continue
-        trial = state.study.ask(state.dists)
-        config = state.space.repair(decode(trial.params))
-        if config_key(config) not in visited:
-            return config, trial
-        # Visited (TPE converging): record nothing new, keep the trial out of the count.
-        state.study.tell(trial, state=TrialState.PRUNED)
+                return config, trial
+            # Visited (TPE converging): record nothing new, keep the trial out of the count.
+            state.study.tell(trial, state=TrialState.PRUNED)
+    # Random search, and the way out when the sampler only proposes what was measured.
     for _ in range(200):
         config = state.space.sample(rng)
         if config_key(config) not in visited:
-            state.study.enqueue_trial(encode(config))
-            return config, state.study.ask(state.dists)
+            return config, open_trial(state, config)
     return None, None
+
+
+def open_trial(state: _Study, config: Config, trial: optuna.Trial | None = None) -> optuna.Trial:
+    """A RUNNING trial whose params are exactly `config`: `trial` itself, or, when the sampler's
+    proposal was repaired into `config`, a new one (the proposal is closed as PRUNED)."""
+    if trial is not None and trial.params == encode(config):
+        return trial
+    if trial is not None:
+        state.study.tell(trial, state=TrialState.PRUNED)
+    state.study.enqueue_trial(encode(config))
+    return state.study.ask(state.dists)
 
 
 def _record(
@@ -255,28 +261,13 @@ def _record(
         attrs["relative"] = result.relative
     default = None if is_default else state.study.user_attrs.get("default_seconds")
     seconds = result.value(default)
-    params = encode(config)
-    same_params = trial is not None and trial.params == params
-    if trial is not None and not same_params:
-        # The sampler's proposal was repaired: close it, record what was measured instead.
-        state.study.tell(trial, state=TrialState.PRUNED)
-        trial = None
-    if trial is None:
-        frozen = optuna.trial.create_trial(
-            params=params,
-            distributions=state.dists,
-            value=seconds if result.ok else None,
-            state=TrialState.COMPLETE if result.ok else TrialState.FAIL,
-            user_attrs=attrs,
-        )
-        state.study.add_trial(frozen)
+    trial = open_trial(state, config, trial)
+    for key, attr in attrs.items():
+        trial.set_user_attr(key, attr)
+    if result.ok:
+        state.study.tell(trial, seconds)
     else:
-        for key, attr in attrs.items():
-            trial.set_user_attr(key, attr)
-        if result.ok:
-            state.study.tell(trial, seconds)
-        else:
-            state.study.tell(trial, state=TrialState.FAIL)
+        state.study.tell(trial, state=TrialState.FAIL)
     if is_default and result.ok:
         state.study.set_user_attr("default_seconds", seconds)
 
