@@ -1,8 +1,10 @@
 """`wpk`: compile an ONNX model, run it, and compare it with ONNX Runtime.
 
     wpk run [MODEL.onnx] [--input-shape NAME=1x3x224x224] [--repeat N] [--opt-level N]
+            [--libraries all|none|onednn|blas] [--select records|measure|heuristic]
+    wpk compile MODEL.onnx [--target cpu|cuda] [--libraries ...] [--select ...] [--report FILE] [-o DIR]
 
-Without MODEL it runs the bundled tiny ResNet.
+Without MODEL, `wpk run` runs the bundled tiny ResNet.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     shapes = dict(args.input_shape or [])
     print(f"model: {model_path}")
     options = woodpecker.CompileOptions(opt_level=args.opt_level, use_tuning_records=not args.no_records,
-                                        tuning_db=args.db)
+                                        tuning_db=args.db, libraries=args.libraries, select=args.select)
     if args.schedule:
         from woodpecker.schedule.schedule_pass import load_request
 
@@ -86,8 +88,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     stats = compiled.stats
     print(f"compiled for cpu at O{args.opt_level} in {compile_s:.2f}s ({stages}); "
           f"{stats.num_ops_before} ops -> {stats.num_kernels} kernels "
-          f"({stats.tuned_kernels} with tuning records); "
+          f"({stats.tuned_kernels} with tuning records, {stats.library_kernels} library calls); "
           f"{'OpenMP on all cores' if compiled.stats.parallel else 'one core'}")
+    if args.report:
+        _write_selection_report(args.report, compiled, model_path, options)
     feeds = random_feeds(compiled, seed=args.seed)
     outputs = compiled.run(None, feeds)
     for name, value in zip(compiled.output_names, outputs, strict=True):
@@ -116,6 +120,80 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"onnxruntime latency: median {theirs.median_ms:.3f} ms (min {theirs.min_ms:.3f} ms)")
     print(f"latency ratio woodpecker/onnxruntime: {ours.median_ms / theirs.median_ms:.2f}x")
     return 0 if agree else 2
+
+
+def _write_selection_report(path: str, compiled, model_path: Path, options) -> None:
+    from woodpecker.select.report import selection_report, write_report
+    from woodpecker.tune.extract import cpu_device
+
+    report = selection_report(
+        compiled.selection,
+        model=str(model_path),
+        target="cpu",
+        libraries=options.libraries,
+        select=options.select,
+        device=cpu_device(_threads(options)),
+    )
+    write_report(path, report)
+    print(f"wrote the selection report {path}")
+
+
+def _threads(options) -> int:
+    from woodpecker.backend.cpu import available_cores
+
+    return (options.cpu.threads or available_cores()) if options.cpu.parallel else 1
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    import woodpecker
+
+    shapes = dict(args.input_shape or [])
+    options = woodpecker.CompileOptions(
+        target=args.target,
+        opt_level=args.opt_level,
+        use_tuning_records=not args.no_records,
+        tuning_db=args.db,
+        libraries=args.libraries,
+        select=args.select,
+        arch=args.arch,
+    )
+    start = time.perf_counter()
+    compiled = woodpecker.compile(args.model, input_shapes=shapes or None, options=options)
+    seconds = time.perf_counter() - start
+    stats = compiled.stats
+    print(f"compiled {args.model} for {args.target} in {seconds:.2f}s: {stats.num_kernels} kernels "
+          f"({stats.tuned_kernels} with tuning records"
+          + (f", {getattr(stats, 'library_kernels', 0)} library calls)" if args.target == "cpu" else ")"))
+    if args.target == "cuda":
+        if args.output:
+            print(f"wrote the plan {compiled.save(args.output)}")
+        return 0
+    if compiled.selection:
+        from woodpecker.select.report import format_table
+
+        print(format_table(compiled.selection))
+        heuristic = [c for c in compiled.selection if c.how == "heuristic"]
+        if heuristic:
+            from woodpecker.select.selection import HEURISTIC
+
+            print(f"{len(heuristic)} kernel signatures chosen by the heuristic, not measured: {HEURISTIC} "
+                  "(--select measure measures them)")
+    if args.report:
+        _write_selection_report(args.report, compiled, Path(args.model), options)
+    if args.output:
+        raise woodpecker.WoodpeckerError("-o saves CUDA plans; a CPU model is compiled in memory (use --report)")
+    return 0
+
+
+def _add_selection_arguments(parser: argparse.ArgumentParser, select_default: str) -> None:
+    parser.add_argument("--libraries", default="all", metavar="all|none|onednn|blas",
+                        help="vendor libraries whose kernels compete with generated ones (comma-separated; "
+                             "default all)")
+    parser.add_argument("--select", default=select_default, choices=["records", "measure", "heuristic"],
+                        help="how each kernel's implementation is chosen: recorded measurements (else the "
+                             "heuristic), measure what is not recorded, or the heuristic only "
+                             f"(default {select_default})")
+    parser.add_argument("--report", metavar="FILE", help="write the per-kernel selection report (JSON)")
 
 
 def _bundled_model() -> Path:
@@ -153,7 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-compare", action="store_true", help="do not run onnxruntime")
     run.add_argument("--db", metavar="URL", help="tuning records to use (default ~/.cache/woodpecker/tuning.db)")
     run.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
+    _add_selection_arguments(run, "records")
     run.set_defaults(func=cmd_run)
+
+    comp = sub.add_parser("compile", help="compile a model; on the CPU, choose each kernel's implementation")
+    comp.add_argument("model", help="ONNX file")
+    comp.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
+    comp.add_argument("--arch", default="sm_90", help="CUDA architecture (target cuda)")
+    comp.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...",
+                      help="static shape for an input with symbolic dimensions (repeatable)")
+    comp.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    comp.add_argument("--db", metavar="URL",
+                      help="tuning and selection records (default ~/.cache/woodpecker/tuning.db)")
+    comp.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
+    comp.add_argument("-o", "--output", metavar="DIR", help="target cuda: write the plan (manifest, PTX, weights)")
+    _add_selection_arguments(comp, "measure")
+    comp.set_defaults(func=cmd_compile)
 
     from woodpecker.tune import cli as tune_cli
     from woodpecker.tune import report

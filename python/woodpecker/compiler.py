@@ -54,12 +54,27 @@ class CompileOptions:
     # database, see woodpecker.tune.storage).
     use_tuning_records: bool = True
     tuning_db: str | None = None
+    # target="cpu": the vendor libraries whose kernels compete with the generated ones ("all",
+    # "none", "onednn", "blas", or a comma-separated list), and how each kernel's implementation
+    # is chosen: "records" (the stored measurements, else the stated heuristic), "measure"
+    # (measure what is not recorded yet and record it), "heuristic" (never measure).
+    libraries: str = "all"
+    select: str = "records"
 
     def validate(self) -> None:
         if self.target not in TARGETS:
             raise CompilationError(
                 f"target '{self.target}' is not supported yet; available targets: {', '.join(TARGETS)}"
             )
+        from woodpecker.select.candidates import parse_libraries
+        from woodpecker.select.selection import MODES
+
+        try:
+            parse_libraries(self.libraries)
+        except ValueError as err:
+            raise CompilationError(str(err)) from None
+        if self.select not in MODES:
+            raise CompilationError(f"select must be one of {', '.join(MODES)}, got {self.select!r}")
         if self.opt_level not in OPT_LEVELS:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
         if self.target == "cuda":
@@ -95,8 +110,8 @@ def compile(
             gpu_configs = _with_cuda_records(module, len(imported.input_names), options, stats)
             return build_cuda_model(module, weights, imported, options.arch, gpu_configs, stats)
         with _stage(stats, "codegen"):
-            cpu_options = _with_records(module, len(weights), options, stats)
-            executable = compile_cpu(module, cpu_options, num_weights=len(weights))
+            cpu_options, selection = _cpu_plan(module, len(weights), options, stats)
+            executable = compile_cpu(module, cpu_options, num_weights=len(weights), weights=weights)
         executable.bind_weights(weights)
     stats.parallel = executable.parallel
     return CompiledModel(
@@ -107,6 +122,7 @@ def compile(
         executable=executable,
         stats=stats,
         target=options.target,
+        selection=selection,
     )
 
 
@@ -149,18 +165,27 @@ def lower_model(
     return LoweredModel(imported, module, weights)
 
 
-def _with_records(module: ir.Module, num_weights: int, options: CompileOptions, stats: CompileStats) -> CpuOptions:
-    """`options.cpu` with the best tuning record of each kernel that has one (kernels the caller
-    configured explicitly keep their configuration)."""
-    if not options.use_tuning_records:
-        return options.cpu
-    from woodpecker.tune.records import cpu_records
+def _cpu_plan(module: ir.Module, num_weights: int, options: CompileOptions, stats: CompileStats):
+    """`options.cpu` with each kernel's tuning record and chosen implementation (kernels the
+    caller configured explicitly keep their configuration), and the selection made."""
+    from woodpecker.select.candidates import parse_libraries
+    from woodpecker.select.plan import cpu_plan
 
-    found = cpu_records(module, num_weights, options.cpu, options.tuning_db)
-    stats.tuned_kernels = len(found)
-    if not found:
-        return options.cpu
-    return replace(options.cpu, schedules={**found, **dict(options.cpu.schedules or {})})
+    plan = cpu_plan(
+        module,
+        num_weights,
+        options.cpu,
+        parse_libraries(options.libraries),
+        # Without records, nothing stored is read: the heuristic chooses unless asked to measure.
+        mode=options.select if options.use_tuning_records or options.select == "measure" else "heuristic",
+        use_records=options.use_tuning_records,
+        storage=options.tuning_db,
+    )
+    stats.tuned_kernels = plan.tuned_kernels
+    stats.library_kernels = plan.library_kernels
+    if not plan.schedules:
+        return options.cpu, plan.choices
+    return replace(options.cpu, schedules={**plan.schedules, **dict(options.cpu.schedules or {})}), plan.choices
 
 
 def _with_cuda_records(module: ir.Module, num_inputs: int, options: CompileOptions, stats: CompileStats):

@@ -20,6 +20,7 @@ class CompileStats:
     num_ops_before: int = 0
     num_kernels: int = 0
     tuned_kernels: int = 0  # kernels compiled with a tuning record instead of their default
+    library_kernels: int = 0  # kernels computed by a library call (oneDNN, BLAS)
     parallel: bool = False
 
     @property
@@ -38,6 +39,9 @@ class CompiledModel:
     executable: CpuExecutable
     stats: CompileStats
     target: str = "cpu"
+    # Per kernel signature: the candidates (generated, oneDNN, BLAS), their times and the
+    # choice (woodpecker.select.selection.KernelChoice); empty with libraries="none".
+    selection: list = field(default_factory=list)
 
     def run(
         self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]

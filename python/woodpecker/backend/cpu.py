@@ -19,7 +19,10 @@ from woodpecker.backend.outline_weights import main_func
 from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
+from woodpecker.libs.emit import LibraryKernel, library_paths
+from woodpecker.libs.replace import rename_configs, replace_library_kernels, split_configs
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
+from woodpecker.schedule.kernels import KINDS
 from woodpecker.schedule.packing import PackedWeight, prepack_weights
 from woodpecker.schedule.target import CpuTarget
 
@@ -48,6 +51,8 @@ class CpuExecutable:
     _fixed_args: list = field(default_factory=list)
     _keepalive: list = field(default_factory=list)
     _main: Callable | None = None  # the JIT-ed entry point, looked up once
+    # Library calls in the code (woodpecker.libs): their objects live as long as the code.
+    libraries: list[LibraryKernel] = field(default_factory=list)
 
     def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Fixes the trailing weight arguments (kept alive for the executable's life)."""
@@ -120,11 +125,18 @@ def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
         raise CompilationError(f"CPU lowering to LLVM failed: {err}") from None
 
 
-def compile_cpu(module: ir.Module, options: CpuOptions | None = None, num_weights: int = 0) -> CpuExecutable:
+def compile_cpu(
+    module: ir.Module,
+    options: CpuOptions | None = None,
+    num_weights: int = 0,
+    weights: Sequence[np.ndarray] | None = None,
+) -> CpuExecutable:
     """Lowers `module` (linalg on tensors, `@main` with tensor results) and JIT-compiles it.
 
     The last `num_weights` arguments of `@main` are weights: layout changes the schedules
-    want for them (packed B panels) are done once, by `bind_weights`.
+    want for them (packed B panels) are done once, by `bind_weights`. A kernel configured as
+    `{"impl": "onednn" | "blas"}` becomes a library call (woodpecker.libs), which bakes in its
+    weights: then `weights` (the arrays of those arguments) must be given.
     """
     options = options or CpuOptions()
     omp = openmp_runtime() if options.parallel else None
@@ -133,15 +145,26 @@ def compile_cpu(module: ir.Module, options: CpuOptions | None = None, num_weight
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
     target = CpuTarget.host(threads=(options.threads or available_cores()) if parallel else 1)
-    schedules = apply_schedules(module, options.schedules, target)
+    library_choices, configs = split_configs(options.schedules)
+    libraries: list[LibraryKernel] = []
+    if library_choices:
+        libraries, renaming = replace_library_kernels(module, library_choices, weights, num_weights, target.threads)
+        configs = rename_configs(configs, renaming, KINDS)
+    schedules = apply_schedules(module, configs, target)
     first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
     packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}
     lower_to_llvm(module, parallel)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
+    libs += library_paths({kernel.library for kernel in libraries})
     try:
         engine = ExecutionEngine(module, opt_level=options.llvm_opt_level, shared_libs=libs)
     except Exception as err:  # the bindings raise RuntimeError with LLVM's message
         raise CompilationError(f"JIT compilation failed: {err}") from None
     return CpuExecutable(
-        engine=engine, output_shapes=output_shapes, parallel=parallel, schedules=schedules, packed_weights=packed
+        engine=engine,
+        output_shapes=output_shapes,
+        parallel=parallel,
+        schedules=schedules,
+        packed_weights=packed,
+        libraries=libraries,
     )

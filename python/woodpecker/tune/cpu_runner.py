@@ -101,7 +101,9 @@ class InProcessCpuRunner:
         self._tasks.clear()
 
 
-def _compile(task: KernelTask, config: Config, options: CpuMeasureOptions):  # -> CpuExecutable
+def _compile(task: KernelTask, config: Config, options: CpuMeasureOptions, weights: Sequence[np.ndarray]):
+    """The task's module compiled with `config` for its kernel (a CpuExecutable); a library
+    configuration ({"impl": "onednn"}) bakes in `weights`."""
     from mlir import ir
 
     from woodpecker.backend.cpu import CpuOptions, compile_cpu
@@ -115,18 +117,18 @@ def _compile(task: KernelTask, config: Config, options: CpuMeasureOptions):  # -
             threads=options.threads,
             schedules={task.kernel_name: config},
         )
-        return compile_cpu(module, cpu, num_weights=task.num_weights)
+        return compile_cpu(module, cpu, num_weights=task.num_weights, weights=weights)
 
 
 def _measure(task: KernelTask, config: Config, state: _TaskState, options: CpuMeasureOptions) -> MeasureResult:
     start = time.perf_counter()
-    executable = _compile(task, config, options)
+    executable = _compile(task, config, options, state.weights)
     compile_seconds = time.perf_counter() - start
     executable.bind_weights(state.weights)
     (output,) = executable(state.inputs)
     is_default = _is_default(executable, task)
     if state.default_call is None and not is_default:
-        reference = _compile(task, {}, options)
+        reference = _compile(task, {}, options, state.weights)
         reference.bind_weights(state.weights)
         state.default_call, outputs = reference.bound_call(state.inputs)
         state.default_call()

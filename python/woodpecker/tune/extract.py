@@ -117,6 +117,17 @@ def _owner(value: ir.Value) -> ir.Operation | None:
     return owner.operation if isinstance(owner, ir.OpView) else owner
 
 
+def _is_weight(value: ir.Value, first_weight: int) -> bool:
+    """A weight argument, or a reshape of one (a depthwise filter collapsed to C x KH x KW):
+    its values are fixed when the model is compiled, which a library kernel relies on."""
+    while not isinstance(value.owner, ir.Block):
+        owner = _owner(value)
+        if owner is None or owner.name not in ("tensor.collapse_shape", "tensor.expand_shape"):
+            return False
+        value = owner.operands[0]
+    return ir.BlockArgument(value).arg_number >= first_weight
+
+
 def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[tuple[int, ...]], int]:
     """The module computing only kernel `index` of the tagged module text; its argument
     shapes and how many of its (trailing) arguments are weights."""
@@ -141,18 +152,31 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
         for i, (known, _) in enumerate(externals):
             if known == value:
                 return i
-        owner = value.owner
-        is_weight = isinstance(owner, ir.Block) and ir.BlockArgument(value).arg_number >= first_weight
+        is_weight = _is_weight(value, first_weight)
         externals.append((value, is_weight))
         return len(externals) - 1
 
     uses: list[tuple[ir.Operation, int, int]] = []  # (op, operand number, external index)
-    for op in members:
+
+    def defined_outside(value: ir.Value) -> bool:
+        """Made in @main's body (or an argument of it), not by a kernel member or a local op."""
+        owner = value.owner
+        if isinstance(owner, ir.Block):
+            return owner == block
+        owner = _owner(value)
+        return owner.parent == fn.operation and not any(owner == m for m in members) and owner.name not in _LOCAL_OPS
+
+    def collect(op: ir.Operation) -> None:
         for number, value in enumerate(op.operands):
-            owner = _owner(value)
-            if owner is not None and (any(owner == m for m in members) or owner.name in _LOCAL_OPS):
-                continue
-            uses.append((op, number, external_index(value)))
+            if defined_outside(value):
+                uses.append((op, number, external_index(value)))
+        for region in op.regions:  # values a body captures from @main (a tensor.extract in a pad)
+            for inner_block in region.blocks:
+                for inner in inner_block.operations:
+                    collect(inner.operation)
+
+    for op in members:
+        collect(op)
     order = [i for i, (_, w) in enumerate(externals) if not w] + [i for i, (_, w) in enumerate(externals) if w]
     old_count = len(block.arguments)
     new_args = {}

@@ -8,7 +8,8 @@ changed since it was tuned) are skipped with a warning, and the kernel keeps its
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import optuna
 from mlir import ir
@@ -19,6 +20,9 @@ from woodpecker.schedule.target import CpuTarget
 from woodpecker.tune.confirm import chosen_trial, confirmed_of
 from woodpecker.tune.params import trial_config
 from woodpecker.tune.storage import open_storage, storage_exists
+
+if TYPE_CHECKING:
+    from woodpecker.tune.extract import ExtractedKernel
 
 
 def best_config(study: optuna.Study) -> tuple[Config, float] | None:
@@ -48,24 +52,22 @@ def _best_records(storage, keys: Iterable[str]) -> dict[str, tuple[Config, float
     return found
 
 
-def cpu_records(module: ir.Module, num_weights: int, options: CpuOptions, storage_url: str | None) -> dict[str, Config]:
-    """kernel name -> recorded best configuration, for the kernels of `module` that have one
-    and that `options.schedules` does not configure (by name or kind)."""
+def has_cpu_records(storage_url: str | None) -> bool:
+    """Whether the storage holds any CPU study (else compiling need not cut kernels out)."""
+    if not storage_exists(storage_url):
+        return False
+    return any(s.study_name.startswith("cpu.") for s in open_storage(storage_url).get_all_studies())
+
+
+def record_configs(extracted: Sequence[ExtractedKernel], storage_url: str | None) -> dict[str, Config]:
+    """task key -> recorded best configuration, for the kernels that have a valid record (a
+    record no longer valid for its kernel's search space is skipped with a warning)."""
     if not storage_exists(storage_url):
         return {}
-    storage = open_storage(storage_url)
-    if not any(s.study_name.startswith("cpu.") for s in storage.get_all_studies()):
-        return {}  # no CPU records: do not cut the kernels out
-    from woodpecker.tune.extract import cpu_tasks
-
-    parallel = options.parallel
-    threads = (options.threads or available_cores()) if parallel else 1
-    extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=threads))
-    records = _best_records(storage, (e.task.key for e in extracted))
-    explicit = set(options.schedules or {})
+    records = _best_records(open_storage(storage_url), (e.task.key for e in extracted))
     configs: dict[str, Config] = {}
     for item in extracted:
-        if item.task.key not in records or item.kernel_name in explicit or item.task.kind in explicit:
+        if item.task.key not in records or item.task.key in configs:
             continue
         config, _ = records[item.task.key]
         problems = item.space.violations(config)
@@ -76,5 +78,24 @@ def cpu_records(module: ir.Module, num_weights: int, options: CpuOptions, storag
                 stacklevel=2,
             )
             continue
-        configs[item.kernel_name] = config
+        configs[item.task.key] = config
     return configs
+
+
+def cpu_records(module: ir.Module, num_weights: int, options: CpuOptions, storage_url: str | None) -> dict[str, Config]:
+    """kernel name -> recorded best configuration, for the kernels of `module` that have one
+    and that `options.schedules` does not configure (by name or kind)."""
+    if not has_cpu_records(storage_url):
+        return {}  # no CPU records: do not cut the kernels out
+    from woodpecker.tune.extract import cpu_tasks
+
+    parallel = options.parallel
+    threads = (options.threads or available_cores()) if parallel else 1
+    extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=threads))
+    by_key = record_configs(extracted, storage_url)
+    explicit = set(options.schedules or {})
+    return {
+        item.kernel_name: by_key[item.task.key]
+        for item in extracted
+        if item.task.key in by_key and item.kernel_name not in explicit and item.task.kind not in explicit
+    }

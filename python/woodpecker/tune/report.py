@@ -529,9 +529,27 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(format_table(summaries))
     print()
+    paths += _write_selection(args.db, Path(args.output_dir))
     for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def _write_selection(storage_url: str | None, out: Path) -> list[Path]:
+    """The implementation choices recorded by compiles (woodpecker.select): a table on stdout,
+    selection.csv and selection.png; nothing when none are recorded."""
+    from woodpecker.select.report import format_table as selection_table
+    from woodpecker.select.report import plot_selection, stored_choices, write_selection_csv
+
+    choices = stored_choices(storage_url)
+    if not choices:
+        return []
+    print("implementation selection (generated kernel vs libraries), ms per call:")
+    print(selection_table(choices))
+    print()
+    write_selection_csv(out / "selection.csv", choices)
+    plot_selection(out / "selection.png", choices)
+    return [out / "selection.csv", out / "selection.png"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -150,12 +150,29 @@ def open_study(
         sampler=make_sampler(strategy, space, seed, trials),
         load_if_exists=True,
     )
+    _describe(study, task)
+    return _Study(task, space, study, distributions(space))
+
+
+def open_study_for_records(task: KernelTask, storage) -> optuna.Study:
+    """The task's study (created when missing) for storing other measurements than trials
+    (woodpecker.select keeps its candidates' timings there)."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per kernel
+    try:
+        study = optuna.create_study(study_name=task.key, storage=storage, direction="minimize", load_if_exists=True)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    _describe(study, task)
+    return study
+
+
+def _describe(study: optuna.Study, task: KernelTask) -> None:
     if "task" not in study.user_attrs:
         fields = asdict(task)
         del fields["module_text"]
         study.set_user_attr("task", fields)
         study.set_user_attr("module_text", task.module_text)
-    return _Study(task, space, study, distributions(space))
 
 
 def tune_tasks(

@@ -62,6 +62,17 @@ func.func @nothing(%x: tensor<3xf32>) -> tensor<3xf32> {
   return %y : tensor<3xf32>
 }
 
+// A gemm with trans_b and a constant B gets B transposed once (trans_b becomes false): the
+// code reads B as it multiplies it, and a library call takes it as it is.
+// CHECK-LABEL: func.func @gemm_trans_b(
+// CHECK-NEXT:    %[[B:.*]] = "wpk.weight"() {value = dense_resource<[[BT:.*_b_transposed.*]]> : tensor<3x2xf32>}
+// CHECK-NEXT:    "wpk.gemm"(%arg0, %[[B]]) {{.*}}trans_b = false
+func.func @gemm_trans_b(%x: tensor<1x3xf32>) -> tensor<1x2xf32> {
+  %b = "wpk.weight"() {value = dense_resource<w23> : tensor<2x3xf32>} : () -> tensor<2x3xf32>
+  %y = "wpk.gemm"(%x, %b) {alpha = 1.0 : f32, beta = 1.0 : f32, trans_a = false, trans_b = true} : (tensor<1x3xf32>, tensor<2x3xf32>) -> tensor<1x2xf32>
+  return %y : tensor<1x2xf32>
+}
+
 }
 
 // The folded arrays are in the resource section (64-byte aligned blobs); the folded-away
@@ -72,6 +83,7 @@ func.func @nothing(%x: tensor<3xf32>) -> tensor<3xf32> {
 // CHECK-DAG:     [[T]]: "0x400000000000803F00008040000000400000A040000040400000C040"
 // CHECK-DAG:     [[M]]: "0x4000000000000000000000C000000000"
 // CHECK-DAG:     a3: "0x04000000000000BF000000400000C0BF"
+// CHECK-DAG:     [[BT]]: "0x400000000000803F00008040000000400000A040000040400000C040"
 
 {-#
   dialect_resources: {

@@ -1,0 +1,1 @@
+"""Vendor library kernels (oneDNN, BLAS) that compete with generated code."""

@@ -1,0 +1,395 @@
+"""Which kernels a library can compute, and with what parameters.
+
+`match_kernel` reads a kernel found by `woodpecker.schedule.kernels.find_kernels` (its ops
+generalized and tagged) and returns a `LibraryPlan`: the library operation (convolution,
+matmul, pooling) with its static parameters, the run-time tensors it reads, the weights it
+bakes in (by argument position) and which op's result the library call replaces. A kernel the
+library cannot compute raises `NotApplicable` with the reason, which the selection report
+shows.
+
+Convolutions are read from the generalized op's indexing maps (strides and dilations are the
+coefficients of the input's spatial expressions); the padding from the fill + copy +
+insert_slice that `materialize_pads` made of the `tensor.pad` (the library pads itself, so
+that copy disappears with the kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from mlir import ir
+
+from woodpecker.libs.epilogue import Epilogue, EpilogueError, Step, read_epilogue
+from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel
+
+LIBRARIES = ("onednn", "blas")
+
+_CONV_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw")
+_MATMUL_OPS = ("linalg.matmul", "linalg.matmul_transpose_b")
+_POOL_OPS = ("linalg.pooling_nchw_max", "linalg.pooling_nchw_sum")
+_RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
+
+
+class NotApplicable(ValueError):
+    """The library has no implementation of this kernel; the message says why."""
+
+
+@dataclass
+class LibraryPlan:
+    """What a library call computes in place of a kernel (or of its main op, for BLAS)."""
+
+    library: str  # "onednn" | "blas"
+    op: str  # "conv" | "matmul" | "max_pool" | "avg_pool"
+    kernel_name: str
+    replaces: ir.Operation  # the op whose result the call's result replaces
+    inputs: list[ir.Value]  # run-time tensors the call reads, in the call's operand order
+    output_shape: tuple[int, ...]
+    params: dict = field(default_factory=dict)  # static parameters (shapes, strides, pads, post-ops, ...)
+    weight_args: dict[str, int] = field(default_factory=dict)  # "weights"/"bias" -> argument position of @main
+    weight_transforms: dict[str, str] = field(default_factory=dict)  # "weights" -> "transpose" | "reshape"
+
+    @property
+    def description(self) -> str:
+        return f"{self.library} {self.op}"
+
+
+def _owner(value: ir.Value) -> ir.Operation | None:
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    return owner.operation if isinstance(owner, ir.OpView) else owner
+
+
+def _shape(value: ir.Value) -> tuple[int, ...]:
+    return tuple(ir.RankedTensorType(value.type).shape)
+
+
+def _weight_arg(value: ir.Value, first_weight: int) -> int | None:
+    """The @main argument position of a weight `value` is (through reshapes), or None."""
+    while True:
+        owner = _owner(value)
+        if owner is None:
+            position = ir.BlockArgument(value).arg_number
+            return position if position >= first_weight else None
+        if owner.name not in _RESHAPES:
+            return None
+        value = owner.operands[0]
+
+
+def _maps(op: ir.Operation) -> list[ir.AffineMap]:
+    return [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+
+
+def _coefficients(expr: ir.AffineExpr) -> dict[int, int]:
+    """dim position -> coefficient of a sum of `dim * constant` terms."""
+    if isinstance(expr, ir.AffineDimExpr):
+        return {ir.AffineDimExpr(expr).position: 1}
+    if isinstance(expr, ir.AffineAddExpr):
+        add = ir.AffineAddExpr(expr)
+        left, right = _coefficients(add.lhs), _coefficients(add.rhs)
+        if set(left) & set(right):
+            raise NotApplicable(f"window expression {expr} repeats a loop")
+        return {**left, **right}
+    if isinstance(expr, ir.AffineMulExpr):
+        mul = ir.AffineMulExpr(expr)
+        for dim, const in ((mul.lhs, mul.rhs), (mul.rhs, mul.lhs)):
+            if isinstance(const, ir.AffineConstantExpr) and isinstance(dim, ir.AffineDimExpr):
+                return {ir.AffineDimExpr(dim).position: ir.AffineConstantExpr(const).value}
+    raise NotApplicable(f"window expression {expr} is not a sum of strided loops")
+
+
+def _window(op: ir.Operation, window_operand: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(strides, dilations) of a convolution or pooling from its input's indexing map."""
+    maps = _maps(op)
+    out_map, in_map, window_map = maps[-1], maps[0], maps[window_operand]
+    strides, dilations = [], []
+    for axis in (2, 3):
+        out_dim = ir.AffineDimExpr(out_map.results[axis]).position
+        window_dim = ir.AffineDimExpr(window_map.results[len(window_map.results) - 4 + axis]).position
+        coefficients = _coefficients(in_map.results[axis])
+        if set(coefficients) != {out_dim, window_dim}:
+            raise NotApplicable(f"input index {in_map.results[axis]} is not output * stride + window * dilation")
+        strides.append(coefficients[out_dim])
+        dilations.append(coefficients[window_dim])
+    return (strides[0], strides[1]), (dilations[0], dilations[1])
+
+
+def _fill_value(op: ir.Operation | None) -> float | None:
+    if op is None:
+        return None
+    named = op.attributes.get(NAMED_OP_ATTR, None)
+    if op.name != "linalg.fill" and (named is None or ir.StringAttr(named).value != "linalg.fill"):
+        return None
+    owner = _owner(op.operands[0])
+    if owner is None or owner.name != "arith.constant":
+        return None
+    return float(ir.FloatAttr(owner.attributes["value"]).value)
+
+
+def _unpadded(value: ir.Value, pad_value: float) -> tuple[ir.Value, tuple[int, int], tuple[int, int]]:
+    """(the tensor before padding, pads begin (top, left), pads end (bottom, right)) of a
+    materialized pad (insert_slice of a copy into a fill); the value itself when not padded."""
+    owner = _owner(value)
+    if owner is None or owner.name != "tensor.insert_slice":
+        return value, (0, 0), (0, 0)
+    source, dest = owner.operands[0], owner.operands[1]
+    copy = _owner(source)
+    if _fill_value(_owner(dest)) != pad_value or copy is None or copy.name != "linalg.generic":
+        raise NotApplicable("the input is not padded with the value the operation needs")
+    body = copy.regions[0].blocks[0]
+    yielded = body.operations[len(body.operations) - 1].operands[0]
+    if len(copy.operands) != 2 or len(body.operations) != 1 or yielded != body.arguments[0]:
+        raise NotApplicable("the input's padding is not a plain copy")
+    offsets = list(ir.DenseI64ArrayAttr(owner.attributes["static_offsets"]))
+    inner, padded = _shape(copy.operands[0]), _shape(value)
+    if offsets[:2] != [0, 0] or inner[:2] != padded[:2]:
+        raise NotApplicable("the input is padded along batch or channels")
+    begin = (offsets[2], offsets[3])
+    end = (padded[2] - inner[2] - offsets[2], padded[3] - inner[3] - offsets[3])
+    return copy.operands[0], begin, end
+
+
+def _operand_number(op: ir.Operation, value: ir.Value) -> int:
+    return next(i for i, operand in enumerate(op.operands) if operand == value)
+
+
+def _broadcast_shape(epilogue: ir.Operation, operand: int) -> tuple[int, ...]:
+    """The shape (of the output's rank, 1 where broadcast) that `operand` has in memory."""
+    out_shape = _shape(epilogue.results[0])
+    amap = _maps(epilogue)[operand]
+    shape = _shape(epilogue.operands[operand])
+    result = [1] * len(out_shape)
+    last = -1
+    for position, expr in enumerate(amap.results):
+        if isinstance(expr, ir.AffineDimExpr):
+            dim = ir.AffineDimExpr(expr).position
+            if dim <= last:
+                raise NotApplicable(f"side operand {operand} of the epilogue is transposed")
+            last = dim
+            result[dim] = shape[position]
+        elif shape[position] != 1:
+            raise NotApplicable(f"side operand {operand} of the epilogue is indexed by {amap}")
+    return tuple(result)
+
+
+def _is_channel_bias(epilogue: ir.Operation, operand: int, channel_dim: int, first_weight: int) -> bool:
+    amap = _maps(epilogue)[operand]
+    results = list(amap.results)
+    return (
+        len(results) == 1
+        and isinstance(results[0], ir.AffineDimExpr)
+        and ir.AffineDimExpr(results[0]).position == channel_dim
+        and _weight_arg(epilogue.operands[operand], first_weight) is not None
+    )
+
+
+def _epilogue(kernel: Kernel, channel_dim: int, first_weight: int) -> tuple[Epilogue | None, ir.Operation]:
+    """The kernel's epilogue as post-ops (None when it has none) and the op the call replaces."""
+    if kernel.epilogue is None:
+        return None, kernel.main
+    epilogue = kernel.epilogue
+    main_operand = _operand_number(epilogue, kernel.main.results[0])
+    inputs = len(epilogue.operands) - len(epilogue.results)
+    candidates = {
+        i for i in range(inputs) if i != main_operand and _is_channel_bias(epilogue, i, channel_dim, first_weight)
+    }
+    try:
+        return read_epilogue(epilogue, main_operand, candidates), epilogue
+    except EpilogueError as err:
+        raise NotApplicable(str(err)) from None
+
+
+def _post_ops(kernel: Kernel, read: Epilogue | None) -> tuple[list[dict], list[ir.Value]]:
+    """The post-ops as plain dicts (alg, alpha, beta, shape) and the side tensors they read."""
+    post_ops, sides = [], []
+    for step in read.steps if read else ():
+        entry = {"kind": step.kind, "alg": step.alg, "alpha": step.alpha, "beta": step.beta}
+        if step.kind == "binary":
+            assert step.side is not None
+            entry["shape"] = _broadcast_shape(kernel.epilogue, step.side)
+            sides.append(kernel.epilogue.operands[step.side])
+        post_ops.append(entry)
+    return post_ops, sides
+
+
+def match_kernel(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan:
+    """The library call that computes `kernel`; raises NotApplicable with the reason."""
+    if library not in LIBRARIES:
+        raise ValueError(f"unknown library '{library}' (known: {', '.join(LIBRARIES)})")
+    name = kernel.named_op
+    if library == "blas":
+        if name not in _MATMUL_OPS:
+            raise NotApplicable(f"BLAS computes matmul kernels, not {name.removeprefix('linalg.')}")
+        return _matmul(kernel, library, first_weight)
+    if name in _CONV_OPS:
+        return _conv(kernel, first_weight)
+    if name in _MATMUL_OPS:
+        return _matmul(kernel, library, first_weight)
+    if name in _POOL_OPS:
+        return _pool(kernel)
+    raise NotApplicable(f"oneDNN is not used for {name.removeprefix('linalg.')} kernels")
+
+
+def _conv(kernel: Kernel, first_weight: int) -> LibraryPlan:
+    main = kernel.main
+    if _fill_value(kernel.fill) != 0.0:
+        raise NotApplicable("the convolution does not start from a zero accumulator")
+    strides, dilations = _window(main, 1)
+    source, pads_begin, pads_end = _unpadded(main.operands[0], 0.0)
+    weight = _weight_arg(main.operands[1], first_weight)
+    if weight is None:
+        raise NotApplicable("the filter is computed at run time, not a weight")
+    _n, c, _, _ = _shape(source)
+    filter_shape = _shape(main.operands[1])
+    depthwise = kernel.named_op == "linalg.depthwise_conv_2d_nchw_chw"
+    if depthwise:
+        filter_shape = (filter_shape[0], 1, filter_shape[1], filter_shape[2])
+    read, replaces = _epilogue(kernel, 1, first_weight)
+    post_ops, sides = _post_ops(kernel, read)
+    plan = LibraryPlan(
+        library="onednn",
+        op="conv",
+        kernel_name=kernel.name,
+        replaces=replaces,
+        inputs=[source, *sides],
+        output_shape=_shape(replaces.results[0]),
+        params={
+            "src_shape": _shape(source),
+            "filter_shape": filter_shape,
+            "strides": strides,
+            "pads_begin": pads_begin,
+            "pads_end": pads_end,
+            "dilations": dilations,
+            "groups": c if depthwise else 1,
+            "post_ops": post_ops,
+        },
+        weight_args={"weights": weight},
+        weight_transforms={"weights": "reshape"},
+    )
+    if read is not None and read.bias is not None:
+        bias = _weight_arg(kernel.epilogue.operands[read.bias], first_weight)
+        assert bias is not None
+        plan.weight_args["bias"] = bias
+    return plan
+
+
+def _matmul_rhs(value: ir.Value, first_weight: int, transposed_b: bool) -> tuple[int, bool]:
+    """(weight argument, whether it holds B transposed, i.e. N x K) of a matmul's right operand."""
+    weight = _weight_arg(value, first_weight)
+    if weight is not None:
+        return weight, transposed_b
+    owner = _owner(value)
+    if owner is not None and owner.name == "linalg.generic" and len(owner.operands) == 2:
+        maps = _maps(owner)
+        body = owner.regions[0].blocks[0]
+        is_copy = len(body.operations) == 1 and body.operations[0].operands[0] == body.arguments[0]
+        swapped = maps[0] == ir.AffineMap.get_permutation([1, 0]) and maps[1] == ir.AffineMap.get_identity(2)
+        weight = _weight_arg(owner.operands[0], first_weight)
+        if is_copy and swapped and weight is not None:
+            return weight, not transposed_b
+    raise NotApplicable("the matmul's right operand is computed at run time, not a weight")
+
+
+def _matmul(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan:
+    main = kernel.main
+    if _fill_value(kernel.fill) != 0.0:
+        raise NotApplicable("the matmul does not start from a zero accumulator")
+    a, b = main.operands[0], main.operands[1]
+    if len(_shape(a)) != 2:
+        raise NotApplicable("batched matmuls are not supported")
+    weight, transposed = _matmul_rhs(b, first_weight, kernel.named_op == "linalg.matmul_transpose_b")
+    m, k = _shape(a)
+    n = _shape(main.results[0])[1]
+    if library == "blas":
+        read, replaces, post_ops, sides = None, main, [], []
+    else:
+        read, replaces = _epilogue(kernel, 1, first_weight)
+        post_ops, sides = _post_ops(kernel, read)
+    plan = LibraryPlan(
+        library=library,
+        op="matmul",
+        kernel_name=kernel.name,
+        replaces=replaces,
+        inputs=[a, *sides],
+        output_shape=_shape(replaces.results[0]),
+        params={"m": m, "k": k, "n": n, "post_ops": post_ops, "transposed_weights": transposed},
+        weight_args={"weights": weight},
+    )
+    if read is not None and read.bias is not None:
+        bias = _weight_arg(kernel.epilogue.operands[read.bias], first_weight)
+        assert bias is not None
+        plan.weight_args["bias"] = bias
+    return plan
+
+
+def _pool(kernel: Kernel) -> LibraryPlan:
+    main = kernel.main
+    is_max = kernel.named_op == "linalg.pooling_nchw_max"
+    start = -np.inf if is_max else 0.0
+    if _fill_value(kernel.fill) != start:
+        raise NotApplicable("the pooling does not start from its identity value")
+    strides, dilations = _window(main, 1)
+    if dilations != (1, 1):
+        raise NotApplicable("oneDNN pooling here takes no dilation")
+    source, pads_begin, pads_end = _unpadded(main.operands[0], start)
+    window = _shape(main.operands[1])
+    out = _shape(main.results[0])
+    if is_max:
+        if kernel.epilogue is not None:
+            raise NotApplicable("a max pooling with an epilogue has no oneDNN post-ops here")
+        kind, replaces = "max", main
+    else:
+        kind, replaces = _average_kind(kernel, _shape(source), window, strides, pads_begin, out), kernel.epilogue
+    return LibraryPlan(
+        library="onednn",
+        op="max_pool" if is_max else "avg_pool",
+        kernel_name=kernel.name,
+        replaces=replaces,
+        inputs=[source],
+        output_shape=_shape(replaces.results[0]),
+        params={
+            "src_shape": _shape(source),
+            "kind": kind,
+            "kernel": (window[0], window[1]),
+            "strides": strides,
+            "pads_begin": pads_begin,
+            "pads_end": pads_end,
+        },
+    )
+
+
+def _average_kind(kernel: Kernel, src: tuple[int, ...], window, strides, pads_begin, out) -> str:
+    """"avg_include_pad" or "avg_exclude_pad": which divisor the sum pooling's epilogue divides by."""
+    epilogue = kernel.epilogue
+    if epilogue is None or len(epilogue.operands) != 3:
+        raise NotApplicable("a sum pooling that is not divided by its window sizes")
+    body = epilogue.regions[0].blocks[0]
+    divide = body.operations[0].operation
+    main_operand = _operand_number(epilogue, kernel.main.results[0])
+    divisor_operand = 1 - main_operand
+    owner = _owner(epilogue.operands[divisor_operand])
+    if (
+        len(body.operations) != 2
+        or divide.name != "arith.divf"
+        or divide.operands[0] != body.arguments[main_operand]
+        or divide.operands[1] != body.arguments[divisor_operand]
+        or owner is None
+        or owner.name != "arith.constant"
+    ):
+        raise NotApplicable("the sum pooling's epilogue is not a division by window counts")
+    divisor = np.asarray(ir.DenseElementsAttr(owner.attributes["value"]), dtype=np.float64)
+    counts = []
+    for axis in (0, 1):
+        begin = np.arange(out[2 + axis]) * strides[axis] - pads_begin[axis]
+        end = begin + window[axis]
+        counts.append(np.clip(end, 0, src[2 + axis]) - np.clip(begin, 0, src[2 + axis]))
+    exclude = np.maximum(np.outer(counts[0], counts[1]), 1)
+    if divisor.shape == exclude.shape and np.array_equal(divisor, exclude):
+        return "avg_exclude_pad"
+    if np.all(divisor == window[0] * window[1]):
+        return "avg_include_pad"
+    raise NotApplicable("the average pooling's divisor is neither the window size nor the count of real elements")
+
+
+__all__ = ["LIBRARIES", "LibraryPlan", "NotApplicable", "Step", "match_kernel"]

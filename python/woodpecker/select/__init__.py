@@ -1,0 +1,1 @@
+"""Selection: per kernel, the fastest of the generated code and the vendor libraries (oneDNN, BLAS)."""

@@ -1,0 +1,88 @@
+"""The candidate implementations of one kernel: our generated code and the libraries that apply.
+
+A candidate is a configuration the CPU runners measure like any tuning candidate: the
+generated kernel's (its best tuning record, or `{}` for the default schedule) or
+`{"impl": "onednn"}` / `{"impl": "blas"}`. A library that cannot compute the kernel (see
+`woodpecker.libs.match`) or is not installed is still listed, with the reason, so the report
+shows why it was not chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from woodpecker.libs.match import LIBRARIES
+from woodpecker.libs.replace import GENERATED, IMPL_KNOB
+from woodpecker.tune.task import KernelTask
+
+LIBRARY_OPTIONS = ("all", "none", *LIBRARIES)
+
+
+@dataclass
+class Candidate:
+    impl: str  # "generated" | "onednn" | "blas"
+    config: dict[str, Any] = field(default_factory=dict)  # what the runner and compile_cpu take
+    reason: str | None = None  # why it cannot be used (not applicable, not installed)
+
+    @property
+    def applicable(self) -> bool:
+        return self.reason is None
+
+
+def parse_libraries(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """"all" | "none" | "onednn" | "blas" | "onednn,blas" (or a sequence) -> library names."""
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    if names == ["all"]:
+        return LIBRARIES
+    if names in (["none"], [""], []):
+        return ()
+    unknown = [n for n in names if n not in LIBRARIES]
+    if unknown:
+        raise ValueError(f"unknown library '{unknown[0]}'; libraries= takes one of {', '.join(LIBRARY_OPTIONS)}")
+    return tuple(n for n in LIBRARIES if n in names)
+
+
+def library_availability(library: str) -> str | None:
+    """None when `library` loads here, else why not."""
+    if library == "blas":
+        from woodpecker.libs import blas
+
+        return blas.availability()
+    from woodpecker.libs import onednn
+
+    return onednn.availability()
+
+
+def applicability(task: KernelTask, library: str) -> str | None:
+    """None when `library` can compute the task's kernel, else why not."""
+    from mlir import ir
+
+    from woodpecker.backend.outline_weights import main_func
+    from woodpecker.dialect import create_context
+    from woodpecker.libs.match import NotApplicable, match_kernel
+    from woodpecker.schedule.kernels import find_kernels
+
+    with create_context() as context, ir.Location.unknown(context):
+        module = ir.Module.parse(task.module_text)
+        kernels = [k for k in find_kernels(module) if k.name == task.kernel_name]
+        if not kernels:
+            return f"the task has no kernel {task.kernel_name}"
+        first_weight = len(main_func(module).regions[0].blocks[0].arguments) - task.num_weights
+        try:
+            match_kernel(kernels[0], library, first_weight)
+        except NotApplicable as err:
+            return str(err)
+    return None
+
+
+def kernel_candidates(
+    task: KernelTask, libraries: Sequence[str], generated: dict[str, Any] | None = None
+) -> list[Candidate]:
+    """The generated candidate (configuration `generated`, default `{}`) and one per library."""
+    candidates = [Candidate(GENERATED, dict(generated or {}))]
+    for library in libraries:
+        reason = library_availability(library) or applicability(task, library)
+        candidates.append(Candidate(library, {IMPL_KNOB: library}, reason))
+    return candidates

@@ -1,0 +1,170 @@
+"""What the selection chose and why: a JSON report, a text table, a PNG bar chart.
+
+`wpk compile --report report.json` writes `selection_report` of the compiled model: per
+kernel signature its op kind, shapes, the model kernels it stands for, every candidate with
+its measured time (or its error, or why it was not applicable) and the choice with how it
+was made. `wpk tune-report` reads the same records from the tuning storage
+(`stored_choices`) and adds `selection.csv` and `selection.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from woodpecker.select.selection import HEURISTIC, SELECTION_ATTR, KernelChoice
+
+IMPL_ORDER = ("generated", "onednn", "blas")
+
+
+def selection_report(choices: Sequence[KernelChoice], **header: Any) -> dict[str, Any]:
+    """The report as a JSON-able dict: `header` entries (model, libraries, mode, device...),
+    the heuristic's statement, the kernels, and totals."""
+    kernels = [choice.to_json() for choice in choices]
+    measured = [c for c in choices if c.how in ("measured", "recorded")]
+    return {
+        **header,
+        "heuristic": HEURISTIC,
+        "kernels": kernels,
+        "totals": {
+            "signatures": len(choices),
+            "model_kernels": sum(len(c.kernel_names) for c in choices),
+            "by_choice": _count(choices, lambda c: c.choice),
+            "by_how": _count(choices, lambda c: c.how),
+            "measured_signatures": len(measured),
+        },
+    }
+
+
+def _count(choices: Sequence[KernelChoice], key) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for choice in choices:
+        counts[key(choice)] = counts.get(key(choice), 0) + len(choice.kernel_names or (1,))
+    return counts
+
+
+def write_report(path: str | Path, report: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _cell(choice: KernelChoice, impl: str) -> str:
+    result = next((r for r in choice.candidates if r.impl == impl), None)
+    if result is None:
+        return ""
+    if result.reason is not None:
+        return "n/a"
+    if result.error is not None:
+        return "failed"
+    if result.seconds is None or not math.isfinite(result.seconds):
+        return "-"
+    return f"{result.seconds * 1e3:.4g}"
+
+
+def format_table(choices: Sequence[KernelChoice]) -> str:
+    """One line per kernel signature: candidates' ms, the choice and how it was made."""
+    impls = [i for i in IMPL_ORDER if any(r.impl == i for c in choices for r in c.candidates)]
+    header = ["kernels", "op", *[f"{i} ms" for i in impls], "choice", "how"]
+    rows = []
+    for choice in choices:
+        names = ",".join(choice.kernel_names) if len(choice.kernel_names) <= 3 else (
+            f"{','.join(choice.kernel_names[:2])},+{len(choice.kernel_names) - 2}"
+        )
+        rows.append([names, choice.description[:60], *[_cell(choice, i) for i in impls], choice.choice, choice.how])
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]
+    )
+
+
+def stored_choices(storage_url: str | None) -> list[KernelChoice]:
+    """The recorded selections of every study in the storage (what `wpk tune-report` shows)."""
+    import optuna
+
+    from woodpecker.select.selection import CandidateResult
+    from woodpecker.tune.storage import open_storage, storage_exists
+
+    if not storage_exists(storage_url):
+        return []
+    choices = []
+    for summary in open_storage(storage_url).get_all_studies():
+        data = summary.user_attrs.get(SELECTION_ATTR)
+        if not isinstance(data, dict) or not isinstance(data.get("candidates"), dict):
+            continue
+        task = summary.user_attrs.get("task") or {}
+        results = [
+            CandidateResult(impl, {}, entry.get("seconds"), entry.get("error"))
+            for impl, entry in data["candidates"].items()
+            if isinstance(entry, dict)
+        ]
+        measured = [r for r in results if r.seconds is not None and math.isfinite(r.seconds)]
+        best = min(measured, key=lambda r: r.seconds).impl if measured else "generated"
+        choices.append(
+            KernelChoice(
+                key=summary.study_name,
+                description=str(task.get("description", summary.study_name)),
+                kind=str(task.get("kind", "")),
+                kernel_names=tuple(task.get("model_kernels") or ()),
+                arg_shapes=tuple(tuple(s) for s in task.get("arg_shapes") or ()),
+                output_shape=tuple(task.get("output_shape") or ()),
+                candidates=results,
+                choice=best,
+                config={},
+                how="recorded",
+                default_seconds=data.get("default_seconds"),
+            )
+        )
+    _ = optuna  # the storage classes come from optuna
+    return choices
+
+
+def write_selection_csv(path: Path, choices: Sequence[KernelChoice]) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "description", "impl", "seconds", "error", "chosen"])
+        for choice in choices:
+            for result in choice.candidates:
+                writer.writerow(
+                    [choice.key, choice.description, result.impl, "" if result.seconds is None else result.seconds,
+                     result.error or result.reason or "", int(result.impl == choice.choice)]
+                )
+
+
+def plot_selection(path: Path, choices: Sequence[KernelChoice]) -> None:
+    """Grouped bars: each kernel signature's candidates, in ms (log scale), chosen one outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    impls = [i for i in IMPL_ORDER if any(r.impl == i and r.seconds for c in choices for r in c.candidates)]
+    if not choices or not impls:
+        return
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(choices) + 2), 4.5))
+    width = 0.8 / len(impls)
+    for offset, impl in enumerate(impls):
+        xs, heights, edges = [], [], []
+        for x, choice in enumerate(choices):
+            result = next((r for r in choice.candidates if r.impl == impl), None)
+            if result is None or result.seconds is None or not math.isfinite(result.seconds):
+                continue
+            xs.append(x + offset * width)
+            heights.append(result.seconds * 1e3)
+            edges.append("black" if choice.choice == impl else "none")
+        ax.bar(xs, heights, width, label=impl, edgecolor=edges, linewidth=1.5)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(choices))])
+    ax.set_xticklabels([c.description.split(" ")[0] + f"\n{'x'.join(map(str, c.output_shape))}" for c in choices],
+                       rotation=60, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per call (log)")
+    ax.set_title("candidates per kernel signature (outlined: chosen)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
