@@ -352,3 +352,49 @@ def test_wpk_compile_writes_the_selection_report(tmp_path, capsys) -> None:
     assert set(impls) == {"generated", "onednn", "blas"} and impls["blas"]["reason"]
     assert conv["choice"] == "onednn" and conv["arg_shapes"] and conv["output_shape"]
     assert sum(len(names) for names in kernels) == data["totals"]["model_kernels"]
+
+
+# -- real measurements: the runners time library candidates like any configuration ------------
+
+
+def test_isolated_runner_measures_and_verifies_a_library_candidate() -> None:
+    from woodpecker.tune.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
+
+    conv = next(t for t in _tasks() if t.kind == "conv")
+    runner = IsolatedCpuRunner(CpuMeasureOptions(repeat=2, min_seconds=0.0, max_repeat=2, pairs=1))
+    try:
+        default, library = runner.measure(conv, [{}, {"impl": "onednn"}])
+    finally:
+        runner.close()
+    assert default.ok and library.ok, (default.error, library.error)
+    assert library.relative is not None and library.relative > 0  # timed against the default, output verified
+
+
+def test_compile_with_select_measure_records_the_choice_and_a_second_compile_reads_it(tmp_path) -> None:
+    db = str(tmp_path / "records.db")
+    model = conv_model("residual_relu")
+    first = woodpecker.compile(model, options=CompileOptions(select="measure", tuning_db=db))
+    (conv,) = [c for c in first.selection if c.kind == "conv"]
+    assert conv.how == "measured"
+    times = {r.impl: r.seconds for r in conv.candidates}
+    assert times["generated"] > 0 and times["onednn"] > 0
+    assert conv.choice == min(("generated", "onednn"), key=lambda impl: times[impl])
+    second = woodpecker.compile(model, options=CompileOptions(select="records", tuning_db=db))
+    (again,) = [c for c in second.selection if c.kind == "conv"]
+    assert again.how == "recorded" and again.choice == conv.choice
+    assert {r.impl: r.seconds for r in again.candidates} == times
+
+
+def test_tune_report_shows_the_recorded_selection(tmp_path, capsys) -> None:
+    from woodpecker.cli import main
+
+    db = str(tmp_path / "records.db")
+    select_implementations(_tasks(), SelectOptions(("onednn", "blas"), "measure", db),
+                           runner_factory=lambda: RecordedRunner(_times(2e-3, 1e-3, 0.5e-3)))
+    assert main(["tune-report", "--db", db, "-o", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "implementation selection" in out and "onednn" in out
+    assert (tmp_path / "report" / "selection.png").stat().st_size > 0
+    rows = (tmp_path / "report" / "selection.csv").read_text().splitlines()
+    assert rows[0].startswith("key,description,impl,seconds")
+    assert any(",blas," in row and row.endswith(",1") for row in rows)  # the matmul chose BLAS

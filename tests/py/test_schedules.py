@@ -282,7 +282,8 @@ SERIAL_TOO = {"matmul", "conv3x3_bias_relu", "depthwise", "softmax"}
 
 
 def _compile(case: Case, parallel: bool, schedules: dict | None = None) -> CompiledModel:
-    options = CompileOptions(cpu=CpuOptions(parallel=parallel, schedules=schedules))
+    # Generated kernels only: these tests are about our schedules (libraries: test_cpu_libraries.py).
+    options = CompileOptions(cpu=CpuOptions(parallel=parallel, schedules=schedules), libraries="none")
     model = wpk_compile(case.model(), options=options)
     assert isinstance(model, CompiledModel)
     return model

@@ -360,8 +360,10 @@ def test_tune_then_compile_uses_the_records(strategy: str, model_path: Path, tmp
     assert results and all(r.trials == 4 and r.default_seconds for r in results)
     records = best_records(db, [r.task.key for r in results])
     assert set(records) == {r.task.key for r in results}
-    tuned = wpk_compile(str(model_path), options=CompileOptions(tuning_db=db))
-    plain = wpk_compile(str(model_path), options=CompileOptions(use_tuning_records=False))
+    # libraries="none": every kernel is generated, so each must carry its record (library
+    # candidates compete with the tuned kernels in test_cpu_libraries.py).
+    tuned = wpk_compile(str(model_path), options=CompileOptions(tuning_db=db, libraries="none"))
+    plain = wpk_compile(str(model_path), options=CompileOptions(use_tuning_records=False, libraries="none"))
     assert plain.stats.tuned_kernels == 0
     assert tuned.stats.tuned_kernels == sum(len(r.task.model_kernels) for r in results)
     by_key = {r.task.key: r.best_config for r in results}
@@ -382,7 +384,9 @@ def test_tune_then_compile_uses_the_records(strategy: str, model_path: Path, tmp
     (b,) = plain.run(None, {"x": x})
     np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
     # An explicit configuration wins over a record.
-    explicit = wpk_compile(str(model_path), options=CompileOptions(tuning_db=db, cpu=_cpu(schedules={"conv": {}})))
+    explicit = wpk_compile(
+        str(model_path), options=CompileOptions(tuning_db=db, cpu=_cpu(schedules={"conv": {}}), libraries="none")
+    )
     assert explicit.stats.tuned_kernels == sum(len(r.task.model_kernels) for r in results if r.task.kind != "conv")
 
 
@@ -409,7 +413,7 @@ def test_stale_record_falls_back_to_the_default(model_path: Path, tmp_path: Path
         )
     )
     with pytest.warns(UserWarning, match="not valid for its schedule any more"):
-        compiled = wpk_compile(str(model_path), options=CompileOptions(tuning_db=db))
+        compiled = wpk_compile(str(model_path), options=CompileOptions(tuning_db=db, libraries="none"))
     assert compiled.stats.tuned_kernels == 0
 
 
