@@ -67,8 +67,7 @@ def kernel_table(models: list[Path], db: str, kinds: set[str], verify_rounds: in
                     if result.ok:
                         samples[name].append(result.value(reference.seconds))
             times = {name: min(values) for name, values in samples.items() if values}
-            picked = "tuned" if choice.choice == "generated" and tuned else (
-                "default" if choice.choice == "generated" else choice.choice)
+            picked = {"generated": "tuned" if tuned else "default"}.get(choice.choice, choice.choice)
             best = min(times.values())
             rows.append((path.stem, task.description, len(task.model_kernels), times, picked, times[picked] / best))
             print(_row(rows[-1]), flush=True)

@@ -109,8 +109,9 @@ def compile(
 
             gpu_configs = _with_cuda_records(module, len(imported.input_names), options, stats)
             return build_cuda_model(module, weights, imported, options.arch, gpu_configs, stats)
-        with _stage(stats, "codegen"):
+        with _stage(stats, "select"):
             cpu_options, selection = _cpu_plan(module, len(weights), options, stats)
+        with _stage(stats, "codegen"):
             executable = compile_cpu(module, cpu_options, num_weights=len(weights), weights=weights)
         executable.bind_weights(weights)
     stats.parallel = executable.parallel

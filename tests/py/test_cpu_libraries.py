@@ -307,6 +307,13 @@ def test_records_mode_without_records_uses_the_stated_heuristic(tmp_path) -> Non
     assert next(c for c in only_blas if c.kind == "matmul").choice == "blas"
 
 
+def test_the_heuristic_keeps_wide_unit_stride_convolutions_generated() -> None:
+    wide = _check(conv_model("relu", cin=4, cout=4, hw=56), "onednn", 0)
+    strided = _check(conv_model("relu", cin=4, cout=4, hw=112, stride=2), "onednn", 1)
+    assert [(c.choice, c.how) for c in wide.selection if c.kind == "conv"] == [("generated", "heuristic")]
+    assert [(c.choice, c.how) for c in strided.selection if c.kind == "conv"] == [("onednn", "heuristic")]
+
+
 def test_library_options_are_validated() -> None:
     assert parse_libraries("all") == ("onednn", "blas") and parse_libraries("none") == ()
     assert parse_libraries("blas,onednn") == ("onednn", "blas")

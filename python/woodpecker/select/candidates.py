@@ -18,11 +18,12 @@ from woodpecker.libs.replace import GENERATED, IMPL_KNOB
 from woodpecker.tune.task import KernelTask
 
 LIBRARY_OPTIONS = ("all", "none", *LIBRARIES)
+DEFAULT = "default"  # the generated kernel with its default schedule, next to a tuned one
 
 
 @dataclass
 class Candidate:
-    impl: str  # "generated" | "onednn" | "blas"
+    impl: str  # "generated" | "default" | "onednn" | "blas"
     config: dict[str, Any] = field(default_factory=dict)  # what the runner and compile_cpu take
     reason: str | None = None  # why it cannot be used (not applicable, not installed)
 
@@ -80,8 +81,11 @@ def applicability(task: KernelTask, library: str) -> str | None:
 def kernel_candidates(
     task: KernelTask, libraries: Sequence[str], generated: dict[str, Any] | None = None
 ) -> list[Candidate]:
-    """The generated candidate (configuration `generated`, default `{}`) and one per library."""
+    """The generated candidate (configuration `generated`, default `{}`), the default schedule
+    when `generated` is a tuning record, and one candidate per library."""
     candidates = [Candidate(GENERATED, dict(generated or {}))]
+    if generated:  # a tuning record: the default schedule competes too (it is measured anyway)
+        candidates.append(Candidate(DEFAULT, {}))
     for library in libraries:
         reason = library_availability(library) or applicability(task, library)
         candidates.append(Candidate(library, {IMPL_KNOB: library}, reason))

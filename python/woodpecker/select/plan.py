@@ -18,6 +18,7 @@ from typing import Any
 from mlir import ir
 
 from woodpecker.backend.cpu import CpuOptions, available_cores
+from woodpecker.libs.match import LIBRARIES
 from woodpecker.select.candidates import library_availability
 from woodpecker.select.selection import KernelChoice, SelectOptions, select_implementations
 from woodpecker.tune.task import Runner
@@ -89,7 +90,7 @@ def cpu_plan(
             plan.schedules[item.kernel_name] = choice.config
         if choice.choice == "generated" and item.task.key in records:
             plan.tuned_kernels += 1
-        elif choice.choice != "generated":
+        elif choice.choice in LIBRARIES:
             plan.library_kernels += 1
     return plan
 

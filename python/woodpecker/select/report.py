@@ -17,7 +17,7 @@ from typing import Any
 
 from woodpecker.select.selection import HEURISTIC, SELECTION_ATTR, KernelChoice
 
-IMPL_ORDER = ("generated", "onednn", "blas")
+IMPL_ORDER = ("generated", "default", "onednn", "blas")
 
 
 def selection_report(choices: Sequence[KernelChoice], **header: Any) -> dict[str, Any]:

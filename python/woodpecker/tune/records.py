@@ -12,11 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import optuna
-from mlir import ir
 
-from woodpecker.backend.cpu import CpuOptions, available_cores
 from woodpecker.schedule.space import Config
-from woodpecker.schedule.target import CpuTarget
 from woodpecker.tune.confirm import chosen_trial, confirmed_of
 from woodpecker.tune.params import trial_config
 from woodpecker.tune.storage import open_storage, storage_exists
@@ -80,22 +77,3 @@ def record_configs(extracted: Sequence[ExtractedKernel], storage_url: str | None
             continue
         configs[item.task.key] = config
     return configs
-
-
-def cpu_records(module: ir.Module, num_weights: int, options: CpuOptions, storage_url: str | None) -> dict[str, Config]:
-    """kernel name -> recorded best configuration, for the kernels of `module` that have one
-    and that `options.schedules` does not configure (by name or kind)."""
-    if not has_cpu_records(storage_url):
-        return {}  # no CPU records: do not cut the kernels out
-    from woodpecker.tune.extract import cpu_tasks
-
-    parallel = options.parallel
-    threads = (options.threads or available_cores()) if parallel else 1
-    extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=threads))
-    by_key = record_configs(extracted, storage_url)
-    explicit = set(options.schedules or {})
-    return {
-        item.kernel_name: by_key[item.task.key]
-        for item in extracted
-        if item.task.key in by_key and item.kernel_name not in explicit and item.task.kind not in explicit
-    }
