@@ -114,6 +114,7 @@ def compile(
         with _stage(stats, "codegen"):
             executable = compile_cpu(module, cpu_options, num_weights=len(weights), weights=weights)
         executable.bind_weights(weights)
+        stats.library_kernels = len(executable.libraries)  # explicitly configured ones included
     stats.parallel = executable.parallel
     return CompiledModel(
         input_names=list(imported.input_names),

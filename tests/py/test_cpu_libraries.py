@@ -18,6 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
+from woodpecker.backend.cpu import CpuOptions
 from woodpecker.compiler import CompileOptions, lower_model
 from woodpecker.libs import blas, onednn
 from woodpecker.models.builders import small_mlp, tiny_resnet
@@ -97,8 +98,10 @@ def conv_model(epilogue: str, *, cin=8, cout=8, hw=10, k=3, stride=1, pads=(1, 1
     return _model(nodes, [_vi("x", (1, cin, hw, hw))], [_vi("y", (1, cout, h_out, w_out))], inits)
 
 
-def _check(model: onnx.ModelProto, libraries: str, expect_library_kernels: int | None, seed: int = 0):
-    options = CompileOptions(libraries=libraries, select="heuristic", use_tuning_records=False)
+def _check(model: onnx.ModelProto, libraries: str, expect_library_kernels: int | None, seed: int = 0,
+           schedules: dict | None = None):
+    options = CompileOptions(libraries=libraries, select="heuristic", use_tuning_records=False,
+                             cpu=CpuOptions(schedules=schedules))
     compiled = woodpecker.compile(model, options=options)
     rng = np.random.default_rng(seed)
     feeds = {name: rng.standard_normal(compiled.input_shapes[name]).astype(np.float32)
@@ -129,13 +132,20 @@ def test_onednn_conv_with_each_epilogue_matches_onnxruntime(epilogue: str) -> No
         dict(stride=2),
         dict(pads=(0, 0, 1, 1)),
         dict(dilation=2, pads=(2, 2, 2, 2)),
-        dict(groups=8),  # depthwise
+        dict(groups=8, stride=2),  # depthwise (stride 1: test_depthwise_..._explicitly)
         dict(cin=3, cout=16, k=7, stride=2, pads=(3, 3, 3, 3), hw=20),
     ],
     ids=["1x1", "stride2", "asymmetric-pads", "dilation2", "depthwise", "stem7x7"],
 )
 def test_onednn_conv_shapes_match_onnxruntime(shape: dict) -> None:
     _check(conv_model("relu", **shape), "onednn", 1)
+
+
+def test_onednn_depthwise_conv_asked_for_explicitly_matches_onnxruntime() -> None:
+    # The heuristic keeps stride-1 depthwise convolutions generated; a kind-level configuration
+    # {"impl": "onednn"} asks for the library anyway (and is not subject to selection).
+    _check(conv_model("clip6", groups=8), "onednn", 1, schedules={"depthwise_conv": {"impl": "onednn"}})
+    _check(conv_model("clip6", groups=8), "onednn", 0)
 
 
 def test_unsupported_epilogue_keeps_the_generated_kernel_and_says_why() -> None:
@@ -158,24 +168,28 @@ def pool_model(kind: str, *, pads=(0, 0, 0, 0), ceil=0, include_pad=0) -> onnx.M
 
 
 @pytest.mark.parametrize(
-    "kind, attrs, library_kernels",
+    "kind, attrs, selectable",
     [
-        ("MaxPool", dict(), 1),
-        ("MaxPool", dict(pads=(1, 1, 1, 1)), 1),
-        ("MaxPool", dict(pads=(0, 0, 1, 1), ceil=1), 1),
-        ("AveragePool", dict(), 1),
-        ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=1), 1),
+        ("MaxPool", dict(), True),
+        ("MaxPool", dict(pads=(1, 1, 1, 1)), True),
+        ("MaxPool", dict(pads=(0, 0, 1, 1), ceil=1), True),
+        ("AveragePool", dict(), True),
+        ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=1), True),
         # Excluding the padding from the divisor: the kernel cut out for measuring sees the
-        # padded input, where oneDNN cannot tell padding from data: generated code.
-        ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=0), 0),
-        ("AveragePool", dict(pads=(1, 0, 0, 1), ceil=1, include_pad=0), 0),
+        # padded input, where oneDNN cannot tell padding from data, so selection never offers it;
+        # asked for explicitly, the model's kernel (which sees the pads) uses it.
+        ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=0), False),
+        ("AveragePool", dict(pads=(1, 0, 0, 1), ceil=1, include_pad=0), False),
     ],
 )
-def test_onednn_pooling_matches_onnxruntime(kind: str, attrs: dict, library_kernels: int) -> None:
-    compiled = _check(pool_model(kind, **attrs), "onednn", library_kernels)
-    if not library_kernels:
-        (choice,) = [c for c in compiled.selection if c.kind == "pool"]
-        assert "divisor" in next(r.reason for r in choice.candidates if r.impl == "onednn")
+def test_onednn_pooling_matches_onnxruntime(kind: str, attrs: dict, selectable: bool) -> None:
+    # The heuristic keeps pooling generated: ask for oneDNN explicitly.
+    _check(pool_model(kind, **attrs), "onednn", 1, schedules={"pool": {"impl": "onednn"}})
+    compiled = _check(pool_model(kind, **attrs), "onednn", 0)
+    (choice,) = [c for c in compiled.selection if c.kind == "pool"]
+    reason = next(r.reason for r in choice.candidates if r.impl == "onednn")
+    assert (reason is None) == selectable
+    assert selectable or "divisor" in reason
 
 
 def matmul_model(gemm: bool, m: int = 3) -> onnx.ModelProto:

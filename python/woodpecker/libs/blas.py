@@ -4,13 +4,15 @@ The generated code calls `scipy_cblas_sgemm` directly (woodpecker.libs.emit): ro
 C = A @ op(B) with alpha 1 and beta 0, into a fresh buffer; the kernel's epilogue (bias,
 activation) stays a generated elementwise kernel. OpenBLAS runs on its own pthreads pool:
 `set_threads` makes its size explicit (the CPU backend sets it to the generated code's
-thread count, so the two never ask for more threads than cores between them at one time).
+thread count), and its workers are made to sleep as soon as a call ends (`load`), so they never
+compete for the cores with the OpenMP threads of the kernels that run next.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from pathlib import Path
 
 SGEMM_SYMBOL = "scipy_cblas_sgemm"
@@ -40,6 +42,11 @@ def load() -> ctypes.CDLL:
     path = library_path()
     if path is None:
         raise BlasUnavailable("the 'scipy-openblas32' package is not installed (pip install scipy-openblas32)")
+    # OpenBLAS's workers spin for 2^28 cycles (~0.1 s) after each call before they sleep: on a
+    # 2-core machine they then take the cores from the OpenMP threads of the kernels that follow
+    # (measured: MobileNetV2 with the BLAS head ran at about half speed). 2^4 cycles: they sleep
+    # at once. Read when the library loads; a value the user set wins.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     try:
         lib = ctypes.CDLL(str(path))
         getattr(lib, SGEMM_SYMBOL)

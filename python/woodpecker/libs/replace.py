@@ -19,7 +19,7 @@ from mlir import ir
 from woodpecker.errors import CompilationError
 from woodpecker.libs.emit import LibraryKernel, build_call, emit_call, implementation_name
 from woodpecker.libs.match import LIBRARIES, NotApplicable, match_kernel
-from woodpecker.schedule.kernels import KERNEL_ATTR, ROLE_ATTR, find_kernels
+from woodpecker.schedule.kernels import KERNEL_ATTR, KINDS, ROLE_ATTR, find_kernels
 
 IMPL_KNOB = "impl"
 GENERATED = "generated"
@@ -80,7 +80,7 @@ def replace_library_kernels(
     num_weights: int,
     threads: int,
 ) -> tuple[list[LibraryKernel], dict[str, str]]:
-    """Replaces the kernels named in `libraries` by library calls, in place.
+    """Replaces the kernels named in `libraries` (by kernel name or kind) by library calls, in place.
 
     Returns the emitted calls (keep them alive as long as the code) and old name -> new name of
     every kernel left.
@@ -88,7 +88,7 @@ def replace_library_kernels(
     block = _main_block(module)
     kernels = find_kernels(module)
     by_name = {kernel.name: kernel for kernel in kernels}
-    unknown = sorted(set(libraries) - set(by_name))
+    unknown = sorted(set(libraries) - set(by_name) - set(KINDS))
     if unknown:
         raise CompilationError(f"library implementation asked for '{unknown[0]}', which names no kernel")
     if weights is None or len(weights) != num_weights:
@@ -97,7 +97,7 @@ def replace_library_kernels(
     by_arg = {first_weight + i: w for i, w in enumerate(weights)}
     emitted: list[LibraryKernel] = []
     for kernel in kernels:
-        library = libraries.get(kernel.name)
+        library = libraries.get(kernel.name, libraries.get(kernel.kind))
         if library is None:
             kernel.main.attributes[_FORMER_NAME] = ir.StringAttr.get(kernel.name)
             continue

@@ -27,12 +27,15 @@ from woodpecker.tune.task import KernelTask, Runner
 SELECTION_ATTR = "selection"
 MODES = ("measure", "records", "heuristic")
 # The stated heuristic, from the measurements in docs/libraries.md (AVX2, 2 cores, ResNet-18/50
-# and MobileNetV2 at batch 1): oneDNN won 27 of 34 ResNet convolutions by up to 5x, our kernels
-# won every stride-1 convolution with 56x56 outputs (the wide, shallow early layers), by up to 1.7x.
+# and MobileNetV2 at batch 1): oneDNN won 27 of 34 ResNet convolutions (up to 5.8x) and most of
+# MobileNetV2's; our kernels won every stride-1 convolution with >= 56x56 outputs (the wide, shallow
+# early layers, up to 1.7x), every stride-1 depthwise convolution (up to 2.2x) and the pooling
+# (oneDNN's plain-layout pooling was 19x slower on ResNet's max pooling).
 HEURISTIC_ORDER = ("onednn", "blas", GENERATED)
 HEURISTIC = (
-    "the generated kernel for stride-1 convolutions with at least 56x56 outputs; elsewhere oneDNN where it "
-    "applies, else BLAS for matmuls, else the generated kernel (not measured)"
+    "the generated kernel for pooling, stride-1 convolutions with at least 56x56 outputs and stride-1 "
+    "depthwise convolutions; elsewhere oneDNN where it applies, else BLAS for matmuls, else the generated kernel "
+    "(not measured)"
 )
 
 
@@ -94,19 +97,23 @@ class _Stored:
 
 def _heuristic(task: KernelTask, candidates: Sequence[Candidate]) -> Candidate:
     by_impl = {c.impl: c for c in candidates if c.applicable}
-    if GENERATED in by_impl and _large_unit_stride_conv(task):
+    if GENERATED in by_impl and _generated_wins(task):
         return by_impl[GENERATED]
     return next(by_impl[impl] for impl in HEURISTIC_ORDER if impl in by_impl)
 
 
-def _large_unit_stride_conv(task: KernelTask) -> bool:
-    """A stride-1 convolution with at least 56 x 56 outputs (our kernels won all of these)."""
-    if task.kind != "conv" or len(task.output_shape) != 4 or task.num_weights < 1:
+def _generated_wins(task: KernelTask) -> bool:
+    """Where our kernels beat oneDNN in every measurement: pooling, stride-1 convolutions with
+    at least 56 x 56 outputs, and stride-1 depthwise convolutions."""
+    if task.kind == "pool":
+        return True
+    if task.kind not in ("conv", "depthwise_conv") or len(task.output_shape) != 4 or task.num_weights < 1:
         return False
     source = task.arg_shapes[0]
-    kernel_h = task.arg_shapes[len(task.arg_shapes) - task.num_weights][2]
+    kernel_h = task.arg_shapes[len(task.arg_shapes) - task.num_weights][-2]
     out_h, out_w = task.output_shape[2], task.output_shape[3]
-    return out_h * out_w >= 56 * 56 and source[2] - kernel_h + 1 == out_h
+    unit_stride = source[2] - kernel_h + 1 == out_h
+    return unit_stride and (task.kind == "depthwise_conv" or out_h * out_w >= 56 * 56)
 
 
 def _fastest(results: Sequence[CandidateResult]) -> CandidateResult:
