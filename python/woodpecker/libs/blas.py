@@ -3,9 +3,8 @@
 The generated code calls `scipy_cblas_sgemm` directly (woodpecker.libs.emit): row-major,
 C = A @ op(B) with alpha 1 and beta 0, into a fresh buffer; the kernel's epilogue (bias,
 activation) stays a generated elementwise kernel. OpenBLAS runs on its own pthreads pool:
-`set_threads` makes its size explicit (the CPU backend sets it to the generated code's
-thread count), and its workers are made to sleep as soon as a call ends (`load`), so they never
-compete for the cores with the OpenMP threads of the kernels that run next.
+It runs on one thread (`load`, `set_threads`): a second thread pool next to the OpenMP one
+(generated code and oneDNN) competed for the cores with the kernels that run next.
 """
 
 from __future__ import annotations
@@ -42,11 +41,11 @@ def load() -> ctypes.CDLL:
     path = library_path()
     if path is None:
         raise BlasUnavailable("the 'scipy-openblas32' package is not installed (pip install scipy-openblas32)")
-    # OpenBLAS's workers spin for 2^28 cycles (~0.1 s) after each call before they sleep: on a
-    # 2-core machine they then take the cores from the OpenMP threads of the kernels that follow
-    # (measured: MobileNetV2 with the BLAS head ran at about half speed). 2^4 cycles: they sleep
-    # at once. Read when the library loads; a value the user set wins.
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    # OpenBLAS runs single-threaded here: its own pthreads pool, next to the OpenMP pool of the
+    # generated code and oneDNN, took the cores from the kernels that follow a BLAS call
+    # (measured: MobileNetV2 with an OpenBLAS head ran 2x slower, also with its workers told to
+    # sleep at once, OPENBLAS_THREAD_TIMEOUT=4). Read when the library loads; a user's value wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         lib = ctypes.CDLL(str(path))
         getattr(lib, SGEMM_SYMBOL)

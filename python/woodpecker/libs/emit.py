@@ -45,7 +45,7 @@ def build_call(plan: LibraryPlan, weights_by_arg: dict[int, np.ndarray], threads
     """The library object computing `plan`, with its weights baked in."""
     if plan.library == "blas":
         blas.load()
-        blas.set_threads(threads)
+        blas.set_threads(1)  # see woodpecker.libs.blas: no second thread pool next to OpenMP's
         weights = np.ascontiguousarray(weights_by_arg[plan.weight_args["weights"]], dtype=np.float32)
         return weights
     from woodpecker.libs import onednn
