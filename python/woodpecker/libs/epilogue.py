@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from mlir import ir
 
+from woodpecker.schedule.kernels import owner_of
+
 FLT_MAX = 3.4028234663852886e38
 # arith.cmpf predicates that mean "x >= 0 selects x" for a leaky relu (at 0 both branches agree).
 _PREDICATES = {2: "ogt", 3: "oge", 9: "ugt", 10: "uge"}
@@ -53,12 +55,6 @@ class Epilogue:
     bias: int | None = None  # operand number of a per-channel bias added first, if any
 
 
-def _owner(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    return owner.operation if isinstance(owner, ir.OpView) else owner
-
 
 def _expressions(generic: ir.Operation) -> Expr:
     """The expression the body yields, over block arguments and constants."""
@@ -71,7 +67,7 @@ def _expressions(generic: ir.Operation) -> Expr:
                 return expr
         if isinstance(value.owner, ir.Block) and value.owner == body:
             return ("arg", ir.BlockArgument(value).arg_number)
-        owner = _owner(value)
+        owner = owner_of(value)
         if owner is not None and owner.name == "arith.constant":
             attr = owner.attributes["value"]
             if isinstance(attr, ir.FloatAttr) or ir.FloatAttr.isinstance(attr):

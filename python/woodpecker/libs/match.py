@@ -21,7 +21,7 @@ import numpy as np
 from mlir import ir
 
 from woodpecker.libs.epilogue import Epilogue, EpilogueError, Step, read_epilogue
-from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel
+from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel, owner_of
 
 LIBRARIES = ("onednn", "blas")
 
@@ -54,12 +54,6 @@ class LibraryPlan:
         return f"{self.library} {self.op}"
 
 
-def _owner(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    return owner.operation if isinstance(owner, ir.OpView) else owner
-
 
 def _shape(value: ir.Value) -> tuple[int, ...]:
     return tuple(ir.RankedTensorType(value.type).shape)
@@ -68,7 +62,7 @@ def _shape(value: ir.Value) -> tuple[int, ...]:
 def _weight_arg(value: ir.Value, first_weight: int) -> int | None:
     """The @main argument position of a weight `value` is (through reshapes), or None."""
     while True:
-        owner = _owner(value)
+        owner = owner_of(value)
         if owner is None:
             position = ir.BlockArgument(value).arg_number
             return position if position >= first_weight else None
@@ -121,7 +115,7 @@ def _fill_value(op: ir.Operation | None) -> float | None:
     named = op.attributes.get(NAMED_OP_ATTR, None)
     if op.name != "linalg.fill" and (named is None or ir.StringAttr(named).value != "linalg.fill"):
         return None
-    owner = _owner(op.operands[0])
+    owner = owner_of(op.operands[0])
     if owner is None or owner.name != "arith.constant":
         return None
     return float(ir.FloatAttr(owner.attributes["value"]).value)
@@ -130,12 +124,12 @@ def _fill_value(op: ir.Operation | None) -> float | None:
 def _unpadded(value: ir.Value, pad_value: float) -> tuple[ir.Value, tuple[int, int], tuple[int, int]]:
     """(the tensor before padding, pads begin (top, left), pads end (bottom, right)) of a
     materialized pad (insert_slice of a copy into a fill); the value itself when not padded."""
-    owner = _owner(value)
+    owner = owner_of(value)
     if owner is None or owner.name != "tensor.insert_slice":
         return value, (0, 0), (0, 0)
     source, dest = owner.operands[0], owner.operands[1]
-    copy = _owner(source)
-    if _fill_value(_owner(dest)) != pad_value or copy is None or copy.name != "linalg.generic":
+    copy = owner_of(source)
+    if _fill_value(owner_of(dest)) != pad_value or copy is None or copy.name != "linalg.generic":
         raise NotApplicable("the input is not padded with the value the operation needs")
     body = copy.regions[0].blocks[0]
     yielded = body.operations[len(body.operations) - 1].operands[0]
@@ -279,7 +273,7 @@ def _matmul_rhs(value: ir.Value, first_weight: int, transposed_b: bool) -> tuple
     weight = _weight_arg(value, first_weight)
     if weight is not None:
         return weight, transposed_b
-    owner = _owner(value)
+    owner = owner_of(value)
     if owner is not None and owner.name == "linalg.generic" and len(owner.operands) == 2:
         maps = _maps(owner)
         body = owner.regions[0].blocks[0]
@@ -368,7 +362,7 @@ def _average_kind(kernel: Kernel, src: tuple[int, ...], window, strides, pads_be
     divide = body.operations[0].operation
     main_operand = _operand_number(epilogue, kernel.main.results[0])
     divisor_operand = 1 - main_operand
-    owner = _owner(epilogue.operands[divisor_operand])
+    owner = owner_of(epilogue.operands[divisor_operand])
     if (
         len(body.operations) != 2
         or divide.name != "arith.divf"

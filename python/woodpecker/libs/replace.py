@@ -19,13 +19,12 @@ from mlir import ir
 from woodpecker.errors import CompilationError
 from woodpecker.libs.emit import LibraryKernel, build_call, emit_call, implementation_name
 from woodpecker.libs.match import LIBRARIES, NotApplicable, match_kernel
-from woodpecker.schedule.kernels import KERNEL_ATTR, KINDS, ROLE_ATTR, find_kernels
+from woodpecker.schedule.kernels import KERNEL_ATTR, KINDS, ROLE_ATTR, erase_unused, find_kernels
 
 IMPL_KNOB = "impl"
 GENERATED = "generated"
 IMPLEMENTATIONS = (GENERATED, *LIBRARIES)
 _FORMER_NAME = "wpk.former_kernel"
-_ERASABLE_PREFIXES = ("linalg.", "tensor.", "arith.constant")
 
 
 def implementation_of(config: Mapping | None) -> str:
@@ -59,18 +58,6 @@ def _strip(block: ir.Block, names: Sequence[str]) -> None:
         for name in names:
             if name in op.operation.attributes:
                 del op.operation.attributes[name]
-
-
-def erase_dead(block: ir.Block) -> None:
-    """Erases unused linalg, tensor and constant ops (backwards, so chains go at once)."""
-    changed = True
-    while changed:
-        changed = False
-        for op in reversed(list(block.operations)):
-            op = op.operation
-            if op.name.startswith(_ERASABLE_PREFIXES) and all(not list(r.uses) for r in op.results):
-                op.erase()
-                changed = True
 
 
 def replace_library_kernels(
@@ -119,7 +106,7 @@ def replace_library_kernels(
         plan.replaces.results[0].replace_all_uses_with(result)
         emitted.append(LibraryKernel(plan.description, kernel.name, library, implementation_name(plan, call), call))
     _strip(block, (KERNEL_ATTR, ROLE_ATTR))
-    erase_dead(block)
+    erase_unused(block)
     renaming = {}
     for kernel in find_kernels(module):
         former = kernel.main.attributes.get(_FORMER_NAME, None) if _FORMER_NAME in kernel.main.attributes else None

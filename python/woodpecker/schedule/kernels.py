@@ -111,11 +111,31 @@ class Kernel:
         self.output_shape: tuple[int, ...] = tuple(ir.RankedTensorType(self.root.results[0].type).shape)
 
 
-def _owner(value: ir.Value) -> ir.Operation | None:
+def owner_of(value: ir.Value) -> ir.Operation | None:
+    """The operation that defines `value`, or None for a block argument."""
     owner = value.owner
     if isinstance(owner, ir.Block):
         return None
     return owner.operation if isinstance(owner, ir.OpView) else owner
+
+
+_owner = owner_of
+
+# Ops of @main on tensors that have no effect but their results.
+_PURE_PREFIXES = ("linalg.", "tensor.", "arith.")
+
+
+def erase_unused(block: ir.Block) -> None:
+    """Erases the linalg, tensor and arith ops of `block` whose results are unused (walking
+    backwards, so chains go at once)."""
+    changed = True
+    while changed:
+        changed = False
+        for op in reversed(list(block.operations)):
+            op = op.operation
+            if op.name.startswith(_PURE_PREFIXES) and all(not list(r.uses) for r in op.results):
+                op.erase()
+                changed = True
 
 
 def _kind_of_generic(loops: Loops) -> str:

@@ -56,8 +56,15 @@ def library_availability(library: str) -> str | None:
     return onednn.availability()
 
 
+# Kernel kinds each library has calls for; other kinds are not applicable without looking closer.
+_KINDS = {"onednn": ("conv", "depthwise_conv", "matmul", "pool"), "blas": ("matmul",)}
+
+
 def applicability(task: KernelTask, library: str) -> str | None:
     """None when `library` can compute the task's kernel, else why not."""
+    if task.kind not in _KINDS[library]:
+        name = "oneDNN" if library == "onednn" else "BLAS"
+        return f"{name} has no call for {task.kind} kernels"
     from mlir import ir
 
     from woodpecker.backend.outline_weights import main_func

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import GENERATED
 from woodpecker.select.candidates import DEFAULT, Candidate, kernel_candidates
 from woodpecker.tune.task import KernelTask, Runner
@@ -240,7 +241,7 @@ def select_implementations(
             applicable = [c for c in candidates if c.applicable]
             results = [CandidateResult(c.impl, c.config, reason=c.reason) for c in candidates]
             default_seconds = None
-            if len(applicable) == 1:
+            if not any(c.impl in LIBRARIES for c in applicable):  # tuned vs default is the tuner's call
                 chosen, how = applicable[0], "only candidate"
             elif options.mode == "heuristic":
                 chosen, how = _heuristic(task, candidates), "heuristic"

@@ -22,7 +22,7 @@ from mlir.dialects import func
 
 from woodpecker.backend.outline_weights import main_func
 from woodpecker.errors import CompilationError
-from woodpecker.schedule.kernels import KERNEL_ATTR, ROLE_ATTR, Kernel, find_kernels
+from woodpecker.schedule.kernels import KERNEL_ATTR, ROLE_ATTR, Kernel, erase_unused, find_kernels, owner_of
 from woodpecker.schedule.space import SearchSpace
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.schedule.templates import template_for
@@ -110,18 +110,12 @@ def _task(
     )
 
 
-def _owner(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    return owner.operation if isinstance(owner, ir.OpView) else owner
-
 
 def _is_weight(value: ir.Value, first_weight: int) -> bool:
     """A weight argument, or a reshape of one (a depthwise filter collapsed to C x KH x KW):
     its values are fixed when the model is compiled, which a library kernel relies on."""
     while not isinstance(value.owner, ir.Block):
-        owner = _owner(value)
+        owner = owner_of(value)
         if owner is None or owner.name not in ("tensor.collapse_shape", "tensor.expand_shape"):
             return False
         value = owner.operands[0]
@@ -163,7 +157,7 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
         owner = value.owner
         if isinstance(owner, ir.Block):
             return owner == block
-        owner = _owner(value)
+        owner = owner_of(value)
         return owner.parent == fn.operation and not any(owner == m for m in members) and owner.name not in _LOCAL_OPS
 
     def collect(op: ir.Operation) -> None:
@@ -192,7 +186,7 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
     terminator.operation.erase()
     with ir.InsertionPoint(block):
         func.ReturnOp([root.results[0]])
-    _erase_dead(block)
+    erase_unused(block)
     for position in reversed(range(old_count)):
         if list(block.arguments[position].uses):
             raise CompilationError(f"kernel {index} still uses argument {position} of @main after extraction")
@@ -209,17 +203,3 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
     shapes = [tuple(ir.RankedTensorType(t).shape) for t in arg_types]
     weights = sum(1 for _, w in externals if w)
     return str(module), shapes, weights
-
-
-def _erase_dead(block: ir.Block) -> None:
-    """Erases ops whose results are unused (walking backwards, so chains go at once)."""
-    changed = True
-    while changed:
-        changed = False
-        for op in reversed(list(block.operations)):
-            op = op.operation
-            if op.name == "func.return":
-                continue
-            if all(not list(result.uses) for result in op.results):
-                op.erase()
-                changed = True
