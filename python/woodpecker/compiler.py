@@ -184,7 +184,6 @@ def _cpu_plan(module: ir.Module, num_weights: int, options: CompileOptions, stat
         storage=options.tuning_db,
     )
     stats.tuned_kernels = plan.tuned_kernels
-    stats.library_kernels = plan.library_kernels
     if not plan.schedules:
         return options.cpu, plan.choices
     return replace(options.cpu, schedules={**plan.schedules, **dict(options.cpu.schedules or {})}), plan.choices

@@ -109,9 +109,8 @@ def replace_library_kernels(
     erase_unused(block)
     renaming = {}
     for kernel in find_kernels(module):
-        former = kernel.main.attributes.get(_FORMER_NAME, None) if _FORMER_NAME in kernel.main.attributes else None
-        if former is not None:
-            renaming[ir.StringAttr(former).value] = kernel.name
+        if _FORMER_NAME in kernel.main.attributes:
+            renaming[ir.StringAttr(kernel.main.attributes[_FORMER_NAME]).value] = kernel.name
     _strip(block, (KERNEL_ATTR, ROLE_ATTR, _FORMER_NAME))
     return emitted, renaming
 

@@ -29,7 +29,7 @@ class CpuPlan:
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # kernel name -> configuration
     choices: list[KernelChoice] = field(default_factory=list)
     tuned_kernels: int = 0  # kernels of the model using a tuning record
-    library_kernels: int = 0  # kernels of the model computed by a library
+    library_kernels: int = 0  # kernels of the model the selection gave to a library
     unavailable: dict[str, str] = field(default_factory=dict)  # library -> why it was not used
 
 

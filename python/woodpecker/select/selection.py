@@ -33,10 +33,13 @@ MODES = ("measure", "records", "heuristic")
 # early layers, up to 1.7x), every stride-1 depthwise convolution (up to 2.2x) and the pooling
 # (oneDNN's plain-layout pooling was 19x slower on ResNet's max pooling).
 HEURISTIC_ORDER = ("onednn", "blas", GENERATED)
+# Below this, oneDNN's call and reorders cost more than our kernel (the bundled tiny ResNet's
+# 1.2-MFLOP convolutions: 1.23x slower end to end with them on oneDNN).
+SMALL_CONV_FLOPS = 1.5e6
 HEURISTIC = (
-    "the generated kernel for pooling, stride-1 convolutions with at least 56x56 outputs and stride-1 "
-    "depthwise convolutions; elsewhere oneDNN where it applies, else BLAS for matmuls, else the generated kernel "
-    "(not measured)"
+    "the generated kernel for pooling, convolutions under 1.5 MFLOP, stride-1 convolutions with at least "
+    "56x56 outputs and stride-1 depthwise convolutions; elsewhere oneDNN where it applies, else BLAS for "
+    "matmuls, else the generated kernel (not measured)"
 )
 
 
@@ -104,9 +107,10 @@ def _heuristic(task: KernelTask, candidates: Sequence[Candidate]) -> Candidate:
 
 
 def _generated_wins(task: KernelTask) -> bool:
-    """Where our kernels beat oneDNN in every measurement: pooling, stride-1 convolutions with
-    at least 56 x 56 outputs, and stride-1 depthwise convolutions."""
-    if task.kind == "pool":
+    """Where our kernels beat oneDNN in every measurement: pooling, small convolutions (a library
+    call with its reorders costs more than they do), stride-1 convolutions with at least 56 x 56
+    outputs, and stride-1 depthwise convolutions."""
+    if task.kind == "pool" or (task.kind == "conv" and 0 < task.flops < SMALL_CONV_FLOPS):
         return True
     if task.kind not in ("conv", "depthwise_conv") or len(task.output_shape) != 4 or task.num_weights < 1:
         return False
