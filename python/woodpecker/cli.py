@@ -185,6 +185,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_arguments(parser: argparse.ArgumentParser, model_help: str, required: bool = False) -> None:
+    """The model, its input shapes, the opt level and the records: shared by `run` and `compile`."""
+    parser.add_argument("model", nargs=None if required else "?", help=model_help)
+    parser.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...",
+                        help="static shape for an input with symbolic dimensions (repeatable)")
+    parser.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    parser.add_argument("--db", metavar="URL",
+                        help="tuning and selection records (default ~/.cache/woodpecker/tuning.db)")
+    parser.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
+
+
 def _add_selection_arguments(parser: argparse.ArgumentParser, select_default: str) -> None:
     parser.add_argument("--libraries", default="all", metavar="all|none|onednn|blas",
                         help="vendor libraries whose kernels compete with generated ones (comma-separated; "
@@ -220,30 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wpk", description="Woodpecker inference compiler")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="compile a model for the CPU, run it, compare with onnxruntime")
-    run.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
-    run.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...",
-                     help="static shape for an input with symbolic dimensions (repeatable)")
-    run.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    _add_model_arguments(run, model_help="ONNX file (default: the bundled tiny ResNet)")
     run.add_argument("--schedule", metavar="FILE",
                      help="schedule configurations (JSON, as for wpk-opt --wpk-apply-schedule)")
     run.add_argument("--repeat", type=int, default=20, help="timed runs (median reported)")
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     run.add_argument("--no-compare", action="store_true", help="do not run onnxruntime")
-    run.add_argument("--db", metavar="URL", help="tuning records to use (default ~/.cache/woodpecker/tuning.db)")
-    run.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
     _add_selection_arguments(run, "records")
     run.set_defaults(func=cmd_run)
 
     comp = sub.add_parser("compile", help="compile a model; on the CPU, choose each kernel's implementation")
-    comp.add_argument("model", help="ONNX file")
+    _add_model_arguments(comp, model_help="ONNX file", required=True)
     comp.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
     comp.add_argument("--arch", default="sm_90", help="CUDA architecture (target cuda)")
-    comp.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...",
-                      help="static shape for an input with symbolic dimensions (repeatable)")
-    comp.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
-    comp.add_argument("--db", metavar="URL",
-                      help="tuning and selection records (default ~/.cache/woodpecker/tuning.db)")
-    comp.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
     comp.add_argument("-o", "--output", metavar="DIR", help="target cuda: write the plan (manifest, PTX, weights)")
     _add_selection_arguments(comp, "measure")
     comp.set_defaults(func=cmd_compile)
