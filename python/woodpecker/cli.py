@@ -123,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _write_selection_report(path: str, compiled, model_path: Path, options) -> None:
+    from woodpecker.backend.cpu import thread_count
     from woodpecker.select.report import selection_report, write_report
     from woodpecker.tune.extract import cpu_device
 
@@ -132,16 +133,11 @@ def _write_selection_report(path: str, compiled, model_path: Path, options) -> N
         target="cpu",
         libraries=options.libraries,
         select=options.select,
-        device=cpu_device(_threads(options)),
+        device=cpu_device(thread_count(options.cpu.threads, options.cpu.parallel)),
     )
     write_report(path, report)
     print(f"wrote the selection report {path}")
 
-
-def _threads(options) -> int:
-    from woodpecker.backend.cpu import available_cores
-
-    return (options.cpu.threads or available_cores()) if options.cpu.parallel else 1
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

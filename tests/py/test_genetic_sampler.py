@@ -1,7 +1,7 @@
 """GeneticSampler (woodpecker.tune.genetic) on a synthetic knob space with a constraint and a repair.
 
 The landscape (cost minimum 0 at OPTIMUM) and the checks shared with test_reinforce_sampler.py are
-in sampler_landscape.py.
+in sampler_landscape.py; the guarantees both samplers share are tested in test_sampler_contract.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import sampler_landscape as landscape
 from sampler_landscape import OPTIMUM, SMALL, SPACE, TINY, VALID, C, cost, is_valid, objective_of, repair
 
-from woodpecker.tune.genetic import CANDIDATE_ATTR, GeneticSampler, _Search
+from woodpecker.tune.genetic import GeneticSampler, _Search
 from woodpecker.tune.sampler_base import Gene
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -31,28 +31,6 @@ def test_test_space_is_as_described() -> None:
     assert len(VALID) == 416
     assert cost(OPTIMUM) == 0 and is_valid(OPTIMUM)
     assert sum(cost(p) == 0 for p in VALID) == 1
-
-
-@pytest.mark.parametrize("given_space", [True, False])
-def test_every_config_is_repaired(given_space: bool) -> None:
-    study = run(0, 80, search_space=SPACE if given_space else None)
-    landscape.check_every_config_is_repaired(study, given_space, CANDIDATE_ATTR)
-
-
-def test_repair_is_needed_without_it() -> None:
-    """The check above can fail: without repair, random configurations break the constraint."""
-    study = run(0, 40, repair=None)
-    assert any(not is_valid(t.params) for t in study.get_trials())
-
-
-def test_is_valid_rejects_without_repair() -> None:
-    study = run(0, 60, repair=None, is_valid=is_valid)
-    assert all(is_valid(t.params) for t in study.get_trials())
-
-
-def test_no_duplicates_while_space_is_larger() -> None:
-    trials = run(3, 150).get_trials()
-    assert len(trials) == 150 and landscape.all_distinct(trials)
 
 
 def test_exhausting_a_small_space() -> None:

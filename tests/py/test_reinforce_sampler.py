@@ -1,7 +1,8 @@
 """ReinforceSampler (woodpecker.tune.reinforce) on a synthetic knob space with a constraint and a repair.
 
 The landscape (here valued by its run time, minimum 1 at OPTIMUM) and the checks shared with
-test_genetic_sampler.py are in sampler_landscape.py.
+test_genetic_sampler.py are in sampler_landscape.py; the guarantees both samplers share are
+tested in test_sampler_contract.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from optuna.trial import TrialState
 from sampler_landscape import OPTIMUM, SMALL, SPACE, TINY, VALID, A, C, D, is_valid, objective_of, repair, run_time
 
 from woodpecker.tune.genetic import CANDIDATE_ATTR as GENETIC_CANDIDATE_ATTR
-from woodpecker.tune.reinforce import CANDIDATE_ATTR, ReinforceSampler
+from woodpecker.tune.reinforce import ReinforceSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,28 +36,6 @@ def test_test_space_is_as_described() -> None:
     assert run_time(OPTIMUM) == 1 and is_valid(OPTIMUM)
     assert sum(run_time(p) == 1 for p in VALID) == 1
     assert min(run_time(p) for p in VALID) == 1
-
-
-@pytest.mark.parametrize("given_space", [True, False])
-def test_every_config_is_repaired(given_space: bool) -> None:
-    study = run(0, 80, search_space=SPACE if given_space else None)
-    landscape.check_every_config_is_repaired(study, given_space, CANDIDATE_ATTR)
-
-
-def test_repair_is_needed_without_it() -> None:
-    """The check above can fail: without repair, the policy's draws break the constraint."""
-    study = run(0, 40, repair=None)
-    assert any(not is_valid(t.params) for t in study.get_trials())
-
-
-def test_is_valid_rejects_without_repair() -> None:
-    study = run(0, 60, repair=None, is_valid=is_valid)
-    assert all(is_valid(t.params) for t in study.get_trials())
-
-
-def test_no_duplicates_while_space_is_larger() -> None:
-    trials = run(3, 150).get_trials()
-    assert len(trials) == 150 and landscape.all_distinct(trials)
 
 
 def test_exhausting_a_small_space() -> None:

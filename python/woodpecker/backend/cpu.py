@@ -92,6 +92,11 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def thread_count(threads: int | None, parallel: bool) -> int:
+    """The threads the code runs on: `threads`, else every core this process may use; 1 serial."""
+    return (threads or available_cores()) if parallel else 1
+
+
 @functools.cache
 def _descriptor_type(rank: int) -> type[ctypes.Structure]:
     """The ctypes struct of a rank-`rank` f32 memref descriptor (built once: building one per
@@ -144,7 +149,7 @@ def compile_cpu(
     fn = main_func(module)
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
-    target = CpuTarget.host(threads=(options.threads or available_cores()) if parallel else 1)
+    target = CpuTarget.host(threads=thread_count(options.threads, parallel))
     library_choices, configs = split_configs(options.schedules)
     libraries: list[LibraryKernel] = []
     if library_choices:

@@ -137,14 +137,14 @@ class _Peeler:
         if name == "const":
             raise EpilogueError("the epilogue yields a constant")
         children = expr[2:]
-        inner = [c for c in children if _contains(c, self.main)]
-        if len(inner) != 1 and not (name == "arith.mulf" and _swish(expr)):
-            if name == "arith.select":
-                return self.leaky(expr)
-            raise EpilogueError(f"'{name}' in the epilogue combines the kernel's result with itself")
+        if name == "arith.select":
+            return self.leaky(expr)
         if name == "arith.mulf" and _swish(expr):
             self.steps.append(Step("eltwise", "swish", alpha=1.0))
             return children[0]
+        inner = [c for c in children if _contains(c, self.main)]
+        if len(inner) != 1:
+            raise EpilogueError(f"'{name}' in the epilogue combines the kernel's result with itself")
         x = inner[0]
         if len(children) == 1:
             if name == "math.tanh":
@@ -158,8 +158,6 @@ class _Peeler:
             return logistic
         if name in ("arith.maximumf", "arith.minimumf"):
             return self.clip(name, x, other)
-        if name == "arith.select":
-            return self.leaky(expr)
         algs = {"arith.addf": "add", "arith.subf": "sub", "arith.mulf": "mul", "arith.divf": "div"}
         if name not in algs:
             raise EpilogueError(f"'{name}' in the epilogue has no library post-op")

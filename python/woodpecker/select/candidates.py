@@ -60,11 +60,17 @@ def library_availability(library: str) -> str | None:
 _KINDS = {"onednn": ("conv", "depthwise_conv", "matmul", "pool"), "blas": ("matmul",)}
 
 
-def applicability(task: KernelTask, library: str) -> str | None:
-    """None when `library` can compute the task's kernel, else why not."""
-    if task.kind not in _KINDS[library]:
-        name = "oneDNN" if library == "onednn" else "BLAS"
-        return f"{name} has no call for {task.kind} kernels"
+def applicability(task: KernelTask, libraries: Sequence[str]) -> dict[str, str | None]:
+    """library -> None when it can compute the task's kernel, else why not (the task's module is
+    parsed once, and only when some library has calls for the kernel's kind)."""
+    reasons: dict[str, str | None] = {}
+    for library in libraries:
+        if task.kind not in _KINDS[library]:
+            name = "oneDNN" if library == "onednn" else "BLAS"
+            reasons[library] = f"{name} has no call for {task.kind} kernels"
+    pending = [library for library in libraries if library not in reasons]
+    if not pending:
+        return reasons
     from mlir import ir
 
     from woodpecker.backend.outline_weights import main_func
@@ -75,14 +81,17 @@ def applicability(task: KernelTask, library: str) -> str | None:
     with create_context() as context, ir.Location.unknown(context):
         module = ir.Module.parse(task.module_text)
         kernels = [k for k in find_kernels(module) if k.name == task.kernel_name]
-        if not kernels:
-            return f"the task has no kernel {task.kernel_name}"
         first_weight = len(main_func(module).regions[0].blocks[0].arguments) - task.num_weights
-        try:
-            match_kernel(kernels[0], library, first_weight)
-        except NotApplicable as err:
-            return str(err)
-    return None
+        for library in pending:
+            if not kernels:
+                reasons[library] = f"the task has no kernel {task.kernel_name}"
+                continue
+            try:
+                match_kernel(kernels[0], library, first_weight)
+                reasons[library] = None
+            except NotApplicable as err:
+                reasons[library] = str(err)
+    return reasons
 
 
 def kernel_candidates(
@@ -93,7 +102,9 @@ def kernel_candidates(
     candidates = [Candidate(GENERATED, dict(generated or {}))]
     if generated:  # a tuning record: the default schedule competes too (it is measured anyway)
         candidates.append(Candidate(DEFAULT, {}))
+    usable = [library for library in libraries if library_availability(library) is None]
+    reasons = applicability(task, usable)
     for library in libraries:
-        reason = library_availability(library) or applicability(task, library)
+        reason = library_availability(library) if library not in reasons else reasons[library]
         candidates.append(Candidate(library, {IMPL_KNOB: library}, reason))
     return candidates

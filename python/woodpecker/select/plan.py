@@ -17,7 +17,7 @@ from typing import Any
 
 from mlir import ir
 
-from woodpecker.backend.cpu import CpuOptions, available_cores
+from woodpecker.backend.cpu import CpuOptions, thread_count
 from woodpecker.libs.match import LIBRARIES
 from woodpecker.select.candidates import library_availability
 from woodpecker.select.selection import KernelChoice, SelectOptions, select_implementations
@@ -67,8 +67,7 @@ def cpu_plan(
         return CpuPlan(unavailable=missing)
     from woodpecker.tune.extract import cpu_tasks
 
-    threads = (cpu.threads or available_cores()) if cpu.parallel else 1
-    extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=threads))
+    extracted = cpu_tasks(module, num_weights, CpuTarget.host(threads=thread_count(cpu.threads, cpu.parallel)))
     explicit = set(cpu.schedules or {})
     chosen = [e for e in extracted if e.kernel_name not in explicit and e.task.kind not in explicit]
     records = record_configs(chosen, storage) if read_records else {}

@@ -83,8 +83,6 @@ def format_table(choices: Sequence[KernelChoice]) -> str:
 
 def stored_choices(storage_url: str | None) -> list[KernelChoice]:
     """The recorded selections of every study in the storage (what `wpk tune-report` shows)."""
-    import optuna
-
     from woodpecker.select.selection import CandidateResult
     from woodpecker.tune.storage import open_storage, storage_exists
 
@@ -118,7 +116,6 @@ def stored_choices(storage_url: str | None) -> list[KernelChoice]:
                 default_seconds=data.get("default_seconds"),
             )
         )
-    _ = optuna  # the storage classes come from optuna
     return choices
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
-from woodpecker.backend.cpu import available_cores
+from woodpecker.backend.cpu import available_cores, thread_count
 from woodpecker.compiler import CompileOptions, lower_model
 from woodpecker.importer import ImportedModel
 from woodpecker.schedule.space import SearchSpace
@@ -59,7 +59,7 @@ def tune_model(
     """Tunes the model's kernels for this CPU and records the trials in `options.storage`."""
     options = options or TuneOptions()
     measure = measure or CpuMeasureOptions()
-    threads = (measure.threads or available_cores()) if measure.parallel else 1
+    threads = thread_count(measure.threads, measure.parallel)
     tasks = model_cpu_tasks(model, opt_level, input_shapes, threads, kernels)
     own_runner = runner is None
     if runner is None:
