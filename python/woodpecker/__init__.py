@@ -2,6 +2,7 @@
 
 Pipeline: import (ONNX -> wpk) -> optimize -> lower (wpk -> linalg) -> schedule (transform
 dialect, per-kernel knobs) -> codegen (LLVM; or PTX for target="cuda") -> run.
+`woodpecker.load(directory)` runs a saved CUDA plan without MLIR.
 The public names are imported lazily so that `import woodpecker.dialect` stays light.
 """
 
@@ -22,6 +23,7 @@ _EXPORTS = {
     "WoodpeckerError": "woodpecker.errors",
     "InvalidConfigError": "woodpecker.schedule.space",
     "CpuOptions": "woodpecker.backend.cpu",
+    "load": "woodpecker.cuda.model",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,6 +10,7 @@ Without MODEL, `wpk run` runs the bundled tiny ResNet.
 from __future__ import annotations
 
 import argparse
+import collections
 import statistics
 import sys
 import time
@@ -140,17 +141,38 @@ def _write_selection_report(path: str, compiled, model_path: Path, options) -> N
 
 
 
+def _default_select(args: argparse.Namespace) -> str:
+    """--select when not given: "measure", except for a CUDA plan on a machine without a GPU,
+    where the stated heuristic chooses (and the command says so)."""
+    if args.select is not None:
+        return args.select
+    if args.target != "cuda":
+        return "measure"
+    from woodpecker.gpu.launch import cuda_status
+    from woodpecker.select.cuda_plan import CUDA_HEURISTIC
+
+    reason = cuda_status()
+    if reason is None:
+        return "measure"
+    print(f"no GPU here ({reason}): nothing is measured; generated kernels use their tuning records or default "
+          f"configurations, and the heuristic chooses each kernel's implementation: {CUDA_HEURISTIC}")
+    return "heuristic"
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     import woodpecker
 
     shapes = dict(args.input_shape or [])
+    if args.output and args.target != "cuda":
+        raise woodpecker.WoodpeckerError("-o saves CUDA plans; a CPU model is compiled in memory (use --report)")
+    select = _default_select(args)
     options = woodpecker.CompileOptions(
         target=args.target,
         opt_level=args.opt_level,
         use_tuning_records=not args.no_records,
         tuning_db=args.db,
         libraries=args.libraries,
-        select=args.select,
+        select=select,
         arch=args.arch,
     )
     start = time.perf_counter()
@@ -158,26 +180,35 @@ def cmd_compile(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     stats = compiled.stats
     print(f"compiled {args.model} for {args.target} in {seconds:.2f}s: {stats.num_kernels} kernels "
-          f"({stats.tuned_kernels} with tuning records"
-          + (f", {getattr(stats, 'library_kernels', 0)} library calls)" if args.target == "cpu" else ")"))
-    if args.target == "cuda":
-        if args.output:
-            print(f"wrote the plan {compiled.save(args.output)}")
-        return 0
+          f"({stats.tuned_kernels} with tuning records, {stats.library_kernels} library calls)")
     if compiled.selection:
         from woodpecker.select.report import format_table
 
         print(format_table(compiled.selection))
         heuristic = [c for c in compiled.selection if c.how == "heuristic"]
         if heuristic:
-            from woodpecker.select.selection import HEURISTIC
-
+            if args.target == "cuda":
+                from woodpecker.select.cuda_plan import CUDA_HEURISTIC as HEURISTIC
+            else:
+                from woodpecker.select.selection import HEURISTIC
             print(f"{len(heuristic)} kernel signatures chosen by the heuristic, not measured: {HEURISTIC} "
                   "(--select measure measures them)")
+    if args.target == "cuda":
+        plan = compiled.plan
+        steps = collections.Counter(s.impl for s in plan.steps)
+        print(f"plan: {len(plan.steps)} steps ({', '.join(f'{n} {impl}' for impl, n in steps.items())}); "
+              f"activation arena {plan.arena_bytes / 2**20:.2f} MiB (without reuse "
+              f"{plan.memory['total_bytes'] / 2**20:.2f} MiB), weights {plan.weight_bytes / 2**20:.2f} MiB")
     if args.report:
-        _write_selection_report(args.report, compiled, Path(args.model), options)
+        if args.target == "cuda":
+            from woodpecker.select.report import write_report
+
+            write_report(args.report, {"model": str(args.model), **compiled.plan.selection})
+            print(f"wrote the selection report {args.report}")
+        else:
+            _write_selection_report(args.report, compiled, Path(args.model), options)
     if args.output:
-        raise woodpecker.WoodpeckerError("-o saves CUDA plans; a CPU model is compiled in memory (use --report)")
+        print(f"wrote the plan {compiled.save(args.output)} (run it with woodpecker.load(DIR), no MLIR needed)")
     return 0
 
 
@@ -192,14 +223,15 @@ def _add_model_arguments(parser: argparse.ArgumentParser, model_help: str, requi
     parser.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
 
 
-def _add_selection_arguments(parser: argparse.ArgumentParser, select_default: str) -> None:
-    parser.add_argument("--libraries", default="all", metavar="all|none|onednn|blas",
+def _add_selection_arguments(parser: argparse.ArgumentParser, select_default: str | None) -> None:
+    parser.add_argument("--libraries", default="all", metavar="all|none|onednn|blas|cudnn|cublas",
                         help="vendor libraries whose kernels compete with generated ones (comma-separated; "
-                             "default all)")
+                             "default all: onednn,blas on the CPU, cudnn,cublas for CUDA)")
+    default = select_default or "measure; for CUDA without a GPU, heuristic"
     parser.add_argument("--select", default=select_default, choices=["records", "measure", "heuristic"],
                         help="how each kernel's implementation is chosen: recorded measurements (else the "
                              "heuristic), measure what is not recorded, or the heuristic only "
-                             f"(default {select_default})")
+                             f"(default {default})")
     parser.add_argument("--report", metavar="FILE", help="write the per-kernel selection report (JSON)")
 
 
@@ -236,12 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_arguments(run, "records")
     run.set_defaults(func=cmd_run)
 
-    comp = sub.add_parser("compile", help="compile a model; on the CPU, choose each kernel's implementation")
+    comp = sub.add_parser("compile", help="compile a model, choosing each kernel's implementation; "
+                                          "--target cuda -o DIR writes a deployable plan")
     _add_model_arguments(comp, model_help="ONNX file", required=True)
     comp.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
     comp.add_argument("--arch", default="sm_90", help="CUDA architecture (target cuda)")
-    comp.add_argument("-o", "--output", metavar="DIR", help="target cuda: write the plan (manifest, PTX, weights)")
-    _add_selection_arguments(comp, "measure")
+    comp.add_argument("-o", "--output", metavar="DIR", help="target cuda: write the plan (plan.json, PTX, weights)")
+    _add_selection_arguments(comp, None)
     comp.set_defaults(func=cmd_compile)
 
     from woodpecker.tune import cli as tune_cli

@@ -70,7 +70,7 @@ class CompileOptions:
         from woodpecker.select.selection import MODES
 
         try:
-            parse_libraries(self.libraries)
+            parse_libraries(self.libraries, self.target)
         except ValueError as err:
             raise CompilationError(str(err)) from None
         if self.select not in MODES:
@@ -107,8 +107,12 @@ def compile(
         if options.target == "cuda":
             from woodpecker.gpu.model import build_cuda_model
 
-            gpu_configs = _with_cuda_records(module, len(imported.input_names), options, stats)
-            return build_cuda_model(module, weights, imported, options.arch, gpu_configs, stats)
+            with _stage(stats, "select"):
+                gpu_configs, selection = _cuda_plan(module, len(imported.input_names), options, stats)
+            return build_cuda_model(
+                module, weights, imported, options.arch, gpu_configs, stats, selection.impls, selection.choices,
+                report_header=selection.header,
+            )
         with _stage(stats, "select"):
             cpu_options, selection = _cpu_plan(module, len(weights), options, stats)
         with _stage(stats, "codegen"):
@@ -189,24 +193,35 @@ def _cpu_plan(module: ir.Module, num_weights: int, options: CompileOptions, stat
     return replace(options.cpu, schedules={**plan.schedules, **dict(options.cpu.schedules or {})}), plan.choices
 
 
-def _with_cuda_records(module: ir.Module, num_inputs: int, options: CompileOptions, stats: CompileStats):
-    """`options.gpu_configs` with the best tuning record of each GPU kernel that has one."""
+def _cuda_plan(module: ir.Module, num_inputs: int, options: CompileOptions, stats: CompileStats):
+    """(per-kernel GPU configs: the caller's, then the best tuning records of the generated
+    kernels the selection kept; the selection: per kernel generated / cuDNN / cuBLAS)."""
+    from woodpecker.gpu.launch import cuda_status
+    from woodpecker.select.candidates import parse_libraries
+    from woodpecker.select.cuda_plan import cuda_selection, plan_selection_header
+    from woodpecker.tune.cuda_tasks import cuda_kernel_cuts
     from woodpecker.tune.storage import storage_exists
 
     explicit = dict(options.gpu_configs or {})
-    if not options.use_tuning_records or not storage_exists(options.tuning_db):
-        return explicit or None
-    from woodpecker.tune.cuda_tasks import cuda_tasks
-    from woodpecker.tune.cuda_tuning import best_cuda_configs
+    libraries = parse_libraries(options.libraries, "cuda")
+    mode = options.select if options.use_tuning_records or options.select == "measure" else "heuristic"
+    gpu_reason = cuda_status()
+    if mode == "measure" and gpu_reason is not None:
+        raise CompilationError(
+            f"select='measure' times the candidates on an NVIDIA GPU, and there is none here ({gpu_reason}); "
+            "use select='heuristic' (or 'records' with timings recorded on a GPU host)"
+        )
+    read_records = options.use_tuning_records and storage_exists(options.tuning_db)
+    cuts = cuda_kernel_cuts(module, options.arch, num_inputs=num_inputs)
+    records: dict[str, dict] = {}
+    if read_records:
+        from woodpecker.tune.records import best_records
 
-    tasks = cuda_tasks(module, options.arch, num_inputs=num_inputs)
-    found = {
-        name: config
-        for name, config in best_cuda_configs(options.tuning_db, tasks).items()
-        if name not in explicit and name.split("_", 1)[-1] not in explicit
-    }
-    stats.tuned_kernels = len(found)
-    return {**found, **explicit} or None
+        records = {key: found[0] for key, found in best_records(options.tuning_db, [c.task.key for c in cuts]).items()}
+    selection = cuda_selection(cuts, libraries, mode, records, explicit, storage=options.tuning_db)
+    selection.header = plan_selection_header(options.arch, mode, libraries, gpu_reason)
+    stats.tuned_kernels = selection.tuned_kernels
+    return {**selection.configs, **explicit} or None, selection
 
 
 def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext) -> None:

@@ -336,9 +336,9 @@ def test_the_heuristic_keeps_wide_unit_stride_and_small_convolutions_generated()
 def test_library_options_are_validated() -> None:
     assert parse_libraries("all") == ("onednn", "blas") and parse_libraries("none") == ()
     assert parse_libraries("blas,onednn") == ("onednn", "blas")
-    with pytest.raises(ValueError, match="unknown library 'mkl'"):
+    with pytest.raises(ValueError, match="unknown cpu library 'mkl'"):
         parse_libraries("mkl")
-    with pytest.raises(woodpecker.WoodpeckerError, match="unknown library 'mkl'"):
+    with pytest.raises(woodpecker.WoodpeckerError, match="unknown cpu library 'mkl'"):
         woodpecker.compile(tiny_resnet(), options=CompileOptions(libraries="mkl"))
     with pytest.raises(woodpecker.WoodpeckerError, match="select must be one of"):
         woodpecker.compile(tiny_resnet(), options=CompileOptions(select="fastest"))

@@ -396,7 +396,7 @@ def resnet() -> CudaModel:
 
 @pytest.fixture(scope="module")
 def saved(resnet: CudaModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return resnet.save(tmp_path_factory.mktemp("resnet") / "tiny_resnet.cuda")
+    return resnet.save_kernels(tmp_path_factory.mktemp("resnet") / "tiny_resnet.cuda")
 
 
 @pytest.fixture(scope="module")
@@ -482,7 +482,7 @@ def test_kernel_params_match_the_ptx_param_lists(saved: Path, tasks: list[Kernel
     for name in ("k1_conv", "k11_conv", "k14_matmul"):
         task = _task(tasks, name)
         model = compile_candidate(task, _other_configs(task, 1)[0], ARCH)
-        out = model.save(saved.parent / f"cand_{name}")
+        out = model.save_kernels(saved.parent / f"cand_{name}")
         k = json.loads((out / "manifest.json").read_text())["kernels"][0]
         kernels.append((k, (out / k["ptx"]).read_text()))
     assert len(kernels) == len(manifest["kernels"]) + 3
@@ -619,7 +619,7 @@ def test_export_and_read_a_batch(conv_batch_configs, tmp_path: Path) -> None:
     for cand in batch.candidates:
         if cand.dir is None:
             continue
-        model = CudaModel.load(batch.model_dir(cand))
+        model = CudaModel.load_kernels(batch.model_dir(cand))
         assert len(model.kernels) == 1 and model.kernels[0].function == task.kernel_name
         manifest = json.loads((batch.model_dir(cand) / "manifest.json").read_text())
         assert batch_mod.config_from_json(manifest["kernels"][0]["config"]) == space_for(task, ARCH).validate(
@@ -911,7 +911,7 @@ def test_gpu_tiny_resnet_matches_the_emulation(tmp_path: Path) -> None:
     arch = _device_arch()
     model = compile(bundled_model_path(), target="cuda", arch=arch)
     feeds = {"input": np.random.default_rng(7).standard_normal(model.input_shapes["input"]).astype(np.float32)}
-    with launch.CudaLauncher(model.save(tmp_path / "m")) as launcher:
+    with launch.CudaLauncher(model.save_kernels(tmp_path / "m")) as launcher:
         outputs = launcher.run(feeds)
         times = launcher.time(repeat=5, warmup=2)
     for got, expected in zip(outputs, model.emulate(feeds), strict=True):

@@ -118,7 +118,7 @@ def test_compile_for_cuda_uses_the_records(conv_task, tmp_path: Path) -> None:
     import_results(tmp_path / "r", db)
     best = read_batch(batch.directory).candidate(ids[2]).config
     tuned = woodpecker.compile(str(bundled_model_path()), target="cuda",
-                               options=CompileOptions(target="cuda", tuning_db=db))
+                               options=CompileOptions(target="cuda", tuning_db=db, libraries="none"))
     plain = woodpecker.compile(str(bundled_model_path()), options=CompileOptions(target="cuda",
                                                                               use_tuning_records=False))
     assert tuned.stats.tuned_kernels == len(task.model_kernels) and plain.stats.tuned_kernels == 0
@@ -126,3 +126,9 @@ def test_compile_for_cuda_uses_the_records(conv_task, tmp_path: Path) -> None:
     for name in task.model_kernels:
         kernel = configs[name]
         assert knobs_from_config(kernel.config, kernel.problem) == best
+    # with the libraries, the heuristic gives the kernel to cuDNN; its fallback kernel keeps the record
+    with_libraries = woodpecker.compile(str(bundled_model_path()), options=CompileOptions(target="cuda", tuning_db=db))
+    assert with_libraries.stats.tuned_kernels == 0
+    for name in task.model_kernels:
+        step = next(s for s in with_libraries.plan.steps if s.name == name)
+        assert step.impl == "cudnn" and step.how == "heuristic" and step.kernel.config == json.loads(json.dumps(best))

@@ -1,17 +1,25 @@
-"""`compile(model, target="cuda")`: an ONNX model -> `CudaModel` (PTX kernels, launch data, weights).
+"""`compile(model, target="cuda")`: an ONNX model -> `CudaModel` (PTX kernels, plan, weights).
 
 The model goes through the same stages as for the CPU (import, graph optimization, weight
 outlining, lowering to linalg), then `compile_gpu`. A `CudaModel` holds the `GpuProgram`
 (per kernel: PTX, entry, grid, block, dynamic shared memory, argument buffers), the graph's
-input/output names and shapes, and the weight arrays in the order of the program's weight
-buffers. `save(directory)` writes what a launcher needs:
+input/output names and shapes, the weight arrays in the order of the program's weight
+buffers, and the inference plan (`woodpecker.cuda.plan`): per kernel the chosen
+implementation (generated, cuDNN, cuBLAS), buffers in one liveness-planned arena.
+
+* `run(output_names, feeds)` runs the plan on the GPU (`woodpecker.cuda.executor`: one
+  stream, a CUDA graph); without a GPU it raises `CudaUnavailable` saying why.
+* `save(directory)` writes the deployable plan (plan.json, PTX, weights.npy) that
+  `woodpecker.load(directory)` runs without MLIR.
+* `save_kernels(directory)` writes the kernels alone in the launcher's format (what the tuning
+  runners measure, `woodpecker.gpu.launch`):
 
     manifest.json         format, arch, calling convention, buffers, kernels in launch order
                           (entry, grid, block, shared_bytes, args, config knobs, problem)
     <entry>.ptx           one PTX module per kernel (and <entry>.cubin when assembled)
     weight_<i>.npy        weight buffer i (f32)
 
-Launching is not done yet: `run` raises; `emulate` runs the kernels' schedules on the CPU.
+* `emulate(feeds)` runs the kernels' schedules on the CPU (no GPU needed).
 """
 
 from __future__ import annotations
@@ -28,16 +36,21 @@ import numpy as np
 import onnx
 from mlir import ir
 
+from woodpecker.cuda.executor import PlanExecutor
+from woodpecker.cuda.model import PlanModel
+from woodpecker.cuda.plan import InferencePlan, pack_weights
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.codegen import ConfigSpec, compile_gpu, kernel_search_spaces
 from woodpecker.gpu.config import GpuConfig, KernelProblem, OperandAccess
 from woodpecker.gpu.emulate import run_on_cpu
+from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
 from woodpecker.gpu.launch import FORMAT, FORMAT_VERSION, MANIFEST, ManifestError, read_manifest
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram, KernelArg, KernelResources
 from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
 from woodpecker.importer import ImportedModel
 from woodpecker.runtime import CompileStats
 from woodpecker.schedule.space import SearchSpace
+from woodpecker.select.report import selection_report
 
 
 @dataclass
@@ -55,6 +68,11 @@ class CudaModel:
     # The linalg-on-tensors module the kernels were cut from (for `emulate` and the tuner's
     # search spaces); None for a model loaded from disk.
     linalg: ir.Module | None = field(default=None, repr=False, compare=False)
+    # What runs: per kernel its implementation, the arena (None: kernels loaded with load_kernels).
+    plan: InferencePlan | None = field(default=None, repr=False, compare=False)
+    # Per kernel signature: the candidates, their times or reasons, the choice (KernelChoice).
+    selection: list = field(default_factory=list, repr=False, compare=False)
+    _runner: PlanModel | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def arch(self) -> str:
@@ -74,12 +92,28 @@ class CudaModel:
             return {k.function: gpu_search_space(k.problem, self.arch, k.function) for k in self.kernels}
         return kernel_search_spaces(self.linalg, self.arch, num_inputs=len(self.input_names))
 
+    def _plan_model(self) -> PlanModel:
+        if self.plan is None:
+            raise CompilationError("this CudaModel has no inference plan (it was loaded with load_kernels)")
+        if self._runner is None:
+            self._runner = PlanModel(self.plan, pack_weights(self.plan, self.weights))
+        return self._runner
+
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        raise NotImplementedError(
-            f"CudaModel.run: launching the {len(self.kernels)} {self.arch} kernels needs the CUDA runtime, "
-            "which is not implemented yet; save(directory) writes the PTX and launch data for a launcher, "
-            "and emulate(feeds) runs the kernels' schedules on the CPU"
-        )
+        """Runs the plan on the GPU (`woodpecker.cuda.executor`); like `onnxruntime`'s `run`."""
+        return self._plan_model().run(output_names, feeds)
+
+    __call__ = run
+
+    @property
+    def executor(self) -> PlanExecutor:
+        """The plan's executor (created on first use; needs a GPU)."""
+        return self._plan_model().executor
+
+    def close(self) -> None:
+        """Frees the device memory of the executor, if one was created."""
+        if self._runner is not None:
+            self._runner.close()
 
     def emulate(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         """Runs every kernel's schedule (same tiles, no GPU) on the CPU, as `run` would on the GPU."""
@@ -101,7 +135,14 @@ class CudaModel:
     # -- saving ------------------------------------------------------------------------------
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Writes the PTX files, the weights and `manifest.json` into `directory`; returns it."""
+        """Writes the deployable plan (plan.json, PTX, weights.npy) that `woodpecker.load` runs."""
+        if self.plan is None:
+            raise CompilationError("this CudaModel has no inference plan (it was loaded with load_kernels)")
+        return self.plan.save(directory, self.weights)
+
+    def save_kernels(self, directory: str | os.PathLike) -> Path:
+        """Writes the PTX files, the weights and `manifest.json` in the launcher's format
+        (`woodpecker.gpu.launch.CudaLauncher`, the tuning runners) into `directory`."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         program = self.program
@@ -135,8 +176,8 @@ class CudaModel:
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> CudaModel:
-        """A model written by `save` (without its linalg module)."""
+    def load_kernels(cls, directory: str | os.PathLike) -> CudaModel:
+        """A model written by `save_kernels` (without its linalg module or plan)."""
         root = Path(directory)
         try:
             manifest = read_manifest(root)
@@ -243,9 +284,13 @@ def build_cuda_model(
     arch: str,
     configs: Mapping[str, ConfigSpec] | None,
     stats: CompileStats,
+    impls: Mapping[str, KernelImpl] | None = None,
+    selection: Sequence | None = None,
+    report_header: Mapping[str, Any] | None = None,
 ) -> CudaModel:
     """The CUDA back end of `woodpecker.compile`: `module` is @main lowered to linalg with
-    the outlined `weights` as trailing arguments."""
+    the outlined `weights` as trailing arguments; `impls` the chosen implementation per kernel
+    (missing: generated) and `selection` the choices made (`KernelChoice`s)."""
     start = time.perf_counter()
     program = compile_gpu(module, arch, configs, num_inputs=len(imported.input_names))
     stats.stage_seconds["codegen"] = stats.stage_seconds.get("codegen", 0.0) + time.perf_counter() - start
@@ -255,6 +300,12 @@ def build_cuda_model(
     inputs = [tuple(imported.input_shapes[n]) for n in imported.input_names]
     if program.inputs != inputs:
         raise CompilationError(f"the GPU program's input buffers {program.inputs} do not match the inputs {inputs}")
+    start = time.perf_counter()
+    selection = list(selection or [])
+    report = selection_report(selection, **dict(report_header or {"target": "cuda", "arch": arch}))
+    plan = build_inference_plan(program, imported.input_names, imported.output_names, impls, report)
+    stats.stage_seconds["plan"] = time.perf_counter() - start
+    stats.library_kernels = len(plan.library_steps())
     return CudaModel(
         program=program,
         input_names=list(imported.input_names),
@@ -264,6 +315,8 @@ def build_cuda_model(
         weights=list(weights),
         stats=stats,
         linalg=module,
+        plan=plan,
+        selection=selection,
     )
 
 

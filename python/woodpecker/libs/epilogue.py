@@ -222,16 +222,19 @@ def _swish(expr: Expr) -> bool:
 
 
 def read_epilogue(generic: ir.Operation, main_operand: int, bias_candidates: set[int] = frozenset()) -> Epilogue:
-    """The post-ops of `generic` applied to its operand `main_operand` (the main op's result).
+    """The post-ops of `generic` applied to its operand `main_operand` (the main op's result:
+    an input, or the output the epilogue updates in place).
 
     A first `add` of an operand in `bias_candidates` (per-channel weights) becomes the bias.
     Raises EpilogueError when a step has no post-op.
     """
     inputs = len(generic.operands) - len(generic.results)
-    if main_operand >= inputs:
-        raise EpilogueError("the kernel's result is not an input of its epilogue")
     body = generic.regions[0].blocks[0]
-    if any(list(arg.uses) for arg in list(body.arguments)[inputs:]):
+    if main_operand >= inputs:
+        # The epilogue updates the main result in place (its `outs`, as the GPU kernels have it).
+        if main_operand != inputs or len(generic.results) != 1:
+            raise EpilogueError("the kernel's result is neither an input nor the output of its epilogue")
+    elif any(list(arg.uses) for arg in list(body.arguments)[inputs:]):
         raise EpilogueError("the epilogue reads its output tensor")
     peeler = _Peeler(("arg", main_operand))
     peeler.peel(_expressions(generic))

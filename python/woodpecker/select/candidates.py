@@ -18,6 +18,7 @@ from woodpecker.libs.replace import GENERATED, IMPL_KNOB
 from woodpecker.tune.task import KernelTask
 
 LIBRARY_OPTIONS = ("all", "none", *LIBRARIES)
+CUDA_LIBRARIES = ("cudnn", "cublas")  # woodpecker.select.cuda_match
 DEFAULT = "default"  # the generated kernel with its default schedule, next to a tuned one
 
 
@@ -32,17 +33,20 @@ class Candidate:
         return self.reason is None
 
 
-def parse_libraries(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """"all" | "none" | "onednn" | "blas" | "onednn,blas" (or a sequence) -> library names."""
+def parse_libraries(spec: str | Sequence[str], target: str = "cpu") -> tuple[str, ...]:
+    """"all" | "none" | a comma-separated list (or a sequence) of the target's libraries ->
+    library names: "onednn", "blas" for the CPU; "cudnn", "cublas" for CUDA."""
+    known = CUDA_LIBRARIES if target == "cuda" else LIBRARIES
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     if names == ["all"]:
-        return LIBRARIES
+        return known
     if names in (["none"], [""], []):
         return ()
-    unknown = [n for n in names if n not in LIBRARIES]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown library '{unknown[0]}'; libraries= takes one of {', '.join(LIBRARY_OPTIONS)}")
-    return tuple(n for n in LIBRARIES if n in names)
+        options = ", ".join(("all", "none", *known))
+        raise ValueError(f"unknown {target} library '{unknown[0]}'; libraries= takes one of {options}")
+    return tuple(n for n in known if n in names)
 
 
 def library_availability(library: str) -> str | None:

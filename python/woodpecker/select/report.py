@@ -17,7 +17,7 @@ from typing import Any
 
 from woodpecker.select.selection import HEURISTIC, SELECTION_ATTR, KernelChoice
 
-IMPL_ORDER = ("generated", "default", "onednn", "blas")
+IMPL_ORDER = ("generated", "default", "onednn", "blas", "cudnn", "cublas")
 
 
 def selection_report(choices: Sequence[KernelChoice], **header: Any) -> dict[str, Any]:
@@ -26,8 +26,8 @@ def selection_report(choices: Sequence[KernelChoice], **header: Any) -> dict[str
     kernels = [choice.to_json() for choice in choices]
     measured = [c for c in choices if c.how in ("measured", "recorded")]
     return {
+        "heuristic": HEURISTIC,  # the CUDA plan's header gives its own
         **header,
-        "heuristic": HEURISTIC,
         "kernels": kernels,
         "totals": {
             "signatures": len(choices),

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import GENERATED
 from woodpecker.select.candidates import DEFAULT, Candidate, kernel_candidates
 from woodpecker.tune.task import KernelTask, Runner
@@ -221,12 +220,23 @@ def select_implementations(
     generated_configs: dict[str, dict[str, Any]] | None = None,
     runner_factory: Callable[[], Runner] | None = None,
     on_task: Callable[[KernelTask, int, int], None] | None = None,
+    *,
+    candidates_for: Callable[[KernelTask, dict[str, Any] | None], list[Candidate]] | None = None,
+    heuristic: Callable[[KernelTask, Sequence[Candidate]], Candidate] | None = None,
 ) -> list[KernelChoice]:
     """One choice per distinct task (by key), in the order of first appearance.
 
     generated_configs: key -> the generated kernel's configuration (a tuning record); others
     use the default schedule. runner_factory makes the runner when something must be measured.
+    candidates_for(task, generated config) and heuristic(task, candidates) default to the CPU's
+    (`kernel_candidates` with options.libraries, and `HEURISTIC`); the CUDA plan passes its own.
     """
+    if candidates_for is None:
+
+        def candidates_for(task: KernelTask, generated: dict[str, Any] | None) -> list[Candidate]:
+            return kernel_candidates(task, options.libraries, generated)
+
+    heuristic = heuristic or _heuristic
     from woodpecker.tune.storage import open_storage, storage_exists
 
     generated_configs = generated_configs or {}
@@ -241,14 +251,14 @@ def select_implementations(
         for position, task in enumerate(unique.values()):
             if on_task is not None:
                 on_task(task, position, len(unique))
-            candidates = kernel_candidates(task, options.libraries, generated_configs.get(task.key))
+            candidates = candidates_for(task, generated_configs.get(task.key))
             applicable = [c for c in candidates if c.applicable]
             results = [CandidateResult(c.impl, c.config, reason=c.reason) for c in candidates]
             default_seconds = None
-            if not any(c.impl in LIBRARIES for c in applicable):  # tuned vs default is the tuner's call
+            if all(c.impl in (GENERATED, DEFAULT) for c in applicable):  # tuned vs default is the tuner's call
                 chosen, how = applicable[0], "only candidate"
             elif options.mode == "heuristic":
-                chosen, how = _heuristic(task, candidates), "heuristic"
+                chosen, how = heuristic(task, candidates), "heuristic"
             else:
                 study = _study(storage, task, create=options.mode == "measure")
                 stored = _stored(study)
@@ -264,7 +274,7 @@ def select_implementations(
                     _store(study, generated, default_seconds, results)
                     chosen, how = _by_impl(candidates, _fastest(results).impl), "measured"
                 else:
-                    chosen, how = _heuristic(task, candidates), "heuristic"
+                    chosen, how = heuristic(task, candidates), "heuristic"
             choices.append(
                 KernelChoice(
                     key=task.key,

@@ -276,7 +276,7 @@ def export_batch(
             if target.exists():
                 shutil.rmtree(target)
             if hasattr(c.model, "save"):
-                c.model.save(target)
+                c.model.save_kernels(target)
             else:
                 source = Path(c.model)
                 if not (source / "manifest.json").exists():

@@ -178,7 +178,7 @@ class CudaRunner:
             error = f"not measured: the CUDA context is unusable after an earlier fault ({self._broken})"
             return MeasureResult(dict(config), error=error, compile_seconds=compile_seconds)
         assert self._scratch is not None
-        model_dir = model.save(Path(self._scratch.name) / f"c{next(self._counter)}")
+        model_dir = model.save_kernels(Path(self._scratch.name) / f"c{next(self._counter)}")
         try:
             run = measure_model_dir(
                 model_dir,

@@ -30,7 +30,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,16 @@ def _parse(text: str) -> ir.Module:
     return ir.Module.parse(text, context=context)
 
 
+@dataclass(frozen=True)
+class KernelCut:
+    """One kernel of the model as a task: `order[j]` is the index into `plan.inputs` of the
+    task's argument j (the task's arguments are the kernel's, weights moved last)."""
+
+    task: KernelTask
+    plan: KernelPlan
+    order: tuple[int, ...]
+
+
 def cuda_tasks(
     module: str | ir.Module | CudaModel,
     arch: str = "sm_90",
@@ -159,6 +169,17 @@ def cuda_tasks(
     a `CudaModel` compiled from it), in launch order; identical kernels share a key and a task.
     `device_name` is the GPU the times will belong to (default: `arch`). `num_inputs`: the
     number of graph inputs among @main's arguments (default: `wpk.input_names`, else all)."""
+    return [cut.task for cut in cuda_kernel_cuts(module, arch, device_name, num_inputs=num_inputs)]
+
+
+def cuda_kernel_cuts(
+    module: str | ir.Module | CudaModel,
+    arch: str = "sm_90",
+    device_name: str | None = None,
+    *,
+    num_inputs: int | None = None,
+) -> list[KernelCut]:
+    """`cuda_tasks` with, per kernel, its plan and the task's argument order."""
     if isinstance(module, CudaModel):
         if module.linalg is None:
             raise CompilationError("cuda_tasks needs the linalg module, which a loaded CudaModel does not have")
@@ -178,16 +199,16 @@ def cuda_tasks(
             roles = [
                 ("weight" if plan.inputs[i].buffer.kind == "weight" else "input", plan.inputs[i].shape) for i in order
             ]
-            cut.append((plan, text, roles, body))
+            cut.append((plan, text, roles, body, order))
     by_key: dict[str, list[str]] = {}
     keyed = []
-    for plan, text, roles, body in cut:
+    for plan, text, roles, body, order in cut:
         key = _key(plan, roles, body, target.chip, device)
         by_key.setdefault(key, []).append(plan.name)
-        keyed.append((key, plan, text, roles))
+        keyed.append((key, plan, text, roles, order))
     tasks: dict[str, KernelTask] = {}
     out = []
-    for key, plan, text, roles in keyed:
+    for key, plan, text, roles, order in keyed:
         if key not in tasks:
             arg_shapes = tuple(tuple(int(d) for d in shape) for _, shape in roles)
             tasks[key] = KernelTask(
@@ -205,7 +226,7 @@ def cuda_tasks(
                 flops=_flops(plan),
                 model_kernels=tuple(by_key[key]),
             )
-        out.append(tasks[key])
+        out.append(KernelCut(tasks[key], plan, tuple(order)))
     return out
 
 

@@ -1,0 +1,120 @@
+"""Assembling the CUDA inference plan: the compiled kernels, the chosen library calls, the arena.
+
+`build_inference_plan(program, ...)` turns a `GpuProgram` (kernels in launch order over
+input/weight/output/intermediate buffers) and the per-kernel choice of implementation into a
+`woodpecker.cuda.plan.InferencePlan`:
+
+* one step per kernel; a kernel whose choice is a library call gets a `LibraryStep` whose
+  operands are the kernel's own buffers (the generated kernel stays as its fallback);
+* each activation buffer's lifetime runs from the step that writes it to the last step that
+  reads it (a library step and its fallback kernel both count, so that either may run), graph
+  inputs from before the first step, graph outputs to after the last; `plan_memory` places
+  them in one arena; weights are packed into one block.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from woodpecker.cuda.memory import Lifetime, align, conflicts, plan_memory
+from woodpecker.cuda.plan import InferencePlan, KernelLaunch, LibraryStep, PlanBuffer, PlanError, Step
+from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram
+from woodpecker.gpu.space import knobs_from_config
+
+
+@dataclass(frozen=True)
+class KernelImpl:
+    """The implementation chosen for one kernel (by its function name, `k3_conv`)."""
+
+    library: LibraryStep | None = None  # None: the generated kernel
+    how: str = "only candidate"
+
+
+def _launch(kernel: GpuKernel) -> KernelLaunch:
+    return KernelLaunch(
+        entry=kernel.name,
+        ptx=kernel.ptx,
+        grid=tuple(kernel.grid),
+        block=tuple(kernel.block),
+        shared_bytes=kernel.shared_bytes,
+        args=[(str(a.buffer), tuple(a.shape), a.access) for a in kernel.args],
+        cubin=kernel.cubin,
+        config=json.loads(json.dumps(knobs_from_config(kernel.config))),  # as saved: lists, not tuples
+    )
+
+
+def _lifetimes(program: GpuProgram, steps: Sequence[Step]) -> list[Lifetime]:
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for position, step in enumerate(steps):
+        fallback = Step(step.name, step.kind, step.kernel)
+        for name in {*step.writes, *fallback.writes}:
+            first.setdefault(name, position)
+            last[name] = max(last.get(name, position), position)
+        for name in {*step.reads, *fallback.reads}:
+            last[name] = max(last.get(name, position), position)
+    end = len(steps)
+    lifetimes = []
+    groups = {"input": program.inputs, "output": program.outputs}
+    for kind, shapes in groups.items():
+        for index, shape in enumerate(shapes):
+            name = str(BufferRef(kind, index))
+            start = -1 if kind == "input" else first.get(name)
+            if start is None:
+                raise PlanError(f"no step writes the graph output {name}")
+            stop = end if kind == "output" else last.get(name, -1)
+            lifetimes.append(Lifetime(name, 4 * math.prod(shape), start, stop))
+    for index, shape in program.intermediates:
+        name = str(BufferRef("intermediate", index))
+        if name not in first:
+            raise PlanError(f"no step writes {name}")
+        lifetimes.append(Lifetime(name, 4 * math.prod(shape), first[name], last[name]))
+    return lifetimes
+
+
+def build_inference_plan(
+    program: GpuProgram,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    impls: Mapping[str, KernelImpl] | None = None,
+    selection: Mapping | None = None,
+) -> InferencePlan:
+    """The plan for `program` with `impls` (kernel function -> implementation; missing: the
+    generated kernel). Raises PlanError when the program's buffers are inconsistent."""
+    impls = impls or {}
+    steps = []
+    for kernel in program.kernels:
+        impl = impls.get(kernel.function, KernelImpl())
+        steps.append(Step(kernel.function, kernel.kind, _launch(kernel), impl.library, impl.how))
+    lifetimes = _lifetimes(program, steps)
+    memory = plan_memory(lifetimes)
+    found = conflicts(lifetimes, memory.offsets)
+    if found:  # plan_memory's invariant: a failure here is a bug in it
+        raise PlanError(f"the memory plan overlaps live buffers: {found[0]}")
+    buffers: dict[str, PlanBuffer] = {}
+    for life in lifetimes:
+        kind = life.name.split("[")[0]
+        shape = program.shape_of(BufferRef(kind, int(life.name[len(kind) + 1 : -1])))
+        buffers[life.name] = PlanBuffer(life.name, kind, tuple(shape), memory.offsets[life.name])
+    offset = 0
+    for index, shape in enumerate(program.weights):
+        name = str(BufferRef("weight", index))
+        buffers[name] = PlanBuffer(name, "weight", tuple(shape), offset)
+        offset += align(4 * math.prod(shape))
+    plan = InferencePlan(
+        arch=program.arch,
+        inputs=[(n, str(BufferRef("input", i))) for i, n in enumerate(input_names)],
+        outputs=[(n, str(BufferRef("output", i))) for i, n in enumerate(output_names)],
+        buffers=buffers,
+        steps=steps,
+        arena_bytes=memory.arena_bytes,
+        weight_bytes=offset,
+        calling_convention=program.calling_convention,
+        memory={"arena_bytes": memory.arena_bytes, "total_bytes": memory.total_bytes, "peak_bytes": memory.peak_bytes},
+        selection=dict(selection or {}),
+    )
+    plan.validate()
+    return plan

@@ -1,0 +1,163 @@
+"""The CUDA plan's choices: per GPU kernel, our generated kernel, cuDNN or cuBLASLt.
+
+`cuda_selection` is what `woodpecker.compile(target="cuda")` runs between lowering and code
+generation: it cuts the GPU kernels out as tasks (`woodpecker.tune.cuda_tasks`), reads each
+signature's best tuning record, and chooses between that generated kernel and the library
+calls that can compute it (`woodpecker.select.cuda_match`) with the same machinery as the CPU
+(`woodpecker.select.selection`): "measure" times every candidate on this machine's GPU
+(`CudaRunner`: the tuning runners' method, output checked against the default kernel's) and
+stores the timings in the kernel's study; "records" uses stored timings, else the heuristic
+below; "heuristic" never measures. Kernels configured explicitly (by name or kind) keep their
+configuration and the generated kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from woodpecker.cuda.plan import LibraryStep
+from woodpecker.errors import CompilationError
+from woodpecker.gpu.inference_plan import KernelImpl
+from woodpecker.libs.match import NotApplicable
+from woodpecker.libs.replace import GENERATED, IMPL_KNOB
+from woodpecker.select.candidates import DEFAULT, Candidate
+from woodpecker.select.cuda_match import CUDA_LIBRARIES, LibraryMatch, match_cuda_kernel
+from woodpecker.select.selection import KernelChoice, SelectOptions, select_implementations
+from woodpecker.tune.cuda_tasks import KernelCut
+from woodpecker.tune.task import KernelTask, Runner
+
+HEURISTIC_ORDER = ("cudnn", "cublas", GENERATED)
+CUDA_HEURISTIC = (
+    "cuDNN for every convolution whose epilogue it can fuse, cuBLASLt for every matmul whose epilogue it can fuse, "
+    "the generated kernel for the rest (padding, pooling, reductions, elementwise); not measured: the vendor "
+    "libraries' kernels are tuned for the device, our default configurations are not"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def library_match(task: KernelTask, library: str) -> LibraryMatch | str:
+    """The library call for `task`, or why there is none."""
+    try:
+        return match_cuda_kernel(task, library)
+    except NotApplicable as err:
+        return str(err)
+
+
+def cuda_candidates(libraries: Sequence[str]) -> Callable[[KernelTask, dict[str, Any] | None], list[Candidate]]:
+    """The candidates of a CUDA kernel task: generated (tuned or default), the default schedule
+    next to a tuning record, and one per library (with the reason when it does not apply)."""
+
+    def candidates(task: KernelTask, generated: dict[str, Any] | None) -> list[Candidate]:
+        found = [Candidate(GENERATED, dict(generated or {}))]
+        if generated:
+            found.append(Candidate(DEFAULT, {}))
+        for library in libraries:
+            match = library_match(task, library)
+            found.append(Candidate(library, {IMPL_KNOB: library}, match if isinstance(match, str) else None))
+        return found
+
+    return candidates
+
+
+def cuda_heuristic(task: KernelTask, candidates: Sequence[Candidate]) -> Candidate:
+    by_impl = {c.impl: c for c in candidates if c.applicable}
+    return next(by_impl[impl] for impl in HEURISTIC_ORDER if impl in by_impl)
+
+
+@dataclass
+class CudaSelection:
+    impls: dict[str, KernelImpl] = field(default_factory=dict)  # kernel function -> implementation
+    # kernel function -> the generated kernel's config (a library step's fallback's too)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    choices: list[KernelChoice] = field(default_factory=list)
+    tuned_kernels: int = 0
+    header: dict[str, Any] = field(default_factory=dict)  # the report's: mode, libraries, GPU
+
+
+def _operands(cut: KernelCut, match: LibraryMatch) -> dict[str, str]:
+    operands = {role: str(cut.plan.inputs[cut.order[arg]].buffer) for role, arg in match.roles.items()}
+    operands["y"] = str(cut.plan.output.buffer)
+    return operands
+
+
+def cuda_selection(
+    cuts: Sequence[KernelCut],
+    libraries: Sequence[str],
+    mode: str,
+    records: Mapping[str, dict[str, Any]],
+    explicit: Mapping[str, Any],
+    storage: str | None = None,
+    runner_factory: Callable[[], Runner] | None = None,
+) -> CudaSelection:
+    """Choices for the kernels `cuts` (one per kernel of the model, in launch order).
+
+    records: task key -> best tuning record; explicit: the caller's configurations by kernel
+    name or kind (those kernels are not selected)."""
+    chosen = [c for c in cuts if c.plan.name not in explicit and c.plan.kind not in explicit]
+    result = CudaSelection()
+    if mode == "measure" and runner_factory is None:
+        runner_factory = _runner_factory
+    options = SelectOptions(libraries=tuple(libraries), mode=mode, storage=storage)
+    result.choices = select_implementations(
+        [c.task for c in chosen],
+        options,
+        dict(records),
+        runner_factory,
+        candidates_for=cuda_candidates(libraries),
+        heuristic=cuda_heuristic,
+    )
+    by_key = {choice.key: choice for choice in result.choices}
+    for cut in chosen:
+        choice = by_key[cut.task.key]
+        if choice.choice in CUDA_LIBRARIES:
+            match = library_match(cut.task, choice.choice)
+            assert isinstance(match, LibraryMatch), match
+            step = LibraryStep(choice.choice, dict(match.spec), _operands(cut, match))
+            result.impls[cut.plan.name] = KernelImpl(step, choice.how)
+            if cut.task.key in records:  # the fallback kernel is the tuned one
+                result.configs[cut.plan.name] = dict(records[cut.task.key])
+        else:
+            result.impls[cut.plan.name] = KernelImpl(None, choice.how)
+            if choice.config:
+                result.configs[cut.plan.name] = dict(choice.config)
+                result.tuned_kernels += 1
+    for cut in cuts:
+        if cut.plan.name not in result.impls:
+            result.impls[cut.plan.name] = KernelImpl(None, "configured")
+    return result
+
+
+def _runner_factory() -> Runner:
+    from woodpecker.gpu.launch import cuda_status
+    from woodpecker.tune.cuda_runner import CudaRunner
+
+    reason = cuda_status()
+    if reason is not None:
+        raise CompilationError(f"select='measure' needs an NVIDIA GPU to time the candidates: {reason}")
+    return CudaRunner()
+
+
+def plan_selection_header(arch: str, mode: str, libraries: Sequence[str], gpu_reason: str | None) -> dict[str, Any]:
+    """The report header of a CUDA plan: how it was chosen, and whether a GPU was there."""
+    return {
+        "target": "cuda",
+        "arch": arch,
+        "libraries": list(libraries),
+        "mode": mode,
+        "heuristic": CUDA_HEURISTIC,
+        "gpu": "present" if gpu_reason is None else f"none: {gpu_reason}",
+    }
+
+
+__all__ = [
+    "CUDA_HEURISTIC",
+    "CudaSelection",
+    "cuda_candidates",
+    "cuda_heuristic",
+    "cuda_selection",
+    "library_match",
+    "plan_selection_header",
+]

@@ -1,0 +1,555 @@
+"""The CUDA inference plan without a GPU: memory planning, plan building, the heuristic choice,
+the library matching, save/load, `woodpecker.load` without MLIR, `wpk compile --target cuda`,
+and the executor's bookkeeping on a fake driver (`fake_cuda.FakeDriver`: kernels and library
+calls write `mix(inputs)`, which `_reference` evaluates on separate arrays per buffer, so a
+wrong arena offset, an overwritten live buffer or a wrongly bound operand changes the outputs).
+Tests marked `gpu` run the plans on a real device against ONNX Runtime and skip without one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from fake_cuda import FakeDriver, mix
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+from test_cpu_libraries import conv_model
+
+import woodpecker
+from woodpecker.compiler import CompileOptions
+from woodpecker.cuda import executor as executor_module
+from woodpecker.cuda.libraries import LibraryUnavailable
+from woodpecker.cuda.memory import Lifetime, conflicts, plan_memory
+from woodpecker.cuda.plan import InferencePlan, PlanBuffer, PlanError, Step, pack_weights
+from woodpecker.errors import CompilationError
+from woodpecker.gpu.launch import cuda_available
+from woodpecker.gpu.model import CudaModel
+from woodpecker.models import bundled_model_path
+from woodpecker.select.cuda_plan import CUDA_HEURISTIC, cuda_selection
+from woodpecker.select.selection import SELECTION_ATTR
+from woodpecker.tune.cuda_tasks import cuda_kernel_cuts
+from woodpecker.tune.recorded import RecordedRunner
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HAS_GPU = cuda_available()
+needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU with a CUDA driver")
+no_gpu_only = pytest.mark.skipif(HAS_GPU, reason="checks the behaviour without a CUDA device")
+
+
+def _compile(model, **kw) -> CudaModel:
+    options = CompileOptions(target="cuda", use_tuning_records=False, **kw)
+    compiled = woodpecker.compile(model, options=options)
+    assert isinstance(compiled, CudaModel)
+    return compiled
+
+
+@pytest.fixture(scope="module")
+def resnet() -> CudaModel:
+    return _compile(bundled_model_path())
+
+
+# -- memory planning -------------------------------------------------------------------------------
+
+
+def test_buffers_with_disjoint_lifetimes_share_bytes_and_overlapping_ones_do_not() -> None:
+    a = Lifetime("a", 1000, 0, 1)
+    b = Lifetime("b", 1000, 1, 2)  # read-at-1 and written-at-1 are both live at step 1
+    c = Lifetime("c", 1000, 2, 3)
+    plan = plan_memory([a, b, c])
+    assert plan.offsets["a"] == plan.offsets["c"] != plan.offsets["b"]
+    assert plan.arena_bytes == 2 * 1024 and plan.total_bytes == 3 * 1024 and plan.peak_bytes == 2 * 1024
+    assert conflicts([a, b, c], plan.offsets) == []
+    assert conflicts([a, b, c], {"a": 0, "b": 512, "c": 2048}) == ["a [0, 1] and b [1, 2] share bytes"]
+
+
+def test_memory_plan_rejects_bad_lifetimes() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        plan_memory([Lifetime("a", 4, 0, 1), Lifetime("a", 4, 1, 2)])
+    with pytest.raises(ValueError, match="lifetime"):
+        plan_memory([Lifetime("a", 4, 2, 1)])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 5000), st.integers(0, 30), st.integers(0, 10)), min_size=1, max_size=40
+    )
+)
+def test_any_memory_plan_keeps_live_buffers_apart_and_fits_between_peak_and_sum(raw) -> None:
+    lifetimes = [Lifetime(f"b{i}", size, first, first + span) for i, (size, first, span) in enumerate(raw)]
+    plan = plan_memory(lifetimes)
+    assert conflicts(lifetimes, plan.offsets) == []
+    assert all(offset % 256 == 0 for offset in plan.offsets.values())
+    assert plan.peak_bytes <= plan.arena_bytes <= plan.total_bytes
+
+
+# -- the plan of the tiny ResNet -------------------------------------------------------------------
+
+
+def test_tiny_resnet_plan_uses_libraries_by_the_stated_heuristic(resnet: CudaModel) -> None:
+    plan = resnet.plan
+    assert [s.name for s in plan.steps] == [k.function for k in resnet.kernels]
+    impls = {s.name: s.impl for s in plan.steps}
+    assert {n for n, i in impls.items() if i == "cudnn"} == {"k1_conv", "k4_conv", "k6_conv", "k8_conv", "k9_conv"}
+    assert impls["k14_matmul"] == "cublas"
+    assert all(impls[n] == "generated" for n in impls if "gather" in n or "pool" in n or "reduction" in n)
+    # k11's epilogue adds a bias to the residual before adding it: no cuDNN post-op, stated
+    (k11,) = [c for c in resnet.selection if "k11_conv" in c.kernel_names]
+    assert k11.choice == "generated"
+    assert "computed operand" in next(r.reason for r in k11.candidates if r.impl == "cudnn")
+    assert {c.how for c in resnet.selection if c.choice != "generated"} == {"heuristic"}
+    assert plan.selection["heuristic"] == CUDA_HEURISTIC and plan.selection["mode"] == "heuristic"
+    assert resnet.stats.library_kernels == 6
+
+
+def test_library_steps_read_and_write_the_kernels_own_buffers(resnet: CudaModel) -> None:
+    by_name = {k.function: k for k in resnet.kernels}
+    for step in resnet.plan.library_steps():
+        kernel = by_name[step.name]
+        written = {str(a.buffer) for a in kernel.args if a.access == "write"}
+        read = {str(a.buffer) for a in kernel.args if a.access == "read"}
+        assert {step.library.operands["y"]} == written
+        assert set(step.reads) == read
+    k6 = next(s for s in resnet.plan.steps if s.name == "k6_conv").library
+    assert k6.spec["post_ops"][0]["alg"] == "add" and k6.spec["post_ops"][1]["alg"] == "relu"
+    assert k6.operands["side0"] == "intermediate[2]" and k6.spec["bias"] is True
+    assert k6.spec["x_shape"] == [1, 8, 34, 34] and k6.spec["pads_begin"] == [0, 0]  # the gather kernel pads
+
+
+def test_tiny_resnet_arena_reuses_memory_without_overlapping_live_buffers(resnet: CudaModel) -> None:
+    plan = resnet.plan
+    steps = plan.steps
+    first: dict[str, int] = {name: -1 for _, name in plan.inputs}
+    last: dict[str, int] = {name: len(steps) for _, name in plan.outputs}
+    for i, step in enumerate(steps):
+        fallback = Step(step.name, step.kind, step.kernel)
+        for name in {*step.writes, *fallback.writes}:
+            first.setdefault(name, i)
+        for name in {*step.reads, *fallback.reads, *step.writes}:
+            if plan.buffers[name].kind != "weight":
+                last[name] = max(last.get(name, i), i)
+    lifetimes = [
+        Lifetime(n, plan.buffers[n].nbytes, first[n], last[n]) for n in plan.buffers if plan.buffers[n].kind != "weight"
+    ]
+    assert conflicts(lifetimes, {n: plan.buffers[n].offset for n in first}) == []
+    assert plan.arena_bytes == plan.memory["peak_bytes"] < plan.memory["total_bytes"] / 2
+    assert len({b.offset for b in plan.buffers.values() if b.kind == "intermediate"}) < len(plan.steps) - 2
+
+
+# -- library matching ------------------------------------------------------------------------------
+
+
+def _gemm_model(trans_b: int, activation: str | None, m: int = 4, k: int = 24, n: int = 10) -> onnx.ModelProto:
+    rng = np.random.default_rng(3)
+    shape = (n, k) if trans_b else (k, n)
+    w = numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "b")
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], transB=trans_b)]
+    if activation:
+        nodes.append(helper.make_node(activation, ["g"], ["y"]))
+    else:
+        nodes[0].output[0] = "y"
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w, b],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _library_step(compiled: CudaModel, kind: str):
+    (step,) = [s for s in compiled.plan.steps if s.kind == kind]
+    return step
+
+
+@pytest.mark.parametrize(
+    ("epilogue", "post_ops"),
+    [("none", []), ("relu", ["relu"]), ("sigmoid", ["logistic"]), ("residual_relu", ["add", "relu"])],
+)
+def test_convolutions_become_cudnn_calls_with_their_epilogue(epilogue: str, post_ops: list[str]) -> None:
+    step = _library_step(_compile(conv_model(epilogue, cin=8, cout=8, hw=12)), "conv")
+    assert step.impl == "cudnn" and [p["alg"] for p in step.library.spec["post_ops"]] == post_ops
+    assert step.library.spec["bias"] is True and step.library.spec["w_shape"] == [8, 8, 3, 3]
+
+
+def test_strided_dilated_and_depthwise_convolutions_keep_their_geometry() -> None:
+    spec = _library_step(_compile(conv_model("none", stride=2, dilation=2, hw=13)), "conv").library.spec
+    assert spec["strides"] == [2, 2] and spec["dilations"] == [2, 2] and spec["groups"] == 1
+    step = _library_step(_compile(conv_model("relu", cin=8, cout=8, groups=8)), "depthwise_conv")
+    assert step.library.spec["groups"] == 8 and step.library.spec["w_shape"] == [8, 1, 3, 3]
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_becomes_a_cublas_call_with_its_bias(trans_b: int) -> None:
+    step = _library_step(_compile(_gemm_model(trans_b, "Relu")), "matmul")
+    spec = step.library.spec
+    assert step.impl == "cublas" and (spec["m"], spec["k"], spec["n"]) == (4, 24, 10)
+    assert spec["bias"] is True and [p["alg"] for p in spec["post_ops"]] == ["relu"]
+    assert set(step.library.operands) == {"a", "b", "bias", "y"}
+
+
+def test_a_matmul_epilogue_cublas_cannot_fuse_keeps_the_generated_kernel_and_says_why() -> None:
+    compiled = _compile(_gemm_model(0, "Sigmoid"))
+    (choice,) = [c for c in compiled.selection if c.kind == "matmul"]
+    assert choice.choice == "generated" and choice.how == "only candidate"
+    reason = next(r.reason for r in choice.candidates if r.impl == "cublas")
+    assert reason and "logistic" in reason
+
+
+def test_cuda_library_options_are_validated() -> None:
+    with pytest.raises(woodpecker.WoodpeckerError, match="unknown cuda library 'onednn'"):
+        _compile(bundled_model_path(), libraries="onednn")
+    plain = _compile(bundled_model_path(), libraries="none")
+    assert plain.plan.library_steps() == [] and {c.how for c in plain.selection} == {"only candidate"}
+    only_cublas = _compile(bundled_model_path(), libraries="cublas")
+    assert [s.name for s in only_cublas.plan.library_steps()] == ["k14_matmul"]
+
+
+@no_gpu_only
+def test_measuring_without_a_gpu_fails_clearly() -> None:
+    with pytest.raises(CompilationError, match="select='measure' times the candidates on an NVIDIA GPU"):
+        woodpecker.compile(bundled_model_path(), options=CompileOptions(target="cuda", select="measure"))
+
+
+def test_recorded_timings_choose_and_are_read_back_without_measuring(resnet: CudaModel, tmp_path: Path) -> None:
+    db = str(tmp_path / "records.db")
+    cuts = cuda_kernel_cuts(resnet, "sm_90")
+
+    def seconds(task, config) -> float | str:
+        impl = config.get("impl", "generated")
+        if "k4_conv" in task.model_kernels:  # our kernel wins this one
+            return {"generated": 1e-5, "cudnn": 3e-5}[impl]
+        if "k8_conv" in task.model_kernels and impl == "cudnn":
+            return "cuDNN cannot run kernel k8_conv: no engine"
+        return {"generated": 5e-5, "cudnn": 2e-5, "cublas": 1e-5}[impl]
+
+    runner = RecordedRunner(seconds)
+    measured = cuda_selection(cuts, ("cudnn", "cublas"), "measure", {}, {}, storage=db, runner_factory=lambda: runner)
+    assert runner.calls, "measure mode measures"
+    impls = {name: impl.library.library if impl.library else "generated" for name, impl in measured.impls.items()}
+    assert impls["k4_conv"] == "generated" and impls["k8_conv"] == "generated" and impls["k6_conv"] == "cudnn"
+    assert impls["k14_matmul"] == "cublas"
+    k8 = next(c for c in measured.choices if "k8_conv" in c.kernel_names)
+    assert next(r.error for r in k8.candidates if r.impl == "cudnn").startswith("cuDNN cannot run")
+    # compile(select="records") reads the same choices from the storage, measuring nothing
+    options = CompileOptions(target="cuda", tuning_db=db, select="records")
+    recorded = woodpecker.compile(bundled_model_path(), options=options)
+    assert {s.name: s.impl for s in recorded.plan.steps} == {s.name: impls[s.name] for s in recorded.plan.steps}
+    assert {c.how for c in recorded.selection if c.how != "only candidate"} == {"recorded"}
+    import optuna
+
+    study = optuna.load_study(study_name=k8.key, storage=f"sqlite:///{db}")
+    assert set(study.user_attrs[SELECTION_ATTR]["candidates"]) == {"generated", "cudnn"}
+
+
+# -- saving and loading ----------------------------------------------------------------------------
+
+
+def test_saved_plan_round_trips(resnet: CudaModel, tmp_path: Path) -> None:
+    out = resnet.save(tmp_path / "plan")
+    data = json.loads((out / "plan.json").read_text())
+    assert data["format"] == "woodpecker.cuda-plan" and data["arena_bytes"] == resnet.plan.arena_bytes
+    loaded = woodpecker.load(out)
+    assert loaded.input_names == resnet.input_names and loaded.output_names == resnet.output_names
+    assert loaded.plan.buffers == resnet.plan.buffers
+    assert [(s.name, s.impl, s.how, s.library) for s in loaded.plan.steps] == [
+        (s.name, s.impl, s.how, s.library) for s in resnet.plan.steps
+    ]
+    assert all(a.kernel == b.kernel for a, b in zip(loaded.plan.steps, resnet.plan.steps, strict=True))
+    np.testing.assert_array_equal(loaded.weight_block, pack_weights(resnet.plan, resnet.weights))
+    again = loaded.save(tmp_path / "again")
+    assert json.loads((again / "plan.json").read_text()) == data
+    summary = loaded.summary()
+    assert summary["implementations"] == {"generated": 13, "cudnn": 5, "cublas": 1}
+    assert summary["how"]["heuristic"] == 6
+
+
+def test_loading_a_bad_plan_directory_says_what_is_wrong(resnet: CudaModel, tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="no such plan directory"):
+        woodpecker.load(tmp_path / "missing")
+    out = resnet.save(tmp_path / "plan")
+    data = json.loads((out / "plan.json").read_text())
+    (out / "plan.json").write_text(json.dumps({**data, "version": 99}))
+    with pytest.raises(PlanError, match="version 99"):
+        woodpecker.load(out)
+    broken = dict(data)
+    broken["steps"] = [dict(data["steps"][0], kernel=dict(data["steps"][0]["kernel"], args=[
+        {"buffer": "intermediate[999]", "shape": [4], "access": "read"}])), *data["steps"][1:]]
+    (out / "plan.json").write_text(json.dumps(broken))
+    with pytest.raises(PlanError, match=r"unknown buffer intermediate\[999\]"):
+        woodpecker.load(out)
+    (out / "plan.json").write_text(json.dumps(data))
+    np.save(out / "weights.npy", np.zeros(3, np.float32))
+    with pytest.raises(PlanError, match=r"weights\.npy"):
+        woodpecker.load(out)
+
+
+def test_plan_validation_catches_a_buffer_outside_the_arena(resnet: CudaModel) -> None:
+    plan = InferencePlan.__new__(InferencePlan)
+    plan.__dict__.update(resnet.plan.__dict__)
+    plan.buffers = dict(resnet.plan.buffers)
+    plan.buffers["output[0]"] = PlanBuffer("output[0]", "output", (1, 10), resnet.plan.arena_bytes)
+    with pytest.raises(PlanError, match="leaves its region"):
+        plan.validate()
+
+
+def test_a_saved_plan_loads_without_mlir_and_running_it_without_a_gpu_says_why(
+    resnet: CudaModel, tmp_path: Path
+) -> None:
+    out = resnet.save(tmp_path / "plan")
+    blocker = tmp_path / "site" / "mlir"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text('raise ImportError("mlir must not be needed to run a plan")\n')
+    script = (
+        "import sys, numpy as np, woodpecker\n"
+        f"m = woodpecker.load({str(out)!r})\n"
+        "print(m.summary()['steps'])\n"
+        "try:\n"
+        "    m.run(None, {'input': np.zeros((1, 3, 64, 64), np.float32)})\n"
+        "except Exception as err:\n"
+        "    print(type(err).__name__, err)\n"
+        "print(sorted(n for n in sys.modules if n == 'mlir' or n.startswith('mlir.')))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(REPO_ROOT / "python")]))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "19" and lines[-1] == "[]"
+    if not HAS_GPU:
+        assert lines[1].startswith("CudaUnavailable") and "needs an NVIDIA GPU" in lines[1]
+
+
+# -- wpk compile --target cuda ---------------------------------------------------------------------
+
+
+@no_gpu_only
+def test_wpk_compile_cuda_without_a_gpu_states_the_heuristic_and_writes_the_plan(tmp_path: Path) -> None:
+    from woodpecker.cli import main
+
+    out, report = tmp_path / "plan", tmp_path / "report.json"
+    argv = ["compile", str(bundled_model_path()), "--target", "cuda", "--no-records", "-o", str(out),
+            "--report", str(report)]
+    result = subprocess.run([sys.executable, "-m", "woodpecker.cli", *argv], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "python")))
+    assert result.returncode == 0, result.stderr
+    assert "no GPU here" in result.stdout and CUDA_HEURISTIC in result.stdout
+    assert "plan: 19 steps (13 generated, 5 cudnn, 1 cublas)" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["mode"] == "heuristic" and data["gpu"].startswith("none") and data["totals"]["signatures"] == 17
+    assert woodpecker.load(out).summary()["steps"] == 19
+    assert main(["compile", str(bundled_model_path()), "-o", str(tmp_path / "x")]) == 1  # -o is for CUDA plans
+
+
+# -- the executor on the fake driver ---------------------------------------------------------------
+
+
+class FakeCall:
+    """Stands in for a cuDNN / cuBLASLt call: writes mix(operands) into its output."""
+
+    def __init__(self, driver: FakeDriver, plan: InferencePlan, step: str, library: str):
+        self.driver, self.library, self.name = driver, library, step
+        self.workspace_bytes = 4096
+        self.sizes = {role: plan.buffers[b].nbytes for role, b in next(
+            s.library.operands for s in plan.steps if s.name == step).items()}
+        self.pointers: dict[str, int] = {}
+        self.stream: int | None = None
+
+    def bind(self, pointers, workspace: int) -> None:
+        assert workspace, "the executor gives library calls a workspace"
+        self.pointers = dict(pointers)
+
+    def enqueue(self) -> None:
+        reads = [(p, self.sizes[r]) for r, p in self.pointers.items() if r != "y"]
+        out = (self.pointers["y"], self.sizes["y"])
+
+        def run() -> None:
+            value = mix([self.driver.region(p, n) for p, n in reads])
+            self.driver.region(*out)[:] = value
+
+        self.driver.enqueue(self.stream, self.library, run)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeContext:
+    def __init__(self, stream: int):
+        self.stream = stream
+
+    def close(self) -> None:
+        pass
+
+
+def _reference(plan: InferencePlan, weights, feeds) -> dict[str, np.ndarray]:
+    """mix() evaluated step by step on one separate array per buffer (no arena)."""
+    values = {b.name: np.asarray(w, np.float32) for b, w in zip(plan.weights, weights, strict=True)}
+    for name, buffer in plan.inputs:
+        values[buffer] = np.asarray(feeds[name], np.float32)
+    for step in plan.steps:
+        value = mix([values[b] for b in step.reads])
+        for b in step.writes:
+            values[b] = np.full(plan.buffers[b].shape, value, np.float32)
+    return {name: values[buffer] for name, buffer in plan.outputs}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, resnet: CudaModel):
+    driver = FakeDriver()
+    monkeypatch.setitem(sys.modules, "cuda.bindings.driver", driver.module())
+    for step in resnet.plan.steps:
+        args = step.kernel.args
+        driver.writes[step.kernel.entry] = {i for i, (_, _, access) in enumerate(args) if access == "write"}
+        driver.param_bytes[step.kernel.entry] = [4 * int(np.prod(shape)) for _, shape, _ in args]
+    calls: list[FakeCall] = []
+
+    def make_call(library, spec, name, context):
+        call = FakeCall(driver, resnet.plan, name, library)
+        call.stream = context.stream
+        calls.append(call)
+        return call
+
+    monkeypatch.setattr(executor_module, "make_call", make_call)
+    monkeypatch.setattr(executor_module, "LibraryContext", FakeContext)
+    driver.library_calls = calls
+    return driver
+
+
+def _feeds(model, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {n: rng.standard_normal(model.input_shapes[n]).astype(np.float32) for n in model.input_names}
+
+
+def _check_outputs(got, expected) -> None:
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-6)
+
+
+def test_executor_replays_one_cuda_graph_with_copies_only_at_inputs_and_outputs(
+    fake: FakeDriver, resnet: CudaModel
+) -> None:
+    runner = dataclasses.replace(resnet)  # its own executor
+    for seed in (0, 1):
+        feeds = _feeds(runner, seed)
+        expected = _reference(runner.plan, runner.weights, feeds)
+        before = list(fake.calls)
+        got = runner.run(None, feeds)
+        _check_outputs(got, [expected[n] for n in runner.output_names])
+        new = fake.calls[len(before):]
+        # the weights once, at set-up; then per run one upload per input and one download per output
+        assert new.count("cuMemcpyHtoDAsync") == (2 if seed == 0 else 1) and new.count("cuMemcpyDtoHAsync") == 2
+        assert new.count("cuGraphLaunch") == 1
+        assert new.count("cuLaunchKernel") == (13 if seed == 0 else 0)  # recorded once, at capture
+    assert fake.calls.count("cuStreamBeginCapture") == 1 and fake.calls.count("cuMemAlloc") == 3  # arena, weights, ws
+    executor = runner.executor
+    assert executor.describe()["graph"] is True and executor.fallbacks == {}
+    expected_order = [s.kernel.entry if s.library is None else s.library.library for s in runner.plan.steps]
+    assert fake.executed == expected_order * 2
+    assert executor.launches.graph_launches == 2 and executor.launches.uploads == 1 + 2
+    runner.close()
+
+
+def test_executor_without_a_graph_or_when_capture_fails_gives_the_same_outputs(
+    fake: FakeDriver, resnet: CudaModel
+) -> None:
+    weights = pack_weights(resnet.plan, resnet.weights)
+    feeds = _feeds(resnet, 5)
+    expected = _reference(resnet.plan, resnet.weights, feeds)
+    with executor_module.PlanExecutor(resnet.plan, weights, use_graph=False) as eager:
+        got = eager.run(feeds)
+        _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
+        assert eager.launches.kernels == 13 and eager.launches.library_calls == 6 and not eager.captured
+    fake.fail_capture = True
+    with executor_module.PlanExecutor(resnet.plan, weights) as failed:
+        got = failed.run(feeds)
+        _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
+        assert failed.graph_error and "capturing it failed" in failed.graph_error
+        assert failed.launches.graph_launches == 0 and failed.launches.kernels == 13
+
+
+def test_a_library_the_host_cannot_run_falls_back_to_the_generated_kernel(
+    fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(library, spec, name, context):
+        raise LibraryUnavailable(f"cuDNN cannot run kernel {name}: no engine (fake)")
+
+    monkeypatch.setattr(executor_module, "make_call", unavailable)
+    feeds = _feeds(resnet, 2)
+    expected = _reference(resnet.plan, resnet.weights, feeds)
+    with executor_module.PlanExecutor(resnet.plan, pack_weights(resnet.plan, resnet.weights)) as ex:
+        got = ex.run(feeds)
+        assert set(ex.fallbacks) == {s.name for s in resnet.plan.library_steps()}
+        assert "no engine (fake)" in ex.fallbacks["k1_conv"]
+        assert ex.describe()["steps"]["k1_conv"] == "generated (ptx)"
+    _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
+
+
+def test_the_data_flow_check_catches_a_memory_plan_that_overwrites_live_buffers(
+    fake: FakeDriver, resnet: CudaModel
+) -> None:
+    plan = InferencePlan.__new__(InferencePlan)
+    plan.__dict__.update(resnet.plan.__dict__)
+    plan.buffers = {
+        n: PlanBuffer(b.name, b.kind, b.shape, 0 if b.kind == "intermediate" else b.offset)
+        for n, b in resnet.plan.buffers.items()
+    }
+    feeds = _feeds(resnet, 3)
+    expected = _reference(plan, resnet.weights, feeds)
+    with executor_module.PlanExecutor(plan, pack_weights(plan, resnet.weights)) as ex:
+        got = ex.run(feeds)
+    assert not all(np.allclose(got[n], expected[n], rtol=1e-6) for n in resnet.output_names)
+
+
+def test_timing_replays_the_graph(fake: FakeDriver, resnet: CudaModel) -> None:
+    with executor_module.PlanExecutor(resnet.plan, pack_weights(resnet.plan, resnet.weights)) as ex:
+        times = ex.time(repeat=4, warmup=2)
+        assert len(times) == 4 and all(t > 0 for t in times)
+        assert ex.launches.graph_launches == 6
+        with pytest.raises(ValueError, match="repeat"):
+            ex.time(repeat=0)
+
+
+def test_running_a_plan_checks_its_inputs(fake: FakeDriver, resnet: CudaModel) -> None:
+    model = woodpecker.cuda.model.PlanModel(resnet.plan, pack_weights(resnet.plan, resnet.weights))
+    with pytest.raises(ValueError, match="missing input 'input'"):
+        model.run(None, {})
+    with pytest.raises(ValueError, match="has shape"):
+        model.run(None, {"input": np.zeros((1, 3, 8, 8), np.float32)})
+    with pytest.raises(ValueError, match="unknown output name"):
+        model.run(["nope"], _feeds(resnet, 0))
+    model.close()
+
+
+# -- on a GPU ---------------------------------------------------------------------------------------
+
+
+def _rel_l2(got: np.ndarray, expected: np.ndarray) -> float:
+    expected = expected.astype(np.float64)
+    return float(np.linalg.norm(got.astype(np.float64) - expected) / max(np.linalg.norm(expected), 1e-30))
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("libraries", ["none", "all"])
+def test_tiny_resnet_plan_matches_onnxruntime_on_the_gpu(libraries: str, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    compiled = _compile(bundled_model_path(), libraries=libraries)
+    feeds = _feeds(compiled, 0)
+    session = ort.InferenceSession(str(bundled_model_path()), providers=["CPUExecutionProvider"])
+    expected = session.run(None, feeds)
+    for got, ref in zip(compiled.run(None, feeds), expected, strict=True):
+        assert _rel_l2(got, ref) <= 1e-4
+    loaded = woodpecker.load(compiled.save(tmp_path / "plan"))
+    for got, ref in zip(loaded.run(None, feeds), expected, strict=True):
+        assert _rel_l2(got, ref) <= 1e-4
+    assert loaded.executor.describe()["graph"] is True
+    compiled.close()
+    loaded.close()
