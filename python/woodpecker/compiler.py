@@ -218,7 +218,7 @@ def _cuda_plan(module: ir.Module, num_inputs: int, options: CompileOptions, stat
         from woodpecker.tune.records import best_records
 
         records = {key: found[0] for key, found in best_records(options.tuning_db, [c.task.key for c in cuts]).items()}
-    selection = cuda_selection(cuts, libraries, mode, records, explicit, storage=options.tuning_db)
+    selection = cuda_selection(cuts, libraries, mode, records, explicit, storage=options.tuning_db, arch=options.arch)
     selection.header = plan_selection_header(options.arch, mode, libraries, gpu_reason)
     stats.tuned_kernels = selection.tuned_kernels
     return {**selection.configs, **explicit} or None, selection

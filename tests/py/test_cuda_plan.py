@@ -553,3 +553,59 @@ def test_tiny_resnet_plan_matches_onnxruntime_on_the_gpu(libraries: str, tmp_pat
     assert loaded.executor.describe()["graph"] is True
     compiled.close()
     loaded.close()
+
+
+# -- measuring library candidates (the selection's "measure" mode) ----------------------------------
+
+
+def test_the_cuda_runner_measures_and_verifies_library_candidates(
+    fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from woodpecker.tune.cuda_runner import CudaRunner
+    from woodpecker.tune.cuda_tasks import compile_candidate
+
+    (cut,) = [c for c in cuda_kernel_cuts(resnet, "sm_90") if c.plan.name == "k6_conv"]
+    task = cut.task
+    (kernel,) = compile_candidate(task, None, "sm_90").kernels
+    fake.writes[kernel.name] = {i for i, a in enumerate(kernel.args) if a.access == "write"}
+    fake.param_bytes[kernel.name] = [a.nbytes for a in kernel.args]
+    bound: list[dict[str, int]] = []
+
+    def make_call(library, spec, name, context):
+        call = _StandaloneCall(fake, spec, library, bound)
+        call.stream = context.stream
+        return call
+
+    monkeypatch.setattr(executor_module, "make_call", make_call)
+    with CudaRunner("sm_90", repeat=3, warmup=1) as runner:
+        default, cudnn, cublas = runner.measure(task, [{}, {"impl": "cudnn"}, {"impl": "cublas"}])
+        assert default.ok and cudnn.ok and len(cudnn.times) == 3 and all(t > 0 for t in cudnn.times)
+        assert cublas.error and "cublas does not apply" in cublas.error
+        assert set(bound[0]) == {"x", "w", "bias", "side0", "y"}
+        _StandaloneCall.offset = 1.0  # the library now computes something else: caught
+        (wrong,) = runner.measure(task, [{"impl": "cudnn"}])
+        _StandaloneCall.offset = 0.0
+        assert wrong.error and wrong.error.startswith("wrong output")
+
+
+class _StandaloneCall(FakeCall):
+    offset = 0.0
+
+    def __init__(self, driver: FakeDriver, spec, library: str, bound: list):
+        self.driver, self.library, self.name, self.bound = driver, library, "k0_conv", bound
+        self.workspace_bytes = 256
+        shapes = {"x": spec["x_shape"], "w": spec["w_shape"], "y": spec["y_shape"], "bias": [spec["w_shape"][0]]}
+        shapes.update({f"side{i}": p["shape"] for i, p in enumerate(spec["post_ops"]) if p["kind"] == "binary"})
+        self.sizes = {role: 4 * int(np.prod(shape)) for role, shape in shapes.items()}
+
+    def bind(self, pointers, workspace: int) -> None:
+        super().bind(pointers, workspace)
+        self.bound.append(dict(pointers))
+
+    def enqueue(self) -> None:
+        super().enqueue()
+        offset = self.offset
+        if offset:
+            self.driver.enqueue(self.stream, "corrupt", lambda: self.driver.region(
+                self.pointers["y"], self.sizes["y"]).__iadd__(np.float32(offset)))
+        self.driver.clock += 0.004

@@ -91,6 +91,7 @@ def cuda_selection(
     explicit: Mapping[str, Any],
     storage: str | None = None,
     runner_factory: Callable[[], Runner] | None = None,
+    arch: str = "sm_90",
 ) -> CudaSelection:
     """Choices for the kernels `cuts` (one per kernel of the model, in launch order).
 
@@ -99,7 +100,7 @@ def cuda_selection(
     chosen = [c for c in cuts if c.plan.name not in explicit and c.plan.kind not in explicit]
     result = CudaSelection()
     if mode == "measure" and runner_factory is None:
-        runner_factory = _runner_factory
+        runner_factory = functools.partial(_cuda_runner, arch)
     options = SelectOptions(libraries=tuple(libraries), mode=mode, storage=storage)
     result.choices = select_implementations(
         [c.task for c in chosen],
@@ -130,14 +131,14 @@ def cuda_selection(
     return result
 
 
-def _runner_factory() -> Runner:
+def _cuda_runner(arch: str) -> Runner:
     from woodpecker.gpu.launch import cuda_status
     from woodpecker.tune.cuda_runner import CudaRunner
 
     reason = cuda_status()
     if reason is not None:
         raise CompilationError(f"select='measure' needs an NVIDIA GPU to time the candidates: {reason}")
-    return CudaRunner()
+    return CudaRunner(arch)
 
 
 def plan_selection_header(arch: str, mode: str, libraries: Sequence[str], gpu_reason: str | None) -> dict[str, Any]:

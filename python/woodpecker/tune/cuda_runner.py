@@ -27,6 +27,7 @@ import numpy as np
 
 from woodpecker.gpu import launch
 from woodpecker.gpu.arch import ARCHS
+from woodpecker.libs.replace import IMPL_KNOB
 from woodpecker.tune.batch import (
     BATCH_FILE,
     DEFAULT_ATOL,
@@ -38,9 +39,11 @@ from woodpecker.tune.batch import (
     BatchError,
     Candidate,
     Log,
+    compare_outputs,
     export_batch,
     measure_batch,
     measure_model_dir,
+    random_inputs,
     read_results,
 )
 from woodpecker.tune.cuda_tasks import compile_candidate, space_for
@@ -161,11 +164,73 @@ class CudaRunner:
         return self._references.get(task.key)
 
     def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
+        """Times each configuration: a generated kernel's knobs, or `{"impl": "cudnn"|"cublas"}`
+        for the library call that computes the task (measured in this process either way)."""
         if self._scratch is None:
             raise RuntimeError("CudaRunner.measure after close()")
+        libraries = {i: c for i, c in enumerate(configs) if IMPL_KNOB in c}
+        generated = [c for i, c in enumerate(configs) if i not in libraries]
         if self.isolate:
-            return self._measure_isolated(task, configs)
-        return [self._measure_one(task, config) for config in configs]
+            measured = iter(self._measure_isolated(task, generated) if generated else [])
+        else:
+            measured = iter([self._measure_one(task, config) for config in generated])
+        return [
+            self._measure_library(task, configs[i]) if i in libraries else next(measured) for i in range(len(configs))
+        ]
+
+    def _measure_library(self, task: KernelTask, config: Config) -> MeasureResult:
+        """The task's kernel as a one-step plan calling `config["impl"]` (cuDNN, cuBLASLt), run
+        by the plan executor on the same seeded inputs and weights as the generated candidates,
+        checked against the task's reference outputs, timed the same way (events, L2 flush)."""
+        from woodpecker.cuda.executor import PlanExecutor
+        from woodpecker.cuda.plan import LibraryStep, pack_weights
+        from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
+        from woodpecker.select.cuda_plan import library_match
+
+        library = str(config[IMPL_KNOB])
+        start = time.perf_counter()
+        match = library_match(task, library)
+        if isinstance(match, str):
+            return MeasureResult(dict(config), error=f"{library} does not apply: {match}")
+        try:
+            model = compile_candidate(task, None, self.arch)  # the library step's fallback kernel
+            kernel = model.program.kernels[0]
+            n_inputs = len(model.input_names)
+            operands = {
+                role: f"input[{arg}]" if arg < n_inputs else f"weight[{arg - n_inputs}]"
+                for role, arg in match.roles.items()
+            }
+            step = LibraryStep(library, dict(match.spec), {**operands, "y": "output[0]"})
+            impls = {kernel.function: KernelImpl(step, "measured")}
+            plan = build_inference_plan(model.program, model.input_names, model.output_names, impls)
+        except Exception as err:
+            return MeasureResult(dict(config), error=_compile_error(err), compile_seconds=time.perf_counter() - start)
+        compile_seconds = time.perf_counter() - start
+        if self._broken is not None:
+            error = f"not measured: the CUDA context is unusable after an earlier fault ({self._broken})"
+            return MeasureResult(dict(config), error=error, compile_seconds=compile_seconds)
+        times: list[float] = []
+        error = None
+        try:
+            with PlanExecutor(plan, pack_weights(plan, model.weights), self.device, use_graph=False) as executor:
+                if executor.fallbacks:
+                    error = f"{library} cannot run it here: {executor.fallbacks[kernel.function]}"
+                else:
+                    inputs = random_inputs([model.input_shapes[n] for n in model.input_names], self.seed)
+                    outputs = executor.run(dict(zip(model.input_names, inputs, strict=True)))
+                    reference = self._references.get(task.key)
+                    if reference is not None:
+                        got = [outputs[n] for n in model.output_names]
+                        error = compare_outputs(got, reference, self.rtol, self.atol)
+                    if error is None:
+                        times = executor.time(repeat=self.repeat, warmup=self.warmup, flush_l2=self.flush_l2)
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            if getattr(err, "sticky", False):
+                self._broken = error
+        if self.log is not None:
+            self.log(f"{task.key} {config}: {error or f'{np.median(times) * 1e3:.4f} ms'}")
+        return MeasureResult(dict(config), times, error, compile_seconds)
 
     def _measure_one(self, task: KernelTask, config: Config) -> MeasureResult:
         start = time.perf_counter()
