@@ -21,6 +21,7 @@ import pytest
 from fake_cuda import FakeDriver, mix
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mlir import ir
 from onnx import TensorProto, helper, numpy_helper
 from test_cpu_libraries import conv_model
 
@@ -30,11 +31,12 @@ from woodpecker.cuda import executor as executor_module
 from woodpecker.cuda.libraries import LibraryUnavailable
 from woodpecker.cuda.memory import Lifetime, conflicts, plan_memory
 from woodpecker.cuda.plan import InferencePlan, PlanBuffer, PlanError, Step, pack_weights
+from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.launch import cuda_available
 from woodpecker.gpu.model import CudaModel
 from woodpecker.models import bundled_model_path
-from woodpecker.select.cuda_plan import CUDA_HEURISTIC, cuda_selection
+from woodpecker.select.cuda_plan import CUDA_HEURISTIC, cuda_selection, library_match
 from woodpecker.select.selection import SELECTION_ATTR
 from woodpecker.tune.cuda_tasks import cuda_kernel_cuts
 from woodpecker.tune.recorded import RecordedRunner
@@ -609,3 +611,80 @@ class _StandaloneCall(FakeCall):
             self.driver.enqueue(self.stream, "corrupt", lambda: self.driver.region(
                 self.pointers["y"], self.sizes["y"]).__iadd__(np.float32(offset)))
         self.driver.clock += 0.004
+
+
+# -- the epilogue as a kernel of its own (where cuDNN cannot fuse it) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("epilogue", "kind"), [("residual_relu", "conv"), ("sigmoid", "conv"), ("relu", "depthwise_conv")]
+)
+def test_the_split_epilogue_kernel_computes_the_specs_post_ops(epilogue: str, kind: str) -> None:
+    """Its GPU schedule, run on the CPU, equals bias + post-ops (the spec's semantics) in float64."""
+    from woodpecker.cuda.libraries import apply_post_ops
+    from woodpecker.gpu.emulate import run_on_cpu
+    from woodpecker.gpu.split_epilogue import epilogue_module
+
+    groups = 8 if kind == "depthwise_conv" else 1
+    compiled = _compile(conv_model(epilogue, cin=8, cout=8, hw=12, groups=groups))
+    (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.task.kind == kind]
+    step = next(s for s in compiled.plan.steps if s.name == cut.plan.name)
+    spec, operands = step.library.spec, step.library.operands
+    assert step.library.epilogue is not None and step.library.epilogue.entry == f"{cut.plan.name}_epilogue"
+    epilogue_args = {b for b, _, _ in step.library.epilogue.args}
+    assert epilogue_args == {b for role, b in operands.items() if role not in ("x", "w")}
+    rng = np.random.default_rng(7)
+    args = [rng.standard_normal(shape).astype(np.float32) for shape in cut.task.arg_shapes]
+    y = rng.standard_normal(spec["y_shape"]).astype(np.float32)
+    text = epilogue_module(cut.task.module_text)
+    with create_context() as context, ir.Location.unknown(context):
+        (got,) = run_on_cpu(ir.Module.parse(text), [*args, y], [], None, "sm_90")
+    match = library_match(cut.task, "cudnn")
+    value = y.astype(np.float64) + args[match.roles["bias"]].astype(np.float64).reshape(1, -1, 1, 1)
+    sides = [args[match.roles[f"side{i}"]] for i in range(sum(p["kind"] == "binary" for p in spec["post_ops"]))]
+    expected = apply_post_ops(value, spec["post_ops"], sides)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_where_cudnn_cannot_fuse_the_epilogue_the_plain_call_and_the_epilogue_kernel_run(
+    fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = resnet.plan
+    for step in plan.library_steps():
+        if step.library.epilogue is not None:
+            args = step.library.epilogue.args
+            fake.writes[step.library.epilogue.entry] = {i for i, (_, _, a) in enumerate(args) if a == "write"}
+            fake.param_bytes[step.library.epilogue.entry] = [4 * int(np.prod(s)) for _, s, _ in args]
+
+    def make_call(library, spec, name, context):
+        if spec["bias"] or spec["post_ops"]:
+            raise LibraryUnavailable(f"cuDNN cannot run kernel {name}: no engine for the fused graph (fake)")
+        call = FakeCall(fake, plan, name, library)
+        call.stream = context.stream
+        return call
+
+    monkeypatch.setattr(executor_module, "make_call", make_call)
+    feeds = _feeds(resnet, 4)
+    with executor_module.PlanExecutor(plan, pack_weights(plan, resnet.weights)) as ex:
+        got = ex.run(feeds)
+        split = set(ex.split)
+        described = ex.describe()["steps"]
+        fallbacks = dict(ex.fallbacks)
+    assert split == {"k1_conv", "k4_conv", "k6_conv", "k8_conv"}
+    assert described["k6_conv"] == "cudnn + generated epilogue" and described["k9_conv"] == "cudnn"
+    assert set(fallbacks) == {"k14_matmul"}  # cuBLASLt's bias has no epilogue kernel: generated
+    # the reference: the plain call writes mix(x, w); the epilogue kernel then mixes y with its inputs
+    values = {b.name: np.asarray(w, np.float32) for b, w in zip(plan.weights, resnet.weights, strict=True)}
+    values.update({buffer: feeds[name] for name, buffer in plan.inputs})
+    for step in plan.steps:
+        if step.name in split:
+            ops = step.library.operands
+            y = ops["y"]
+            values[y] = np.full(plan.buffers[y].shape, mix([values[ops["x"]], values[ops["w"]]]), np.float32)
+            reads = [b for b, _, a in step.library.epilogue.args if a == "read"]
+            values[y] = np.full(plan.buffers[y].shape, mix([values[b] for b in reads]), np.float32)
+        else:
+            value = mix([values[b] for b in step.reads])
+            for b in step.writes:
+                values[b] = np.full(plan.buffers[b].shape, value, np.float32)
+    _check_outputs([got[n] for n in resnet.output_names], [values[b] for _, b in plan.outputs])

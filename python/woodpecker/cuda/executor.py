@@ -8,9 +8,10 @@
 3. loads each generated kernel (its cubin when it runs on the device, else the PTX, JIT-compiled
    by the driver) with its parameters fixed to arena addresses;
 4. builds each library step (`woodpecker.cuda.libraries`: a cuDNN graph, a cuBLASLt matmul) on
-   the same stream and binds it to its arena addresses and a shared workspace; a library step
-   the host cannot run (package missing, no engine for the fused graph) runs its generated
-   kernel instead, and `fallbacks` says why;
+   the same stream and binds it to its arena addresses and a shared workspace. Where the library
+   has no engine for the call with its fused epilogue, the plain call runs followed by the step's
+   epilogue kernel, in place (`split` says why); a library step the host cannot run at all
+   (package missing, no engine) runs its generated kernel instead (`fallbacks` says why);
 5. captures the whole step sequence into a CUDA graph (`cuStreamBeginCapture` ..
    `cuGraphInstantiate`) on the first run, and replays it (`cuGraphLaunch`) on every run; if
    capturing fails, the steps are launched one by one and `graph_error` says why.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +70,8 @@ class _KernelItem:
 class _LibraryItem:
     step: str
     call: LibraryCall
+    operands: dict[str, str]  # role -> plan buffer
+    epilogue: _KernelItem | None = None  # run after a plain call when the fused one is not supported
 
 
 @dataclass
@@ -106,6 +108,7 @@ class PlanExecutor:
         self.info = device_info(device)
         self.use_graph = use_graph
         self.fallbacks: dict[str, str] = {}  # step -> why its library call is not used
+        self.split: dict[str, str] = {}  # step -> why its epilogue runs as a kernel after the call
         self.graph_error: str | None = None
         self.launches = Launches()
         self._device = check(self.cu.cuDeviceGet(device), "cuDeviceGet")
@@ -162,25 +165,40 @@ class PlanExecutor:
     def _build(self, use_libraries: bool, prefer_cubin: bool) -> list[LibraryCall]:
         calls = []
         for step in self.plan.steps:
-            call = self._library_call(step) if use_libraries and step.library is not None else None
+            item = self._library_item(step, prefer_cubin) if use_libraries and step.library is not None else None
             if step.library is not None and not use_libraries:
                 self.fallbacks[step.name] = "library calls are turned off (use_libraries=False)"
-            if call is not None:
-                calls.append(call)
-                self.items.append(_LibraryItem(step.name, call))
+            if item is not None:
+                calls.append(item.call)
+                self.items.append(item)
             else:
                 self.items.append(self._load_kernel(step, step.kernel, prefer_cubin))
         return calls
 
-    def _library_call(self, step: Step) -> LibraryCall | None:
-        assert step.library is not None
+    def _library_item(self, step: Step, prefer_cubin: bool) -> _LibraryItem | None:
+        """The step's library call: fused with its epilogue; else the plain call followed by the
+        epilogue kernel; else None (the generated kernel runs, `fallbacks` says why)."""
+        library = step.library
+        assert library is not None
+        if self._libraries is None:
+            self._libraries = LibraryContext(int(self._stream))
         try:
-            if self._libraries is None:
-                self._libraries = LibraryContext(int(self._stream))
-            return make_call(step.library.library, step.library.spec, step.name, self._libraries)
+            call = make_call(library.library, library.spec, step.name, self._libraries)
+            return _LibraryItem(step.name, call, dict(library.operands))
         except LibraryUnavailable as err:
-            self.fallbacks[step.name] = str(err)
-            return None
+            why = str(err)
+        if library.epilogue is not None:
+            spec, operands = library.plain()
+            try:
+                call = make_call(library.library, spec, step.name, self._libraries)
+            except LibraryUnavailable as err:
+                why += f"; without its epilogue: {err}"
+            else:
+                self.split[step.name] = f"{why}; runs the plain call and then its epilogue kernel"
+                epilogue = self._load_kernel(step, library.epilogue, prefer_cubin)
+                return _LibraryItem(step.name, call, operands, epilogue)
+        self.fallbacks[step.name] = why
+        return None
 
     def _bind(self, calls: Sequence[LibraryCall], prefer_cubin: bool) -> None:
         need = max((c.workspace_bytes for c in calls), default=0)
@@ -189,12 +207,12 @@ class PlanExecutor:
         for position, item in enumerate(self.items):
             if not isinstance(item, _LibraryItem):
                 continue
-            step = steps[item.step]
-            assert step.library is not None
             try:
-                item.call.bind({role: self.address(b) for role, b in step.library.operands.items()}, workspace)
+                item.call.bind({role: self.address(b) for role, b in item.operands.items()}, workspace)
             except LibraryUnavailable as err:  # e.g. an operand alignment the library cannot take
+                step = steps[item.step]
                 self.fallbacks[step.name] = str(err)
+                self.split.pop(step.name, None)
                 item.call.close()
                 self.items[position] = self._load_kernel(step, step.kernel, prefer_cubin)
 
@@ -233,22 +251,27 @@ class PlanExecutor:
     def captured(self) -> bool:
         return self._graph_exec is not None
 
+    def _launch_kernel(self, item: _KernelItem) -> None:
+        check(
+            self.cu.cuLaunchKernel(
+                item.function, *item.grid, *item.block, item.shared_bytes, self._stream,
+                ctypes.addressof(item.params), 0,
+            ),
+            f"step {item.step}: cuLaunchKernel {item.entry} grid={item.grid} block={item.block} "
+            f"shared={item.shared_bytes}",
+        )
+        self.launches.kernels += 1
+
     def enqueue(self) -> None:
         """Enqueues every step in order on the stream (no graph)."""
         for item in self.items:
             if isinstance(item, _LibraryItem):
                 item.call.enqueue()
                 self.launches.library_calls += 1
+                if item.epilogue is not None:
+                    self._launch_kernel(item.epilogue)
             else:
-                check(
-                    self.cu.cuLaunchKernel(
-                        item.function, *item.grid, *item.block, item.shared_bytes, self._stream,
-                        ctypes.addressof(item.params), 0,
-                    ),
-                    f"step {item.step}: cuLaunchKernel {item.entry} grid={item.grid} block={item.block} "
-                    f"shared={item.shared_bytes}",
-                )
-                self.launches.kernels += 1
+                self._launch_kernel(item)
             self.launches.by_step[item.step] = self.launches.by_step.get(item.step, 0) + 1
 
     def _capture(self) -> None:
@@ -349,7 +372,10 @@ class PlanExecutor:
         """What runs: per step its implementation (after fallbacks), and how the plan launches."""
         impls = {}
         for item in self.items:
-            impls[item.step] = item.call.library if isinstance(item, _LibraryItem) else f"generated ({item.source})"
+            if isinstance(item, _LibraryItem):
+                impls[item.step] = item.call.library + (" + generated epilogue" if item.epilogue else "")
+            else:
+                impls[item.step] = f"generated ({item.source})"
         return {
             "device": self.info.name,
             "arch": self.info.arch,
@@ -359,6 +385,7 @@ class PlanExecutor:
             "weight_bytes": self.plan.weight_bytes,
             "steps": impls,
             "fallbacks": dict(self.fallbacks),
+            "split_epilogues": dict(self.split),
         }
 
     # -- tear-down -------------------------------------------------------------------------------
@@ -403,23 +430,3 @@ class PlanExecutor:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-
-def run_plan_outputs(
-    executor: PlanExecutor, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]
-) -> list[np.ndarray]:
-    """`executor.run` with onnxruntime's calling convention (`output_names` None: all)."""
-    plan = executor.plan
-    wanted = list(plan.output_names if output_names is None else output_names)
-    for name in wanted:
-        if name not in plan.output_names:
-            raise ValueError(f"unknown output name '{name}'; outputs are {plan.output_names}")
-    unknown = sorted(set(feeds) - set(plan.input_names))
-    if unknown:
-        raise ValueError(f"unknown input '{unknown[0]}'; inputs are {plan.input_names}")
-    results = executor.run(feeds)
-    return [results[n] for n in wanted]
-
-
-def nbytes(shape: Sequence[int]) -> int:
-    return math.prod(int(d) for d in shape) * 4

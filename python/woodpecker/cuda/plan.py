@@ -10,8 +10,9 @@ cuda-python (and optionally the cuDNN frontend and nvmath-python) runs a saved p
 * Steps: one per kernel of the program, in order. Every step carries its generated kernel
   (PTX, entry, grid, block, dynamic shared memory, arguments as buffer views); a step whose
   chosen implementation is a library call also carries the call (`LibraryStep`: "cudnn" or
-  "cublas", its spec and which buffer fills each role), and the generated kernel is its
-  fallback where the library cannot run it.
+  "cublas", its spec and which buffer fills each role, and its epilogue as a kernel of its own
+  for a library that cannot fuse it), and the generated kernel is its fallback where the
+  library cannot run it.
 * `selection`: the per-kernel choice report (candidates, times or reasons, how chosen).
 
 `save(directory, weights)` writes
@@ -81,11 +82,22 @@ class KernelLaunch:
 
 @dataclass
 class LibraryStep:
-    """A vendor library call: `spec` (see woodpecker.cuda.libraries) and role -> buffer name."""
+    """A vendor library call: `spec` (see woodpecker.cuda.libraries) and role -> buffer name.
+
+    `epilogue`: the spec's bias and post-ops as a generated kernel of their own, updating the
+    output in place (woodpecker.gpu.split_epilogue), for a library that cannot fuse them: the
+    executor then runs the plain call followed by this kernel."""
 
     library: str  # "cudnn" | "cublas"
     spec: dict[str, Any]
     operands: dict[str, str]
+    epilogue: KernelLaunch | None = None
+
+    def plain(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The call without its epilogue: (spec, operands)."""
+        spec = {**self.spec, "bias": False, "post_ops": []}
+        keep = ("x", "w", "a", "b", "y")
+        return spec, {role: b for role, b in self.operands.items() if role in keep}
 
 
 @dataclass
@@ -165,7 +177,10 @@ class InferencePlan:
             if buffer not in self.buffers:
                 raise PlanError(f"graph value '{name}' names an unknown buffer {buffer}")
         for step in self.steps:
-            for buffer, shape, _access in step.kernel.args:
+            kernels = [step.kernel]
+            if step.library is not None and step.library.epilogue is not None:
+                kernels.append(step.library.epilogue)
+            for buffer, shape, _access in (arg for kernel in kernels for arg in kernel.args):
                 if buffer not in self.buffers:
                     raise PlanError(f"step {step.name}: unknown buffer {buffer}")
                 if math.prod(shape) != math.prod(self.buffers[buffer].shape):
@@ -186,29 +201,14 @@ class InferencePlan:
         np.save(out / WEIGHTS_FILE, pack_weights(self, weights))
         steps = []
         for step in self.steps:
-            kernel = step.kernel
-            (out / f"{kernel.entry}.ptx").write_text(kernel.ptx)
-            cubin = None
-            if kernel.cubin is not None:
-                cubin = f"{kernel.entry}.cubin"
-                (out / cubin).write_bytes(kernel.cubin)
             steps.append(
                 {
                     "name": step.name,
                     "kind": step.kind,
                     "impl": step.impl,
                     "how": step.how,
-                    "kernel": {
-                        "entry": kernel.entry,
-                        "ptx": f"{kernel.entry}.ptx",
-                        "cubin": cubin,
-                        "grid": list(kernel.grid),
-                        "block": list(kernel.block),
-                        "shared_bytes": kernel.shared_bytes,
-                        "args": [{"buffer": b, "shape": list(s), "access": a} for b, s, a in kernel.args],
-                        "config": kernel.config,
-                    },
-                    "library": None if step.library is None else _library_json(step.library),
+                    "kernel": _write_kernel(out, step.kernel),
+                    "library": None if step.library is None else _library_json(out, step.library),
                 }
             )
         data = {
@@ -274,17 +274,27 @@ class InferencePlan:
         return plan, block
 
 
-def _library_json(library: LibraryStep) -> dict[str, Any]:
-    return {"library": library.library, "spec": library.spec, "operands": library.operands}
+def _write_kernel(out: Path, kernel: KernelLaunch) -> dict[str, Any]:
+    """Writes the kernel's PTX (and cubin) next to plan.json; returns its JSON entry."""
+    (out / f"{kernel.entry}.ptx").write_text(kernel.ptx)
+    cubin = None
+    if kernel.cubin is not None:
+        cubin = f"{kernel.entry}.cubin"
+        (out / cubin).write_bytes(kernel.cubin)
+    return {
+        "entry": kernel.entry,
+        "ptx": f"{kernel.entry}.ptx",
+        "cubin": cubin,
+        "grid": list(kernel.grid),
+        "block": list(kernel.block),
+        "shared_bytes": kernel.shared_bytes,
+        "args": [{"buffer": b, "shape": list(s), "access": a} for b, s, a in kernel.args],
+        "config": kernel.config,
+    }
 
 
-def _index(name: str) -> int:
-    return int(name[name.index("[") + 1 : -1])
-
-
-def _step_from_json(data: Mapping[str, Any], root: Path) -> Step:
-    k = data["kernel"]
-    kernel = KernelLaunch(
+def _read_kernel(k: Mapping[str, Any], root: Path) -> KernelLaunch:
+    return KernelLaunch(
         entry=k["entry"],
         ptx=(root / k["ptx"]).read_text(),
         grid=tuple(int(g) for g in k["grid"]),
@@ -294,8 +304,24 @@ def _step_from_json(data: Mapping[str, Any], root: Path) -> Step:
         cubin=None if k.get("cubin") is None else (root / k["cubin"]).read_bytes(),
         config=dict(k.get("config") or {}),
     )
+
+
+def _library_json(out: Path, library: LibraryStep) -> dict[str, Any]:
+    epilogue = None if library.epilogue is None else _write_kernel(out, library.epilogue)
+    return {"library": library.library, "spec": library.spec, "operands": library.operands, "epilogue": epilogue}
+
+
+def _index(name: str) -> int:
+    return int(name[name.index("[") + 1 : -1])
+
+
+def _step_from_json(data: Mapping[str, Any], root: Path) -> Step:
+    kernel = _read_kernel(data["kernel"], root)
     lib = data.get("library")
-    library = None if lib is None else LibraryStep(lib["library"], dict(lib["spec"]), dict(lib["operands"]))
+    library = None
+    if lib is not None:
+        epilogue = None if lib.get("epilogue") is None else _read_kernel(lib["epilogue"], root)
+        library = LibraryStep(lib["library"], dict(lib["spec"]), dict(lib["operands"]), epilogue)
     return Step(name=data["name"], kind=data["kind"], kernel=kernel, library=library, how=data.get("how", ""))
 
 

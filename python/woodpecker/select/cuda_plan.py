@@ -14,11 +14,12 @@ configuration and the generated kernel.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from woodpecker.cuda.plan import LibraryStep
+from woodpecker.cuda.plan import KernelLaunch, LibraryStep
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.inference_plan import KernelImpl
 from woodpecker.libs.match import NotApplicable
@@ -77,6 +78,27 @@ class CudaSelection:
     header: dict[str, Any] = field(default_factory=dict)  # the report's: mode, libraries, GPU
 
 
+def library_epilogue(
+    task: KernelTask, step: LibraryStep, arch: str, name: str, arg_buffer: Callable[[int], str]
+) -> KernelLaunch | None:
+    """For a cuDNN step with a bias or post-ops: its epilogue as a kernel of its own (run after a
+    plain convolution where cuDNN has no engine for the fused graph); else None. A kernel that
+    does not compile only costs that option: the warning says so."""
+    if step.library != "cudnn" or not (step.spec.get("bias") or step.spec.get("post_ops")):
+        return None
+    from woodpecker.gpu.split_epilogue import split_epilogue
+
+    try:
+        return split_epilogue(task, arch, name, arg_buffer, step.operands["y"])
+    except CompilationError as err:
+        warnings.warn(f"{err}: where cuDNN cannot fuse it, the step runs its generated kernel", stacklevel=2)
+        return None
+
+
+def _arg_buffers(cut: KernelCut) -> Callable[[int], str]:
+    return lambda arg: str(cut.plan.inputs[cut.order[arg]].buffer)
+
+
 def _operands(cut: KernelCut, match: LibraryMatch) -> dict[str, str]:
     operands = {role: str(cut.plan.inputs[cut.order[arg]].buffer) for role, arg in match.roles.items()}
     operands["y"] = str(cut.plan.output.buffer)
@@ -117,6 +139,7 @@ def cuda_selection(
             match = library_match(cut.task, choice.choice)
             assert isinstance(match, LibraryMatch), match
             step = LibraryStep(choice.choice, dict(match.spec), _operands(cut, match))
+            step.epilogue = library_epilogue(cut.task, step, arch, cut.plan.name, _arg_buffers(cut))
             result.impls[cut.plan.name] = KernelImpl(step, choice.how)
             if cut.task.key in records:  # the fallback kernel is the tuned one
                 result.configs[cut.plan.name] = dict(records[cut.task.key])

@@ -185,7 +185,7 @@ class CudaRunner:
         from woodpecker.cuda.executor import PlanExecutor
         from woodpecker.cuda.plan import LibraryStep, pack_weights
         from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
-        from woodpecker.select.cuda_plan import library_match
+        from woodpecker.select.cuda_plan import library_epilogue, library_match
 
         library = str(config[IMPL_KNOB])
         start = time.perf_counter()
@@ -196,11 +196,13 @@ class CudaRunner:
             model = compile_candidate(task, None, self.arch)  # the library step's fallback kernel
             kernel = model.program.kernels[0]
             n_inputs = len(model.input_names)
-            operands = {
-                role: f"input[{arg}]" if arg < n_inputs else f"weight[{arg - n_inputs}]"
-                for role, arg in match.roles.items()
-            }
+
+            def arg_buffer(arg: int) -> str:
+                return f"input[{arg}]" if arg < n_inputs else f"weight[{arg - n_inputs}]"
+
+            operands = {role: arg_buffer(arg) for role, arg in match.roles.items()}
             step = LibraryStep(library, dict(match.spec), {**operands, "y": "output[0]"})
+            step.epilogue = library_epilogue(task, step, self.arch, kernel.function, arg_buffer)
             impls = {kernel.function: KernelImpl(step, "measured")}
             plan = build_inference_plan(model.program, model.input_names, model.output_names, impls)
         except Exception as err:
