@@ -284,27 +284,15 @@ def print_table(results: list[E2EResult], torch_label: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating candidates (default 5)")
-    parser.add_argument("--repeat", type=int, default=20, help="timed runs per candidate and round (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs before each round's timed runs")
-    parser.add_argument("--db", help="tuning records (generated kernels, recorded choices); measured choices go here")
-    parser.add_argument("--select", choices=("measure", "records", "heuristic"),
-                        help="how `wpk all` chooses (default: measure on a GPU, else records with --db, "
-                             "else heuristic)")
-    parser.add_argument("--arch", help="GPU architecture to compile for (default: the GPU's, else sm_90)")
+    cc.add_common_arguments(parser, MODELS, "how the libraries=all plan chooses")
     parser.add_argument("--models-dir", type=Path, default=cc.MODELS_DIR,
                         help=f"where <model>.onnx is looked for (default {cc.MODELS_DIR})")
     parser.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile column")
     parser.add_argument("--torch-compile-mode", default="max-autotune")
     parser.add_argument("--inductor-freezing", action="store_true",
                         help="torch._inductor.config.freezing = True (folds batch norm into the convolutions)")
-    parser.add_argument("--compile-only", action="store_true", help="compile every plan, print them; no GPU needed")
-    parser.add_argument("--json", type=Path, help="write every result to this JSON file")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.repeat < 1 or args.warmup < 0:
-        parser.error("--rounds and --repeat must be positive, --warmup >= 0")
+    cc.check_common_arguments(parser, args)
 
     reason = cc.gpu_reason()
     if reason is not None and not args.compile_only:

@@ -13,6 +13,7 @@ Nothing here imports torch at module level: the compile-only path runs without i
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 import sys
@@ -283,3 +284,26 @@ def cuda_graphed(torch: Any, fn: Callable[[], Any], warmup: int = 3) -> tuple[Ca
             out = fn()
         torch.cuda.synchronize()
     return graph.replay, out
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, models: Sequence[str], select_help: str) -> None:
+    """The arguments both CUDA benchmarks take."""
+    parser.add_argument("--models", nargs="+", choices=models, default=list(models))
+    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating candidates (default 5)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs per candidate and round (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs before each round's timed runs")
+    parser.add_argument("--db", help="tuning records (generated kernels, recorded choices); measured choices go here")
+    parser.add_argument("--select", choices=("measure", "records", "heuristic"),
+                        help=f"{select_help} (default: measure on a GPU, else records with --db, else heuristic)")
+    parser.add_argument("--arch", help="GPU architecture to compile for (default: the GPU's, else sm_90)")
+    parser.add_argument("--compile-only", action="store_true", help="compile every plan, print them; no GPU needed")
+    parser.add_argument("--json", type=Path, help="write every result to this JSON file")
+
+
+def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.rounds < 1 or args.repeat < 1 or args.warmup < 0:
+        parser.error("--rounds and --repeat must be positive, --warmup >= 0")

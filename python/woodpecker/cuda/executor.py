@@ -46,6 +46,7 @@ from woodpecker.gpu.launch import (
     cuda_status,
     device_info,
     driver,
+    release,
 )
 
 
@@ -402,21 +403,12 @@ class PlanExecutor:
         if self._libraries is not None:
             with contextlib.suppress(Exception):
                 self._libraries.close()
-        calls: list[tuple[Any, Any]] = []
+        graphs: list[tuple[Any, Any]] = []
         if self._graph_exec is not None:
-            calls.append((cu.cuGraphExecDestroy, self._graph_exec))
+            graphs.append((cu.cuGraphExecDestroy, self._graph_exec))
         if self._graph is not None:
-            calls.append((cu.cuGraphDestroy, self._graph))
-        calls += [(cu.cuEventDestroy, e) for e in self._events]
-        calls += [(cu.cuMemFree, p) for p in self._allocations]
-        calls += [(cu.cuModuleUnload, m) for m in self._modules]
-        if self._stream is not None:
-            calls.append((cu.cuStreamDestroy, self._stream))
-        for fn, handle in calls:
-            with contextlib.suppress(Exception):
-                fn(handle)
-        with contextlib.suppress(Exception):
-            cu.cuDevicePrimaryCtxRelease(self._device)
+            graphs.append((cu.cuGraphDestroy, self._graph))
+        release(cu, self._device, self._events, self._allocations, self._modules, self._stream, graphs)
         self._graph = self._graph_exec = None
         self._events, self._allocations, self._modules, self.items = [], [], [], []
         self._stream = self._context = self._libraries = None

@@ -34,7 +34,8 @@ or the packages):
     The graph is f32 for io, intermediates and compute, and engines carrying the numerical notes
     TENSOR_CORE, DOWN_CONVERT_INPUTS or REDUCED_PRECISION_REDUCTION are deselected, so TF32 is off.
     Heuristics A then FALLBACK; when no engine supports the graph the call raises
-    `LibraryUnavailable` (no split into several graphs is attempted).
+    `LibraryUnavailable` (no split into several graphs is attempted here: the executor then
+    tries the plain convolution followed by the step's generated epilogue kernel).
 
   cuBLASLt: D = act(alpha * op(A) op(B) + beta * C + bias) with the epilogues DEFAULT, BIAS, RELU
     and RELU_BIAS: post_ops may be [], [add], [relu], [add, relu] where the add's side has exactly

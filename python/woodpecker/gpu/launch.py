@@ -192,6 +192,26 @@ def cubin_runs_on(arch: str, compute_capability: tuple[int, int]) -> bool:
     return major == compute_capability[0] and compute_capability[1] >= minor
 
 
+def release(
+    cu: ModuleType, device: Any, events: Sequence[Any], allocations: Sequence[Any], modules: Sequence[Any],
+    stream: Any, extra: Sequence[tuple[Any, Any]] = (),
+) -> None:
+    """Destroys `extra` (callable, handle) pairs, then the events, allocations, modules and stream,
+    and releases device's primary context; errors are ignored (after a sticky fault the context
+    is gone anyway)."""
+    calls: list[tuple[Any, Any]] = list(extra)
+    calls += [(cu.cuEventDestroy, e) for e in events]
+    calls += [(cu.cuMemFree, p) for p in allocations]
+    calls += [(cu.cuModuleUnload, m) for m in modules]
+    if stream is not None:
+        calls.append((cu.cuStreamDestroy, stream))
+    for fn, handle in calls:
+        with contextlib.suppress(Exception):
+            fn(handle)
+    with contextlib.suppress(Exception):
+        cu.cuDevicePrimaryCtxRelease(device)
+
+
 # -- the manifest and kernel parameters -------------------------------------------------------------
 
 
@@ -527,17 +547,7 @@ class CudaLauncher:
         cu = getattr(self, "cu", None)
         if cu is None or getattr(self, "_context", None) is None:
             return
-        calls: list[tuple[Any, Any]] = []
-        calls += [(cu.cuEventDestroy, e) for e in self._events]
-        calls += [(cu.cuMemFree, p) for p in self._allocations]
-        calls += [(cu.cuModuleUnload, m) for m in self._modules]
-        if self._stream is not None:
-            calls.append((cu.cuStreamDestroy, self._stream))
-        for fn, handle in calls:
-            with contextlib.suppress(Exception):
-                fn(handle)
-        with contextlib.suppress(Exception):
-            cu.cuDevicePrimaryCtxRelease(self._device)
+        release(cu, self._device, self._events, self._allocations, self._modules, self._stream)
         self._events, self._allocations, self._modules = [], [], []
         self._stream = self._context = None
         self._flush = None

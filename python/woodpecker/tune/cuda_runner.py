@@ -209,8 +209,7 @@ class CudaRunner:
             return MeasureResult(dict(config), error=_compile_error(err), compile_seconds=time.perf_counter() - start)
         compile_seconds = time.perf_counter() - start
         if self._broken is not None:
-            error = f"not measured: the CUDA context is unusable after an earlier fault ({self._broken})"
-            return MeasureResult(dict(config), error=error, compile_seconds=compile_seconds)
+            return self._not_measured(config, compile_seconds)
         times: list[float] = []
         error = None
         try:
@@ -234,6 +233,10 @@ class CudaRunner:
             self.log(f"{task.key} {config}: {error or f'{np.median(times) * 1e3:.4f} ms'}")
         return MeasureResult(dict(config), times, error, compile_seconds)
 
+    def _not_measured(self, config: Config, compile_seconds: float) -> MeasureResult:
+        error = f"not measured: the CUDA context is unusable after an earlier fault ({self._broken})"
+        return MeasureResult(dict(config), error=error, compile_seconds=compile_seconds)
+
     def _measure_one(self, task: KernelTask, config: Config) -> MeasureResult:
         start = time.perf_counter()
         try:
@@ -242,8 +245,7 @@ class CudaRunner:
             return MeasureResult(dict(config), error=_compile_error(err), compile_seconds=time.perf_counter() - start)
         compile_seconds = time.perf_counter() - start
         if self._broken is not None:
-            error = f"not measured: the CUDA context is unusable after an earlier fault ({self._broken})"
-            return MeasureResult(dict(config), error=error, compile_seconds=compile_seconds)
+            return self._not_measured(config, compile_seconds)
         assert self._scratch is not None
         model_dir = model.save_kernels(Path(self._scratch.name) / f"c{next(self._counter)}")
         try:
