@@ -424,3 +424,4 @@ def test_tune_report_shows_the_recorded_selection(tmp_path, capsys) -> None:
     rows = (tmp_path / "report" / "selection.csv").read_text().splitlines()
     assert rows[0].startswith("key,description,impl,seconds")
     assert any(",blas," in row and row.endswith(",1") for row in rows)  # the matmul chose BLAS
+

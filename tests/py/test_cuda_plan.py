@@ -101,16 +101,18 @@ def test_tiny_resnet_plan_uses_libraries_by_the_stated_heuristic(resnet: CudaMod
     plan = resnet.plan
     assert [s.name for s in plan.steps] == [k.function for k in resnet.kernels]
     impls = {s.name: s.impl for s in plan.steps}
-    assert {n for n, i in impls.items() if i == "cudnn"} == {"k1_conv", "k4_conv", "k6_conv", "k8_conv", "k9_conv"}
+    convs = {"k1_conv", "k4_conv", "k6_conv", "k8_conv", "k9_conv", "k11_conv"}
+    assert {n for n, i in impls.items() if i == "cudnn"} == convs
     assert impls["k14_matmul"] == "cublas"
     assert all(impls[n] == "generated" for n in impls if "gather" in n or "pool" in n or "reduction" in n)
-    # k11's epilogue adds a bias to the residual before adding it: no cuDNN post-op, stated
-    (k11,) = [c for c in resnet.selection if "k11_conv" in c.kernel_names]
-    assert k11.choice == "generated"
-    assert "computed operand" in next(r.reason for r in k11.candidates if r.impl == "cudnn")
+    # k11's epilogue adds the 1x1 shortcut's bias to the shortcut before adding it: two binary adds
+    k11 = next(s for s in plan.steps if s.name == "k11_conv").library
+    assert [(p["alg"], p.get("shape")) for p in k11.spec["post_ops"]] == [
+        ("add", [1, 16, 16, 16]), ("add", [1, 16, 1, 1]), ("relu", None)]
+    assert k11.spec["bias"] is True
     assert {c.how for c in resnet.selection if c.choice != "generated"} == {"heuristic"}
     assert plan.selection["heuristic"] == CUDA_HEURISTIC and plan.selection["mode"] == "heuristic"
-    assert resnet.stats.library_kernels == 6
+    assert resnet.stats.library_kernels == 7
 
 
 def test_library_steps_read_and_write_the_kernels_own_buffers(resnet: CudaModel) -> None:
@@ -270,8 +272,8 @@ def test_saved_plan_round_trips(resnet: CudaModel, tmp_path: Path) -> None:
     again = loaded.save(tmp_path / "again")
     assert json.loads((again / "plan.json").read_text()) == data
     summary = loaded.summary()
-    assert summary["implementations"] == {"generated": 13, "cudnn": 5, "cublas": 1}
-    assert summary["how"]["heuristic"] == 6
+    assert summary["implementations"] == {"generated": 12, "cudnn": 6, "cublas": 1}
+    assert summary["how"]["heuristic"] == 7
 
 
 def test_loading_a_bad_plan_directory_says_what_is_wrong(resnet: CudaModel, tmp_path: Path) -> None:
@@ -343,7 +345,7 @@ def test_wpk_compile_cuda_without_a_gpu_states_the_heuristic_and_writes_the_plan
                             timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "python")))
     assert result.returncode == 0, result.stderr
     assert "no GPU here" in result.stdout and CUDA_HEURISTIC in result.stdout
-    assert "plan: 19 steps (13 generated, 5 cudnn, 1 cublas)" in result.stdout
+    assert "plan: 19 steps (12 generated, 6 cudnn, 1 cublas)" in result.stdout
     data = json.loads(report.read_text())
     assert data["mode"] == "heuristic" and data["gpu"].startswith("none") and data["totals"]["signatures"] == 17
     assert woodpecker.load(out).summary()["steps"] == 19
@@ -448,7 +450,7 @@ def test_executor_replays_one_cuda_graph_with_copies_only_at_inputs_and_outputs(
         # the weights once, at set-up; then per run one upload per input and one download per output
         assert new.count("cuMemcpyHtoDAsync") == (2 if seed == 0 else 1) and new.count("cuMemcpyDtoHAsync") == 2
         assert new.count("cuGraphLaunch") == 1
-        assert new.count("cuLaunchKernel") == (13 if seed == 0 else 0)  # recorded once, at capture
+        assert new.count("cuLaunchKernel") == (12 if seed == 0 else 0)  # recorded once, at capture
     assert fake.calls.count("cuStreamBeginCapture") == 1 and fake.calls.count("cuMemAlloc") == 3  # arena, weights, ws
     executor = runner.executor
     assert executor.describe()["graph"] is True and executor.fallbacks == {}
@@ -467,13 +469,13 @@ def test_executor_without_a_graph_or_when_capture_fails_gives_the_same_outputs(
     with executor_module.PlanExecutor(resnet.plan, weights, use_graph=False) as eager:
         got = eager.run(feeds)
         _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
-        assert eager.launches.kernels == 13 and eager.launches.library_calls == 6 and not eager.captured
+        assert eager.launches.kernels == 12 and eager.launches.library_calls == 7 and not eager.captured
     fake.fail_capture = True
     with executor_module.PlanExecutor(resnet.plan, weights) as failed:
         got = failed.run(feeds)
         _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
         assert failed.graph_error and "capturing it failed" in failed.graph_error
-        assert failed.launches.graph_launches == 0 and failed.launches.kernels == 13
+        assert failed.launches.graph_launches == 0 and failed.launches.kernels == 12
 
 
 def test_a_library_the_host_cannot_run_falls_back_to_the_generated_kernel(
@@ -617,17 +619,23 @@ class _StandaloneCall(FakeCall):
 
 
 @pytest.mark.parametrize(
-    ("epilogue", "kind"), [("residual_relu", "conv"), ("sigmoid", "conv"), ("relu", "depthwise_conv")]
+    ("epilogue", "kind"),
+    [("residual_relu", "conv"), ("sigmoid", "conv"), ("relu", "depthwise_conv"), ("tiny_resnet", "k11_conv")],
 )
 def test_the_split_epilogue_kernel_computes_the_specs_post_ops(epilogue: str, kind: str) -> None:
-    """Its GPU schedule, run on the CPU, equals bias + post-ops (the spec's semantics) in float64."""
+    """Its GPU schedule, run on the CPU, equals bias + post-ops (the spec's semantics) in float64:
+    this checks the post-ops read from the kernel and the kernel that stands in for them."""
     from woodpecker.cuda.libraries import apply_post_ops
     from woodpecker.gpu.emulate import run_on_cpu
     from woodpecker.gpu.split_epilogue import epilogue_module
 
-    groups = 8 if kind == "depthwise_conv" else 1
-    compiled = _compile(conv_model(epilogue, cin=8, cout=8, hw=12, groups=groups))
-    (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.task.kind == kind]
+    if epilogue == "tiny_resnet":  # relu((conv + b) + (shortcut + b_shortcut))
+        compiled = _compile(bundled_model_path())
+        (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.plan.name == kind]
+    else:
+        groups = 8 if kind == "depthwise_conv" else 1
+        compiled = _compile(conv_model(epilogue, cin=8, cout=8, hw=12, groups=groups))
+        (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.task.kind == kind]
     step = next(s for s in compiled.plan.steps if s.name == cut.plan.name)
     spec, operands = step.library.spec, step.library.operands
     assert step.library.epilogue is not None and step.library.epilogue.entry == f"{cut.plan.name}_epilogue"
@@ -670,7 +678,7 @@ def test_where_cudnn_cannot_fuse_the_epilogue_the_plain_call_and_the_epilogue_ke
         split = set(ex.split)
         described = ex.describe()["steps"]
         fallbacks = dict(ex.fallbacks)
-    assert split == {"k1_conv", "k4_conv", "k6_conv", "k8_conv"}
+    assert split == {"k1_conv", "k4_conv", "k6_conv", "k8_conv", "k11_conv"}
     assert described["k6_conv"] == "cudnn + generated epilogue" and described["k9_conv"] == "cudnn"
     assert set(fallbacks) == {"k14_matmul"}  # cuBLASLt's bias has no epilogue kernel: generated
     # the reference: the plain call writes mix(x, w); the epilogue kernel then mixes y with its inputs

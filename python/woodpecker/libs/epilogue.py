@@ -5,7 +5,8 @@ body computes, per element, f(main result, side operands...). `read_epilogue` tu
 into an expression tree and peels it from the outside in, step by step:
 
 * `x + side`, `x - side`, `x * side`, `x / side` with a side operand: a binary post-op (the
-  first `x + bias[c]` with a per-channel weight is the library's bias instead);
+  first `x + bias[c]` with a per-channel weight is the library's bias instead); `x + (a + b)`
+  with side operands a and b (a residual with its own bias): two binary adds;
 * `x * c`, `x + c`, `x - c`, `x / c` with a constant: eltwise linear;
 * `max(x, 0)`: relu; `x >= 0 ? x : a * x`: relu with a negative slope; `min(max(x, lo), hi)`
   (either half alone too): clip;
@@ -174,6 +175,12 @@ class _Peeler:
             self.steps.append(Step("eltwise", "linear", alpha=scale, beta=shift))
             return x
         side = self.side_of(other)
+        if side is None and alg == "add" and other[0] == "arith.addf":
+            # x + (a + b) with side operands a, b (a residual plus its own bias): two adds
+            sides = [self.side_of(c) for c in other[2:]]
+            if all(s is not None for s in sides):
+                self.steps.extend(Step("binary", "add", side=s) for s in reversed(sides))
+                return x
         if side is None:
             raise EpilogueError(f"'{name}' in the epilogue takes a computed operand")
         self.steps.append(Step("binary", alg, side=side))
