@@ -115,18 +115,28 @@ def test_tiny_resnet_plan_uses_libraries_by_the_stated_heuristic(resnet: CudaMod
     assert resnet.stats.library_kernels == 7
 
 
-def test_library_steps_read_and_write_the_kernels_own_buffers(resnet: CudaModel) -> None:
+def test_library_steps_read_and_write_the_kernels_own_buffers_and_pad_themselves(resnet: CudaModel) -> None:
     by_name = {k.function: k for k in resnet.kernels}
+    steps = {s.name: s for s in resnet.plan.steps}
     for step in resnet.plan.library_steps():
         kernel = by_name[step.name]
         written = {str(a.buffer) for a in kernel.args if a.access == "write"}
         read = {str(a.buffer) for a in kernel.args if a.access == "read"}
         assert {step.library.operands["y"]} == written
-        assert set(step.reads) == read
-    k6 = next(s for s in resnet.plan.steps if s.name == "k6_conv").library
+        pads = [s for s in resnet.plan.steps if s.only_for == step.name]
+        if pads:  # cuDNN reads the pad step's source and pads itself; the pad runs only for the fallback
+            (pad,) = pads
+            assert pad.kind == "gather" and set(pad.writes) == read - set(step.reads)
+            assert set(step.reads) == (read - set(pad.writes)) | set(pad.reads)
+        else:
+            assert set(step.reads) == read
+    k6 = steps["k6_conv"].library
     assert k6.spec["post_ops"][0]["alg"] == "add" and k6.spec["post_ops"][1]["alg"] == "relu"
     assert k6.operands["side0"] == "intermediate[2]" and k6.spec["bias"] is True
-    assert k6.spec["x_shape"] == [1, 8, 34, 34] and k6.spec["pads_begin"] == [0, 0]  # the gather kernel pads
+    assert k6.spec["x_shape"] == [1, 8, 32, 32] and k6.spec["pads_begin"] == k6.spec["pads_end"] == [1, 1]
+    assert steps["k5_gather"].only_for == "k6_conv" and steps["k9_conv"].library.spec["pads_begin"] == [0, 0]
+    assert {s.name for s in resnet.plan.steps if s.only_for} == {"k0_gather", "k3_gather", "k5_gather",
+                                                                  "k7_gather", "k10_gather"}
 
 
 def test_tiny_resnet_arena_reuses_memory_without_overlapping_live_buffers(resnet: CudaModel) -> None:
@@ -392,12 +402,15 @@ class FakeContext:
         pass
 
 
-def _reference(plan: InferencePlan, weights, feeds) -> dict[str, np.ndarray]:
-    """mix() evaluated step by step on one separate array per buffer (no arena)."""
+def _reference(plan: InferencePlan, weights, feeds, generated=()) -> dict[str, np.ndarray]:
+    """mix() evaluated step by step on one separate array per buffer (no arena); the steps in
+    `generated` (True: all) as their generated kernels compute it (a library step fallen back)."""
     values = {b.name: np.asarray(w, np.float32) for b, w in zip(plan.weights, weights, strict=True)}
     for name, buffer in plan.inputs:
         values[buffer] = np.asarray(feeds[name], np.float32)
     for step in plan.steps:
+        if generated is True or step.name in generated:
+            step = Step(step.name, step.kind, step.kernel)
         value = mix([values[b] for b in step.reads])
         for b in step.writes:
             values[b] = np.full(plan.buffers[b].shape, value, np.float32)
@@ -450,11 +463,14 @@ def test_executor_replays_one_cuda_graph_with_copies_only_at_inputs_and_outputs(
         # the weights once, at set-up; then per run one upload per input and one download per output
         assert new.count("cuMemcpyHtoDAsync") == (2 if seed == 0 else 1) and new.count("cuMemcpyDtoHAsync") == 2
         assert new.count("cuGraphLaunch") == 1
-        assert new.count("cuLaunchKernel") == (12 if seed == 0 else 0)  # recorded once, at capture
+        assert new.count("cuLaunchKernel") == (7 if seed == 0 else 0)  # recorded once, at capture (5 pads skipped)
     assert fake.calls.count("cuStreamBeginCapture") == 1 and fake.calls.count("cuMemAlloc") == 3  # arena, weights, ws
     executor = runner.executor
     assert executor.describe()["graph"] is True and executor.fallbacks == {}
-    expected_order = [s.kernel.entry if s.library is None else s.library.library for s in runner.plan.steps]
+    expected_order = [
+        s.kernel.entry if s.library is None else s.library.library for s in runner.plan.steps if s.only_for is None
+    ]
+    assert executor.skipped == [s.name for s in runner.plan.steps if s.only_for]
     assert fake.executed == expected_order * 2
     assert executor.launches.graph_launches == 2 and executor.launches.uploads == 1 + 2
     runner.close()
@@ -469,13 +485,13 @@ def test_executor_without_a_graph_or_when_capture_fails_gives_the_same_outputs(
     with executor_module.PlanExecutor(resnet.plan, weights, use_graph=False) as eager:
         got = eager.run(feeds)
         _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
-        assert eager.launches.kernels == 12 and eager.launches.library_calls == 7 and not eager.captured
+        assert eager.launches.kernels == 7 and eager.launches.library_calls == 7 and not eager.captured
     fake.fail_capture = True
     with executor_module.PlanExecutor(resnet.plan, weights) as failed:
         got = failed.run(feeds)
         _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
         assert failed.graph_error and "capturing it failed" in failed.graph_error
-        assert failed.launches.graph_launches == 0 and failed.launches.kernels == 12
+        assert failed.launches.graph_launches == 0 and failed.launches.kernels == 7
 
 
 def test_a_library_the_host_cannot_run_falls_back_to_the_generated_kernel(
@@ -486,12 +502,13 @@ def test_a_library_the_host_cannot_run_falls_back_to_the_generated_kernel(
 
     monkeypatch.setattr(executor_module, "make_call", unavailable)
     feeds = _feeds(resnet, 2)
-    expected = _reference(resnet.plan, resnet.weights, feeds)
+    expected = _reference(resnet.plan, resnet.weights, feeds, generated=True)
     with executor_module.PlanExecutor(resnet.plan, pack_weights(resnet.plan, resnet.weights)) as ex:
         got = ex.run(feeds)
         assert set(ex.fallbacks) == {s.name for s in resnet.plan.library_steps()}
         assert "no engine (fake)" in ex.fallbacks["k1_conv"]
         assert ex.describe()["steps"]["k1_conv"] == "generated (ptx)"
+        assert ex.skipped == [] and len(ex.items) == len(resnet.plan.steps)  # the pads run for the fallbacks
     _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
 
 
@@ -696,3 +713,28 @@ def test_where_cudnn_cannot_fuse_the_epilogue_the_plain_call_and_the_epilogue_ke
             for b in step.writes:
                 values[b] = np.full(plan.buffers[b].shape, value, np.float32)
     _check_outputs([got[n] for n in resnet.output_names], [values[b] for _, b in plan.outputs])
+
+
+def test_a_library_call_refused_at_bind_time_gets_its_generated_kernel_and_its_pad_back(
+    fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make = executor_module.make_call
+
+    def make_call(library, spec, name, context):
+        call = make(library, spec, name, context)
+        if name == "k6_conv":
+            def refuse(pointers, workspace):
+                raise LibraryUnavailable("cuDNN cannot run kernel k6_conv: misaligned operand (fake)")
+
+            call.bind = refuse
+        return call
+
+    monkeypatch.setattr(executor_module, "make_call", make_call)
+    feeds = _feeds(resnet, 6)
+    expected = _reference(resnet.plan, resnet.weights, feeds, generated={"k6_conv"})
+    with executor_module.PlanExecutor(resnet.plan, pack_weights(resnet.plan, resnet.weights)) as ex:
+        got = ex.run(feeds)
+        assert set(ex.fallbacks) == {"k6_conv"} and "misaligned" in ex.fallbacks["k6_conv"]
+        assert "k5_gather" not in ex.skipped and "k3_gather" in ex.skipped
+        assert [i.step for i in ex.items] == [s.name for s in resnet.plan.steps if s.name not in ex.skipped]
+    _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])

@@ -11,7 +11,9 @@
    the same stream and binds it to its arena addresses and a shared workspace. Where the library
    has no engine for the call with its fused epilogue, the plain call runs followed by the step's
    epilogue kernel, in place (`split` says why); a library step the host cannot run at all
-   (package missing, no engine) runs its generated kernel instead (`fallbacks` says why);
+   (package missing, no engine) runs its generated kernel instead (`fallbacks` says why). A pad
+   step that only feeds a cuDNN call which pads itself (`Step.only_for`) is skipped while that
+   call runs (`skipped`);
 5. captures the whole step sequence into a CUDA graph (`cuStreamBeginCapture` ..
    `cuGraphInstantiate`) on the first run, and replays it (`cuGraphLaunch`) on every run; if
    capturing fails, the steps are launched one by one and `graph_error` says why.
@@ -110,6 +112,7 @@ class PlanExecutor:
         self.use_graph = use_graph
         self.fallbacks: dict[str, str] = {}  # step -> why its library call is not used
         self.split: dict[str, str] = {}  # step -> why its epilogue runs as a kernel after the call
+        self.skipped: list[str] = []  # pad steps the library calls after them do themselves
         self.graph_error: str | None = None
         self.launches = Launches()
         self._device = check(self.cu.cuDeviceGet(device), "cuDeviceGet")
@@ -164,17 +167,31 @@ class PlanExecutor:
         check(self.cu.cuStreamSynchronize(self._stream), "upload of the weights")
 
     def _build(self, use_libraries: bool, prefer_cubin: bool) -> list[LibraryCall]:
-        calls = []
+        libraries: dict[str, _LibraryItem] = {}
         for step in self.plan.steps:
-            item = self._library_item(step, prefer_cubin) if use_libraries and step.library is not None else None
-            if step.library is not None and not use_libraries:
+            if step.library is None:
+                continue
+            if not use_libraries:
                 self.fallbacks[step.name] = "library calls are turned off (use_libraries=False)"
+                continue
+            item = self._library_item(step, prefer_cubin)
             if item is not None:
-                calls.append(item.call)
-                self.items.append(item)
+                libraries[step.name] = item
+        self._assemble(libraries, prefer_cubin)
+        return [item.call for item in libraries.values()]
+
+    def _assemble(self, libraries: dict[str, _LibraryItem], prefer_cubin: bool) -> None:
+        """`items` in step order: library calls where they run, else generated kernels; a pad
+        step that a running library call does itself is left out (`skipped`)."""
+        loaded = {item.step: item for item in self.items if isinstance(item, _KernelItem)}
+        self.items, self.skipped = [], []
+        for step in self.plan.steps:
+            if step.name in libraries:
+                self.items.append(libraries[step.name])
+            elif step.only_for is not None and step.only_for in libraries:
+                self.skipped.append(step.name)
             else:
-                self.items.append(self._load_kernel(step, step.kernel, prefer_cubin))
-        return calls
+                self.items.append(loaded.get(step.name) or self._load_kernel(step, step.kernel, prefer_cubin))
 
     def _library_item(self, step: Step, prefer_cubin: bool) -> _LibraryItem | None:
         """The step's library call: fused with its epilogue; else the plain call followed by the
@@ -204,18 +221,17 @@ class PlanExecutor:
     def _bind(self, calls: Sequence[LibraryCall], prefer_cubin: bool) -> None:
         need = max((c.workspace_bytes for c in calls), default=0)
         workspace = self._alloc(need, "the library workspace") if need else 0
-        steps = {s.name: s for s in self.plan.steps}
-        for position, item in enumerate(self.items):
-            if not isinstance(item, _LibraryItem):
-                continue
+        bound: dict[str, _LibraryItem] = {}
+        for item in [i for i in self.items if isinstance(i, _LibraryItem)]:
             try:
                 item.call.bind({role: self.address(b) for role, b in item.operands.items()}, workspace)
+                bound[item.step] = item
             except LibraryUnavailable as err:  # e.g. an operand alignment the library cannot take
-                step = steps[item.step]
-                self.fallbacks[step.name] = str(err)
-                self.split.pop(step.name, None)
+                self.fallbacks[item.step] = str(err)
+                self.split.pop(item.step, None)
                 item.call.close()
-                self.items[position] = self._load_kernel(step, step.kernel, prefer_cubin)
+        if len(bound) != sum(isinstance(i, _LibraryItem) for i in self.items):
+            self._assemble(bound, prefer_cubin)  # the generated kernels (and their pads) instead
 
     def _load_kernel(self, step: Step, kernel: KernelLaunch, prefer_cubin: bool) -> _KernelItem:
         where = f"step {step.name} (kernel {kernel.entry})"
@@ -387,6 +403,7 @@ class PlanExecutor:
             "steps": impls,
             "fallbacks": dict(self.fallbacks),
             "split_epilogues": dict(self.split),
+            "skipped": list(self.skipped),
         }
 
     # -- tear-down -------------------------------------------------------------------------------

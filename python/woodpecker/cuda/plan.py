@@ -109,6 +109,9 @@ class Step:
     kernel: KernelLaunch  # always there: the generated implementation (a library step's fallback)
     library: LibraryStep | None = None
     how: str = "only candidate"  # measured | recorded | heuristic | only candidate | configured
+    # A padding step whose output only library step `only_for` reads, and which that library call
+    # does itself: it runs only where that step falls back to its generated kernel.
+    only_for: str | None = None
 
     @property
     def impl(self) -> str:
@@ -191,6 +194,10 @@ class InferencePlan:
                 for role, buffer in step.library.operands.items():
                     if buffer not in self.buffers:
                         raise PlanError(f"step {step.name}: {step.library.library} operand {role} is unknown {buffer}")
+        names = {s.name: s for s in self.steps}
+        for step in self.steps:
+            if step.only_for is not None and (names.get(step.only_for) is None or names[step.only_for].library is None):
+                raise PlanError(f"step {step.name} runs only for {step.only_for}, which is not a library step")
 
     # -- saving and loading ----------------------------------------------------------------------
 
@@ -209,6 +216,7 @@ class InferencePlan:
                     "how": step.how,
                     "kernel": _write_kernel(out, step.kernel),
                     "library": None if step.library is None else _library_json(out, step.library),
+                    "only_for": step.only_for,
                 }
             )
         data = {
@@ -322,7 +330,10 @@ def _step_from_json(data: Mapping[str, Any], root: Path) -> Step:
     if lib is not None:
         epilogue = None if lib.get("epilogue") is None else _read_kernel(lib["epilogue"], root)
         library = LibraryStep(lib["library"], dict(lib["spec"]), dict(lib["operands"]), epilogue)
-    return Step(name=data["name"], kind=data["kind"], kernel=kernel, library=library, how=data.get("how", ""))
+    return Step(
+        name=data["name"], kind=data["kind"], kernel=kernel, library=library, how=data.get("how", ""),
+        only_for=data.get("only_for"),
+    )
 
 
 def pack_weights(plan: InferencePlan, weights: Sequence[np.ndarray]) -> np.ndarray:

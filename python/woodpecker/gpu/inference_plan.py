@@ -31,6 +31,7 @@ class KernelImpl:
 
     library: LibraryStep | None = None  # None: the generated kernel
     how: str = "only candidate"
+    only_for: str | None = None  # a pad that library step `only_for` does itself (see Step)
 
 
 def _launch(kernel: GpuKernel) -> KernelLaunch:
@@ -88,7 +89,7 @@ def build_inference_plan(
     steps = []
     for kernel in program.kernels:
         impl = impls.get(kernel.function, KernelImpl())
-        steps.append(Step(kernel.function, kernel.kind, _launch(kernel), impl.library, impl.how))
+        steps.append(Step(kernel.function, kernel.kind, _launch(kernel), impl.library, impl.how, impl.only_for))
     lifetimes = _lifetimes(program, steps)
     memory = plan_memory(lifetimes)
     found = conflicts(lifetimes, memory.offsets)

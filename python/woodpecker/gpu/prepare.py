@@ -61,6 +61,9 @@ def _replace(op: ir.Operation, value: ir.Value) -> None:
 
 
 GATHER_TAG = "wpk.gpu.gather"
+# On the gather a `tensor.pad` became: {low, high, value}, so that a library call that pads
+# itself (cuDNN) can take the unpadded tensor instead (woodpecker.select.cuda_plan).
+PAD_TAG = "wpk.gpu.pad"
 
 
 def _tagged(value: ir.Value) -> ir.Value:
@@ -110,7 +113,12 @@ def _pad_as_gather(op: ir.Operation) -> ir.Value:
         return arith.SelectOp(inside, value, arith.ConstantOp(value.type, pad_value).result).result
 
     with op.location, ir.InsertionPoint(op):
-        return _tagged(generic([], [identity_map(rank)], empty(out_shape), body))
+        result = _tagged(generic([], [identity_map(rank)], empty(out_shape), body))
+        high = [o - s - lo for o, s, lo in zip(out_shape, src_shape, low, strict=True)]
+        result.owner.attributes[PAD_TAG] = ir.DictAttr.get(
+            {"low": ir.DenseI64ArrayAttr.get(low), "high": ir.DenseI64ArrayAttr.get(high), "value": pad_value}
+        )
+        return result
 
 
 def _slice_as_gather(op: ir.Operation) -> ir.Value:

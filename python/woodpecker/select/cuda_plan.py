@@ -19,9 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlir import ir
+
 from woodpecker.cuda.plan import KernelLaunch, LibraryStep
+from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.inference_plan import KernelImpl
+from woodpecker.gpu.prepare import PAD_TAG
 from woodpecker.libs.match import NotApplicable
 from woodpecker.libs.replace import GENERATED, IMPL_KNOB
 from woodpecker.select.candidates import DEFAULT, Candidate
@@ -151,7 +155,63 @@ def cuda_selection(
     for cut in cuts:
         if cut.plan.name not in result.impls:
             result.impls[cut.plan.name] = KernelImpl(None, "configured")
+    fuse_pads(cuts, result.impls)
     return result
+
+
+_PAD_BODY = frozenset(
+    {"linalg.index", "arith.constant", "arith.subi", "arith.cmpi", "arith.andi", "arith.maxsi", "arith.minsi",
+     "tensor.extract", "arith.select", "linalg.yield"}
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def zero_pad_of(task: KernelTask) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(low, high) when the task's kernel is exactly a `tensor.pad` with zeros, else None."""
+    if task.kind != "gather" or PAD_TAG not in task.module_text:
+        return None
+    with create_context() as context, ir.Location.unknown(context):
+        module = ir.Module.parse(task.module_text)
+        main_fn = next(op for op in module.body.operations if op.operation.name == "func.func")
+        ops = [op.operation for op in main_fn.regions[0].blocks[0].operations]
+        linalg_ops = [op for op in ops if op.name.startswith("linalg.")]
+        if len(linalg_ops) != 1 or PAD_TAG not in linalg_ops[0].attributes:
+            return None
+        op = linalg_ops[0]
+        body = {nested.operation.name for nested in op.regions[0].blocks[0].operations}
+        pad = ir.DictAttr(op.attributes[PAD_TAG])
+        if not body <= _PAD_BODY or float(ir.FloatAttr(pad["value"]).value) != 0.0:
+            return None
+        return tuple(ir.DenseI64ArrayAttr(pad["low"])), tuple(ir.DenseI64ArrayAttr(pad["high"]))
+
+
+def fuse_pads(cuts: Sequence[KernelCut], impls: dict[str, KernelImpl]) -> None:
+    """cuDNN pads itself: a cuDNN convolution whose input is a zero pad of H and W that nothing
+    else reads takes the unpadded tensor with those pads, and the pad step then runs only where
+    that convolution falls back to its generated kernel (which reads the padded buffer)."""
+    writers = {str(c.plan.output.buffer): c for c in cuts}
+    readers: dict[str, set[str]] = {}
+    for cut in cuts:
+        for arg in cut.plan.inputs:
+            readers.setdefault(str(arg.buffer), set()).add(cut.plan.name)
+    for cut in cuts:
+        library = impls[cut.plan.name].library
+        if library is None or library.library != "cudnn":
+            continue
+        x = library.operands["x"]
+        pad_cut = writers.get(x)
+        if pad_cut is None or readers.get(x) != {cut.plan.name} or not x.startswith("intermediate"):
+            continue
+        pad = zero_pad_of(pad_cut.task)
+        if pad is None or len(pad[0]) != 4 or any(pad[0][:2]) or any(pad[1][:2]) or len(pad_cut.plan.inputs) != 1:
+            continue
+        (source,) = pad_cut.plan.inputs
+        library.spec = {
+            **library.spec, "x_shape": list(source.shape), "pads_begin": list(pad[0][2:]), "pads_end": list(pad[1][2:])
+        }
+        library.operands = {**library.operands, "x": str(source.buffer)}
+        before = impls[pad_cut.plan.name]
+        impls[pad_cut.plan.name] = KernelImpl(before.library, before.how, only_for=cut.plan.name)
 
 
 def _cuda_runner(arch: str) -> Runner:
@@ -182,6 +242,8 @@ __all__ = [
     "cuda_candidates",
     "cuda_heuristic",
     "cuda_selection",
+    "fuse_pads",
     "library_match",
     "plan_selection_header",
+    "zero_pad_of",
 ]
