@@ -300,10 +300,9 @@ class PlanExecutor:
             check(cu.cuStreamBeginCapture(self._stream, mode), "cuStreamBeginCapture")
             try:
                 self.enqueue()
-            finally:
-                graph = check(cu.cuStreamEndCapture(self._stream), "cuStreamEndCapture")
-            self._graph = graph
-            self._graph_exec = check(cu.cuGraphInstantiate(graph, 0), "cuGraphInstantiate")
+            finally:  # end the capture even when a step failed to enqueue (close() frees the graph)
+                self._graph = check(cu.cuStreamEndCapture(self._stream), "cuStreamEndCapture")
+            self._graph_exec = check(cu.cuGraphInstantiate(self._graph, 0), "cuGraphInstantiate")
         except (CudaError, RuntimeError) as err:
             self.graph_error = f"the plan runs without a CUDA graph: capturing it failed ({err})"
             self.use_graph = False

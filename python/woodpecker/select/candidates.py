@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from woodpecker.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
 from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import GENERATED, IMPL_KNOB
 from woodpecker.tune.task import KernelTask
 
 LIBRARY_OPTIONS = ("all", "none", *LIBRARIES)
-CUDA_LIBRARIES = ("cudnn", "cublas")  # woodpecker.select.cuda_match
 DEFAULT = "default"  # the generated kernel with its default schedule, next to a tuned one
 
 

@@ -22,13 +22,13 @@ from typing import Any
 
 from mlir import ir
 
+from woodpecker.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
 from woodpecker.cuda.libraries import cublas_support, cudnn_support
 from woodpecker.dialect import create_context
 from woodpecker.libs.epilogue import EpilogueError, read_epilogue
 from woodpecker.libs.match import NotApplicable, _broadcast_shape, _fill_value, _is_channel_bias
 from woodpecker.tune.task import KernelTask
 
-CUDA_LIBRARIES = ("cudnn", "cublas")
 LIBRARY_NAMES = {"cudnn": "cuDNN", "cublas": "cuBLAS"}
 _CONV_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw")
 _MATMUL_OPS = ("linalg.matmul", "linalg.matmul_transpose_b")

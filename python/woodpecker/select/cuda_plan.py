@@ -9,6 +9,10 @@ calls that can compute it (`woodpecker.select.cuda_match`) with the same machine
 stores the timings in the kernel's study; "records" uses stored timings, else the heuristic
 below; "heuristic" never measures. Kernels configured explicitly (by name or kind) keep their
 configuration and the generated kernel.
+
+Around a chosen cuDNN call: its epilogue is also compiled as a kernel of its own
+(`library_epilogue`, for hosts where cuDNN cannot fuse it), and a zero pad that only feeds it is
+folded into the call (`fuse_pads`: cuDNN pads itself; the pad step stays for the fallback).
 """
 
 from __future__ import annotations
