@@ -481,13 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cc.check_common_arguments(parser, args)
 
-    reason = cc.gpu_reason()
-    if reason is not None and not args.compile_only:
-        print(cc.no_gpu_message("bench_cuda_convs.py", reason), flush=True)
+    target = cc.resolve_target(args, "bench_cuda_convs.py")
+    if target is None:
         return cc.NO_GPU_EXIT
+    reason, arch, mode = target
     has_gpu = reason is None
-    arch = cc.target_arch(args.arch, has_gpu)
-    mode = cc.choice_mode(args.select, args.compile_only, has_gpu, args.db)
     torch, timer, torch_label = None, None, "PyTorch: -"
     if not args.compile_only:
         from woodpecker.gpu.launch import device_info

@@ -307,3 +307,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, models: Sequence[str],
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.rounds < 1 or args.repeat < 1 or args.warmup < 0:
         parser.error("--rounds and --repeat must be positive, --warmup >= 0")
+
+
+def resolve_target(args: argparse.Namespace, script: str) -> tuple[str | None, str, str] | None:
+    """(why there is no GPU, None when there is one; the arch to compile for; how the plan's
+    choice is made). None, after saying why, when there is no GPU and the run needs one."""
+    reason = gpu_reason()
+    if reason is not None and not args.compile_only:
+        print(no_gpu_message(script, reason), flush=True)
+        return None
+    has_gpu = reason is None
+    return reason, target_arch(args.arch, has_gpu), choice_mode(args.select, args.compile_only, has_gpu, args.db)

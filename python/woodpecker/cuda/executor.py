@@ -42,6 +42,7 @@ from woodpecker.cuda.plan import InferencePlan, KernelLaunch, PlanError, Step
 from woodpecker.gpu.launch import (
     SHARED_DEFAULT_BYTES,
     CudaError,
+    DeviceResource,
     build_kernel_params,
     check,
     cubin_runs_on,
@@ -89,7 +90,7 @@ class Launches:
     by_step: dict[str, int] = field(default_factory=dict)
 
 
-class PlanExecutor:
+class PlanExecutor(DeviceResource):
     """Runs `plan` (with its weight block) on device `device`; see the module docstring."""
 
     def __init__(
@@ -428,13 +429,3 @@ class PlanExecutor:
         self._graph = self._graph_exec = None
         self._events, self._allocations, self._modules, self.items = [], [], [], []
         self._stream = self._context = self._libraries = None
-
-    def __enter__(self) -> PlanExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()

@@ -27,6 +27,7 @@ the process's CUDA context is unusable; measuring candidates in subprocesses
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import ctypes
 import importlib
@@ -37,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -310,7 +311,25 @@ class _Kernel:
     source: str  # "ptx" or "cubin"
 
 
-class CudaLauncher:
+class DeviceResource(abc.ABC):
+    """Something holding CUDA objects that `close()` frees: usable in `with`, closed when collected."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Frees the CUDA objects (idempotent; errors after a sticky fault are ignored)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class CudaLauncher(DeviceResource):
     """Runs and times the kernels of a saved CUDA model directory on device `device`."""
 
     def __init__(self, directory: str | os.PathLike, device: int = 0, prefer_cubin: bool = True):
@@ -552,13 +571,3 @@ class CudaLauncher:
         self._stream = self._context = None
         self._flush = None
         self.kernels = []
-
-    def __enter__(self) -> CudaLauncher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
