@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from woodpecker.cuda.memory import Lifetime, align, conflicts, plan_memory
@@ -34,15 +34,20 @@ class KernelImpl:
     only_for: str | None = None  # a pad that library step `only_for` does itself (see Step)
 
 
-def _launch(kernel: GpuKernel) -> KernelLaunch:
+def kernel_launch(
+    kernel: GpuKernel, entry: str | None = None, buffer_name: Callable[[BufferRef], str] = str
+) -> KernelLaunch:
+    """`kernel` as a plan's launch: its arguments named by `buffer_name`; under `entry` (the PTX
+    entry renamed, and no cubin: the driver JIT-compiles the PTX) when given."""
+    renamed = entry is not None and entry != kernel.name
     return KernelLaunch(
-        entry=kernel.name,
-        ptx=kernel.ptx,
+        entry=entry or kernel.name,
+        ptx=kernel.ptx.replace(kernel.name, entry) if renamed else kernel.ptx,
         grid=tuple(kernel.grid),
         block=tuple(kernel.block),
         shared_bytes=kernel.shared_bytes,
-        args=[(str(a.buffer), tuple(a.shape), a.access) for a in kernel.args],
-        cubin=kernel.cubin,
+        args=[(buffer_name(a.buffer), tuple(a.shape), a.access) for a in kernel.args],
+        cubin=None if renamed else kernel.cubin,
         config=json.loads(json.dumps(knobs_from_config(kernel.config))),  # as saved: lists, not tuples
     )
 
@@ -89,7 +94,7 @@ def build_inference_plan(
     steps = []
     for kernel in program.kernels:
         impl = impls.get(kernel.function, KernelImpl())
-        steps.append(Step(kernel.function, kernel.kind, _launch(kernel), impl.library, impl.how, impl.only_for))
+        steps.append(Step(kernel.function, kernel.kind, kernel_launch(kernel), impl.library, impl.how, impl.only_for))
     lifetimes = _lifetimes(program, steps)
     memory = plan_memory(lifetimes)
     found = conflicts(lifetimes, memory.offsets)

@@ -12,7 +12,6 @@ convolution into the step's output buffer and then this kernel on the same buffe
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 
 from mlir import ir
@@ -22,9 +21,9 @@ from woodpecker.cuda.plan import KernelLaunch
 from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.codegen import compile_gpu
+from woodpecker.gpu.inference_plan import kernel_launch
 from woodpecker.gpu.prepare import clone_with_mapping
-from woodpecker.gpu.program import GpuKernel
-from woodpecker.gpu.space import knobs_from_config
+from woodpecker.gpu.program import BufferRef, GpuKernel
 from woodpecker.tune.task import KernelTask
 
 _MAIN_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul",
@@ -122,21 +121,11 @@ def split_epilogue(
     if kernel is None:
         return None
 
-    def buffer(kind: str, index: int) -> str:
-        if kind == "output" or index == n_args:
+    def buffer(ref: BufferRef) -> str:
+        if ref.kind == "output" or ref.index == n_args:
             return y
-        if kind != "input":
-            raise CompilationError(f"kernel {name}: its epilogue uses a {kind} buffer")
-        return arg_buffer(index)
+        if ref.kind != "input":
+            raise CompilationError(f"kernel {name}: its epilogue uses a {ref.kind} buffer")
+        return arg_buffer(ref.index)
 
-    entry = f"{name}_epilogue"
-    return KernelLaunch(
-        entry=entry,
-        ptx=kernel.ptx.replace(kernel.name, entry),
-        grid=tuple(kernel.grid),
-        block=tuple(kernel.block),
-        shared_bytes=kernel.shared_bytes,
-        args=[(buffer(a.buffer.kind, a.buffer.index), tuple(a.shape), a.access) for a in kernel.args],
-        cubin=None,  # the entry is renamed in the PTX; the driver JIT-compiles it
-        config=json.loads(json.dumps(knobs_from_config(kernel.config))),
-    )
+    return kernel_launch(kernel, f"{name}_epilogue", buffer)
