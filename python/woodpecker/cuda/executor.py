@@ -29,7 +29,6 @@ Errors are `CudaError`s (woodpecker.gpu.launch) naming the step and the CUDA cal
 from __future__ import annotations
 
 import contextlib
-import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,15 +39,14 @@ from woodpecker.cuda.libraries import LibraryCall, LibraryContext, LibraryUnavai
 from woodpecker.cuda.memory import align
 from woodpecker.cuda.plan import InferencePlan, KernelLaunch, PlanError, Step
 from woodpecker.gpu.launch import (
-    SHARED_DEFAULT_BYTES,
     CudaError,
     DeviceResource,
-    build_kernel_params,
+    LoadedKernel,
     check,
-    cubin_runs_on,
     cuda_status,
     device_info,
     driver,
+    load_kernel,
     release,
 )
 
@@ -60,14 +58,7 @@ class CudaUnavailable(CudaError):
 @dataclass
 class _KernelItem:
     step: str
-    entry: str
-    function: Any
-    grid: tuple[int, int, int]
-    block: tuple[int, int, int]
-    shared_bytes: int
-    values: list[Any]
-    params: ctypes.Array
-    source: str  # "cubin" | "ptx"
+    kernel: LoadedKernel
 
 
 @dataclass
@@ -235,33 +226,20 @@ class PlanExecutor(DeviceResource):
             self._assemble(bound, prefer_cubin)  # the generated kernels (and their pads) instead
 
     def _load_kernel(self, step: Step, kernel: KernelLaunch, prefer_cubin: bool) -> _KernelItem:
-        where = f"step {step.name} (kernel {kernel.entry})"
-        module, source = None, "ptx"
-        if prefer_cubin and kernel.cubin is not None and cubin_runs_on(self.plan.arch, self.info.compute_capability):
-            with contextlib.suppress(CudaError):
-                module = check(self.cu.cuModuleLoadData(kernel.cubin), f"{where}: cuModuleLoadData (cubin)")
-                source = "cubin"
-        if module is None:
-            hint = f"PTX for {self.plan.arch}, device {self.info.name} is {self.info.arch}"
-            module = check(self.cu.cuModuleLoadData(kernel.ptx.encode() + b"\0"), f"{where}: cuModuleLoadData ({hint})")
-        self._modules.append(module)
-        function = check(self.cu.cuModuleGetFunction(module, kernel.entry.encode()), f"{where}: cuModuleGetFunction")
-        if kernel.shared_bytes > SHARED_DEFAULT_BYTES:
-            attribute = self.cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-            check(
-                self.cu.cuFuncSetAttribute(function, attribute, kernel.shared_bytes),
-                f"{where}: {kernel.shared_bytes} bytes of dynamic shared memory "
-                f"(device allows {self.info.shared_opt_in_bytes})",
-            )
-        manifest_kernel = {
-            "name": kernel.entry,
+        launch = {
+            "entry": kernel.entry,
+            "grid": kernel.grid,
+            "block": kernel.block,
+            "shared_bytes": kernel.shared_bytes,
             "args": [{"shape": list(shape)} for _, shape, _ in kernel.args],
         }
         pointers = [self.address(buffer) for buffer, _, _ in kernel.args]
-        values, params = build_kernel_params(manifest_kernel, pointers, self.plan.calling_convention)
-        return _KernelItem(
-            step.name, kernel.entry, function, kernel.grid, kernel.block, kernel.shared_bytes, values, params, source
+        module, loaded = load_kernel(
+            self.cu, self.info, self.plan.arch, launch, kernel.ptx.encode(), kernel.cubin, pointers,
+            self.plan.calling_convention, f"step {step.name} (kernel {kernel.entry})", prefer_cubin,
         )
+        self._modules.append(module)
+        return _KernelItem(step.name, loaded)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -270,14 +248,7 @@ class PlanExecutor(DeviceResource):
         return self._graph_exec is not None
 
     def _launch_kernel(self, item: _KernelItem) -> None:
-        check(
-            self.cu.cuLaunchKernel(
-                item.function, *item.grid, *item.block, item.shared_bytes, self._stream,
-                ctypes.addressof(item.params), 0,
-            ),
-            f"step {item.step}: cuLaunchKernel {item.entry} grid={item.grid} block={item.block} "
-            f"shared={item.shared_bytes}",
-        )
+        item.kernel.enqueue(self.cu, self._stream, f"step {item.step}")
         self.launches.kernels += 1
 
     def enqueue(self) -> None:
@@ -392,7 +363,7 @@ class PlanExecutor(DeviceResource):
             if isinstance(item, _LibraryItem):
                 impls[item.step] = item.call.library + (" + generated epilogue" if item.epilogue else "")
             else:
-                impls[item.step] = f"generated ({item.source})"
+                impls[item.step] = f"generated ({item.kernel.source})"
         return {
             "device": self.info.name,
             "arch": self.info.arch,

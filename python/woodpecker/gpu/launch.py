@@ -300,15 +300,68 @@ def _nbytes(shape: Sequence[int]) -> int:
 
 
 @dataclass
-class _Kernel:
+class LoadedKernel:
+    """A kernel loaded into the current context, its parameters fixed to device addresses."""
+
     name: str
     function: Any
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     shared_bytes: int
-    values: list[Any]
+    values: list[Any]  # the ctypes values `params` points to (kept alive with it)
     params: ctypes.Array
     source: str  # "ptx" or "cubin"
+
+    def enqueue(self, cu: ModuleType, stream: Any, where: str) -> None:
+        check(
+            cu.cuLaunchKernel(
+                self.function, *self.grid, *self.block, self.shared_bytes, stream, ctypes.addressof(self.params), 0
+            ),
+            f"{where}: cuLaunchKernel {self.name} grid={self.grid} block={self.block} shared={self.shared_bytes}",
+        )
+
+
+def load_kernel(
+    cu: ModuleType,
+    info: DeviceInfo,
+    arch: str,
+    kernel: Mapping[str, Any],
+    ptx: bytes,
+    cubin: bytes | None,
+    pointers: Sequence[int],
+    calling_convention: str,
+    where: str,
+    prefer_cubin: bool = True,
+) -> tuple[Any, LoadedKernel]:
+    """(the CUmodule, the kernel) for `kernel` (entry, grid, block, shared_bytes, args with their
+    shapes): from `cubin` when it runs on the device, else from `ptx` (JIT-compiled by the
+    driver); dynamic shared memory above 48 KiB is opted into; parameters point to `pointers`."""
+    entry = kernel["entry"]
+    module, source = None, "ptx"
+    if prefer_cubin and cubin is not None and cubin_runs_on(arch, info.compute_capability):
+        with contextlib.suppress(CudaError):  # fall back to the PTX
+            module = check(cu.cuModuleLoadData(cubin), f"{where}: cuModuleLoadData (cubin)")
+            source = "cubin"
+    if module is None:
+        hint = f"PTX for {arch}, device {info.name} is {info.arch}"
+        module = check(cu.cuModuleLoadData(ptx + b"\0"), f"{where}: cuModuleLoadData ({hint})")
+    try:
+        function = check(cu.cuModuleGetFunction(module, entry.encode()), f"{where}: cuModuleGetFunction")
+        shared = int(kernel["shared_bytes"])
+        if shared > SHARED_DEFAULT_BYTES:
+            attribute = cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            check(
+                cu.cuFuncSetAttribute(function, attribute, shared),
+                f"{where}: {shared} bytes of dynamic shared memory (device allows {info.shared_opt_in_bytes})",
+            )
+        values, params = build_kernel_params({"name": entry, **kernel}, pointers, calling_convention)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cu.cuModuleUnload(module)
+        raise
+    grid = tuple(int(g) for g in kernel["grid"])
+    block = tuple(int(b) for b in kernel["block"])
+    return module, LoadedKernel(entry, function, grid, block, shared, values, params, source)
 
 
 class DeviceResource(abc.ABC):
@@ -348,7 +401,7 @@ class CudaLauncher(DeviceResource):
         self._events: list[Any] = []
         self._flush: tuple[Any, int] | None = None
         self.buffers: dict[tuple[str, int], tuple[int, tuple[int, ...]]] = {}
-        self.kernels: list[_Kernel] = []
+        self.kernels: list[LoadedKernel] = []
         try:
             self._context = check(self.cu.cuDevicePrimaryCtxRetain(self._device), "cuDevicePrimaryCtxRetain")
             self._make_current()
@@ -418,33 +471,8 @@ class CudaLauncher(DeviceResource):
         for index, weight in enumerate(self.manifest["weights"]):
             self._upload(("weight", index), np.load(self.root / weight["file"]), f"weight[{index}] ({weight['file']})")
 
-    def _load_kernel(self, kernel: Mapping[str, Any], prefer_cubin: bool) -> _Kernel:
-        name = kernel["entry"]
-        where = f"kernel {name}"
-        module = None
-        source = "ptx"
-        cubin = kernel.get("cubin")
-        if prefer_cubin and cubin and cubin_runs_on(self.arch, self.info.compute_capability):
-            path = self.root / cubin
-            if path.exists():
-                try:
-                    module = check(self.cu.cuModuleLoadData(path.read_bytes()), f"{where}: cuModuleLoadData (cubin)")
-                    source = "cubin"
-                except CudaError:
-                    module = None  # fall back to the PTX
-        if module is None:
-            ptx = (self.root / kernel["ptx"]).read_bytes() + b"\0"
-            hint = f"PTX for {self.arch}, device {self.info.name} is {self.info.arch}"
-            module = check(self.cu.cuModuleLoadData(ptx), f"{where}: cuModuleLoadData ({hint})")
-        self._modules.append(module)
-        function = check(self.cu.cuModuleGetFunction(module, name.encode()), f"{where}: cuModuleGetFunction")
-        shared = int(kernel["shared_bytes"])
-        if shared > SHARED_DEFAULT_BYTES:
-            attribute = self.cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-            check(
-                self.cu.cuFuncSetAttribute(function, attribute, shared),
-                f"{where}: {shared} bytes of dynamic shared memory (device allows {self.info.shared_opt_in_bytes})",
-            )
+    def _load_kernel(self, kernel: Mapping[str, Any], prefer_cubin: bool) -> LoadedKernel:
+        where = f"kernel {kernel['entry']}"
         pointers = []
         for arg in kernel["args"]:
             key = (arg["buffer"], int(arg["index"]))
@@ -454,17 +482,14 @@ class CudaLauncher(DeviceResource):
             if math.prod(arg["shape"]) != math.prod(shape):
                 raise ManifestError(f"{where}: argument shape {arg['shape']} does not view buffer {key} {shape}")
             pointers.append(ptr)
-        values, params = build_kernel_params(kernel, pointers, self.manifest.get("calling_convention", "bare_ptr"))
-        return _Kernel(
-            name=name,
-            function=function,
-            grid=tuple(int(g) for g in kernel["grid"]),
-            block=tuple(int(b) for b in kernel["block"]),
-            shared_bytes=shared,
-            values=values,
-            params=params,
-            source=source,
+        cubin_path = self.root / kernel["cubin"] if kernel.get("cubin") else None
+        cubin = cubin_path.read_bytes() if cubin_path is not None and cubin_path.exists() else None
+        module, loaded = load_kernel(
+            self.cu, self.info, self.arch, kernel, (self.root / kernel["ptx"]).read_bytes(), cubin, pointers,
+            self.manifest.get("calling_convention", "bare_ptr"), where, prefer_cubin,
         )
+        self._modules.append(module)
+        return loaded
 
     # -- running -------------------------------------------------------------------------------
 
@@ -489,12 +514,7 @@ class CudaLauncher(DeviceResource):
         """Enqueues every kernel in order on the launcher's stream (`sync_each`: waits after
         each, so that an asynchronous fault names its kernel)."""
         for k in self.kernels:
-            check(
-                self.cu.cuLaunchKernel(
-                    k.function, *k.grid, *k.block, k.shared_bytes, self._stream, ctypes.addressof(k.params), 0
-                ),
-                f"kernel {k.name}: cuLaunchKernel grid={k.grid} block={k.block} shared={k.shared_bytes}",
-            )
+            k.enqueue(self.cu, self._stream, f"kernel {k.name}")
             if sync_each:
                 check(self.cu.cuStreamSynchronize(self._stream), f"kernel {k.name}: execution")
 
