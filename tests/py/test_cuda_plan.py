@@ -145,10 +145,9 @@ def test_tiny_resnet_arena_reuses_memory_without_overlapping_live_buffers(resnet
     first: dict[str, int] = {name: -1 for _, name in plan.inputs}
     last: dict[str, int] = {name: len(steps) for _, name in plan.outputs}
     for i, step in enumerate(steps):
-        fallback = Step(step.name, step.kind, step.kernel)
-        for name in {*step.writes, *fallback.writes}:
+        for name in {*step.writes, *step.kernel.writes}:
             first.setdefault(name, i)
-        for name in {*step.reads, *fallback.reads, *step.writes}:
+        for name in {*step.reads, *step.kernel.reads, *step.writes}:
             if plan.buffers[name].kind != "weight":
                 last[name] = max(last.get(name, i), i)
     lifetimes = [

@@ -37,13 +37,7 @@ class PlanModel:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Writes the plan (see woodpecker.cuda.plan) into `directory`."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        weights = []
-        for buffer in self.plan.weights:
-            start = buffer.offset // 4
-            weights.append(self.weight_block[start : start + buffer.nbytes // 4].reshape(buffer.shape))
-        return self.plan.save(out, weights)
+        return self.plan.save(directory, self.weight_block)
 
     @property
     def arch(self) -> str:

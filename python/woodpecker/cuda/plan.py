@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from woodpecker.gpu.launch import read_format_json
+
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "weights.npy"
 FORMAT = "woodpecker.cuda-plan"
@@ -79,6 +81,14 @@ class KernelLaunch:
     cubin: bytes | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the schedule knobs it was compiled with
 
+    @property
+    def reads(self) -> list[str]:
+        return [name for name, _, access in self.args if access == "read"]
+
+    @property
+    def writes(self) -> list[str]:
+        return [name for name, _, access in self.args if access == "write"]
+
 
 @dataclass
 class LibraryStep:
@@ -119,15 +129,16 @@ class Step:
 
     @property
     def reads(self) -> list[str]:
+        """What the chosen implementation reads (`kernel.reads`: what the fallback reads)."""
         if self.library is not None:
             return [b for role, b in self.library.operands.items() if role != "y"]
-        return [name for name, _, access in self.kernel.args if access == "read"]
+        return self.kernel.reads
 
     @property
     def writes(self) -> list[str]:
         if self.library is not None:
             return [self.library.operands["y"]]
-        return [name for name, _, access in self.kernel.args if access == "write"]
+        return self.kernel.writes
 
 
 @dataclass
@@ -201,11 +212,14 @@ class InferencePlan:
 
     # -- saving and loading ----------------------------------------------------------------------
 
-    def save(self, directory: str | os.PathLike, weights: Sequence[np.ndarray]) -> Path:
-        """Writes plan.json, the PTX (and cubins) and the weight block; returns the directory."""
+    def save(self, directory: str | os.PathLike, weight_block: np.ndarray) -> Path:
+        """Writes plan.json, the PTX (and cubins) and the weight block (`pack_weights`); returns
+        the directory."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        np.save(out / WEIGHTS_FILE, pack_weights(self, weights))
+        if weight_block.dtype != np.float32 or weight_block.nbytes < self.weight_bytes:
+            raise PlanError(f"a weight block of {self.weight_bytes} bytes of f32 is needed, not {weight_block.nbytes}")
+        np.save(out / WEIGHTS_FILE, np.ascontiguousarray(weight_block).reshape(-1))
         steps = []
         for step in self.steps:
             steps.append(
@@ -246,17 +260,7 @@ class InferencePlan:
         """The plan saved in `directory` and its weight block (PlanError when it is not one)."""
         root = Path(directory)
         path = root / PLAN_FILE
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise PlanError(f"{root}: not a saved Woodpecker CUDA plan ({err})") from None
-        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
-            raise PlanError(
-                f"{path}: format {data.get('format')!r} version {data.get('version')!r}, "
-                f"expected {FORMAT!r} version {FORMAT_VERSION}"
-            )
-        if data.get("element_type", "f32") != "f32":
-            raise PlanError(f"{path}: element type {data['element_type']!r}; plans are f32")
+        data = read_format_json(path, "Woodpecker CUDA plan", FORMAT, FORMAT_VERSION, PlanError)
         try:
             plan = cls(
                 arch=data["arch"],

@@ -56,11 +56,10 @@ def _lifetimes(program: GpuProgram, steps: Sequence[Step]) -> list[Lifetime]:
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for position, step in enumerate(steps):
-        fallback = Step(step.name, step.kind, step.kernel)
-        for name in {*step.writes, *fallback.writes}:
+        for name in {*step.writes, *step.kernel.writes}:
             first.setdefault(name, position)
             last[name] = max(last.get(name, position), position)
-        for name in {*step.reads, *fallback.reads}:
+        for name in {*step.reads, *step.kernel.reads}:
             last[name] = max(last.get(name, position), position)
     end = len(steps)
     lifetimes = []

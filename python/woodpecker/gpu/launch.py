@@ -220,21 +220,28 @@ class ManifestError(ValueError):
     """A directory that is not a saved CUDA model of a format this launcher knows."""
 
 
+def read_format_json(
+    path: Path, what: str, format_name: str, version: int, error: type[ValueError] = ValueError
+) -> dict[str, Any]:
+    """The JSON at `path` (what a saved `what` holds), checked for its format name and version
+    and for f32 data; `error` (naming the file and the problem) otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise error(f"{path.parent}: not a saved {what} ({err})") from None
+    if data.get("format") != format_name or data.get("version") != version:
+        raise error(
+            f"{path}: format {data.get('format')!r} version {data.get('version')!r}, "
+            f"expected {format_name!r} version {version}"
+        )
+    if data.get("element_type", "f32") != "f32":
+        raise error(f"{path}: element type {data['element_type']!r}; only f32 is handled")
+    return data
+
+
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """The checked `manifest.json` of a saved CUDA model."""
-    path = Path(directory) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ManifestError(f"{Path(directory)}: not a saved CUDA model ({err})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise ManifestError(
-            f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r}, "
-            f"expected {FORMAT!r} version {FORMAT_VERSION}"
-        )
-    if manifest.get("element_type", "f32") != "f32":
-        raise ManifestError(f"{path}: element type {manifest['element_type']!r}; the launcher handles f32")
-    return manifest
+    return read_format_json(Path(directory) / MANIFEST, "CUDA model", FORMAT, FORMAT_VERSION, ManifestError)
 
 
 def _row_major_strides(shape: Sequence[int]) -> list[int]:

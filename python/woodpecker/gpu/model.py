@@ -136,9 +136,7 @@ class CudaModel:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Writes the deployable plan (plan.json, PTX, weights.npy) that `woodpecker.load` runs."""
-        if self.plan is None:
-            raise CompilationError("this CudaModel has no inference plan (it was loaded with load_kernels)")
-        return self.plan.save(directory, self.weights)
+        return self._plan_model().save(directory)
 
     def save_kernels(self, directory: str | os.PathLike) -> Path:
         """Writes the PTX files, the weights and `manifest.json` in the launcher's format
