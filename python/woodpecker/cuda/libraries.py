@@ -66,6 +66,7 @@ the heuristic with the real alignments, within the workspace already reported.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import importlib
 from collections.abc import Mapping, Sequence
@@ -359,17 +360,26 @@ def _alignment(ptr: int) -> int:
     return 256 if ptr % 256 == 0 else ptr & -ptr
 
 
-class LibraryCall:
-    """One library call: built in the constructor, `bind` once, then `enqueue` (capture-safe)."""
+class LibraryCall(abc.ABC):
+    """One library call: built in the constructor, `bind` once, then `enqueue` (capture-safe).
+
+    The base constructor checks that the library supports `spec` and imports its package; both
+    failures are `LibraryUnavailable`."""
 
     library: str = ""
-    name: str = ""
     workspace_bytes: int = 0
-    spec: dict[str, Any]
 
+    def __init__(self, spec: Mapping[str, Any], name: str):
+        self.name = name
+        self.spec = dict(spec)
+        reason = _SUPPORT[self.library](spec)
+        if reason is not None:
+            raise _unavailable(self.library, name, reason)
+        self._module = _import(self.library, name)
+
+    @abc.abstractmethod
     def roles(self) -> list[str]:
         """The pointer roles `bind` needs."""
-        raise NotImplementedError
 
     def _take_pointers(self, pointers: Mapping[str, int], workspace: int) -> dict[str, int]:
         out = {}
@@ -389,14 +399,17 @@ class LibraryCall:
             raise ValueError(f"kernel {self.name}: needs a workspace of {self.workspace_bytes} bytes, got none")
         return out
 
+    @abc.abstractmethod
     def bind(self, pointers: Mapping[str, int], workspace: int) -> None:
-        raise NotImplementedError
+        """Fixes the device pointers (by role) and the workspace, once."""
 
+    @abc.abstractmethod
     def enqueue(self) -> None:
-        raise NotImplementedError
+        """Enqueues the call on the context's stream (no allocation, no synchronization)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        pass
+        """Frees what the call holds."""
 
 
 def _side_roles(count: int) -> list[str]:
@@ -409,14 +422,10 @@ class CudnnConvCall(LibraryCall):
     library = "cudnn"
 
     def __init__(self, spec: Mapping[str, Any], name: str, context: LibraryContext):
-        self.name = name
-        self.spec = dict(spec)
-        reason = cudnn_support(spec)
-        if reason is not None:
-            raise _unavailable("cudnn", name, reason)
+        super().__init__(spec, name)
         self._geometry = g = _conv_geometry(spec)
         self._sides = _check_post_ops(g["post_ops"], g["y"])
-        cudnn = _import("cudnn", name)
+        cudnn = self._module
         self._cudnn = cudnn
         self._handle = context.cudnn_handle()
         self._pack: dict[Any, int] | None = None
@@ -535,15 +544,11 @@ class CublasLtMatmulCall(LibraryCall):
     library = "cublas"
 
     def __init__(self, spec: Mapping[str, Any], name: str, context: LibraryContext):
-        self.name = name
-        self.spec = dict(spec)
-        reason = cublas_support(spec)
-        if reason is not None:
-            raise _unavailable("cublas", name, reason)
+        super().__init__(spec, name)
         self._m, self._k, self._n = _matmul_geometry(spec)
         self._bias, self._residual, self._relu = _cublas_epilogue(spec)
         self._transposed = bool(spec.get("transposed_weights", False))
-        lt = _import("cublas", name)
+        lt = self._module
         self._lt = lt
         self._handle = context.cublaslt_handle()
         self._stream = context.stream
@@ -689,6 +694,9 @@ class CublasLtMatmulCall(LibraryCall):
             with contextlib.suppress(Exception):
                 destroy(obj)
         self._layouts, self._desc, self._pref = [], None, None
+
+
+_SUPPORT = {"cudnn": cudnn_support, "cublas": cublas_support}
 
 
 def make_call(library: str, spec: Mapping[str, Any], name: str, context: LibraryContext) -> LibraryCall:
