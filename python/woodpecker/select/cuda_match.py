@@ -61,10 +61,16 @@ def _ints(op: ir.Operation, name: str) -> tuple[int, int]:
     return (values[0], values[1])
 
 
+# Kernel kinds each library has calls for: other kinds are refused without parsing the task.
+_LIBRARY_KINDS = {"cudnn": ("conv", "depthwise_conv"), "cublas": ("matmul",)}
+
+
 def match_cuda_kernel(task: KernelTask, library: str) -> LibraryMatch:
     """The `library` call computing `task`'s kernel; raises NotApplicable with the reason."""
     if library not in CUDA_LIBRARIES:
         raise ValueError(f"unknown CUDA library '{library}' (known: {', '.join(CUDA_LIBRARIES)})")
+    if task.kind not in _LIBRARY_KINDS[library]:
+        raise NotApplicable(f"{LIBRARY_NAMES[library]} is not used for {task.kind} kernels")
     with create_context() as context, ir.Location.unknown(context):
         module = ir.Module.parse(task.module_text)
         main_fn = next(op for op in module.body.operations if op.operation.name == "func.func")
