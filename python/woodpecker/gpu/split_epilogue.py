@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 
 from mlir import ir
-from mlir.dialects import func
+from mlir.dialects import func, linalg, tensor
 
 from woodpecker.cuda.plan import KernelLaunch
 from woodpecker.dialect import create_context
@@ -55,44 +55,46 @@ def epilogue_module(module_text: str) -> str | None:
             [ir.StringAttr.get(f"x{k}") for k in range(len(args) + 1)]
         )
         mapping = {old: new for old, new in zip(args, block.arguments, strict=False)}
-        copy_module = ir.Module.parse(_copy_text(ir.RankedTensorType(result_type)))  # kept alive while cloning
-        copy_fn = copy_module.body.operations[0]
-        copy_ops = [op.operation for op in copy_fn.regions[0].blocks[0].operations][:-1]  # empty, copy
         y = block.arguments[len(args)]
         with ir.InsertionPoint(block):
-            # The epilogue updates a fresh copy of y (the GPU partition wants kernels to write
-            # fresh tensors); the copy and the epilogue become one elementwise kernel. The copy
-            # adds +0.0 (which changes nothing but the sign of a zero) so that canonicalization
-            # does not fold it away as an identity.
-            copy_map = {copy_fn.regions[0].blocks[0].arguments[0]: y}
-            for op in copy_ops:
-                copied = clone_with_mapping(op, copy_map)
-            mapping[main.results[0]] = copied.results[0]
             for op in ops[: ops.index(main)]:
                 if op.name == "arith.constant":
                     clone_with_mapping(op, mapping)
-            clone = clone_with_mapping(epilogue, mapping)
-            func.ReturnOp([clone.results[0]])
+            result = _epilogue_on(epilogue, main.results[0], y, mapping)
+            func.ReturnOp([result])
         if not out.operation.verify():
             raise CompilationError("the epilogue module does not verify")
         return str(out)
 
 
-def _copy_text(tensor_type: ir.RankedTensorType) -> str:
-    rank = tensor_type.rank
-    dims = ", ".join(f"d{i}" for i in range(rank))
-    identity = f"affine_map<({dims}) -> ({dims})>"
-    parallel = ", ".join(['"parallel"'] * rank)
-    t = str(tensor_type)
-    return (
-        f"func.func @copy(%y: {t}) -> {t} {{\n"
-        f"  %e = tensor.empty() : {t}\n"
-        f"  %c = linalg.generic {{indexing_maps = [{identity}, {identity}], iterator_types = [{parallel}]}} "
-        f"ins(%y : {t}) outs(%e : {t}) {{\n"
-        f"  ^bb0(%i: f32, %o: f32):\n    %z = arith.constant 0.0 : f32\n    %s = arith.addf %i, %z : f32\n"
-        f"    linalg.yield %s : f32\n  }} -> {t}\n"
-        f"  return %c : {t}\n}}\n"
+def _epilogue_on(epilogue: ir.Operation, main_result: ir.Value, y: ir.Value, mapping: dict) -> ir.Value:
+    """`epilogue` cloned at the insertion point with the main op's result replaced by `y`. The
+    GPU partition wants a kernel to write a fresh tensor, so an epilogue that updates the main
+    result in place (its `outs`) is rebuilt with `y` as its first input and `tensor.empty` as
+    its output; the body reads the input where it read the output."""
+    inputs = len(epilogue.operands) - 1
+    if epilogue.operands[inputs] != main_result:  # the main result is an input: a plain clone
+        return clone_with_mapping(epilogue, {**mapping, main_result: y}).results[0]
+    maps = list(ir.ArrayAttr(epilogue.attributes["indexing_maps"]))
+    out_type = ir.RankedTensorType(epilogue.results[0].type)
+    fresh = tensor.EmptyOp(list(out_type.shape), out_type.element_type).result
+    rebuilt = linalg.GenericOp(
+        [out_type],
+        [y, *(mapping[v] for v in list(epilogue.operands)[:inputs])],
+        [fresh],
+        ir.ArrayAttr.get([maps[inputs], *maps[:inputs], maps[inputs]]),
+        epilogue.attributes["iterator_types"],
     )
+    old_body = epilogue.regions[0].blocks[0]
+    old_args = list(old_body.arguments)
+    body = rebuilt.regions[0].blocks.append(old_args[inputs].type, *(a.type for a in old_args))
+    new_args = list(body.arguments)
+    # old (ins..., out) -> new (y, ins..., out): the old output element is y's element
+    body_map = {**mapping, old_args[inputs]: new_args[0], **dict(zip(old_args[:inputs], new_args[1:-1], strict=True))}
+    with ir.InsertionPoint(body):
+        for op in old_body.operations:
+            clone_with_mapping(op.operation, body_map)
+    return rebuilt.results[0]
 
 
 @functools.lru_cache(maxsize=256)
