@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,7 +78,6 @@ class Launches:
     graph_launches: int = 0
     uploads: int = 0  # host -> device copies (weights at set-up, inputs per run)
     downloads: int = 0  # device -> host copies (outputs per run)
-    by_step: dict[str, int] = field(default_factory=dict)
 
 
 class PlanExecutor(DeviceResource):
@@ -261,13 +260,12 @@ class PlanExecutor(DeviceResource):
                     self._launch_kernel(item.epilogue)
             else:
                 self._launch_kernel(item)
-            self.launches.by_step[item.step] = self.launches.by_step.get(item.step, 0) + 1
 
     def _capture(self) -> None:
         """Captures `enqueue` into a CUDA graph; on failure keeps launching step by step."""
         cu = self.cu
         mode = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-        before = (self.launches.kernels, self.launches.library_calls, dict(self.launches.by_step))
+        before = (self.launches.kernels, self.launches.library_calls)
         try:
             check(cu.cuStreamBeginCapture(self._stream, mode), "cuStreamBeginCapture")
             try:
@@ -280,7 +278,7 @@ class PlanExecutor(DeviceResource):
             self.use_graph = False
         finally:
             # Capturing records the steps; it launches nothing.
-            self.launches.kernels, self.launches.library_calls, self.launches.by_step = before
+            self.launches.kernels, self.launches.library_calls = before
 
     def launch(self) -> None:
         """Runs every step once on the stream: one graph launch, or the steps one by one."""
