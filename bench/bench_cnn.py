@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 import woodpecker
 from woodpecker.backend.cpu import CpuOptions
-from woodpecker.cli import time_calls
+from woodpecker.cli.common import time_calls
 from woodpecker.compiler import CompileOptions
 from woodpecker.models.builders import tiny_resnet
 

@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     has_gpu = reason is None
     torch, timer, torch_label = None, None, "PyTorch: -"
     if not args.compile_only:
-        from woodpecker.gpu.launch import device_info
+        from woodpecker.runtime.cuda.launch import device_info
 
         torch, why = cc.import_torch()
         if torch is None:

@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     torch, timer, torch_label = None, None, "PyTorch columns skipped"
     vision_reason = torchvision_status()
     if not args.compile_only:
-        from woodpecker.gpu.launch import device_info
+        from woodpecker.runtime.cuda.launch import device_info
 
         torch, why = cc.import_torch()
         if torch is not None and vision_reason is not None:

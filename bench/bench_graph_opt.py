@@ -29,7 +29,7 @@ import onnx
 import onnxruntime as ort
 
 import woodpecker
-from woodpecker.cli import time_calls
+from woodpecker.cli.common import time_calls
 from woodpecker.models import bundled_model_path
 
 REPO = Path(__file__).resolve().parents[1]

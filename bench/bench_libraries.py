@@ -32,9 +32,9 @@ import onnxruntime as ort
 import woodpecker
 from woodpecker.backend.cpu import available_cores
 from woodpecker.compiler import CompileOptions, lower_model, random_feeds
+from woodpecker.measure.cpu_runner import InProcessCpuRunner
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.select.selection import SelectOptions, select_implementations
-from woodpecker.tune.cpu_runner import InProcessCpuRunner
 from woodpecker.tune.extract import cpu_tasks
 from woodpecker.tune.records import record_configs
 

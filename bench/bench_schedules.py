@@ -39,7 +39,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
 from woodpecker.backend.cpu import CpuOptions, available_cores
-from woodpecker.cli import time_calls
+from woodpecker.cli.common import time_calls
 from woodpecker.compiler import CompileOptions
 from woodpecker.schedule.target import CpuTarget
 

@@ -27,8 +27,8 @@ import onnx
 import optuna
 from onnx import TensorProto, helper, numpy_helper
 
-from woodpecker.tune.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
-from woodpecker.tune.recorded import CachedRunner
+from woodpecker.measure.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
+from woodpecker.measure.recorded import CachedRunner
 from woodpecker.tune.storage import open_storage
 from woodpecker.tune.tune_model import model_cpu_tasks
 from woodpecker.tune.tuner import STRATEGIES, TuneOptions, tune_tasks

@@ -1,7 +1,7 @@
 """Shared pieces of the CUDA benchmarks (bench_cuda_convs.py, bench_cuda_e2e.py).
 
 * the GPU gate: without a usable NVIDIA GPU a benchmark prints one line saying why (the reason
-  `woodpecker.gpu.launch.cuda_status` gives) and exits with code 2, unless `--compile-only`;
+  `woodpecker.runtime.cuda.launch.cuda_status` gives) and exits with code 2, unless `--compile-only`;
 * how each Woodpecker plan is compiled (CompileOptions for "generated", "cudnn", the plan's
   choice) and what a plan looks like (steps per implementation, arena MiB);
 * PyTorch timing as the executor times a plan: CUDA events around each run, a buffer twice the
@@ -40,7 +40,7 @@ except ImportError:
 
 def gpu_reason() -> str | None:
     """None when an NVIDIA GPU is usable here, else why not."""
-    from woodpecker.gpu.launch import cuda_status
+    from woodpecker.runtime.cuda.launch import cuda_status
 
     return cuda_status()
 
@@ -56,7 +56,7 @@ def target_arch(requested: str | None, has_gpu: bool) -> str:
         return requested
     if has_gpu:
         from woodpecker.gpu.arch import ARCHS
-        from woodpecker.gpu.launch import device_info
+        from woodpecker.runtime.cuda.launch import device_info
 
         arch = device_info().arch
         if arch in ARCHS:

@@ -14,7 +14,7 @@ from typing import Any
 _EXPORTS = {
     "compile": "woodpecker.compiler",
     "CompileOptions": "woodpecker.compiler",
-    "CompiledModel": "woodpecker.runtime",
+    "CompiledModel": "woodpecker.backend.model",
     "import_onnx": "woodpecker.importer",
     "CompilationError": "woodpecker.errors",
     "ModelLoadError": "woodpecker.errors",
@@ -23,7 +23,7 @@ _EXPORTS = {
     "WoodpeckerError": "woodpecker.errors",
     "InvalidConfigError": "woodpecker.schedule.space",
     "CpuOptions": "woodpecker.backend.cpu",
-    "load": "woodpecker.cuda.model",
+    "load": "woodpecker.runtime.cuda.model",
 }
 
 __all__ = sorted(_EXPORTS)

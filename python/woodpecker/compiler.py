@@ -19,13 +19,14 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from woodpecker.backend.cpu import CpuOptions, compile_cpu
-from woodpecker.backend.outline_weights import main_func, outline_weights
+from woodpecker.backend.model import CompiledModel
 from woodpecker.errors import CompilationError
 from woodpecker.graph.context import DATA_OPS, GraphContext
+from woodpecker.graph.outline_weights import main_func, outline_weights
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
 from woodpecker.lowering import lower_to_linalg
 from woodpecker.passes import build_pass_manager, opt_level_pipeline
-from woodpecker.runtime import CompiledModel, CompileStats
+from woodpecker.stats import CompileStats
 
 if TYPE_CHECKING:
     from woodpecker.gpu.config import GpuConfig
@@ -196,7 +197,7 @@ def _cpu_plan(module: ir.Module, num_weights: int, options: CompileOptions, stat
 def _cuda_plan(module: ir.Module, num_inputs: int, options: CompileOptions, stats: CompileStats):
     """(per-kernel GPU configs: the caller's, then the best tuning records of the generated
     kernels the selection kept; the selection: per kernel generated / cuDNN / cuBLAS)."""
-    from woodpecker.gpu.launch import cuda_status
+    from woodpecker.runtime.cuda.launch import cuda_status
     from woodpecker.select.candidates import parse_libraries
     from woodpecker.select.cuda_plan import cuda_selection, plan_selection_header
     from woodpecker.tune.cuda_tasks import cuda_kernel_cuts

@@ -199,7 +199,7 @@ def wpk_passes() -> dict[str, PassInfo]:
         PassInfo(
             "wpk-outline-weights",
             "Turn the wpk.weight ops of @main into trailing function arguments",
-            LazyPass("woodpecker.backend.outline_weights", "outline_weights", style="function"),
+            LazyPass("woodpecker.graph.outline_weights", "outline_weights", style="function"),
         ),
         PassInfo(
             "wpk-apply-schedule",

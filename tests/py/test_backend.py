@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from mlir import ir
 
-from woodpecker.backend import compile_cpu, outline_weights
+from woodpecker.backend import compile_cpu
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.dialect import create_context, create_op, tensor_type, weight_attr
 from woodpecker.errors import CompilationError
+from woodpecker.graph.outline_weights import outline_weights
 
 MATMUL_BODY = """
   %e = tensor.empty() : tensor<{m}x{n}xf32>

@@ -20,8 +20,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from woodpecker.gpu.launch import DeviceInfo, cuda_status
 from woodpecker.gpu.model import CudaModel
+from woodpecker.runtime.cuda.launch import DeviceInfo, cuda_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench"
@@ -176,7 +176,7 @@ class _FakeExecutor:
 
 @pytest.fixture
 def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    import woodpecker.gpu.launch as launch
+    import woodpecker.runtime.cuda.launch as launch
 
     monkeypatch.setattr(cuda_common, "gpu_reason", lambda: None)
     monkeypatch.setattr(launch, "device_info", lambda device=0: DeviceInfo(0, "Fake GPU", (9, 0), 1 << 20, 1 << 17))

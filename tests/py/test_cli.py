@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from woodpecker.cli import main, parse_input_shape
+from woodpecker.cli.common import parse_input_shape
+from woodpecker.cli.main import main
 
 
 def _relu_model(path: Path, dims: list[int | str]) -> Path:

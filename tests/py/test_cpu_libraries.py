@@ -21,13 +21,13 @@ import woodpecker
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.compiler import CompileOptions, lower_model
 from woodpecker.libs import blas, onednn
+from woodpecker.measure.recorded import RecordedRunner
 from woodpecker.models.builders import small_mlp, tiny_resnet
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.select import candidates as candidates_module
 from woodpecker.select.candidates import parse_libraries
 from woodpecker.select.selection import SELECTION_ATTR, SelectOptions, select_implementations
 from woodpecker.tune.extract import cpu_tasks
-from woodpecker.tune.recorded import RecordedRunner
 
 pytestmark = [
     pytest.mark.skipif(onednn.availability() is not None, reason=f"oneDNN unavailable: {onednn.availability()}"),
@@ -361,7 +361,7 @@ def test_a_missing_library_is_reported_once_and_compiling_goes_on(monkeypatch) -
 
 
 def test_wpk_compile_writes_the_selection_report(tmp_path, capsys) -> None:
-    from woodpecker.cli import main
+    from woodpecker.cli.main import main
 
     path = tmp_path / "tiny.onnx"
     onnx.save(tiny_resnet(image=64, channels=(32, 64)), path)
@@ -384,7 +384,7 @@ def test_wpk_compile_writes_the_selection_report(tmp_path, capsys) -> None:
 
 
 def test_isolated_runner_measures_and_verifies_a_library_candidate() -> None:
-    from woodpecker.tune.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
+    from woodpecker.measure.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
 
     conv = next(t for t in _tasks() if t.kind == "conv")
     runner = IsolatedCpuRunner(CpuMeasureOptions(repeat=2, min_seconds=0.0, max_repeat=2, pairs=1))
@@ -412,7 +412,7 @@ def test_compile_with_select_measure_records_the_choice_and_a_second_compile_rea
 
 
 def test_tune_report_shows_the_recorded_selection(tmp_path, capsys) -> None:
-    from woodpecker.cli import main
+    from woodpecker.cli.main import main
 
     db = str(tmp_path / "records.db")
     select_implementations(_tasks(), SelectOptions(("onednn", "blas"), "measure", db),

@@ -1,4 +1,4 @@
-"""woodpecker.cuda.libraries: static support checks, fake-module bookkeeping with host emulation, real-GPU runs."""
+"""woodpecker.runtime.cuda.libraries: static support checks, fake-module bookkeeping with host emulation, GPU runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from woodpecker.cuda import libraries as L
+from woodpecker.runtime.cuda import libraries as L
 
 FLT_MAX = 3.4028234663852886e38
 
@@ -461,7 +461,7 @@ def test_module_imports_without_the_packages():
         "import sys\n"
         "for name in ('cudnn', 'nvmath', 'cuda', 'cuda.bindings', 'cuda.bindings.driver', 'mlir'):\n"
         "    sys.modules[name] = None\n"
-        "import woodpecker.cuda.libraries as L\n"
+        "import woodpecker.runtime.cuda.libraries as L\n"
         "assert L.availability('cudnn') and L.availability('cublas')\n"
         "assert not any(m.startswith(('cudnn', 'nvmath', 'mlir')) for m in sys.modules if sys.modules[m] is not None)\n"
     )
@@ -868,9 +868,9 @@ def test_cublaslt_no_algorithm_is_unavailable(fakes, monkeypatch):
 
 def _gpu_reason(library):
     try:
-        from woodpecker.gpu import launch
+        from woodpecker.runtime.cuda import launch
     except Exception as exc:  # MLIR-less host: load nothing more
-        return f"woodpecker.gpu.launch: {exc}"
+        return f"woodpecker.runtime.cuda.launch: {exc}"
     if not launch.cuda_available():
         return "no CUDA GPU"
     return L.availability(library)
@@ -878,7 +878,7 @@ def _gpu_reason(library):
 
 class Gpu:
     def __init__(self):
-        from woodpecker.gpu import launch
+        from woodpecker.runtime.cuda import launch
 
         self.check = launch.check
         self.cu = cu = launch.driver()

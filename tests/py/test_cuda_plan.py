@@ -27,19 +27,19 @@ from test_cpu_libraries import conv_model
 
 import woodpecker
 from woodpecker.compiler import CompileOptions
-from woodpecker.cuda import executor as executor_module
-from woodpecker.cuda.libraries import LibraryUnavailable
-from woodpecker.cuda.memory import Lifetime, conflicts, plan_memory
-from woodpecker.cuda.plan import InferencePlan, PlanBuffer, PlanError, Step, pack_weights
 from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
-from woodpecker.gpu.launch import cuda_available
 from woodpecker.gpu.model import CudaModel
+from woodpecker.measure.recorded import RecordedRunner
 from woodpecker.models import bundled_model_path
+from woodpecker.runtime.cuda import executor as executor_module
+from woodpecker.runtime.cuda.launch import cuda_available
+from woodpecker.runtime.cuda.libraries import LibraryUnavailable
+from woodpecker.runtime.cuda.plan import InferencePlan, PlanBuffer, PlanError, Step, pack_weights
+from woodpecker.runtime.memory import Lifetime, conflicts, plan_memory
 from woodpecker.select.cuda_plan import CUDA_HEURISTIC, cuda_selection, library_match
 from woodpecker.select.selection import SELECTION_ATTR
 from woodpecker.tune.cuda_tasks import cuda_kernel_cuts
-from woodpecker.tune.recorded import RecordedRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HAS_GPU = cuda_available()
@@ -345,7 +345,7 @@ def test_a_saved_plan_loads_without_mlir_and_running_it_without_a_gpu_says_why(
 
 @no_gpu_only
 def test_wpk_compile_cuda_without_a_gpu_states_the_heuristic_and_writes_the_plan(tmp_path: Path) -> None:
-    from woodpecker.cli import main
+    from woodpecker.cli.main import main
 
     out, report = tmp_path / "plan", tmp_path / "report.json"
     argv = ["compile", str(bundled_model_path()), "--target", "cuda", "--no-records", "-o", str(out),
@@ -537,7 +537,7 @@ def test_timing_replays_the_graph(fake: FakeDriver, resnet: CudaModel) -> None:
 
 
 def test_running_a_plan_checks_its_inputs(fake: FakeDriver, resnet: CudaModel) -> None:
-    model = woodpecker.cuda.model.PlanModel(resnet.plan, pack_weights(resnet.plan, resnet.weights))
+    model = woodpecker.runtime.cuda.model.PlanModel(resnet.plan, pack_weights(resnet.plan, resnet.weights))
     with pytest.raises(ValueError, match="missing input 'input'"):
         model.run(None, {})
     with pytest.raises(ValueError, match="has shape"):
@@ -581,7 +581,7 @@ def test_tiny_resnet_plan_matches_onnxruntime_on_the_gpu(libraries: str, tmp_pat
 def test_the_cuda_runner_measures_and_verifies_library_candidates(
     fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from woodpecker.tune.cuda_runner import CudaRunner
+    from woodpecker.measure.cuda_runner import CudaRunner
     from woodpecker.tune.cuda_tasks import compile_candidate
 
     (cut,) = [c for c in cuda_kernel_cuts(resnet, "sm_90") if c.plan.name == "k6_conv"]
@@ -641,9 +641,9 @@ class _StandaloneCall(FakeCall):
 def test_the_split_epilogue_kernel_computes_the_specs_post_ops(epilogue: str, kind: str) -> None:
     """Its GPU schedule, run on the CPU, equals bias + post-ops (the spec's semantics) in float64:
     this checks the post-ops read from the kernel and the kernel that stands in for them."""
-    from woodpecker.cuda.libraries import apply_post_ops
     from woodpecker.gpu.emulate import run_on_cpu
     from woodpecker.gpu.split_epilogue import epilogue_module
+    from woodpecker.runtime.cuda.libraries import apply_post_ops
 
     if epilogue == "tiny_resnet":  # relu((conv + b) + (shortcut + b_shortcut))
         compiled = _compile(bundled_model_path())

@@ -28,15 +28,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from woodpecker.cli import measure as measure_cli
 from woodpecker.compiler import compile
-from woodpecker.gpu import launch
 from woodpecker.gpu.arch import ARCHS
-from woodpecker.gpu.launch import build_kernel_params, cuda_available, param_layout
 from woodpecker.gpu.model import CudaModel
-from woodpecker.models import bundled_model_path
-from woodpecker.schedule import InvalidConfigError
-from woodpecker.tune import batch as batch_mod
-from woodpecker.tune.batch import (
+from woodpecker.kernels.task import KernelTask, MeasureResult, unique_tasks
+from woodpecker.measure import batch as batch_mod
+from woodpecker.measure.batch import (
     BATCH_FILE,
     REFERENCE_FILE,
     RESULTS_FILE,
@@ -45,9 +43,12 @@ from woodpecker.tune.batch import (
     read_batch,
     read_results,
 )
-from woodpecker.tune.cuda_runner import CudaRunner, export_candidates
+from woodpecker.measure.cuda_runner import CudaRunner, export_candidates
+from woodpecker.models import bundled_model_path
+from woodpecker.runtime.cuda import launch
+from woodpecker.runtime.cuda.launch import build_kernel_params, cuda_available, param_layout
+from woodpecker.schedule import InvalidConfigError
 from woodpecker.tune.cuda_tasks import compile_candidate, cuda_tasks, space_for, task_weights
-from woodpecker.tune.task import KernelTask, MeasureResult, unique_tasks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARCH = "sm_90"
@@ -660,23 +661,23 @@ def test_measure_without_a_gpu_fails_clearly_and_keeps_results(
     with pytest.raises(NoCudaDeviceError, match=r"no CUDA device: .*wpk measure"):
         measure_batch(root)
     assert not (root / RESULTS_FILE).exists()
-    assert batch_mod.main([str(root)]) == 1
+    assert measure_cli.main([str(root)]) == 1
     assert "no CUDA device" in capsys.readouterr().err
-    assert batch_mod.main([str(tmp_path / "missing")]) == 2
+    assert measure_cli.main([str(tmp_path / "missing")]) == 2
     assert "no such directory" in capsys.readouterr().err
     with pytest.raises(RuntimeError, match=r"^no CUDA device: use `wpk tune --target cuda --export DIR` and `wpk"):
         CudaRunner()
 
 
 def test_measuring_needs_no_mlir(conv_batch_configs, tmp_path: Path) -> None:
-    """`woodpecker.tune.batch` and the launcher import without MLIR, and measuring a batch
+    """`woodpecker.measure.batch` and the launcher import without MLIR, and measuring a batch
     there gives the device error (here) or results (on a GPU host)."""
     task, configs = conv_batch_configs
     root = _export(task, configs[:1], tmp_path / "b")
     script = f"""
 import sys
 sys.modules["mlir"] = None  # any import of mlir fails
-import woodpecker.tune.batch as b
+import woodpecker.measure.batch as b
 try:
     b.measure_batch({str(root)!r}, repeat=2, warmup=1)
     print("MEASURED", sorted(b.read_results({str(root)!r})))
@@ -806,7 +807,7 @@ def test_measure_batch_in_subprocesses(
     assert lines[1:] == [] and read_results(root)[1].times == results[1].times
     data["results"] = [e for e in data["results"] if e["id"] != 1]
     (root / RESULTS_FILE).write_text(json.dumps(data))
-    assert batch_mod.main([str(root), "--repeat", "2", "--warmup", "0"]) == 0
+    assert measure_cli.main([str(root), "--repeat", "2", "--warmup", "0"]) == 0
     out = capsys.readouterr()
     assert "[6/6] candidate 1:" in out.err
     assert re.search(r"^\*\s+0\s+\d+\.\d+\s+reference", out.out, re.M)
@@ -864,7 +865,7 @@ def test_cuda_runner_with_the_fake_driver(fake_cuda: types.ModuleType, conv_batc
 def test_cuda_runner_stops_after_a_sticky_fault(
     fake_cuda: types.ModuleType, conv_batch_configs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import woodpecker.tune.cuda_runner as cuda_runner
+    import woodpecker.measure.cuda_runner as cuda_runner
 
     task, configs = conv_batch_configs
     compiled = cuda_runner.compile_candidate
@@ -951,5 +952,5 @@ def test_gpu_measure_batch_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     measure_batch(root, repeat=5, warmup=2, timeout_s=120)
     results = read_results(root)
     assert all(r.ok for r in results.values()), {i: r.error for i, r in results.items()}
-    assert batch_mod.main([str(root)]) == 0
+    assert measure_cli.main([str(root)]) == 0
     assert "best: candidate" in capsys.readouterr().out

@@ -12,13 +12,14 @@ import onnx
 import pytest
 from mlir import ir
 
-from woodpecker.backend import compile_cpu, outline_weights
+from woodpecker.backend import compile_cpu
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.gpu import BufferRef, GpuConfig, GpuKernel, GpuProgram, KernelProblem, compile_gpu
 from woodpecker.gpu.config import OperandAccess, default_config
 from woodpecker.gpu.emulate import run_on_cpu
 from woodpecker.gpu.prepare import clone_module
 from woodpecker.gpu.ptxas import find_ptxas, parse_resources
+from woodpecker.graph.outline_weights import outline_weights
 from woodpecker.importer import import_onnx_with_weights
 from woodpecker.lowering import lower_to_linalg
 from woodpecker.models.builders import small_mlp, tiny_resnet

@@ -368,10 +368,10 @@ def test_compile_options_select_arch_and_configs() -> None:
     assert isinstance(model, CudaModel) and model.arch == "sm_80"
     (kernel,) = model.kernels
     assert kernel.config.thread_tile == (2,) and kernel.config.notes == "search space"
-    from woodpecker.gpu.launch import cuda_available
+    from woodpecker.runtime.cuda.launch import cuda_available
 
     if not cuda_available():  # running needs a GPU; without one the error says so
-        from woodpecker.cuda.executor import CudaUnavailable
+        from woodpecker.runtime.cuda.executor import CudaUnavailable
 
         with pytest.raises(CudaUnavailable, match="running a CUDA plan needs an NVIDIA GPU"):
             model.run(None, CASES["reduce_mean"].feeds)

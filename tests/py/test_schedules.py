@@ -23,8 +23,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from woodpecker import compile as wpk_compile
 from woodpecker.backend.cpu import CpuOptions
+from woodpecker.backend.model import CompiledModel
 from woodpecker.compiler import CompileOptions
-from woodpecker.runtime import CompiledModel
 from woodpecker.schedule import Constraint, InvalidConfigError, Knob, SearchSpace
 
 RTOL, ATOL = 1e-4, 1e-5

@@ -13,6 +13,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from woodpecker.cli.tune_report import main
 from woodpecker.tune import report
 from woodpecker.tune.report import (
     SUMMARY_COLUMNS,
@@ -20,7 +21,6 @@ from woodpecker.tune.report import (
     KernelSummary,
     best_so_far,
     format_table,
-    main,
     plot_speedups,
     summarize,
     write_csv,

@@ -26,14 +26,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from woodpecker import compile as wpk_compile
 from woodpecker.compiler import CompileOptions, lower_model
+from woodpecker.kernels.task import unique_tasks
+from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
+from woodpecker.measure.recorded import CachedRunner, RecordedRunner
 from woodpecker.schedule.target import CpuTarget
-from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
 from woodpecker.tune.extract import cpu_tasks
 from woodpecker.tune.params import config_key
-from woodpecker.tune.recorded import CachedRunner, RecordedRunner
 from woodpecker.tune.records import best_records
 from woodpecker.tune.storage import normalize_url, open_storage
-from woodpecker.tune.task import unique_tasks
 from woodpecker.tune.tune_model import model_cpu_tasks, tune_model
 from woodpecker.tune.tuner import TuneOptions, trial_config, tune_tasks
 
@@ -129,7 +129,7 @@ def test_standalone_kernel_matches_numpy(extracted) -> None:
     runner = InProcessCpuRunner(FAST)
     result = runner.measure(task, [item.space.default])[0]
     assert result.ok, result.error
-    from woodpecker.tune.cpu_runner import task_arrays
+    from woodpecker.measure.cpu_runner import task_arrays
 
     (x,), (w, b) = task_arrays(task, FAST.seed)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
@@ -185,7 +185,7 @@ def test_isolated_runner_survives_hangs_and_crashes(extracted) -> None:
         (again,) = runner.measure(item.task, [item.space.default])  # a new worker
         assert again.ok, again.error
         bad = dict(item.task.__dict__, module_text="this is not MLIR")
-        from woodpecker.tune.task import KernelTask
+        from woodpecker.kernels.task import KernelTask
 
         (broken,) = runner.measure(KernelTask(**bad), [item.space.default])
         assert not broken.ok and "MLIR" in broken.error
@@ -537,7 +537,7 @@ def test_infinite_outputs_are_not_failures(tmp_path: Path) -> None:
 def test_relative_times_are_scaled_by_the_default(extracted, tmp_path: Path) -> None:
     """A candidate timed alternately with the default records relative x the default's time,
     whatever the machine's speed was when it ran."""
-    from woodpecker.tune.task import MeasureResult
+    from woodpecker.kernels.task import MeasureResult
 
     item = _conv_task(extracted)
 

@@ -1,6 +1,5 @@
-"""Backends: from `wpk` IR lowered to linalg down to something that runs."""
+"""The CPU back end: linalg on tensors -> bufferized loops (OpenMP) -> LLVM -> ExecutionEngine."""
 
 from woodpecker.backend.cpu import CpuExecutable, compile_cpu
-from woodpecker.backend.outline_weights import outline_weights
 
-__all__ = ["CpuExecutable", "compile_cpu", "outline_weights"]
+__all__ = ["CpuExecutable", "compile_cpu"]

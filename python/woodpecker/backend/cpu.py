@@ -15,10 +15,10 @@ from mlir.passmanager import PassManager
 from mlir.runtime import get_ranked_memref_descriptor
 from mlir.runtime.np_to_memref import make_nd_memref_descriptor, make_zero_d_memref_descriptor
 
-from woodpecker.backend.outline_weights import main_func
 from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
+from woodpecker.graph.outline_weights import main_func
 from woodpecker.libs.emit import LibraryKernel, library_paths
 from woodpecker.libs.replace import rename_configs, replace_library_kernels, split_configs
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules

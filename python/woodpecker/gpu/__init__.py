@@ -8,7 +8,7 @@ kernel with grid, block, dynamic shared memory and argument list, plus the buffe
 `gpu_search_space` describes a kernel's configurations as a `SearchSpace`; `compile_cuda` (or
 `woodpecker.compile(model, target="cuda")`) compiles a whole ONNX model into a `CudaModel`.
 
-The names are imported lazily: `woodpecker.gpu.launch` (running saved kernels with cuda-python)
+The names are imported lazily: `woodpecker.runtime.cuda.launch` (running saved kernels with cuda-python)
 must load on a GPU host without MLIR.
 """
 

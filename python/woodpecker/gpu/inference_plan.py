@@ -2,7 +2,7 @@
 
 `build_inference_plan(program, ...)` turns a `GpuProgram` (kernels in launch order over
 input/weight/output/intermediate buffers) and the per-kernel choice of implementation into a
-`woodpecker.cuda.plan.InferencePlan`:
+`woodpecker.runtime.cuda.plan.InferencePlan`:
 
 * one step per kernel; a kernel whose choice is a library call gets a `LibraryStep` whose
   operands are the kernel's own buffers (the generated kernel stays as its fallback);
@@ -19,10 +19,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from woodpecker.cuda.memory import Lifetime, align, conflicts, plan_memory
-from woodpecker.cuda.plan import InferencePlan, KernelLaunch, LibraryStep, PlanBuffer, PlanError, Step
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram
 from woodpecker.gpu.space import knobs_from_config
+from woodpecker.runtime.cuda.plan import InferencePlan, KernelLaunch, LibraryStep, PlanBuffer, PlanError, Step
+from woodpecker.runtime.memory import Lifetime, align, conflicts, plan_memory
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,15 @@ The model goes through the same stages as for the CPU (import, graph optimizatio
 outlining, lowering to linalg), then `compile_gpu`. A `CudaModel` holds the `GpuProgram`
 (per kernel: PTX, entry, grid, block, dynamic shared memory, argument buffers), the graph's
 input/output names and shapes, the weight arrays in the order of the program's weight
-buffers, and the inference plan (`woodpecker.cuda.plan`): per kernel the chosen
+buffers, and the inference plan (`woodpecker.runtime.cuda.plan`): per kernel the chosen
 implementation (generated, cuDNN, cuBLAS), buffers in one liveness-planned arena.
 
-* `run(output_names, feeds)` runs the plan on the GPU (`woodpecker.cuda.executor`: one
+* `run(output_names, feeds)` runs the plan on the GPU (`woodpecker.runtime.cuda.executor`: one
   stream, a CUDA graph); without a GPU it raises `CudaUnavailable` saying why.
 * `save(directory)` writes the deployable plan (plan.json, PTX, weights.npy) that
   `woodpecker.load(directory)` runs without MLIR.
 * `save_kernels(directory)` writes the kernels alone in the launcher's format (what the tuning
-  runners measure, `woodpecker.gpu.launch`):
+  runners measure, `woodpecker.runtime.cuda.launch`):
 
     manifest.json         format, arch, calling convention, buffers, kernels in launch order
                           (entry, grid, block, shared_bytes, args, config knobs, problem)
@@ -36,21 +36,21 @@ import numpy as np
 import onnx
 from mlir import ir
 
-from woodpecker.cuda.executor import PlanExecutor
-from woodpecker.cuda.model import PlanModel
-from woodpecker.cuda.plan import InferencePlan, pack_weights
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.codegen import ConfigSpec, compile_gpu, kernel_search_spaces
 from woodpecker.gpu.config import GpuConfig, KernelProblem, OperandAccess
 from woodpecker.gpu.emulate import run_on_cpu
 from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
-from woodpecker.gpu.launch import FORMAT, FORMAT_VERSION, MANIFEST, ManifestError, read_manifest
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram, KernelArg, KernelResources
 from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
 from woodpecker.importer import ImportedModel
-from woodpecker.runtime import CompileStats
+from woodpecker.runtime.cuda.executor import PlanExecutor
+from woodpecker.runtime.cuda.launch import FORMAT, FORMAT_VERSION, MANIFEST, ManifestError, read_manifest
+from woodpecker.runtime.cuda.model import PlanModel
+from woodpecker.runtime.cuda.plan import InferencePlan, pack_weights
 from woodpecker.schedule.space import SearchSpace
 from woodpecker.select.report import selection_report
+from woodpecker.stats import CompileStats
 
 
 @dataclass
@@ -100,7 +100,7 @@ class CudaModel:
         return self._runner
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Runs the plan on the GPU (`woodpecker.cuda.executor`); like `onnxruntime`'s `run`."""
+        """Runs the plan on the GPU (`woodpecker.runtime.cuda.executor`); like `onnxruntime`'s `run`."""
         return self._plan_model().run(output_names, feeds)
 
     __call__ = run
@@ -140,7 +140,7 @@ class CudaModel:
 
     def save_kernels(self, directory: str | os.PathLike) -> Path:
         """Writes the PTX files, the weights and `manifest.json` in the launcher's format
-        (`woodpecker.gpu.launch.CudaLauncher`, the tuning runners) into `directory`."""
+        (`woodpecker.runtime.cuda.launch.CudaLauncher`, the tuning runners) into `directory`."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         program = self.program

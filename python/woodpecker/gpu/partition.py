@@ -23,11 +23,11 @@ from mlir import ir
 from mlir.dialects import func, linalg, tensor
 from mlir.passmanager import PassManager
 
-from woodpecker.backend.outline_weights import main_func
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.config import KernelProblem, OperandAccess
 from woodpecker.gpu.prepare import GATHER_TAG, clone_module, clone_with_mapping
 from woodpecker.gpu.program import BufferRef
+from woodpecker.graph.outline_weights import main_func
 
 VIEW_OPS = frozenset({"tensor.collapse_shape", "tensor.expand_shape", "tensor.reshape"})
 REMAT_LEAVES = frozenset({"tensor.empty", "arith.constant"})

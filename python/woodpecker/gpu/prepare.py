@@ -20,8 +20,8 @@ from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 from mlir.passmanager import PassManager
 
-from woodpecker.backend.outline_weights import main_func
 from woodpecker.errors import CompilationError
+from woodpecker.graph.outline_weights import main_func
 from woodpecker.lowering.common import empty, generic, identity_map, index
 
 PREPARE_PIPELINE = "builtin.module(canonicalize,cse,func.func(linalg-fuse-elementwise-ops),canonicalize,cse)"

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from mlir import ir
 from mlir.dialects import func, linalg, tensor
 
-from woodpecker.cuda.plan import KernelLaunch
 from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.codegen import compile_gpu
 from woodpecker.gpu.inference_plan import kernel_launch
 from woodpecker.gpu.prepare import clone_with_mapping
 from woodpecker.gpu.program import BufferRef, GpuKernel
-from woodpecker.tune.task import KernelTask
+from woodpecker.kernels.task import KernelTask
+from woodpecker.runtime.cuda.plan import KernelLaunch
 
 _MAIN_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul",
              "linalg.matmul_transpose_b")

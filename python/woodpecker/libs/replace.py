@@ -48,7 +48,7 @@ def split_configs(configs: Mapping[str, Mapping] | None) -> tuple[dict[str, str]
 
 
 def _main_block(module: ir.Module) -> ir.Block:
-    from woodpecker.backend.outline_weights import main_func
+    from woodpecker.graph.outline_weights import main_func
 
     return main_func(module).regions[0].blocks[0]
 

@@ -264,7 +264,7 @@ def materialize_pads(block: ir.Block) -> int:
 
 def find_kernels(module: ir.Module) -> list[Kernel]:
     """Generalizes @main's linalg ops, groups them into kernels and tags them."""
-    from woodpecker.backend.outline_weights import main_func  # backend imports schedule
+    from woodpecker.graph.outline_weights import main_func  # backend imports schedule
 
     block = main_func(module).regions[0].blocks[0]
     with ir.Location.unknown(module.context):

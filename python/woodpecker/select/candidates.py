@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from woodpecker.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
+from woodpecker.kernels.task import KernelTask
 from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import GENERATED, IMPL_KNOB
-from woodpecker.tune.task import KernelTask
+from woodpecker.runtime.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
 
 LIBRARY_OPTIONS = ("all", "none", *LIBRARIES)
 DEFAULT = "default"  # the generated kernel with its default schedule, next to a tuned one
@@ -77,8 +77,8 @@ def applicability(task: KernelTask, libraries: Sequence[str]) -> dict[str, str |
         return reasons
     from mlir import ir
 
-    from woodpecker.backend.outline_weights import main_func
     from woodpecker.dialect import create_context
+    from woodpecker.graph.outline_weights import main_func
     from woodpecker.libs.match import NotApplicable, match_kernel
     from woodpecker.schedule.kernels import find_kernels
 

@@ -3,7 +3,7 @@
 A CUDA kernel task (`woodpecker.tune.cuda_tasks`) is `@main(inputs..., weights...)` with a zero
 fill, one named op and optionally an epilogue `linalg.generic` that updates the op's result in
 place. `match_cuda_kernel(task, library)` reads it into a `LibraryMatch`: the call's spec (the
-format of `woodpecker.cuda.libraries`) and which task argument fills each of the call's roles;
+format of `woodpecker.runtime.cuda.libraries`) and which task argument fills each of the call's roles;
 a kernel the library cannot compute raises `NotApplicable` with the reason.
 
 * cuDNN: `linalg.conv_2d_nchw_fchw` (strides, dilations) and `linalg.depthwise_conv_2d_nchw_chw`
@@ -22,12 +22,12 @@ from typing import Any
 
 from mlir import ir
 
-from woodpecker.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
-from woodpecker.cuda.libraries import cublas_support, cudnn_support
 from woodpecker.dialect import create_context
+from woodpecker.kernels.task import KernelTask
 from woodpecker.libs.epilogue import EpilogueError, read_epilogue
 from woodpecker.libs.match import NotApplicable, _broadcast_shape, _fill_value, _is_channel_bias
-from woodpecker.tune.task import KernelTask
+from woodpecker.runtime.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
+from woodpecker.runtime.cuda.libraries import cublas_support, cudnn_support
 
 LIBRARY_NAMES = {"cudnn": "cuDNN", "cublas": "cuBLAS"}
 _CONV_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw")

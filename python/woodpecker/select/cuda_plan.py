@@ -25,18 +25,18 @@ from typing import Any
 
 from mlir import ir
 
-from woodpecker.cuda.plan import KernelLaunch, LibraryStep
 from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.inference_plan import KernelImpl
 from woodpecker.gpu.prepare import PAD_TAG
+from woodpecker.kernels.task import KernelTask, Runner
 from woodpecker.libs.match import NotApplicable
 from woodpecker.libs.replace import GENERATED, IMPL_KNOB
+from woodpecker.runtime.cuda.plan import KernelLaunch, LibraryStep
 from woodpecker.select.candidates import DEFAULT, Candidate
 from woodpecker.select.cuda_match import CUDA_LIBRARIES, LibraryMatch, match_cuda_kernel
 from woodpecker.select.selection import KernelChoice, SelectOptions, select_implementations
 from woodpecker.tune.cuda_tasks import KernelCut
-from woodpecker.tune.task import KernelTask, Runner
 
 HEURISTIC_ORDER = ("cudnn", "cublas", GENERATED)
 CUDA_HEURISTIC = (
@@ -219,8 +219,8 @@ def fuse_pads(cuts: Sequence[KernelCut], impls: dict[str, KernelImpl]) -> None:
 
 
 def _cuda_runner(arch: str) -> Runner:
-    from woodpecker.gpu.launch import cuda_status
-    from woodpecker.tune.cuda_runner import CudaRunner
+    from woodpecker.measure.cuda_runner import CudaRunner
+    from woodpecker.runtime.cuda.launch import cuda_status
 
     reason = cuda_status()
     if reason is not None:

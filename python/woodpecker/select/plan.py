@@ -18,10 +18,10 @@ from typing import Any
 from mlir import ir
 
 from woodpecker.backend.cpu import CpuOptions, thread_count
+from woodpecker.kernels.task import Runner
 from woodpecker.libs.match import LIBRARIES
 from woodpecker.select.candidates import library_availability
 from woodpecker.select.selection import KernelChoice, SelectOptions, select_implementations
-from woodpecker.tune.task import Runner
 
 
 @dataclass
@@ -96,7 +96,7 @@ def cpu_plan(
 
 def _runner_factory(cpu: CpuOptions) -> Callable[[], Runner]:
     def make() -> Runner:
-        from woodpecker.tune.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
+        from woodpecker.measure.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
 
         return IsolatedCpuRunner(
             CpuMeasureOptions(parallel=cpu.parallel, threads=cpu.threads, llvm_opt_level=cpu.llvm_opt_level)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from woodpecker.kernels.task import KernelTask, Runner
 from woodpecker.libs.replace import GENERATED
 from woodpecker.select.candidates import DEFAULT, Candidate, kernel_candidates
-from woodpecker.tune.task import KernelTask, Runner
 
 SELECTION_ATTR = "selection"
 MODES = ("measure", "records", "heuristic")
@@ -302,6 +302,6 @@ def _by_impl(candidates: Sequence[Candidate], impl: str) -> Candidate:
 
 
 def _default_runner() -> Runner:
-    from woodpecker.tune.cpu_runner import IsolatedCpuRunner
+    from woodpecker.measure.cpu_runner import IsolatedCpuRunner
 
     return IsolatedCpuRunner()

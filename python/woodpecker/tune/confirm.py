@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from woodpecker.kernels.task import KernelTask, Runner
 from woodpecker.tune.params import trial_config
-from woodpecker.tune.task import KernelTask, Runner
 
 CONFIRMED_ATTR = "confirmed_seconds"
 

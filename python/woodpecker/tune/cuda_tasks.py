@@ -43,9 +43,9 @@ from woodpecker.gpu.codegen import compile_gpu, kernel_functions, kernel_search_
 from woodpecker.gpu.model import CudaModel
 from woodpecker.gpu.partition import MAIN_TAG, OP_TAG, ROOT_TAG, KernelPlan
 from woodpecker.gpu.prepare import clone_with_mapping
-from woodpecker.runtime import CompileStats
+from woodpecker.kernels.task import Config, KernelTask
 from woodpecker.schedule.space import SearchSpace
-from woodpecker.tune.task import Config, KernelTask
+from woodpecker.stats import CompileStats
 
 KEY_VERSION = 1  # bump when the signature's description changes (keys name Optuna studies)
 CONTRACTION_KINDS = frozenset({"matmul", "batch_matmul", "conv", "depthwise_conv"})

@@ -25,9 +25,9 @@ import optuna
 from optuna.trial import TrialState
 
 from woodpecker.compiler import CompileOptions, lower_model
+from woodpecker.kernels.task import Config, KernelTask, select_tasks
 from woodpecker.schedule.space import SearchSpace
 from woodpecker.tune.storage import open_storage
-from woodpecker.tune.task import Config, KernelTask, select_tasks
 from woodpecker.tune.tuner import TuneOptions, _propose, _Study, open_study, open_trial, trial_config
 
 REFERENCE_ID = -1  # the default configuration, re-measured as the reference of a later round
@@ -73,7 +73,7 @@ def export_round(
     tasks: Sequence[tuple[KernelTask, SearchSpace]], options: TuneOptions, directory: str | Path, arch: str
 ) -> list[ExportedBatch]:
     """Proposes the missing candidates of each kernel and writes them as batches under `directory`."""
-    from woodpecker.tune.cuda_runner import export_candidates
+    from woodpecker.measure.cuda_runner import export_candidates
 
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ class ImportSummary:
 
 def import_results(directory: str | Path, storage_url: str | None) -> list[ImportSummary]:
     """Tells each kernel's study the results `wpk measure` wrote under `directory`."""
-    from woodpecker.tune.batch import batch_directories, read_batch, read_results
+    from woodpecker.measure.batch import batch_directories, read_batch, read_results
 
     storage = open_storage(storage_url)
     summaries = []
@@ -167,7 +167,7 @@ def import_results(directory: str | Path, storage_url: str | None) -> list[Impor
                 waiting += 1
                 continue
             if result is None:  # did not compile: nothing to measure
-                from woodpecker.tune.task import MeasureResult
+                from woodpecker.kernels.task import MeasureResult
 
                 result = MeasureResult(dict(candidate.config), error=candidate.error)
             attrs = {"times": result.times, "compile_seconds": result.compile_seconds}

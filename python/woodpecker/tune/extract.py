@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import func
 
-from woodpecker.backend.outline_weights import main_func
 from woodpecker.errors import CompilationError
+from woodpecker.graph.outline_weights import main_func
+from woodpecker.kernels.task import KernelTask
 from woodpecker.schedule.kernels import KERNEL_ATTR, ROLE_ATTR, Kernel, erase_unused, find_kernels, owner_of
 from woodpecker.schedule.space import SearchSpace
 from woodpecker.schedule.target import CpuTarget
 from woodpecker.schedule.templates import template_for
-from woodpecker.tune.task import KernelTask
 
 # Ops a kernel may use that are copied into its standalone module rather than passed in.
 _LOCAL_OPS = ("tensor.empty", "arith.constant")

@@ -12,18 +12,16 @@ into a folder
   subplot per kernel (`plot_convergence`);
 * `speedups.png`: default time / best time per kernel (`plot_speedups`).
 
-`main` is `wpk tune-report --db URL -o DIR [--study NAME ...]`. Reading never creates a storage:
+`wpk tune-report` (woodpecker.cli.tune_report) writes it. Reading never creates a storage:
 a local storage file that does not exist is a `FileNotFoundError`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,14 +101,14 @@ class _StudyRecords:
 # --------------------------------------------------------------------------------------------
 
 
-def _display_url(storage_url: str | os.PathLike | None) -> str:
+def display_url(storage_url: str | os.PathLike | None) -> str:
     return normalize_url(storage_url)
 
 
 def _open_existing(storage_url: str | os.PathLike | None) -> BaseStorage:
     """The storage at `storage_url`; a local file that is not there is an error, never created."""
     if not storage_exists(storage_url):
-        raise FileNotFoundError(f"no tuning records: {_display_url(storage_url)} does not exist")
+        raise FileNotFoundError(f"no tuning records: {display_url(storage_url)} does not exist")
     return open_storage(storage_url)
 
 
@@ -125,7 +123,7 @@ def _load(storage_url: str | os.PathLike | None, studies: Sequence[str] | None =
         names = list(dict.fromkeys(studies))
         missing = [name for name in names if name not in by_name]
         if missing:
-            raise ValueError(f"no study named {', '.join(missing)} in {_display_url(storage_url)}")
+            raise ValueError(f"no study named {', '.join(missing)} in {display_url(storage_url)}")
     records = []
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -134,10 +132,10 @@ def _load(storage_url: str | os.PathLike | None, studies: Sequence[str] | None =
     return records
 
 
-def _load_nonempty(storage_url: str | os.PathLike | None, studies: Sequence[str] | None) -> list[_StudyRecords]:
+def load_nonempty(storage_url: str | os.PathLike | None, studies: Sequence[str] | None) -> list[_StudyRecords]:
     records = _load(storage_url, studies)
     if not records:
-        raise ValueError(f"no tuning records in {_display_url(storage_url)}")
+        raise ValueError(f"no tuning records in {display_url(storage_url)}")
     return records
 
 
@@ -432,7 +430,7 @@ def plot_convergence(
     One line per search strategy, a dashed line at the default configuration's time. Raises
     ValueError when the storage holds no studies.
     """
-    return _plot_convergence(_load_nonempty(storage_url, studies), Path(path))
+    return _plot_convergence(load_nonempty(storage_url, studies), Path(path))
 
 
 def plot_speedups(summaries: Sequence[KernelSummary], path: str | os.PathLike) -> Path:
@@ -478,10 +476,10 @@ def write_report(
     Raises FileNotFoundError for a local storage file that does not exist and ValueError when the
     storage holds no studies or lacks a named one.
     """
-    return _write_report(_load_nonempty(storage_url, studies), Path(out_dir))[1]
+    return write_report_files(load_nonempty(storage_url, studies), Path(out_dir))[1]
 
 
-def _write_report(records: Sequence[_StudyRecords], out: Path) -> tuple[list[KernelSummary], list[Path]]:
+def write_report_files(records: Sequence[_StudyRecords], out: Path) -> tuple[list[KernelSummary], list[Path]]:
     out.mkdir(parents=True, exist_ok=True)
     summaries = [_summary(record) for record in records]
     paths = [
@@ -491,71 +489,3 @@ def _write_report(records: Sequence[_StudyRecords], out: Path) -> tuple[list[Ker
         plot_speedups(summaries, out / "speedups.png"),
     ]
     return summaries, paths
-
-
-PROG = "wpk tune-report"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `wpk tune-report` (for a `wpk` sub-command parser)."""
-    parser.add_argument(
-        "--db",
-        default=None,
-        help="the tuning storage: a path (.db SQLite, .journal/.log journal file) or a URL "
-        "(default: $WOODPECKER_TUNING_DB, else ~/.cache/woodpecker/tuning.db)",
-    )
-    parser.add_argument("-o", "--output-dir", required=True, help="the folder to write the report into")
-    parser.add_argument(
-        "--study", action="append", default=None, metavar="NAME", help="report only this study (repeatable)"
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Summarize tuning records: CSV files, convergence and speedup plots."
-    )
-    add_arguments(parser)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `wpk tune-report` with parsed arguments; errors go to stderr with exit status 2."""
-    try:
-        if not storage_exists(args.db):
-            raise FileNotFoundError(f"no tuning records: {_display_url(args.db)} does not exist")
-        summaries, paths = _write_report(_load_nonempty(args.db, args.study), Path(args.output_dir))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    print(format_table(summaries))
-    print()
-    paths += _write_selection(args.db, Path(args.output_dir))
-    for path in paths:
-        print(f"wrote {path}")
-    return 0
-
-
-def _write_selection(storage_url: str | None, out: Path) -> list[Path]:
-    """The implementation choices recorded by compiles (woodpecker.select): a table on stdout,
-    selection.csv and selection.png; nothing when none are recorded."""
-    from woodpecker.select.report import format_table as selection_table
-    from woodpecker.select.report import plot_selection, stored_choices, write_selection_csv
-
-    choices = stored_choices(storage_url)
-    if not choices:
-        return []
-    print("implementation selection (generated kernel vs libraries), ms per call:")
-    print(selection_table(choices))
-    print()
-    write_selection_csv(out / "selection.csv", choices)
-    plot_selection(out / "selection.png", choices)
-    return [out / "selection.csv", out / "selection.png"]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`wpk tune-report --db URL -o DIR [--study NAME ...]`."""
-    return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

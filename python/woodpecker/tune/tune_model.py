@@ -15,11 +15,11 @@ import onnx
 from woodpecker.backend.cpu import available_cores, thread_count
 from woodpecker.compiler import CompileOptions, lower_model
 from woodpecker.importer import ImportedModel
+from woodpecker.kernels.task import KernelTask, Runner, select_tasks
+from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
 from woodpecker.schedule.space import SearchSpace
 from woodpecker.schedule.target import CpuTarget
-from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
 from woodpecker.tune.extract import cpu_tasks
-from woodpecker.tune.task import KernelTask, Runner, select_tasks
 from woodpecker.tune.tuner import Progress, TuneOptions, TuneResult, tune_tasks
 
 ModelSource = str | os.PathLike | onnx.ModelProto | ImportedModel

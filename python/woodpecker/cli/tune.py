@@ -14,12 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from woodpecker.cli.common import bundled_model, parse_input_shape
 from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from woodpecker.cli import parse_input_shape
-
     parser.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
     parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--trials", type=int, default=32, help="finished trials per kernel (default 32)")
@@ -74,12 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
-    from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
+    from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
     from woodpecker.tune.storage import normalize_url
     from woodpecker.tune.tune_model import model_cpu_tasks
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    model = args.model or str(_bundled_model())
+    model = args.model or str(bundled_model())
     try:
         options = TuneOptions(
             trials=args.trials,
@@ -111,7 +110,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -> int:
-    from woodpecker.gpu.launch import cuda_available, device_info
+    from woodpecker.runtime.cuda.launch import cuda_available, device_info
     from woodpecker.tune.cuda_tuning import export_round, import_results, model_cuda_tasks
     from woodpecker.tune.report import format_table, summarize
     from woodpecker.tune.storage import normalize_url
@@ -155,7 +154,7 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
             file=sys.stderr,
         )
         return 2
-    from woodpecker.tune.cuda_runner import CudaRunner
+    from woodpecker.measure.cuda_runner import CudaRunner
 
     return _search(tasks, CudaRunner(arch), options, args, url)
 
@@ -231,9 +230,3 @@ class _Bars:
         if self.kernel is not None:
             self.kernel.close()
         self.overall.close()
-
-
-def _bundled_model() -> Path:
-    from woodpecker.models import bundled_model_path
-
-    return bundled_model_path()

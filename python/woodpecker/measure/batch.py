@@ -1,11 +1,10 @@
 """Build here, measure there: a directory of compiled candidates of one kernel task.
 
 A machine with MLIR compiles candidate configurations of a `KernelTask` into a batch directory
-(`export_batch`, or `woodpecker.tune.cuda_runner.export_candidates`); `wpk measure DIR` on a GPU
+(`export_batch`, or `woodpecker.measure.cuda_runner.export_candidates`); `wpk measure DIR` on a GPU
 host that has only numpy and cuda-python measures them (`measure_batch`) and writes
 `results.json`; the tuner reads them back (`read_results`), like TVM's RPC runner. This module
-and `woodpecker.gpu.launch` import no MLIR (the launcher is loaded by file path when the
-`woodpecker.gpu` package, which imports MLIR, is not loaded yet).
+and `woodpecker.runtime.cuda.launch` import no MLIR.
 
 Layout of a batch directory:
 
@@ -28,7 +27,7 @@ Layout of a batch directory:
 Measuring: every candidate runs on the same seeded random inputs (standard normal, never all
 zeros; weights come from the candidate's directory); outputs and intermediates start as NaN;
 a candidate whose outputs differ from the reference's (`rtol`/`atol`, NaNs included) gets an
-error and no times. Each candidate runs in its own process (`python -m woodpecker.tune.batch
+error and no times. Each candidate runs in its own process (`python -m woodpecker.measure.batch
 --one DIR ID`) with a timeout, so that a hanging kernel or a sticky CUDA fault costs only that
 candidate. Candidates already in results.json are skipped: rerunning resumes. Without a CUDA
 device `measure_batch` raises `NoCudaDeviceError` before touching results.json.
@@ -40,8 +39,6 @@ import argparse
 import contextlib
 import datetime
 import filecmp
-import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -51,12 +48,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from woodpecker.tune.task import Config, KernelTask, MeasureResult
+from woodpecker.kernels.task import Config, KernelTask, MeasureResult
+from woodpecker.runtime.cuda import launch
 
 BATCH_FILE = "batch.json"
 RESULTS_FILE = "results.json"
@@ -84,31 +81,6 @@ class NoCudaDeviceError(RuntimeError):
 
 class DeviceMismatchError(RuntimeError):
     """The batch's PTX is for a newer architecture than the device."""
-
-
-def _launch_module() -> ModuleType:
-    """`woodpecker.gpu.launch` without importing the `woodpecker.gpu` package (which imports
-    MLIR) unless it is loaded already."""
-    name = "woodpecker.gpu.launch"
-    if name in sys.modules:
-        return sys.modules[name]
-    if "woodpecker.gpu" in sys.modules:
-        return importlib.import_module(name)
-    private = "_woodpecker_gpu_launch"
-    if private in sys.modules:
-        return sys.modules[private]
-    path = Path(__file__).resolve().parents[1] / "gpu" / "launch.py"
-    spec = importlib.util.spec_from_file_location(private, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the CUDA launcher from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[private] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[private]
-        raise
-    return module
 
 
 # -- configs in JSON ---------------------------------------------------------------------------
@@ -438,7 +410,6 @@ class CandidateRun:
 
 
 def _describe_error(err: BaseException) -> str:
-    launch = _launch_module()
     if isinstance(err, launch.CudaError):
         return f"CUDA error: {err}"
     return f"{type(err).__name__}: {err}"
@@ -459,7 +430,6 @@ def measure_model_dir(
     """Runs a saved CUDA model once on the seeded inputs, checks its outputs against
     `reference`, then times it; errors (CUDA, wrong outputs, bad directory) become
     `CandidateRun.error`, never exceptions."""
-    launch = _launch_module()
     run = CandidateRun()
     try:
         with launch.CudaLauncher(model_dir, device=device) as launcher:
@@ -491,9 +461,9 @@ def _save_outputs(path: Path, outputs: Sequence[np.ndarray]) -> None:
 
 
 def _measure_one_main(argv: Sequence[str]) -> int:
-    """`python -m woodpecker.tune.batch --one DIR ID ...`: measures one candidate in this
+    """`python -m woodpecker.measure.batch --one DIR ID ...`: measures one candidate in this
     process and prints its result as one JSON line after RESULT_MARK."""
-    parser = argparse.ArgumentParser(prog="python -m woodpecker.tune.batch --one")
+    parser = argparse.ArgumentParser(prog="python -m woodpecker.measure.batch --one")
     parser.add_argument("--one", nargs=2, metavar=("DIR", "ID"), required=True)
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
@@ -552,7 +522,7 @@ class MeasureSettings:
 def _measure_in_subprocess(
     batch: Batch, cand: BatchCandidate, s: MeasureSettings, reference: Path | None, save_outputs: Path | None
 ) -> CandidateRun:
-    cmd = [sys.executable, "-m", "woodpecker.tune.batch", "--one", str(batch.root), str(cand.id)]
+    cmd = [sys.executable, "-m", "woodpecker.measure.batch", "--one", str(batch.root), str(cand.id)]
     cmd += ["--repeat", str(s.repeat), "--warmup", str(s.warmup), "--rtol", repr(s.rtol), "--atol", repr(s.atol)]
     cmd += ["--device", str(s.device)]
     if not s.flush_l2:
@@ -604,7 +574,6 @@ def _arch_cc(arch: str) -> tuple[int, int] | None:
 def check_device(batch: Batch, device: int = 0) -> dict[str, Any]:
     """The device that will measure `batch`: raises `NoCudaDeviceError` when there is none and
     `DeviceMismatchError` when the batch's PTX is for a newer architecture."""
-    launch = _launch_module()
     reason = launch.cuda_status(device)
     if reason is not None:
         raise NoCudaDeviceError(
@@ -721,24 +690,6 @@ def format_table(directory: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `wpk measure`."""
-    parser.add_argument(
-        "directory", type=Path, help="a batch directory, or a directory of batches, from `wpk tune --export`"
-    )
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="timed runs per candidate")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed runs first")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per candidate")
-    parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="output check against the reference")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL)
-    parser.add_argument("--device", type=int, default=0, help="CUDA device index")
-    parser.add_argument("--no-flush", action="store_true", help="do not flush the L2 cache between repeats")
-    parser.add_argument("--retry-failed", action="store_true", help="measure failed candidates again")
-    parser.add_argument(
-        "--in-process", action="store_true", help="measure in this process (no timeout, no isolation from faults)"
-    )
-
-
 def batch_directories(directory: str | os.PathLike) -> list[Path]:
     """`directory` when it is a batch, else the batches directly inside it (one per kernel, as
     `wpk tune --target cuda --export DIR` writes them), sorted by name."""
@@ -753,55 +704,5 @@ def batch_directories(directory: str | os.PathLike) -> list[Path]:
     return found
 
 
-def run_measure(args: argparse.Namespace) -> int:
-    """`wpk measure` with parsed arguments: 0 done, 1 no usable device, 2 bad directory."""
-    if args.repeat < 1 or args.warmup < 0 or not args.timeout > 0:
-        print("wpk measure: error: --repeat must be >= 1, --warmup >= 0, --timeout > 0", file=sys.stderr)
-        return 2
-    try:
-        directories = batch_directories(args.directory)
-    except BatchError as err:
-        print(f"wpk measure: error: {err}", file=sys.stderr)
-        return 2
-    for directory in directories:
-        code = _measure_directory(args, directory)
-        if code:
-            return code
-    return 0
-
-
-def _measure_directory(args: argparse.Namespace, directory: Path) -> int:
-    try:
-        measure_batch(
-            directory,
-            repeat=args.repeat,
-            warmup=args.warmup,
-            timeout_s=args.timeout,
-            rtol=args.rtol,
-            atol=args.atol,
-            isolate=not args.in_process,
-            flush_l2=not args.no_flush,
-            device=args.device,
-            retry_failed=args.retry_failed,
-            log=lambda text: print(text, file=sys.stderr, flush=True),
-        )
-    except BatchError as err:
-        print(f"wpk measure: error: {err}", file=sys.stderr)
-        return 2
-    except (NoCudaDeviceError, DeviceMismatchError) as err:
-        print(f"wpk measure: error: {err}", file=sys.stderr)
-        return 1
-    print(format_table(directory))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`wpk measure DIR [--repeat N] [--warmup N] [--timeout S] ...` (argv without "measure")."""
-    parser = argparse.ArgumentParser(prog="wpk measure", description="measure a batch of compiled kernel candidates")
-    add_arguments(parser)
-    return run_measure(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    _argv = sys.argv[1:]
-    sys.exit(_measure_one_main(_argv) if "--one" in _argv else main(_argv))
+if __name__ == "__main__":  # `python -m woodpecker.measure.batch --one DIR ID`: one candidate, in its own process
+    sys.exit(_measure_one_main(sys.argv[1:]))

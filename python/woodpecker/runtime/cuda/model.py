@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from woodpecker.cuda.plan import InferencePlan, PlanError
+from woodpecker.runtime.cuda.plan import InferencePlan, PlanError
 
 
 class PlanModel:
@@ -36,7 +36,7 @@ class PlanModel:
         return cls(plan, block, device)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Writes the plan (see woodpecker.cuda.plan) into `directory`."""
+        """Writes the plan (see woodpecker.runtime.cuda.plan) into `directory`."""
         return self.plan.save(directory, self.weight_block)
 
     @property
@@ -63,7 +63,7 @@ class PlanModel:
     def executor(self) -> Any:
         """The `PlanExecutor` (created on first use: needs a GPU)."""
         if self._executor is None:
-            from woodpecker.cuda.executor import PlanExecutor
+            from woodpecker.runtime.cuda.executor import PlanExecutor
 
             self._executor = PlanExecutor(self.plan, self.weight_block, self.device)
         return self._executor

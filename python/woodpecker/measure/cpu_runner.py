@@ -2,7 +2,7 @@
 run it through the MLIR ExecutionEngine, time it, and check its output.
 
 `InProcessCpuRunner` does this in the calling process. `IsolatedCpuRunner` (the default for
-tuning) does it in a worker subprocess (`python -m woodpecker.tune.cpu_worker`) with a
+tuning) does it in a worker subprocess (`python -m woodpecker.measure.cpu_worker`) with a
 timeout, so a candidate that crashes, hangs or exhausts memory fails its trial and tuning
 goes on with a fresh worker.
 
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from woodpecker.tune.task import Config, KernelTask, MeasureResult
+from woodpecker.kernels.task import Config, KernelTask, MeasureResult
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ class IsolatedCpuRunner:
         if self.memory_limit_bytes:
             env["WOODPECKER_WORKER_MEMORY"] = str(self.memory_limit_bytes)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "woodpecker.tune.cpu_worker"],
+            [sys.executable, "-m", "woodpecker.measure.cpu_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,7 +1,7 @@
 """Launching a saved `CudaModel` directory on an NVIDIA GPU with cuda-python (no MLIR needed).
 
 This module imports only the standard library, numpy and (lazily) `cuda.bindings.driver`, so
-it runs on a GPU host that has no MLIR: `woodpecker.tune.batch` loads it by file path there
+it runs on a GPU host that has no MLIR: `woodpecker.measure.batch` loads it by file path there
 (`woodpecker/gpu/__init__.py` imports MLIR). It reads what `CudaModel.save` writes:
 
     manifest.json      buffers (inputs, weights, outputs, intermediates) and kernels in launch
@@ -22,7 +22,7 @@ Errors are `CudaError`s naming the CUDA error and what was being done ("kernel k
 cuLaunchKernel: CUDA_ERROR_INVALID_VALUE ..."). `run` synchronizes after every kernel so that
 an asynchronous fault names its kernel. After a sticky error (illegal address, launch failure)
 the process's CUDA context is unusable; measuring candidates in subprocesses
-(`woodpecker.tune.batch`) contains that.
+(`woodpecker.measure.batch`) contains that.
 """
 
 from __future__ import annotations

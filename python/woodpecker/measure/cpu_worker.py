@@ -11,7 +11,7 @@ import os
 import resource
 import sys
 
-from woodpecker.tune.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, task_from_json
+from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, task_from_json
 
 
 def main() -> int:

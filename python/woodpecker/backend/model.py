@@ -1,4 +1,4 @@
-"""`CompiledModel`: a compiled network with the calling conventions of onnxruntime."""
+"""`CompiledModel`: a model compiled for the CPU, with the calling conventions of onnxruntime."""
 
 from __future__ import annotations
 
@@ -8,24 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from woodpecker.backend.cpu import CpuExecutable
-
-
-@dataclass
-class CompileStats:
-    """Seconds spent in each compile stage, the op counts before and after graph
-    optimization (`wpk` ops other than weights/constants; after it, one op is one
-    kernel), and how the code runs."""
-
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    num_ops_before: int = 0
-    num_kernels: int = 0
-    tuned_kernels: int = 0  # kernels compiled with a tuning record instead of their default
-    library_kernels: int = 0  # kernels computed by a library call (oneDNN, BLAS)
-    parallel: bool = False
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.stage_seconds.values())
+from woodpecker.stats import CompileStats
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """The deployable CUDA inference plan: steps in launch order over one planned arena.
 
 An `InferencePlan` is what `woodpecker.compile(model, target="cuda")` produces and what the
-executor (`woodpecker.cuda.executor`) runs; it imports no MLIR, so a GPU host with numpy and
+executor (`woodpecker.runtime.cuda.executor`) runs; it imports no MLIR, so a GPU host with numpy and
 cuda-python (and optionally the cuDNN frontend and nvmath-python) runs a saved plan.
 
 * Buffers: graph inputs, outputs and intermediates live in one arena at planned byte offsets
-  (`woodpecker.cuda.memory`: reused by liveness); weights live in one weight block, uploaded
+  (`woodpecker.runtime.memory`: reused by liveness); weights live in one weight block, uploaded
   once. Buffer names are `input[0]`, `intermediate[3]`, `output[1]`, `weight[2]`.
 * Steps: one per kernel of the program, in order. Every step carries its generated kernel
   (PTX, entry, grid, block, dynamic shared memory, arguments as buffer views); a step whose
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from woodpecker.gpu.launch import read_format_json
+from woodpecker.runtime.cuda.launch import read_format_json
 
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "weights.npy"
@@ -92,7 +92,7 @@ class KernelLaunch:
 
 @dataclass
 class LibraryStep:
-    """A vendor library call: `spec` (see woodpecker.cuda.libraries) and role -> buffer name.
+    """A vendor library call: `spec` (see woodpecker.runtime.cuda.libraries) and role -> buffer name.
 
     `epilogue`: the spec's bias and post-ops as a generated kernel of their own, updating the
     output in place (woodpecker.gpu.split_epilogue), for a library that cannot fuse them: the

@@ -3,14 +3,14 @@ batch for a GPU host (`export_candidates`, then `wpk measure DIR` there, `read_r
 
 `CudaRunner` implements the tuner's `Runner` protocol: each configuration is compiled alone
 (`cuda_tasks.compile_candidate`), saved to a scratch directory and launched with
-`woodpecker.gpu.launch.CudaLauncher` on seeded random inputs; the first configuration of a task
+`woodpecker.runtime.cuda.launch.CudaLauncher` on seeded random inputs; the first configuration of a task
 that runs (the tuner measures the default first) is the reference whose outputs the others
 must reproduce. A compile error, a CUDA error or a wrong output becomes `MeasureResult.error`.
 
 By default the candidates run in this process: fast, but a hanging kernel hangs the tuner and a
 sticky CUDA fault (illegal address, ...) leaves the context unusable, after which every later
 candidate gets an error saying so. `isolate=True` measures each batch of configurations through
-`woodpecker.tune.batch` instead: one subprocess per candidate, with a timeout.
+`woodpecker.measure.batch` instead: one subprocess per candidate, with a timeout.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from woodpecker.gpu import launch
 from woodpecker.gpu.arch import ARCHS
+from woodpecker.kernels.task import Config, KernelTask, MeasureResult
 from woodpecker.libs.replace import IMPL_KNOB
-from woodpecker.tune.batch import (
+from woodpecker.measure.batch import (
     BATCH_FILE,
     DEFAULT_ATOL,
     DEFAULT_REPEAT,
@@ -46,8 +46,8 @@ from woodpecker.tune.batch import (
     random_inputs,
     read_results,
 )
+from woodpecker.runtime.cuda import launch
 from woodpecker.tune.cuda_tasks import compile_candidate, space_for
-from woodpecker.tune.task import Config, KernelTask, MeasureResult
 
 NO_DEVICE_HINT = "use `wpk tune --target cuda --export DIR` and `wpk measure DIR` on a GPU host"
 
@@ -182,9 +182,9 @@ class CudaRunner:
         """The task's kernel as a one-step plan calling `config["impl"]` (cuDNN, cuBLASLt), run
         by the plan executor on the same seeded inputs and weights as the generated candidates,
         checked against the task's reference outputs, timed the same way (events, L2 flush)."""
-        from woodpecker.cuda.executor import PlanExecutor
-        from woodpecker.cuda.plan import LibraryStep, pack_weights
         from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
+        from woodpecker.runtime.cuda.executor import PlanExecutor
+        from woodpecker.runtime.cuda.plan import LibraryStep, pack_weights
         from woodpecker.select.cuda_plan import library_epilogue, library_match
 
         library = str(config[IMPL_KNOB])

@@ -7,7 +7,7 @@
    offset) and the weight block, and uploads the weights once;
 3. loads each generated kernel (its cubin when it runs on the device, else the PTX, JIT-compiled
    by the driver) with its parameters fixed to arena addresses;
-4. builds each library step (`woodpecker.cuda.libraries`: a cuDNN graph, a cuBLASLt matmul) on
+4. builds each library step (`woodpecker.runtime.cuda.libraries`: a cuDNN graph, a cuBLASLt matmul) on
    the same stream and binds it to its arena addresses and a shared workspace. Where the library
    has no engine for the call with its fused epilogue, the plain call runs followed by the step's
    epilogue kernel, in place (`split` says why); a library step the host cannot run at all
@@ -23,7 +23,7 @@ the only host<->device copies. `time()` measures replays with CUDA events (L2 fl
 each repeat), as the tuning runners do. `launches` counts what was enqueued (bookkeeping the
 tests check without a GPU).
 
-Errors are `CudaError`s (woodpecker.gpu.launch) naming the step and the CUDA call.
+Errors are `CudaError`s (woodpecker.runtime.cuda.launch) naming the step and the CUDA call.
 """
 
 from __future__ import annotations
@@ -35,10 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from woodpecker.cuda.libraries import LibraryCall, LibraryContext, LibraryUnavailable, make_call
-from woodpecker.cuda.memory import align
-from woodpecker.cuda.plan import InferencePlan, KernelLaunch, PlanError, Step
-from woodpecker.gpu.launch import (
+from woodpecker.runtime.cuda.launch import (
     CudaError,
     DeviceResource,
     LoadedKernel,
@@ -49,6 +46,9 @@ from woodpecker.gpu.launch import (
     load_kernel,
     release,
 )
+from woodpecker.runtime.cuda.libraries import LibraryCall, LibraryContext, LibraryUnavailable, make_call
+from woodpecker.runtime.cuda.plan import InferencePlan, KernelLaunch, PlanError, Step
+from woodpecker.runtime.memory import align
 
 
 class CudaUnavailable(CudaError):
