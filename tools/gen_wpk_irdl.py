@@ -15,6 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 # ODS constraint record -> the IRDL base name that checks it.
@@ -22,17 +23,21 @@ TYPE_BASES = {
     "F32Tensor": "!builtin.tensor",
     "AnyRankedTensor": "!builtin.tensor",
 }
-ATTR_BASES = {
-    "DenseI64ArrayAttr": "#builtin.dense_array",
-    "I64Attr": "#builtin.integer",
-    "BoolAttr": "#builtin.integer",
-    "F32Attr": "#builtin.float",
-    "StrAttr": "#builtin.string",
-    "StrArrayAttr": "#builtin.array",
-    "DenseF32ArrayAttr": "#builtin.dense_array",
-    "Builtin_DenseResourceElementsAttr": "#builtin.dense_resource_elements",
-    "Builtin_DenseIntOrFPElementsAttr": "#builtin.dense_int_or_fp_elements",
+# ODS attribute constraint -> (the IRDL base name that checks it, the element kind wpk-verify
+# checks beyond it; tools/gen_wpk_python.py writes the kinds into the attribute tables).
+ATTR_CONSTRAINTS = {
+    "DenseI64ArrayAttr": ("#builtin.dense_array", "i64s"),
+    "I64Attr": ("#builtin.integer", "i64"),
+    "BoolAttr": ("#builtin.integer", "bool"),
+    "F32Attr": ("#builtin.float", "f32"),
+    "StrAttr": ("#builtin.string", "str"),
+    "StrArrayAttr": ("#builtin.array", "strs"),
+    "DenseF32ArrayAttr": ("#builtin.dense_array", "f32s"),
+    "Builtin_DenseResourceElementsAttr": ("#builtin.dense_resource_elements", "value"),
+    "Builtin_DenseIntOrFPElementsAttr": ("#builtin.dense_int_or_fp_elements", "value"),
 }
+ATTR_BASES = {name: base for name, (base, _) in ATTR_CONSTRAINTS.items()}
+ATTR_KINDS = {name: kind for name, (_, kind) in ATTR_CONSTRAINTS.items()}
 
 
 def default_tblgen() -> str:
@@ -83,10 +88,63 @@ def _attr_base(records: dict, op: str, name: str) -> str:
     return ATTR_BASES[name]
 
 
-def render_op(records: dict, rec_name: str) -> str:
+@dataclass(frozen=True)
+class Value:
+    """An operand, result or attribute of an op record."""
+
+    name: str
+    constraint: str  # operands/results: the base type constraint; attributes: the ODS attribute constraint
+    variadicity: str = ""  # operands/results: single, optional or variadic; "" for an attribute
+
+    @property
+    def is_attribute(self) -> bool:
+        return not self.variadicity
+
+
+@dataclass(frozen=True)
+class OpSignature:
+    """What one ODS op record declares (arguments in declaration order) and whether its
+    operands are sized by an `operandSegmentSizes` attribute."""
+
+    name: str
+    summary: str
+    arguments: tuple[Value, ...]
+    results: tuple[Value, ...]
+    segmented: bool
+
+    @property
+    def operands(self) -> tuple[Value, ...]:
+        return tuple(a for a in self.arguments if not a.is_attribute)
+
+    @property
+    def attributes(self) -> tuple[Value, ...]:
+        return tuple(a for a in self.arguments if a.is_attribute)
+
+
+def op_signature(records: dict, rec_name: str) -> OpSignature:
+    """The signature of op record `rec_name`; fails loudly on constraints without a mapping."""
     rec = records[rec_name]
     op = rec["opName"]
-    lines = [f"  // {rec['summary']}".rstrip(), f"  irdl.operation @{op} {{"]
+    arguments = []
+    for arg, arg_name in rec["arguments"]["args"]:
+        cname = arg["def"]
+        if "TypeConstraint" in records[cname]["!superclasses"]:
+            variadicity, base = _value_kind(records, cname)
+            arguments.append(Value(arg_name, _type_base(op, base), variadicity))
+        else:
+            _attr_base(records, op, cname)
+            arguments.append(Value(arg_name, cname))
+    results = []
+    for res, res_name in rec["results"]["args"]:
+        variadicity, base = _value_kind(records, res["def"])
+        results.append(Value(res_name, _type_base(op, base), variadicity))
+    traits = {t["def"] for t in rec.get("traits") or []}
+    return OpSignature(op, rec["summary"], tuple(arguments), tuple(results), "AttrSizedOperandSegments" in traits)
+
+
+def render_op(records: dict, rec_name: str) -> str:
+    sig = op_signature(records, rec_name)
+    lines = [f"  // {sig.summary}".rstrip(), f"  irdl.operation @{sig.name} {{"]
     counter = 0
 
     def constraint(base: str) -> str:
@@ -96,18 +154,14 @@ def render_op(records: dict, rec_name: str) -> str:
         lines.append(f'    {var} = irdl.base "{base}"')
         return var
 
-    operands, attrs, results = [], [], []
-    for arg, arg_name in rec["arguments"]["args"]:
-        cname = arg["def"]
-        supers = records[cname]["!superclasses"]
-        if "TypeConstraint" in supers:
-            variadicity, base = _value_kind(records, cname)
-            operands.append((arg_name, variadicity, constraint(_type_base(op, base))))
+    # Constraint variables in declaration order: the arguments, then the results.
+    operands, attrs = [], []
+    for arg in sig.arguments:
+        if arg.is_attribute:
+            attrs.append((arg.name, constraint(ATTR_BASES[arg.constraint])))
         else:
-            attrs.append((arg_name, constraint(_attr_base(records, op, cname))))
-    for res, res_name in rec["results"]["args"]:
-        variadicity, base = _value_kind(records, res["def"])
-        results.append((res_name, variadicity, constraint(_type_base(op, base))))
+            operands.append((arg.name, arg.variadicity, constraint(arg.constraint)))
+    results = [(r.name, r.variadicity, constraint(r.constraint)) for r in sig.results]
 
     def values(items: list[tuple[str, str, str]]) -> str:
         return ", ".join(f"{n}: {v} {c}" if v != "single" else f"{n}: {c}" for n, v, c in items)
@@ -122,14 +176,18 @@ def render_op(records: dict, rec_name: str) -> str:
     return "\n".join(lines)
 
 
-def generate(records: dict, dialect: str = "wpk") -> str:
+def wpk_op_records(records: dict, dialect: str = "wpk") -> list[str]:
+    """The op record names of `dialect`, sorted by op name."""
     ops = [
         r
         for r in records["!instanceof"]["Op"]
         if records[records[r]["opDialect"]["def"]]["name"] == dialect
     ]
-    ops.sort(key=lambda r: records[r]["opName"])
-    body = "\n".join(render_op(records, r) for r in ops)
+    return sorted(ops, key=lambda r: records[r]["opName"])
+
+
+def generate(records: dict, dialect: str = "wpk") -> str:
+    body = "\n".join(render_op(records, r) for r in wpk_op_records(records, dialect))
     return (
         "// Generated by tools/gen_wpk_irdl.py from dialects/WpkOps.td. Do not edit.\n"
         f"irdl.dialect @{dialect} {{\n{body}\n}}\n"

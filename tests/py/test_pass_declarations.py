@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from woodpecker.passes import wpk_passes
@@ -14,6 +15,7 @@ def _declared_passes() -> dict[str, str]:
     spec = importlib.util.spec_from_file_location("gen_wpk_irdl", ROOT / "tools" / "gen_wpk_irdl.py")
     assert spec is not None and spec.loader is not None
     gen = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, gen)  # its dataclasses look their module up there
     spec.loader.exec_module(gen)
     records = gen.dump_records(ROOT / "passes" / "WpkPasses.td", gen.default_tblgen(), gen.default_include())
     return {records[name]["argument"]: records[name]["summary"] for name in records["!instanceof"]["PassBase"]}

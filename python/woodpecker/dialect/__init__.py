@@ -2,7 +2,10 @@
 
 The dialect is defined in dialects/WpkOps.td and translated to IRDL
 (wpk.irdl.mlir beside this file); the MLIR Python bindings register it into a
-context at run time with `irdl.load_dialects`.
+context at run time with `irdl.load_dialects`. The typed op classes generated from
+the same file are in `woodpecker.dialect.wpk` (registered here as the Python module
+of the `wpk` namespace, so ops read from IR are views of those classes); the
+signature tables (attribute kinds, operand layout) in `woodpecker.dialect.signature`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,14 @@ from pathlib import Path
 import numpy as np
 from mlir import ir
 from mlir.dialects import irdl
+from mlir.dialects._ods_common import _cext
 
 IRDL_FILE = Path(str(resources.files(__package__) / "wpk.irdl.mlir"))
+
+# The bindings look up the Python module of an op's namespace as `<prefix>.<namespace>`:
+# `woodpecker.dialect.wpk` holds the generated classes of the `wpk` ops.
+if __name__ not in _cext.globals.dialect_search_modules:
+    _cext.globals.append_dialect_search_prefix(__name__)
 
 
 def load_wpk_dialect(context: ir.Context) -> None:
