@@ -13,10 +13,25 @@ from dataclasses import dataclass, field
 from mlir import ir
 
 from woodpecker.dialect import create_op
+from woodpecker.dialect.signature import SEGMENTS_ATTR, SignatureError, operand_names, segment_sizes, split_operands
 from woodpecker.dialect.steps import MAX_SIDE_OPERANDS, Step, StepError, read_steps, steps_attrs
+from woodpecker.ops.fused import FUSED_KINDS, SIDE_NAMES, split_parts
 
-SEGMENTS_ATTR = "operandSegmentSizes"
-SIDE_NAMES = tuple(f"side{i}" for i in range(MAX_SIDE_OPERANDS))
+__all__ = [
+    "ANCHOR_OF_FUSED",
+    "FUSED_LAYOUTS",
+    "FUSED_OF_ANCHOR",
+    "PLAIN_OPERANDS",
+    "SEGMENTS_ATTR",
+    "SIDE_NAMES",
+    "FusedLayout",
+    "FusedOperands",
+    "anchor_attributes",
+    "as_fused",
+    "build",
+    "segment_sizes",
+    "unpack",
+]
 
 
 @dataclass(frozen=True)
@@ -34,29 +49,20 @@ class FusedLayout:
         return (*self.anchor, *SIDE_NAMES)
 
 
+# From the fused kinds of woodpecker/ops/fused.py and the generated operand tables.
 FUSED_LAYOUTS: dict[str, FusedLayout] = {
-    layout.name: layout
-    for layout in (
-        FusedLayout("wpk.elementwise", ("input",), frozenset(), "steps", "params"),
-        FusedLayout("wpk.fused_conv2d", ("input", "filter", "bias"), frozenset({"bias"})),
-        FusedLayout("wpk.fused_matmul", ("lhs", "rhs"), frozenset()),
-        FusedLayout("wpk.fused_gemm", ("a", "b", "c"), frozenset({"c"})),
-    )
+    kind.name: FusedLayout(kind.name, kind.anchor_operands, kind.optional, kind.steps_attr, kind.params_attr)
+    for kind in FUSED_KINDS.values()
 }
 
 # The plain op each fused anchor op extends (same anchor operands and attributes).
 ANCHOR_OF_FUSED: dict[str, str] = {
-    "wpk.fused_conv2d": "wpk.conv2d",
-    "wpk.fused_matmul": "wpk.matmul",
-    "wpk.fused_gemm": "wpk.gemm",
+    kind.name: kind.anchor.OPERATION_NAME for kind in FUSED_KINDS.values() if kind.anchor is not None
 }
 FUSED_OF_ANCHOR: dict[str, str] = {plain: fused for fused, plain in ANCHOR_OF_FUSED.items()}
 # Anchor operand names of the plain ops, in operand order.
-PLAIN_OPERANDS: dict[str, tuple[str, ...]] = {
-    "wpk.conv2d": ("input", "filter", "bias"),
-    "wpk.matmul": ("lhs", "rhs"),
-    "wpk.gemm": ("a", "b", "c"),
-}
+PLAIN_OPERANDS: dict[str, tuple[str, ...]] = {plain: operand_names(plain) for plain in FUSED_OF_ANCHOR}
+_KIND_OF = {kind.name: kind for kind in FUSED_KINDS.values()}
 
 
 @dataclass
@@ -69,30 +75,15 @@ class FusedOperands:
     steps: list[Step] = field(default_factory=list)
 
 
-def segment_sizes(op: ir.Operation | ir.OpView, count: int) -> list[int]:
-    """The `operandSegmentSizes` of `op` (all ones when absent and the op has `count` operands)."""
-    if SEGMENTS_ATTR in op.attributes:
-        return [int(v) for v in ir.DenseI32ArrayAttr(op.attributes[SEGMENTS_ATTR])]
-    return [1] * count
-
-
 def unpack(op: ir.Operation | ir.OpView) -> FusedOperands:
     """Splits a fused op's operands by its segment sizes; raises StepError on malformed ops."""
     op = op.operation
     layout = FUSED_LAYOUTS[op.name]
-    names = layout.operand_names
-    sizes = segment_sizes(op, len(names))
-    if len(sizes) != len(names) or sum(sizes) != len(op.operands) or any(s not in (0, 1) for s in sizes):
-        raise StepError(f"'{SEGMENTS_ATTR}' {sizes} does not describe the {len(op.operands)} operands {names}")
-    values = iter(list(op.operands))
-    present = {name: (next(values) if size else None) for name, size in zip(names, sizes, strict=True)}
-    sides = [present[n] for n in SIDE_NAMES if present[n] is not None]
-    if any(present[n] is not None for n in SIDE_NAMES[len(sides) :]):
-        raise StepError("side operands must fill side0, side1, side2 in order")
-    anchor = {name: present[name] for name in layout.anchor}
-    missing = [n for n in layout.anchor if anchor[n] is None and n not in layout.optional]
-    if missing:
-        raise StepError(f"operand '{missing[0]}' is required")
+    try:
+        operands = split_operands(op)
+    except SignatureError as err:
+        raise StepError(str(err)) from None
+    anchor, sides = split_parts(_KIND_OF[op.name], operands)
     steps = read_steps(op, layout.steps_attr, layout.params_attr)
     return FusedOperands(layout, anchor, sides, steps)
 

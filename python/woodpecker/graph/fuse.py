@@ -8,9 +8,9 @@ an anchor's epilogue):
   single-use result of an anchor (`wpk.conv2d`, `wpk.matmul`, `wpk.gemm`, or
   an already fused one) and which keeps the anchor's result shape becomes a
   step of the anchor's epilogue: `wpk.fused_conv2d` / `wpk.fused_matmul` /
-  `wpk.fused_gemm` with `epilogue = [...]`. Bias adds, residual adds and the
-  activations relu, clip (relu6), leaky_relu, sigmoid, tanh and silu fuse this
-  way.
+  `wpk.fused_gemm` with `epilogue = [...]`. Bias adds, residual adds and every
+  activation that is a step (relu, clip for relu6, silu, ...: the elementwise
+  ops of woodpecker.ops) fuse this way.
 * **silu** (benefit 3): `x * sigmoid(x)` becomes one `silu` step.
 * **chain** (benefit 1): an elementwise op whose running operand is the
   single-use result of another elementwise op joins it in one
@@ -33,14 +33,7 @@ from mlir.rewrite import PatternRewriter
 
 from woodpecker.dialect import attr_bool, attr_float, attr_ints, attr_str, bool_attr, i64_array_attr
 from woodpecker.dialect.fused import ANCHOR_OF_FUSED, FUSED_OF_ANCHOR, anchor_attributes, as_fused, build, unpack
-from woodpecker.dialect.steps import (
-    BINARY_OP_STEPS,
-    MAX_SIDE_OPERANDS,
-    UNARY_OP_STEPS,
-    Step,
-    StepError,
-    unary_op_step,
-)
+from woodpecker.dialect.steps import MAX_SIDE_OPERANDS, Step, StepError, op_step, step_op_names
 from woodpecker.graph.context import DATA_OPS
 from woodpecker.graph.rewrite import (
     NO_MATCH,
@@ -54,11 +47,15 @@ from woodpecker.graph.rewrite import (
     use_count,
     used_only_by,
 )
+from woodpecker.ops import semantics_of
 
 PASS_NAME = "wpk-fuse"
 
 ANCHORS = frozenset(FUSED_OF_ANCHOR) | frozenset(ANCHOR_OF_FUSED)
-ELEMENTWISE = frozenset(BINARY_OP_STEPS) | frozenset(UNARY_OP_STEPS) | {"wpk.elementwise"}
+# The ops that are one step (woodpecker.ops: every elementwise op's entry names its step).
+STEP_OPS = frozenset(step_op_names())
+BINARY_STEP_OPS = frozenset(name for name in STEP_OPS if semantics_of(name).swapped_step is not None)
+ELEMENTWISE = STEP_OPS | {"wpk.elementwise"}
 
 
 @dataclass
@@ -73,13 +70,14 @@ class StepView:
 def step_view(op: ir.Operation, position: int) -> StepView | None:
     """`op` as steps on its operand `position`, or None if it cannot be seen that way."""
     operands = list(op.operands)
-    if op.name in BINARY_OP_STEPS:
-        step = BINARY_OP_STEPS[op.name][position]
-        return StepView(operands[position], [Step(step)], [operands[1 - position]])
+    if op.name in STEP_OPS:
+        step = op_step(op, position)
+        if step is None:
+            return None
+        sides = [operands[1 - position]] if step.binary else []
+        return StepView(operands[position], [step], sides)
     if position != 0:
         return None
-    if op.name in UNARY_OP_STEPS:
-        return StepView(operands[0], [unary_op_step(op)], [])
     if op.name == "wpk.elementwise":
         try:
             fused = unpack(op)
@@ -92,7 +90,7 @@ def step_view(op: ir.Operation, position: int) -> StepView | None:
 
 
 def _positions(op: ir.Operation) -> list[int]:
-    return [0, 1] if op.name in BINARY_OP_STEPS else [0]
+    return [0, 1] if op.name in BINARY_STEP_OPS else [0]
 
 
 def _running_rank(op: ir.Operation, position: int) -> int:

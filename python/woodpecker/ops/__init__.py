@@ -1,0 +1,42 @@
+"""The semantics of every `wpk` op, one module per op family, in one registry.
+
+Per op class (woodpecker.dialect.wpk) an `OpSemantics` entry gives its result shape rule (the
+verifier's shape check), its numpy evaluation in float64 (constant folding in
+graph/evaluate.py and the tests' reference tests/py/numpy_reference.py) and, for elementwise
+ops, the step it becomes in a fused kernel (the vocabulary of dialect/steps.py and its numpy
+code are these entries'). `semantics_of(op_class_or_name)` looks one up.
+
+| module | ops |
+| --- | --- |
+| elementwise.py | the elementwise ops (add, relu, ...) and the step kinds, batch_norm |
+| conv.py | conv2d |
+| matmul.py | matmul, gemm |
+| pooling.py | max_pool, avg_pool, global_avg_pool |
+| reduction.py | softmax, reduce_mean |
+| shape.py | reshape, flatten, transpose, concat, pad |
+| data.py | weight, constant |
+| fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm |
+
+Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
+`register(unary_step_op(...))` in elementwise.py, a converter (importer/converters.py) and the
+step's scalar lowering (lowering/elementwise.py).
+"""
+
+from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401 (register)
+from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
+from woodpecker.ops.registry import OpSemantics, registered, semantics_of
+from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind
+
+__all__ = [
+    "STEP_KINDS",
+    "NotEvaluable",
+    "OpArgs",
+    "OpSemantics",
+    "Shape",
+    "ShapeRuleError",
+    "Step",
+    "StepError",
+    "StepKind",
+    "registered",
+    "semantics_of",
+]
