@@ -497,7 +497,15 @@ def test_chain_of_ops_lowers_in_one_pass() -> None:
 def test_every_wpk_op_has_a_lowering() -> None:
     from woodpecker.dialect import op_names
 
-    assert set(op_names()) == set(LOWERINGS)
+    assert set(op_names()) == {cls.OPERATION_NAME for cls in LOWERINGS}
+
+
+def test_every_step_has_a_scalar_lowering() -> None:
+    """Each step kind of woodpecker.ops (the fused kernels' vocabulary) has a scalar builder."""
+    from woodpecker.dialect.steps import STEP_KINDS
+    from woodpecker.lowering.elementwise import STEP_LOWERINGS
+
+    assert set(STEP_KINDS) == set(STEP_LOWERINGS)
 
 
 def _failing_module(loc_name: str, build: Builder, in_shape: Sequence[int]) -> Callable[[], None]:

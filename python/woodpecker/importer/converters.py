@@ -3,7 +3,10 @@
 A converter takes a `NodeContext` and returns one entry per node output: an
 MLIR value, a numpy array (the output is a compile-time constant, e.g. a
 Constant node or an op folded on constant inputs), or None (output not produced).
-`CONVERTERS` maps the ONNX op type to its converter; `SUPPORTED_OPS` lists them.
+It builds `wpk` ops through their generated classes (woodpecker.dialect.wpk).
+Each converter is registered for its ONNX op type(s) by `@converts("Conv")` (or
+`converts("Relu")(unary(wpk.ReluOp))` for the generic ones) next to it;
+`CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` lists them.
 """
 
 from __future__ import annotations
@@ -15,14 +18,31 @@ from types import MappingProxyType
 import numpy as np
 from mlir import ir
 
-from woodpecker.dialect import bool_attr, f32_attr, i64_array_attr, i64_attr, str_attr
+from woodpecker.dialect import wpk
 from woodpecker.importer import shapes
 from woodpecker.importer.node import NodeContext
+from woodpecker.ops.shape import PAD_MODES
 
 Result = ir.Value | np.ndarray | None
 Converter = Callable[[NodeContext], Sequence[Result]]
 
-PAD_MODES = ("constant", "reflect", "edge", "wrap")
+_CONVERTERS: dict[str, Converter] = {}
+
+CONVERTERS: MappingProxyType[str, Converter] = MappingProxyType(_CONVERTERS)
+"""ONNX op type -> converter (filled by `converts` as this module is imported)."""
+
+
+def converts(*op_types: str) -> Callable[[Converter], Converter]:
+    """Registers the decorated converter for the ONNX op types `op_types` (once per type)."""
+
+    def register(convert: Converter) -> Converter:
+        for op_type in op_types:
+            if op_type in _CONVERTERS:
+                raise ValueError(f"ONNX op type '{op_type}' already has a converter")
+            _CONVERTERS[op_type] = convert
+        return convert
+
+    return register
 
 
 # ----------------------------------------------------------------------------
@@ -81,6 +101,7 @@ def _output_used_error(ctx: NodeContext, first_extra: int, what: str) -> None:
 # Constants and pass-through ops.
 
 
+@converts("Constant")
 def convert_constant(ctx: NodeContext) -> Sequence[Result]:
     for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
         if key in ctx.attrs:
@@ -101,10 +122,12 @@ def _forward(ctx: NodeContext) -> Result:
     return ctx.tensor(0)
 
 
+@converts("Identity")
 def convert_identity(ctx: NodeContext) -> Sequence[Result]:
     return [_forward(ctx)]
 
 
+@converts("Dropout")
 def convert_dropout(ctx: NodeContext) -> Sequence[Result]:
     _output_used_error(ctx, 1, "the dropout mask")
     if ctx.opset >= 12 and ctx.has_input(2):
@@ -123,16 +146,19 @@ def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.sign(a) * np.sign(b) * quotient).astype(np.result_type(a, b))
 
 
-def _binary(op: str, fold: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Converter:
+def binary(op: wpk.OpClass, fold: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Converter:
+    """A binary op with numpy broadcasting; on two constant inputs `fold` computes the result
+    (in the inputs' dtype, so integer shape arithmetic stays integer)."""
+
     def convert(ctx: NodeContext) -> Sequence[Result]:
         if _all_constant(ctx, (0, 1)):
             a, b = ctx.constant(0, "A"), ctx.constant(1, "B")
             return [np.asarray(fold(a, b)).astype(a.dtype)]
         lhs, rhs = ctx.tensor(0), ctx.tensor(1)
         shape = ctx.output_shape(0, lambda: shapes.broadcast(ctx.shape_of(lhs), ctx.shape_of(rhs)))
-        return [ctx.emit(op, [lhs, rhs], shape)]
+        return [ctx.emit(op, shape, lhs, rhs)]
 
-    convert.__name__ = f"convert_{op}"
+    convert.__name__ = f"convert_{op.OPERATION_NAME.removeprefix('wpk.')}"
     return convert
 
 
@@ -142,22 +168,31 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b)
 
 
-def _unary(op: str) -> Converter:
+def unary(op: wpk.OpClass, **float_attrs: float) -> Converter:
+    """A unary op of the same shape; `float_attrs` are its f32 attributes, read from the ONNX
+    attributes of the same names with these defaults."""
+
     def convert(ctx: NodeContext) -> Sequence[Result]:
         x = ctx.tensor(0)
         shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
-        return [ctx.emit(op, [x], shape)]
+        attrs = {name: float(ctx.attr(name, default)) for name, default in float_attrs.items()}
+        return [ctx.emit(op, shape, x, **attrs)]
 
-    convert.__name__ = f"convert_{op}"
+    convert.__name__ = f"convert_{op.OPERATION_NAME.removeprefix('wpk.')}"
     return convert
 
 
-def convert_leaky_relu(ctx: NodeContext) -> Sequence[Result]:
-    x = ctx.tensor(0)
-    shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
-    return [ctx.emit("leaky_relu", [x], shape, {"alpha": f32_attr(ctx.attr("alpha", 0.01))})]
+converts("Add")(binary(wpk.AddOp, np.add))
+converts("Sub")(binary(wpk.SubOp, np.subtract))
+converts("Mul")(binary(wpk.MulOp, np.multiply))
+converts("Div")(binary(wpk.DivOp, _divide))
+converts("Relu")(unary(wpk.ReluOp))
+converts("Sigmoid")(unary(wpk.SigmoidOp))
+converts("Tanh")(unary(wpk.TanhOp))
+converts("LeakyRelu")(unary(wpk.LeakyReluOp, alpha=0.01))
 
 
+@converts("Clip")
 def convert_clip(ctx: NodeContext) -> Sequence[Result]:
     low, high = -math.inf, math.inf
     if ctx.opset < 11:
@@ -170,19 +205,21 @@ def convert_clip(ctx: NodeContext) -> Sequence[Result]:
             high = _scalar(ctx, ctx.constant(2, "max"), "max")
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
-    return [ctx.emit("clip", [x], shape, {"min": f32_attr(low), "max": f32_attr(high)})]
+    return [ctx.emit(wpk.ClipOp, shape, x, min=low, max=high)]
 
 
 # ----------------------------------------------------------------------------
 # Linear algebra.
 
 
+@converts("MatMul")
 def convert_matmul(ctx: NodeContext) -> Sequence[Result]:
     lhs, rhs = ctx.tensor(0), ctx.tensor(1)
     shape = ctx.output_shape(0, lambda: shapes.matmul_shape(ctx.shape_of(lhs), ctx.shape_of(rhs)))
-    return [ctx.emit("matmul", [lhs, rhs], shape)]
+    return [ctx.emit(wpk.MatMulOp, shape, lhs, rhs)]
 
 
+@converts("Gemm")
 def convert_gemm(ctx: NodeContext) -> Sequence[Result]:
     a, b = ctx.tensor(0), ctx.tensor(1)
     a_shape, b_shape = ctx.shape_of(a), ctx.shape_of(b)
@@ -193,22 +230,17 @@ def convert_gemm(ctx: NodeContext) -> Sequence[Result]:
     ctx.check(
         k == k2, f"inner dimensions differ: A {a_shape} (transA={int(trans_a)}), B {b_shape} (transB={int(trans_b)})"
     )
-    operands = [a, b]
+    c = None
     if ctx.has_input(2):
         c = ctx.tensor(2)
         broadcast = ctx.compute(shapes.broadcast, ctx.shape_of(c), [m, n])
         ctx.check(broadcast == [m, n], f"C {ctx.shape_of(c)} does not broadcast to [{m}, {n}]")
-        operands.append(c)
     shape = ctx.output_shape(0, lambda: [m, n])
-    attrs = {
-        "alpha": f32_attr(ctx.attr("alpha", 1.0)),
-        "beta": f32_attr(ctx.attr("beta", 1.0)),
-        "trans_a": bool_attr(trans_a),
-        "trans_b": bool_attr(trans_b),
-    }
-    return [ctx.emit("gemm", operands, shape, attrs)]
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    return [ctx.emit(wpk.GemmOp, shape, a, b, alpha, beta, trans_a, trans_b, c=c)]
 
 
+@converts("Conv")
 def convert_conv(ctx: NodeContext) -> Sequence[Result]:
     x, w = ctx.tensor(0), ctx.tensor(1)
     x_shape, w_shape = ctx.shape_of(x), ctx.shape_of(w)
@@ -236,24 +268,18 @@ def convert_conv(ctx: NodeContext) -> Sequence[Result]:
         strides,
         dilations,
     )
-    operands = [x, w]
+    bias = None
     if ctx.has_input(2):
         bias = ctx.tensor(2)
         ctx.check(ctx.shape_of(bias) == [w_shape[0]], f"bias shape {ctx.shape_of(bias)} != [{w_shape[0]}]")
-        operands.append(bias)
     shape = ctx.output_shape(
         0,
         lambda: shapes.window_output_shape(x_shape, w_shape[0], w_shape[2:], strides, dilations, pads),
     )
-    attrs = {
-        "strides": i64_array_attr(strides),
-        "pads": i64_array_attr(pads),
-        "dilations": i64_array_attr(dilations),
-        "groups": i64_attr(group),
-    }
-    return [ctx.emit("conv2d", operands, shape, attrs)]
+    return [ctx.emit(wpk.Conv2DOp, shape, x, w, strides, pads, dilations, group, bias=bias)]
 
 
+@converts("BatchNormalization")
 def convert_batch_norm(ctx: NodeContext) -> Sequence[Result]:
     if int(ctx.attr("training_mode", 0)) != 0:
         raise ctx.unsupported("training_mode=1 is not supported (inference only)")
@@ -268,14 +294,14 @@ def convert_batch_norm(ctx: NodeContext) -> Sequence[Result]:
             f"{what} has shape {ctx.shape_of(value)}, expected [{x_shape[1]}]",
         )
     shape = ctx.output_shape(0, lambda: x_shape)
-    return [ctx.emit("batch_norm", [x, *params], shape, {"epsilon": f32_attr(ctx.attr("epsilon", 1e-5))})]
+    return [ctx.emit(wpk.BatchNormOp, shape, x, *params, float(ctx.attr("epsilon", 1e-5)))]
 
 
 # ----------------------------------------------------------------------------
 # Pooling.
 
 
-def _pool(ctx: NodeContext, op: str, extra: dict[str, ir.Attribute]) -> ir.Value:
+def _pool(ctx: NodeContext, op: wpk.OpClass, **extra: bool) -> ir.Value:
     x = ctx.tensor(0)
     x_shape = ctx.shape_of(x)
     _require_2d_spatial(ctx, x_shape)
@@ -290,41 +316,37 @@ def _pool(ctx: NodeContext, op: str, extra: dict[str, ir.Attribute]) -> ir.Value
         0,
         lambda: shapes.window_output_shape(x_shape, x_shape[1], kernel, strides, dilations, pads, ceil_mode),
     )
-    attrs = {
-        "kernel_shape": i64_array_attr(kernel),
-        "strides": i64_array_attr(strides),
-        "pads": i64_array_attr(pads),
-        "dilations": i64_array_attr(dilations),
-        "ceil_mode": bool_attr(ceil_mode),
-        **extra,
-    }
-    return ctx.emit(op, [x], shape, attrs)
+    return ctx.emit(op, shape, x, kernel, strides, pads, dilations, ceil_mode, **extra)
 
 
+@converts("MaxPool")
 def convert_max_pool(ctx: NodeContext) -> Sequence[Result]:
     if int(ctx.attr("storage_order", 0)) != 0:
         raise ctx.unsupported("storage_order=1 (column major) is not supported")
     _output_used_error(ctx, 1, "Indices")
-    return [_pool(ctx, "max_pool", {})]
+    return [_pool(ctx, wpk.MaxPoolOp)]
 
 
+@converts("AveragePool")
 def convert_average_pool(ctx: NodeContext) -> Sequence[Result]:
     include = bool(ctx.attr("count_include_pad", 0))
-    return [_pool(ctx, "avg_pool", {"count_include_pad": bool_attr(include)})]
+    return [_pool(ctx, wpk.AvgPoolOp, count_include_pad=include)]
 
 
+@converts("GlobalAveragePool")
 def convert_global_average_pool(ctx: NodeContext) -> Sequence[Result]:
     x = ctx.tensor(0)
     x_shape = ctx.shape_of(x)
     _require_2d_spatial(ctx, x_shape)
     shape = ctx.output_shape(0, lambda: [*x_shape[:2], 1, 1])
-    return [ctx.emit("global_avg_pool", [x], shape)]
+    return [ctx.emit(wpk.GlobalAvgPoolOp, shape, x)]
 
 
 # ----------------------------------------------------------------------------
 # Softmax and reductions.
 
 
+@converts("Softmax")
 def convert_softmax(ctx: NodeContext) -> Sequence[Result]:
     x = ctx.tensor(0)
     x_shape = ctx.shape_of(x)
@@ -333,19 +355,20 @@ def convert_softmax(ctx: NodeContext) -> Sequence[Result]:
     shape = ctx.output_shape(0, lambda: x_shape)
     if ctx.opset >= 13:
         axis = ctx.compute(shapes.normalize_axis, int(ctx.attr("axis", -1)), rank)
-        return [ctx.emit("softmax", [x], shape, {"axis": i64_attr(axis)})]
+        return [ctx.emit(wpk.SoftmaxOp, shape, x, axis)]
     # Before opset 13 the input is coerced to 2-D [prod(dims[:axis]), prod(dims[axis:])].
     axis = int(ctx.attr("axis", 1))
     axis = axis + rank if axis < 0 else axis
     ctx.check(0 <= axis <= rank, f"axis {ctx.attr('axis', 1)} is out of range for rank {rank}")
     if axis == rank - 1:
-        return [ctx.emit("softmax", [x], shape, {"axis": i64_attr(axis)})]
+        return [ctx.emit(wpk.SoftmaxOp, shape, x, axis)]
     flat_shape = shapes.flatten_shape(x_shape, axis)
-    flat = ctx.emit("reshape", [x], flat_shape)
-    soft = ctx.emit("softmax", [flat], flat_shape, {"axis": i64_attr(1)})
-    return [ctx.emit("reshape", [soft], shape)]
+    flat = ctx.emit(wpk.ReshapeOp, flat_shape, x)
+    soft = ctx.emit(wpk.SoftmaxOp, flat_shape, flat, 1)
+    return [ctx.emit(wpk.ReshapeOp, shape, soft)]
 
 
+@converts("ReduceMean")
 def convert_reduce_mean(ctx: NodeContext) -> Sequence[Result]:
     keepdims = bool(ctx.attr("keepdims", 1))
     if ctx.opset >= 18:
@@ -361,7 +384,7 @@ def convert_reduce_mean(ctx: NodeContext) -> Sequence[Result]:
     x_shape = ctx.shape_of(x)
     axes = ctx.compute(shapes.normalize_axes, axes, len(x_shape)) if axes else list(range(len(x_shape)))
     shape = ctx.output_shape(0, lambda: shapes.reduce_shape(x_shape, axes, keepdims))
-    return [ctx.emit("reduce_mean", [x], shape, {"axes": i64_array_attr(axes), "keepdims": bool_attr(keepdims)})]
+    return [ctx.emit(wpk.ReduceMeanOp, shape, x, axes, keepdims)]
 
 
 # ----------------------------------------------------------------------------
@@ -379,9 +402,10 @@ def _reshaped(ctx: NodeContext, compute: Callable[[], Sequence[int]] | None) -> 
         return ctx.values.constants[ctx.input_name(0)].reshape(target)
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, compute)
-    return ctx.emit("reshape", [x], shape)
+    return ctx.emit(wpk.ReshapeOp, shape, x)
 
 
+@converts("Reshape")
 def convert_reshape(ctx: NodeContext) -> Sequence[Result]:
     allowzero = ctx.opset >= 14 and bool(ctx.attr("allowzero", 0))
     compute = None
@@ -393,6 +417,7 @@ def convert_reshape(ctx: NodeContext) -> Sequence[Result]:
     return [_reshaped(ctx, compute)]
 
 
+@converts("Flatten")
 def convert_flatten(ctx: NodeContext) -> Sequence[Result]:
     in_shape = _data_shape(ctx)
     rank = len(in_shape)
@@ -403,7 +428,7 @@ def convert_flatten(ctx: NodeContext) -> Sequence[Result]:
         return [ctx.values.constants[ctx.input_name(0)].reshape(shapes.flatten_shape(in_shape, axis))]
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, lambda: shapes.flatten_shape(in_shape, axis))
-    return [ctx.emit("flatten", [x], shape, {"axis": i64_attr(axis)})]
+    return [ctx.emit(wpk.FlattenOp, shape, x, axis)]
 
 
 def _axes(ctx: NodeContext, required: bool) -> list[int] | None:
@@ -418,17 +443,20 @@ def _axes(ctx: NodeContext, required: bool) -> list[int] | None:
     return axes
 
 
+@converts("Squeeze")
 def convert_squeeze(ctx: NodeContext) -> Sequence[Result]:
     axes = _axes(ctx, required=False)
     return [_reshaped(ctx, lambda: shapes.squeeze_shape(_data_shape(ctx), axes))]
 
 
+@converts("Unsqueeze")
 def convert_unsqueeze(ctx: NodeContext) -> Sequence[Result]:
     axes = _axes(ctx, required=True)
     assert axes is not None
     return [_reshaped(ctx, lambda: shapes.unsqueeze_shape(_data_shape(ctx), axes))]
 
 
+@converts("Transpose")
 def convert_transpose(ctx: NodeContext) -> Sequence[Result]:
     in_shape = _data_shape(ctx)
     rank = len(in_shape)
@@ -438,9 +466,10 @@ def convert_transpose(ctx: NodeContext) -> Sequence[Result]:
         return [np.transpose(ctx.values.constants[ctx.input_name(0)], perm)]
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, lambda: [in_shape[p] for p in perm])
-    return [ctx.emit("transpose", [x], shape, {"perm": i64_array_attr(perm)})]
+    return [ctx.emit(wpk.TransposeOp, shape, x, perm)]
 
 
+@converts("Concat")
 def convert_concat(ctx: NodeContext) -> Sequence[Result]:
     indices = [i for i in range(len(ctx.node.input)) if ctx.has_input(i)]
     ctx.check(bool(indices), "Concat needs at least one input")
@@ -459,10 +488,11 @@ def convert_concat(ctx: NodeContext) -> Sequence[Result]:
     result, partial = operands[0], in_shapes[0]
     for operand, operand_shape in zip(operands[1:-1], in_shapes[1:-1], strict=True):
         partial = shapes.concat_shape([partial, operand_shape], axis)
-        result = ctx.emit("concat", [result, operand], partial, {"axis": i64_attr(axis)})
-    return [ctx.emit("concat", [result, operands[-1]], shape, {"axis": i64_attr(axis)})]
+        result = ctx.emit(wpk.ConcatOp, partial, result, operand, axis)
+    return [ctx.emit(wpk.ConcatOp, shape, result, operands[-1], axis)]
 
 
+@converts("Pad")
 def convert_pad(ctx: NodeContext) -> Sequence[Result]:
     mode = ctx.attr("mode", "constant") or "constant"
     if mode not in PAD_MODES:
@@ -491,44 +521,10 @@ def convert_pad(ctx: NodeContext) -> Sequence[Result]:
         pads = full
     ctx.check(len(pads) == 2 * rank, f"pads {pads} should have {2 * rank} values for rank {rank}")
     shape = ctx.output_shape(0, lambda: shapes.pad_shape(x_shape, pads))
-    attrs = {"pads": i64_array_attr(pads), "mode": str_attr(mode), "value": f32_attr(value)}
-    return [ctx.emit("pad", [x], shape, attrs)]
+    return [ctx.emit(wpk.PadOp, shape, x, pads, mode, value)]
 
 
 # ----------------------------------------------------------------------------
-# The registry.
-
-CONVERTERS: MappingProxyType[str, Converter] = MappingProxyType(
-    {
-        "Add": _binary("add", np.add),
-        "AveragePool": convert_average_pool,
-        "BatchNormalization": convert_batch_norm,
-        "Clip": convert_clip,
-        "Concat": convert_concat,
-        "Constant": convert_constant,
-        "Conv": convert_conv,
-        "Div": _binary("div", _divide),
-        "Dropout": convert_dropout,
-        "Flatten": convert_flatten,
-        "Gemm": convert_gemm,
-        "GlobalAveragePool": convert_global_average_pool,
-        "Identity": convert_identity,
-        "LeakyRelu": convert_leaky_relu,
-        "MatMul": convert_matmul,
-        "MaxPool": convert_max_pool,
-        "Mul": _binary("mul", np.multiply),
-        "Pad": convert_pad,
-        "ReduceMean": convert_reduce_mean,
-        "Relu": _unary("relu"),
-        "Reshape": convert_reshape,
-        "Sigmoid": _unary("sigmoid"),
-        "Softmax": convert_softmax,
-        "Squeeze": convert_squeeze,
-        "Sub": _binary("sub", np.subtract),
-        "Tanh": _unary("tanh"),
-        "Transpose": convert_transpose,
-        "Unsqueeze": convert_unsqueeze,
-    }
-)
+# What the registrations above add up to.
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))

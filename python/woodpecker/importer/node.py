@@ -2,7 +2,7 @@
 
 It gives typed access to attributes, operands (as MLIR values or numpy
 constants), result shapes (computed, or from ONNX shape inference), and builds
-`wpk` ops at the node's location.
+`wpk` ops through their generated classes at the node's location.
 Errors it raises name the node.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 import onnx
 from mlir import ir
 
-from woodpecker.dialect import create_op, shape_of, tensor_type
+from woodpecker.dialect import shape_of, tensor_type
+from woodpecker.dialect.wpk import OpClass
 from woodpecker.errors import ShapeError, UnsupportedOperatorError
 from woodpecker.importer.values import ValueMap
 
@@ -160,15 +161,11 @@ class NodeContext:
 
     # -- building -----------------------------------------------------------
 
-    def emit(
-        self,
-        op: str,
-        operands: Sequence[ir.Value],
-        shape: Sequence[int],
-        attributes: dict[str, ir.Attribute] | None = None,
-    ) -> ir.Value:
-        """Creates one `wpk` op with a single f32 result of `shape` at this node's location."""
-        return create_op(op, operands, [tensor_type(shape)], attributes, self.loc).result
+    def emit(self, op: OpClass, shape: Sequence[int], *operands: ir.Value, **kwargs: Any) -> ir.Value:
+        """Builds one `wpk` op with a single f32 result of `shape` at this node's location, through
+        its typed class (woodpecker.dialect.wpk): positional operands, then its attributes and
+        optional operands by name (MLIR attributes or Python values)."""
+        return op(tensor_type(shape), *operands, **kwargs, loc=self.loc).result
 
     def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Calls a shape function; its ValueError becomes a ShapeError naming the node."""

@@ -4,71 +4,23 @@
 `func.func` ops under the given operation by upstream ops producing the same
 result type. Use it directly or as
 `PassManager.add(lower_to_linalg, name="wpk-lower-to-linalg")`.
+
+Each lowering module registers its lowerings by op class (`@lowers(wpk.Conv2DOp)`,
+lowering/registry.py); every elementwise op lowers through its step's scalar builder
+(lowering/elementwise.py).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
 
 from mlir import ir
 from mlir.passmanager import ExternalPass
 
 from woodpecker.errors import CompilationError
+
+# The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
+from woodpecker.lowering import constants, conv, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401
 from woodpecker.lowering.common import LoweringError
-from woodpecker.lowering.constants import lower_constant, lower_weight
-from woodpecker.lowering.conv import lower_conv2d
-from woodpecker.lowering.elementwise import (
-    lower_batch_norm,
-    lower_binary,
-    lower_clip,
-    lower_leaky_relu,
-    lower_relu,
-    lower_sigmoid,
-    lower_tanh,
-)
-from woodpecker.lowering.fused import lower_elementwise, lower_fused_conv2d, lower_fused_gemm, lower_fused_matmul
-from woodpecker.lowering.matmul import lower_gemm, lower_matmul
-from woodpecker.lowering.pooling import lower_avg_pool, lower_max_pool
-from woodpecker.lowering.reduction import lower_global_avg_pool, lower_reduce_mean, lower_softmax
-from woodpecker.lowering.shape import lower_concat, lower_flatten, lower_pad, lower_reshape, lower_transpose
-
-Lowering = Callable[[ir.Operation], ir.Value]
-
-LOWERINGS: Mapping[str, Lowering] = MappingProxyType(
-    {
-        "wpk.weight": lower_weight,
-        "wpk.constant": lower_constant,
-        "wpk.conv2d": lower_conv2d,
-        "wpk.matmul": lower_matmul,
-        "wpk.gemm": lower_gemm,
-        "wpk.add": lower_binary,
-        "wpk.sub": lower_binary,
-        "wpk.mul": lower_binary,
-        "wpk.div": lower_binary,
-        "wpk.relu": lower_relu,
-        "wpk.sigmoid": lower_sigmoid,
-        "wpk.tanh": lower_tanh,
-        "wpk.leaky_relu": lower_leaky_relu,
-        "wpk.clip": lower_clip,
-        "wpk.batch_norm": lower_batch_norm,
-        "wpk.max_pool": lower_max_pool,
-        "wpk.avg_pool": lower_avg_pool,
-        "wpk.global_avg_pool": lower_global_avg_pool,
-        "wpk.softmax": lower_softmax,
-        "wpk.reduce_mean": lower_reduce_mean,
-        "wpk.reshape": lower_reshape,
-        "wpk.flatten": lower_flatten,
-        "wpk.transpose": lower_transpose,
-        "wpk.concat": lower_concat,
-        "wpk.pad": lower_pad,
-        "wpk.elementwise": lower_elementwise,
-        "wpk.fused_conv2d": lower_fused_conv2d,
-        "wpk.fused_matmul": lower_fused_matmul,
-        "wpk.fused_gemm": lower_fused_gemm,
-    }
-)
-"""`wpk` op name -> function building its replacement at the current insertion point."""
+from woodpecker.lowering.registry import LOWERINGS, Lowering, lowering_of, lowers
 
 PASS_NAME = "wpk-lower-to-linalg"
 
@@ -104,9 +56,10 @@ def _fail(op: ir.Operation, reason: str) -> CompilationError:
 
 def lower_op(op: ir.Operation) -> None:
     """Replaces one `wpk` op by its lowering and erases it."""
-    lowering = LOWERINGS.get(op.name)
+    lowering = lowering_of(op)
     if lowering is None:
-        raise _fail(op, f"no lowering for this op (lowered ops: {', '.join(sorted(LOWERINGS))})")
+        lowered = sorted(cls.OPERATION_NAME for cls in LOWERINGS)
+        raise _fail(op, f"no lowering for this op (lowered ops: {', '.join(lowered)})")
     if len(op.results) != 1:
         raise _fail(op, f"expected one result, got {len(op.results)}")
     try:
@@ -135,4 +88,4 @@ def lower_to_linalg(op: ir.Operation, pass_: ExternalPass | None = None) -> None
         raise
 
 
-__all__ = ["LOWERINGS", "PASS_NAME", "CompilationError", "lower_op", "lower_to_linalg"]
+__all__ = ["LOWERINGS", "PASS_NAME", "CompilationError", "Lowering", "lower_op", "lower_to_linalg", "lowers"]

@@ -6,9 +6,12 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith
 
+from woodpecker.dialect import wpk
 from woodpecker.lowering.common import LoweringError, dense_constant
+from woodpecker.lowering.registry import lowers
 
 
+@lowers(wpk.WeightOp)
 def lower_weight(op: ir.Operation) -> ir.Value:
     """Keeps the dense_resource blob: the backend turns large constants into arguments."""
     attr = op.attributes["value"]
@@ -18,6 +21,7 @@ def lower_weight(op: ir.Operation) -> ir.Value:
     return arith.ConstantOp(result_type, attr).result
 
 
+@lowers(wpk.ConstantOp)
 def lower_constant(op: ir.Operation) -> ir.Value:
     attr = op.attributes["value"]
     result_type = op.results[0].type

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import arith, linalg
 
-from woodpecker.dialect import attr_int, attr_ints, shape_of
+from woodpecker.dialect import attr_int, attr_ints, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
     collapse,
@@ -25,6 +25,7 @@ from woodpecker.lowering.common import (
     pad,
     projection_map,
 )
+from woodpecker.lowering.registry import lowers
 
 
 def window_output_size(size: int, kernel: int, stride: int, dilation: int, pad_sum: int) -> int:
@@ -85,6 +86,7 @@ def convolve(x: ir.Value, w: ir.Value, op: ir.Operation) -> ir.Value:
     return collapse(grouped, [[0], [1, 2], [3], [4]])
 
 
+@lowers(wpk.Conv2DOp)
 def lower_conv2d(op: ir.Operation) -> ir.Value:
     result = convolve(op.operands[0], op.operands[1], op)
     if len(op.operands) > 2:

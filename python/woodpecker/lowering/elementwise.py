@@ -1,21 +1,24 @@
 """Lowering of elementwise `wpk` ops to all-parallel `linalg.generic` ops.
 
-Binary ops broadcast like numpy; batch_norm broadcasts its per-channel
-parameters along dimension 1. The scalar builders here also implement the
-steps of the fused kernels (`emit_step`, used by lowering/fused.py).
+Every elementwise op is one step of the fused kernels (woodpecker.ops): its lowering is the
+step's scalar builder, registered here with `@lowers_step(KIND)`, in a `linalg.generic` over
+the result (binary ops broadcast like numpy). The same builders compute the epilogues of the
+fused kernels (`emit_steps`, used by lowering/fused.py). batch_norm broadcasts its per-channel
+parameters along dimension 1.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 from mlir import ir
 from mlir.dialects import arith
 from mlir.dialects import math as mmath
 
-from woodpecker.dialect import attr_float, shape_of
-from woodpecker.dialect.steps import Step
+from woodpecker.dialect import attr_float, shape_of, wpk
+from woodpecker.dialect.steps import Step, StepKind, op_step, step_op_names
 from woodpecker.lowering.common import (
     LoweringError,
     elementwise,
@@ -25,27 +28,32 @@ from woodpecker.lowering.common import (
     projection_map,
     scalar,
 )
+from woodpecker.lowering.registry import lowers
+from woodpecker.ops import elementwise as ew
 
-_BINARY: dict[str, Callable[[ir.Value, ir.Value], ir.Value]] = {
-    "wpk.add": lambda a, b: arith.AddFOp(a, b).result,
-    "wpk.sub": lambda a, b: arith.SubFOp(a, b).result,
-    "wpk.mul": lambda a, b: arith.MulFOp(a, b).result,
-    "wpk.div": lambda a, b: arith.DivFOp(a, b).result,
-}
+ScalarStep = Callable[[ir.Value, ir.Value | None, tuple[float, ...]], ir.Value]
+"""Scalar ops of one step inside a linalg.generic body: (v, side scalar or None, params) -> value."""
+
+_STEP_LOWERINGS: dict[str, ScalarStep] = {}
+
+STEP_LOWERINGS: Mapping[str, ScalarStep] = MappingProxyType(_STEP_LOWERINGS)
+"""Step name -> its scalar builder, for every step kind of woodpecker.ops."""
+
+
+def lowers_step(kind: StepKind) -> Callable[[ScalarStep], ScalarStep]:
+    """Registers the decorated scalar builder as the lowering of step `kind`."""
+
+    def register(fn: ScalarStep) -> ScalarStep:
+        if kind.name in _STEP_LOWERINGS:
+            raise ValueError(f"step '{kind.name}' already has a lowering")
+        _STEP_LOWERINGS[kind.name] = fn
+        return fn
+
+    return register
 
 
 def _out_shape(op: ir.Operation) -> list[int]:
     return shape_of(op.results[0])
-
-
-def lower_binary(op: ir.Operation) -> ir.Value:
-    fn = _BINARY[op.name]
-    lhs, rhs = op.operands[0], op.operands[1]
-    return elementwise([lhs, rhs], _out_shape(op), lambda args: fn(args[0], args[1]))
-
-
-def _unary(op: ir.Operation, fn: Callable[[ir.Value], ir.Value]) -> ir.Value:
-    return elementwise([op.operands[0]], _out_shape(op), lambda args: fn(args[0]))
 
 
 # ----------------------------------------------------------------------------
@@ -61,16 +69,6 @@ def sigmoid_scalar(x: ir.Value) -> ir.Value:
     return arith.DivFOp(scalar(1.0), arith.AddFOp(scalar(1.0), e).result).result
 
 
-def tanh_scalar(x: ir.Value) -> ir.Value:
-    return mmath.TanhOp(x).result
-
-
-def leaky_relu_scalar(x: ir.Value, alpha: float) -> ir.Value:
-    negative = arith.MulFOp(x, scalar(alpha)).result
-    is_positive = arith.CmpFOp(arith.CmpFPredicate.OGE, x, scalar(0.0)).result
-    return arith.SelectOp(is_positive, x, negative).result
-
-
 def clip_scalar(x: ir.Value, lo: float, hi: float) -> ir.Value:
     """min(max(x, lo), hi): with lo > hi every element becomes hi, as in ONNX."""
     if not (math.isinf(lo) and lo < 0):
@@ -80,35 +78,80 @@ def clip_scalar(x: ir.Value, lo: float, hi: float) -> ir.Value:
     return x
 
 
-_STEP_BINARY: dict[str, Callable[[ir.Value, ir.Value], ir.Value]] = {
-    "add": lambda v, s: arith.AddFOp(v, s).result,
-    "sub": lambda v, s: arith.SubFOp(v, s).result,
-    "mul": lambda v, s: arith.MulFOp(v, s).result,
-    "div": lambda v, s: arith.DivFOp(v, s).result,
-    "rsub": lambda v, s: arith.SubFOp(s, v).result,
-    "rdiv": lambda v, s: arith.DivFOp(s, v).result,
-}
+Side = ir.Value | None
+Params = tuple[float, ...]
+
+
+@lowers_step(ew.ADD)
+def _add(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.AddFOp(v, s).result
+
+
+@lowers_step(ew.SUB)
+def _sub(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.SubFOp(v, s).result
+
+
+@lowers_step(ew.MUL)
+def _mul(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.MulFOp(v, s).result
+
+
+@lowers_step(ew.DIV)
+def _div(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.DivFOp(v, s).result
+
+
+@lowers_step(ew.RSUB)
+def _rsub(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.SubFOp(s, v).result
+
+
+@lowers_step(ew.RDIV)
+def _rdiv(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.DivFOp(s, v).result
+
+
+@lowers_step(ew.RELU)
+def _relu(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return relu_scalar(v)
+
+
+@lowers_step(ew.SIGMOID)
+def _sigmoid(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return sigmoid_scalar(v)
+
+
+@lowers_step(ew.TANH)
+def _tanh(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return mmath.TanhOp(v).result
+
+
+@lowers_step(ew.SILU)
+def _silu(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return arith.MulFOp(v, sigmoid_scalar(v)).result
+
+
+@lowers_step(ew.LEAKY_RELU)
+def _leaky_relu(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    negative = arith.MulFOp(v, scalar(p[0])).result
+    is_positive = arith.CmpFOp(arith.CmpFPredicate.OGE, v, scalar(0.0)).result
+    return arith.SelectOp(is_positive, v, negative).result
+
+
+@lowers_step(ew.CLIP)
+def _clip(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    return clip_scalar(v, *p)
 
 
 def emit_step(step: Step, v: ir.Value, side: ir.Value | None) -> ir.Value:
-    """The scalar ops of one fused-kernel step (dialect/steps.py) applied to `v`."""
-    if step.name in _STEP_BINARY:
-        if side is None:
-            raise LoweringError(f"step '{step.name}' has no side operand")
-        return _STEP_BINARY[step.name](v, side)
-    if step.name == "relu":
-        return relu_scalar(v)
-    if step.name == "sigmoid":
-        return sigmoid_scalar(v)
-    if step.name == "tanh":
-        return tanh_scalar(v)
-    if step.name == "silu":
-        return arith.MulFOp(v, sigmoid_scalar(v)).result
-    if step.name == "leaky_relu":
-        return leaky_relu_scalar(v, step.params[0])
-    if step.name == "clip":
-        return clip_scalar(v, *step.params)
-    raise LoweringError(f"no lowering for step '{step.name}'")
+    """The scalar ops of one fused-kernel step (woodpecker.ops step kinds) applied to `v`."""
+    build = _STEP_LOWERINGS.get(step.name)
+    if build is None:
+        raise LoweringError(f"no lowering for step '{step.name}'")
+    if step.binary and side is None:
+        raise LoweringError(f"step '{step.name}' has no side operand")
+    return build(v, side, step.params)
 
 
 def emit_steps(steps: Sequence[Step], v: ir.Value, sides: Sequence[ir.Value]) -> ir.Value:
@@ -123,29 +166,22 @@ def emit_steps(steps: Sequence[Step], v: ir.Value, sides: Sequence[ir.Value]) ->
 # The unfused ops.
 
 
-def lower_relu(op: ir.Operation) -> ir.Value:
-    return _unary(op, relu_scalar)
+def lower_step_op(op: ir.Operation) -> ir.Value:
+    """An elementwise op: its step (parameters from its attributes) in one linalg.generic;
+    a binary op's right operand is the step's side operand, broadcast like numpy."""
+    step = op_step(op)
+    if step is None:
+        raise LoweringError("the op is not a step")
+    operands = list(op.operands)
+    if step.binary:
+        return elementwise(operands[:2], _out_shape(op), lambda args: emit_step(step, args[0], args[1]))
+    return elementwise(operands[:1], _out_shape(op), lambda args: emit_step(step, args[0], None))
 
 
-def lower_sigmoid(op: ir.Operation) -> ir.Value:
-    return _unary(op, sigmoid_scalar)
+lowers(*(wpk.op_class(name) for name in step_op_names()))(lower_step_op)
 
 
-def lower_tanh(op: ir.Operation) -> ir.Value:
-    return _unary(op, tanh_scalar)
-
-
-def lower_leaky_relu(op: ir.Operation) -> ir.Value:
-    alpha = attr_float(op, "alpha")
-    return _unary(op, lambda x: leaky_relu_scalar(x, alpha))
-
-
-def lower_clip(op: ir.Operation) -> ir.Value:
-    """min(max(x, min), max): with min > max every element becomes max, as in ONNX."""
-    lo, hi = attr_float(op, "min"), attr_float(op, "max")
-    return _unary(op, lambda x: clip_scalar(x, lo, hi))
-
-
+@lowers(wpk.BatchNormOp)
 def lower_batch_norm(op: ir.Operation) -> ir.Value:
     """(x - mean) * scale / sqrt(var + eps) + bias, parameters indexed by dimension 1."""
     x, scale, bias, mean, var = (op.operands[i] for i in range(5))

@@ -15,13 +15,14 @@ from collections.abc import Callable, Sequence
 from mlir import ir
 from mlir.dialects import arith
 
-from woodpecker.dialect import shape_of
+from woodpecker.dialect import shape_of, wpk
 from woodpecker.dialect.fused import FusedOperands, unpack
 from woodpecker.dialect.steps import StepError, count_binary
 from woodpecker.lowering.common import LoweringError, broadcast_map, empty, generic, identity_map, projection_map
 from woodpecker.lowering.conv import convolve
 from woodpecker.lowering.elementwise import emit_steps
 from woodpecker.lowering.matmul import gemm_epilogue, gemm_product, gemm_scale, matmul
+from woodpecker.lowering.registry import lowers
 
 Prologue = Callable[[Sequence[ir.Value]], ir.Value]
 """Builds the epilogue's starting value from the scalars of the leading inputs."""
@@ -58,6 +59,7 @@ def epilogue_generic(
     return generic(inputs, maps, empty(out_shape), body)
 
 
+@lowers(wpk.ElementwiseOp)
 def lower_elementwise(op: ir.Operation) -> ir.Value:
     fused = _operands(op)
     out = shape_of(op.results[0])
@@ -66,6 +68,7 @@ def lower_elementwise(op: ir.Operation) -> ir.Value:
     return epilogue_generic([(x, broadcast_map(shape_of(x), out))], lambda args: args[0], fused, out)
 
 
+@lowers(wpk.FusedConv2DOp)
 def lower_fused_conv2d(op: ir.Operation) -> ir.Value:
     fused = _operands(op)
     x, w, bias = fused.anchor["input"], fused.anchor["filter"], fused.anchor["bias"]
@@ -87,6 +90,7 @@ def lower_fused_conv2d(op: ir.Operation) -> ir.Value:
     return epilogue_generic(leading, prologue, fused, out)
 
 
+@lowers(wpk.FusedMatMulOp)
 def lower_fused_matmul(op: ir.Operation) -> ir.Value:
     fused = _operands(op)
     lhs, rhs = fused.anchor["lhs"], fused.anchor["rhs"]
@@ -98,6 +102,7 @@ def lower_fused_matmul(op: ir.Operation) -> ir.Value:
     return epilogue_generic([(product, identity_map(len(out)))], lambda args: args[0], fused, out)
 
 
+@lowers(wpk.FusedGemmOp)
 def lower_fused_gemm(op: ir.Operation) -> ir.Value:
     fused = _operands(op)
     a, b = fused.anchor["a"], fused.anchor["b"]

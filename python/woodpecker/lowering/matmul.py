@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import arith, linalg
 
-from woodpecker.dialect import attr_bool, attr_float, shape_of
+from woodpecker.dialect import attr_bool, attr_float, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
     broadcast_shape,
@@ -20,6 +20,7 @@ from woodpecker.lowering.common import (
     scalar,
     transpose,
 )
+from woodpecker.lowering.registry import lowers
 
 
 def matmul_2d(lhs: ir.Value, rhs: ir.Value) -> ir.Value:
@@ -64,6 +65,7 @@ def _batched(lhs: ir.Value, rhs: ir.Value, batch: Sequence[int]) -> ir.Value:
     return expand(product, [list(range(rank)), [rank], [rank + 1]], [*batch, m, n])
 
 
+@lowers(wpk.MatMulOp)
 def lower_matmul(op: ir.Operation) -> ir.Value:
     return matmul(op.operands[0], op.operands[1], shape_of(op.results[0]))
 
@@ -119,6 +121,7 @@ def gemm_epilogue(acc: ir.Value, c: ir.Value | None, alpha: float, beta: float) 
     return arith.AddFOp(acc, c).result
 
 
+@lowers(wpk.GemmOp)
 def lower_gemm(op: ir.Operation) -> ir.Value:
     """alpha * op(A) @ op(B) + beta * C, C broadcast to [M, N]."""
     product = gemm_product(op.operands[0], op.operands[1], op)

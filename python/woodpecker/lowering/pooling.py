@@ -16,7 +16,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg
 
-from woodpecker.dialect import attr_bool, attr_ints, shape_of
+from woodpecker.dialect import attr_bool, attr_ints, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
     dense_constant,
@@ -27,6 +27,7 @@ from woodpecker.lowering.common import (
     pad,
     projection_map,
 )
+from woodpecker.lowering.registry import lowers
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _attrs(wh: Window, ww: Window) -> dict[str, list[int]]:
     return {"strides": [wh.stride, ww.stride], "dilations": [wh.dilation, ww.dilation]}
 
 
+@lowers(wpk.MaxPoolOp)
 def lower_max_pool(op: ir.Operation) -> ir.Value:
     wh, ww, out = _windows(op)
     xp = _padded(op, wh, ww, out, -math.inf)
@@ -109,6 +111,7 @@ def avg_pool_divisor(wh: Window, ww: Window, out_h: int, out_w: int, include_pad
     return np.maximum(counts, 1).astype(np.float32)
 
 
+@lowers(wpk.AvgPoolOp)
 def lower_avg_pool(op: ir.Operation) -> ir.Value:
     wh, ww, out = _windows(op)
     xp = _padded(op, wh, ww, out, 0.0)

@@ -10,7 +10,7 @@ from mlir import ir
 from mlir.dialects import arith
 from mlir.dialects import math as mmath
 
-from woodpecker.dialect import attr_bool, attr_int, attr_ints, shape_of
+from woodpecker.dialect import attr_bool, attr_int, attr_ints, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
     empty,
@@ -21,6 +21,7 @@ from woodpecker.lowering.common import (
     reshape,
     scalar,
 )
+from woodpecker.lowering.registry import lowers
 
 
 def _add(a: ir.Value, b: ir.Value) -> ir.Value:
@@ -31,6 +32,7 @@ def _max(a: ir.Value, b: ir.Value) -> ir.Value:
     return arith.MaximumFOp(a, b).result
 
 
+@lowers(wpk.SoftmaxOp)
 def lower_softmax(op: ir.Operation) -> ir.Value:
     """Numerically stable: exp(x - max) / sum(exp(x - max)) along `axis`."""
     x, axis = op.operands[0], attr_int(op, "axis")
@@ -74,6 +76,7 @@ def mean(value: ir.Value, axes: Sequence[int], out_shape: Sequence[int]) -> ir.V
     return reshape(scaled, out_shape)
 
 
+@lowers(wpk.ReduceMeanOp)
 def lower_reduce_mean(op: ir.Operation) -> ir.Value:
     x = op.operands[0]
     shape, out = shape_of(x), shape_of(op.results[0])
@@ -94,6 +97,7 @@ def lower_reduce_mean(op: ir.Operation) -> ir.Value:
     return mean(x, axes, out)
 
 
+@lowers(wpk.GlobalAvgPoolOp)
 def lower_global_avg_pool(op: ir.Operation) -> ir.Value:
     """Mean over every dim after N, C; the result keeps them as size 1."""
     x = op.operands[0]

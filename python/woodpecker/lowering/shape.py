@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from woodpecker.dialect import attr_float, attr_int, attr_ints, attr_str, shape_of
+from woodpecker.dialect import attr_float, attr_int, attr_ints, attr_str, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
     empty,
@@ -19,12 +19,15 @@ from woodpecker.lowering.common import (
     reshape,
     transpose,
 )
+from woodpecker.lowering.registry import lowers
 
 
+@lowers(wpk.ReshapeOp)
 def lower_reshape(op: ir.Operation) -> ir.Value:
     return reshape(op.operands[0], shape_of(op.results[0]))
 
 
+@lowers(wpk.FlattenOp)
 def lower_flatten(op: ir.Operation) -> ir.Value:
     shape, axis = shape_of(op.operands[0]), attr_int(op, "axis")
     if not 0 <= axis <= len(shape):
@@ -32,6 +35,7 @@ def lower_flatten(op: ir.Operation) -> ir.Value:
     return reshape(op.operands[0], shape_of(op.results[0]))
 
 
+@lowers(wpk.TransposeOp)
 def lower_transpose(op: ir.Operation) -> ir.Value:
     perm, shape = attr_ints(op, "perm"), shape_of(op.operands[0])
     if sorted(perm) != list(range(len(shape))):
@@ -39,6 +43,7 @@ def lower_transpose(op: ir.Operation) -> ir.Value:
     return transpose(op.operands[0], perm)
 
 
+@lowers(wpk.ConcatOp)
 def lower_concat(op: ir.Operation) -> ir.Value:
     """tensor.empty of the result, then one tensor.insert_slice per input."""
     axis, out = attr_int(op, "axis"), shape_of(op.results[0])
@@ -118,6 +123,7 @@ def _gather_pad(value: ir.Value, low: Sequence[int], high: Sequence[int], fn: In
     return generic([], [identity_map(rank)], empty(out), body)
 
 
+@lowers(wpk.PadOp)
 def lower_pad(op: ir.Operation) -> ir.Value:
     """ONNX Pad; negative pads crop first (tensor.extract_slice), in every mode."""
     x, pads, mode = op.operands[0], attr_ints(op, "pads"), attr_str(op, "mode")
