@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from database_support import PostgresServer, claim_worker, free_port, make_workload
+from database_support import SPACE, PostgresServer, claim_worker, free_port, make_workload
 
 from woodpecker.database import (
     COMPLETE,
@@ -26,6 +28,7 @@ from woodpecker.database import (
     FINISHED,
     RUNNING,
     CandidateTiming,
+    Claim,
     ClaimLostError,
     DatabaseError,
     Selection,
@@ -33,6 +36,7 @@ from woodpecker.database import (
     config_key,
     open_database,
 )
+from woodpecker.database.choice import choose_record
 from woodpecker.database.liveness import this_host
 from woodpecker.database.open import default_db_path, default_location, parse_location
 
@@ -259,6 +263,35 @@ def test_records_of_sixty_keys_are_one_batched_read(new_url):
     assert elapsed < 0.5, f"records of 60 keys took {elapsed * 1000:.1f} ms"
 
 
+def test_materialized_records_match_the_rule_over_all_trials(new_url):
+    """The SQL backend keeps records from a few candidate trials: after every write it must agree
+    with choose_record over every trial, through random finishes, failures and confirmations."""
+    rng = random.Random(7)
+    with open_database(new_url()) as db:
+        keys = [f"cpu.r{i}.0123456789ab" for i in range(4)]
+        db.add_workloads([make_workload(key) for key in keys])
+        fallbacks = 0  # steps where only failed confirmations exist: the lowest value is skipped
+        for step in range(160):
+            key = rng.choice(keys)
+            if rng.random() < 0.25:
+                # like the confirmation step: re-measure the lowest few; many re-measurements fail
+                complete = sorted(db.trials([key], states=[COMPLETE]).get(key, []), key=lambda t: t.seconds)
+                picks = [t.number for t in complete[: rng.randint(1, 3)]]
+                db.confirm(key, {n: None if rng.random() < 0.8 else rng.uniform(0.5, 2.0) for n in picks})
+            else:
+                seconds = None if rng.random() < 0.2 else rng.choice([1.0, rng.uniform(0.5, 2.0)])
+                _finished(db, key, {"step": step}, seconds, is_default=rng.random() < 0.15)
+            confirmations = db.confirmations([key]).get(key, {})
+            fallbacks += bool(confirmations) and all(v is None for v in confirmations.values())
+            expected = choose_record(key, db.trials([key]).get(key, []), confirmations)
+            assert db.records([key]).get(key) == expected, f"step {step}"
+            if rng.random() < 0.03:  # start the workload over with fresh confirmations
+                key = f"cpu.r{len(keys)}.0123456789ab"
+                keys.append(key)
+                db.add_workloads([make_workload(key)])
+        assert fallbacks > 10  # the hard case was exercised
+
+
 # -- selections -----------------------------------------------------------------------------------
 
 
@@ -405,6 +438,55 @@ def test_lease_expiry_and_finishing_a_lost_claim(db):
     kept = db.finish(slow, seconds=0.5)
     assert kept.state == COMPLETE and kept.number == 3 and kept.config == {"tile": 8}
     assert db.counts([KEY])[KEY].complete == 2
+
+
+def test_a_leaseless_claim_is_finished_from_another_process(new_url):
+    location = new_url()
+    with open_database(location) as db:
+        db.add_workloads([make_workload(KEY)])
+        exported = db.claim(KEY, {"tile": 8}, strategy="ga", budget=4, lease_s=None)
+    with open_database(location) as db:  # later, once the results came back
+        (running,) = db.trials([KEY], states=[RUNNING])[KEY]
+        claim = Claim.of_trial(running, budget=4)
+        assert claim == replace(exported, budget=4)
+        assert db.finish(claim, seconds=0.25).state == COMPLETE
+        with pytest.raises(ValueError):
+            Claim.of_trial(db.trials([KEY])[KEY][0], budget=4)
+
+
+def test_threads_sharing_one_database_object(new_url):
+    location = new_url()
+    budget = 20
+    with open_database(location) as db:
+        db.add_workloads([make_workload(KEY)])
+        finished: list[tuple[int, str]] = []
+
+        def work(seed: int) -> None:
+            rng = random.Random(seed)
+            while db.counts([KEY])[KEY].finished < budget:
+                claim = db.claim(KEY, rng.choice(SPACE), strategy="random", budget=budget)
+                if claim is not None:
+                    trial = db.finish(claim, seconds=0.001)
+                    finished.append((trial.number, trial.config_key))
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(work, range(4)))
+        stored = db.trials([KEY])[KEY]
+    assert sorted(finished) == sorted((t.number, t.config_key) for t in stored)
+    assert len(stored) == budget == len({t.config_key for t in stored})
+
+
+def test_a_journal_replaced_by_a_shorter_copy_is_replayed_again(tmp_path):
+    path = tmp_path / "t.journal"
+    with open_database(path) as db:
+        db.add_workloads([make_workload(KEY)])
+        _finished(db, KEY, {"tile": 8}, 1.0)
+        backup = path.read_bytes()
+        _finished(db, KEY, {"tile": 16}, 0.5)
+        assert db.records([KEY])[KEY].seconds == 0.5
+        path.write_bytes(backup)  # the user restored the backup
+        assert db.records([KEY])[KEY].seconds == 1.0
+        assert db.claim(KEY, {"tile": 16}, strategy="ga", budget=5) is not None
 
 
 def test_a_claim_of_a_worker_on_another_host_is_not_checked(db):

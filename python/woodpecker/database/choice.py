@@ -19,8 +19,14 @@ from woodpecker.database.schema import COMPLETE, FAILED, RUNNING, Counts, Record
 Confirmations = Mapping[int, float | None]  # trial number -> confirmed seconds (None: failed)
 
 
-def choose_record(key: str, trials: Iterable[Trial], confirmations: Confirmations) -> Record | None:
-    """The record of workload `key` from its trials and confirmations (None: nothing complete)."""
+def choose_record(
+    key: str, trials: Iterable[Trial], confirmations: Confirmations, counts: Counts | None = None
+) -> Record | None:
+    """The record of workload `key` from its trials and confirmations (None: nothing complete).
+
+    `counts`: the workload's trial counts when `trials` holds only the candidates (every
+    confirmed complete trial, the default's, and the lowest complete ones: one more than there
+    are failed confirmations); None when `trials` holds all of them."""
     finished = [t for t in trials if t.finished]
     complete = [t for t in finished if t.state == COMPLETE and finite_or_none(t.seconds) is not None]
     if not complete:
@@ -47,8 +53,8 @@ def choose_record(key: str, trials: Iterable[Trial], confirmations: Confirmation
         strategy=chosen.strategy,
         default_number=None if default is None else default.number,
         default_seconds=default_seconds,
-        trials=len(finished),
-        failures=sum(1 for t in finished if t.state == FAILED),
+        trials=len(finished) if counts is None else counts.finished,
+        failures=sum(1 for t in finished if t.state == FAILED) if counts is None else counts.failed,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from woodpecker.database.base import Since
-from woodpecker.database.choice import count_trials
 from woodpecker.database.errors import DatabaseError
 from woodpecker.database.memory import MemoryState
 from woodpecker.database.protocol import Counters, Transaction, TransactionalDatabase
 from woodpecker.database.schema import (
+    FAILED,
     SCHEMA_VERSION,
     Counts,
     Record,
@@ -61,6 +62,20 @@ class _JournalTransaction(Transaction):
 
     def workload_trials(self, key: str) -> list[Trial]:
         return sorted(self.state.trials.get(key, {}).values(), key=lambda trial: trial.number)
+
+    def running_trials(self, key: str) -> list[Trial]:
+        trials = self.state.trials.get(key, {})
+        return [trials[number] for number in sorted(self.state.running.get(key, ()))]
+
+    def trial_count(self, key: str) -> int:
+        return len(self.state.trials.get(key, {}))
+
+    def trial_by_number(self, key: str, number: int) -> Trial | None:
+        return self.state.trials.get(key, {}).get(number)
+
+    def trial_by_config(self, key: str, config_key: str) -> Trial | None:
+        number = self.state.by_config.get(key, {}).get(config_key)
+        return None if number is None else self.state.trials[key][number]
 
     def insert_trial(self, trial: Trial) -> None:
         self.ops.append({"op": "trial", "trial": trial.to_json()})
@@ -100,14 +115,13 @@ class JournalDatabase(TransactionalDatabase):
         super().__init__(str(path))
         self._path = path
         self._read_only_reason = read_only_reason
+        self._mutex = threading.RLock()  # flock does not exclude threads sharing the descriptor
         self._state = MemoryState()
         self._offset = 0  # bytes replayed
         self._lines = 0  # lines replayed (the header included)
-        flags = os.O_RDONLY if read_only_reason else os.O_RDWR | os.O_APPEND | os.O_CREAT
-        try:
-            self._fd = os.open(path, flags, 0o644)
-        except OSError as error:
-            raise DatabaseError(f"cannot open the journal {path}: {error.strerror or error}") from None
+        self._fd = -1
+        self._pid = -1
+        self._open()
         try:
             with self._flock(fcntl.LOCK_SH if read_only_reason else fcntl.LOCK_EX):
                 if os.fstat(self._fd).st_size == 0 and read_only_reason is None:
@@ -115,20 +129,35 @@ class JournalDatabase(TransactionalDatabase):
                     self._append(json.dumps(header) + "\n")
                 self._catch_up(truncate_partial=read_only_reason is None)
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
 
     # -- the file ----------------------------------------------------------------------------
+    def _open(self) -> None:
+        """Opens the file: in __init__, and again in a forked child (a descriptor shared with the
+        parent would share its locks)."""
+        flags = os.O_RDONLY if self._read_only_reason else os.O_RDWR | os.O_APPEND | os.O_CREAT
+        try:
+            self._fd = os.open(self._path, flags, 0o644)
+        except OSError as error:
+            raise DatabaseError(f"cannot open the journal {self._path}: {error.strerror or error}") from None
+        self._pid = os.getpid()
+
     @contextmanager
     def _flock(self, mode: int) -> Iterator[None]:
-        try:
-            fcntl.flock(self._fd, mode)
-        except OSError as error:
-            raise DatabaseError(f"cannot lock the journal {self._path}: {error.strerror or error}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._mutex:
+            if self._fd < 0:
+                raise DatabaseError(f"{self._path}: the journal was closed")
+            if self._pid != os.getpid():
+                self._open()
+            try:
+                fcntl.flock(self._fd, mode)
+            except OSError as error:
+                raise DatabaseError(f"cannot lock the journal {self._path}: {error.strerror or error}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _append(self, text: str) -> None:
         data = text.encode()
@@ -144,6 +173,8 @@ class JournalDatabase(TransactionalDatabase):
         size = os.fstat(self._fd).st_size
         if size == self._offset:
             return
+        if size < self._offset:  # replaced by a shorter file (a backup restored): start over
+            self._state, self._offset, self._lines = MemoryState(), 0, 0
         data = os.pread(self._fd, size - self._offset, self._offset)
         end = data.rfind(b"\n") + 1  # complete lines only
         if self._lines == 0 and end == 0:
@@ -192,12 +223,14 @@ class JournalDatabase(TransactionalDatabase):
                 f"{SCHEMA_VERSION}): upgrade woodpecker, or give --db another journal"
             )
 
-    def _fresh(self) -> MemoryState:
-        """The state with everything other processes appended."""
-        if os.fstat(self._fd).st_size != self._offset:
-            with self._flock(fcntl.LOCK_SH):
-                self._catch_up(truncate_partial=False)
-        return self._state
+    @contextmanager
+    def _reading(self) -> Iterator[MemoryState]:
+        """The state with everything other processes appended, held still while it is read."""
+        with self._mutex:
+            if self._fd < 0 or self._pid != os.getpid() or os.fstat(self._fd).st_size != self._offset:
+                with self._flock(fcntl.LOCK_SH):
+                    self._catch_up(truncate_partial=False)
+            yield self._state
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
@@ -217,64 +250,68 @@ class JournalDatabase(TransactionalDatabase):
 
     # -- reads -------------------------------------------------------------------------------
     def workloads(self, keys: Iterable[str]) -> dict[str, Workload]:
-        state = self._fresh()
-        return {key: state.workloads[key] for key in keys if key in state.workloads}
+        with self._reading() as state:
+            return {key: state.workloads[key] for key in keys if key in state.workloads}
 
     def keys(self, target: str | None = None, prefix: str | None = None) -> list[str]:
-        state = self._fresh()
-        return sorted(
-            key
-            for key, workload in state.workloads.items()
-            if (target is None or workload.target == target) and (not prefix or key.startswith(prefix))
-        )
+        with self._reading() as state:
+            return sorted(
+                key
+                for key, workload in state.workloads.items()
+                if (target is None or workload.target == target) and (not prefix or key.startswith(prefix))
+            )
 
     def trials(
         self, keys: Iterable[str], *, states: Iterable[str] | None = None, since: Since | None = None
     ) -> dict[str, list[Trial]]:
-        state = self._fresh()
-        wanted = None if states is None else set(states)
-        now = time.time()
-        found: dict[str, list[Trial]] = {}
-        for key in dict.fromkeys(keys):
-            cursor = since if isinstance(since, int) or since is None else since.get(key, 0)
-            chosen = [
-                trial
-                for _, trial in sorted(state.trials.get(key, {}).items())
-                if (wanted is None or trial.state in wanted)
-                and (cursor is None or (trial.seq is not None and trial.seq > cursor))
-                and not self._expired(trial, now)
-            ]
-            if chosen:
-                found[key] = chosen
-        return found
+        with self._reading() as state:
+            wanted = None if states is None else set(states)
+            now = time.time()
+            found: dict[str, list[Trial]] = {}
+            for key in dict.fromkeys(keys):
+                cursor = since if isinstance(since, int) or since is None else since.get(key, 0)
+                chosen = [
+                    trial
+                    for _, trial in sorted(state.trials.get(key, {}).items())
+                    if (wanted is None or trial.state in wanted)
+                    and (cursor is None or (trial.seq is not None and trial.seq > cursor))
+                    and not self._expired(trial, now)
+                ]
+                if chosen:
+                    found[key] = chosen
+            return found
 
     def counts(self, keys: Iterable[str]) -> dict[str, Counts]:
-        state = self._fresh()
-        now = time.time()
-        return {
-            key: count_trials(t for t in state.trials[key].values() if not self._expired(t, now))
-            for key in keys
-            if key in state.workloads
-        }
+        with self._reading() as state:
+            now = time.time()
+            found = {}
+            for key in keys:
+                if key in state.workloads:
+                    trials, running = state.trials[key], state.running[key]
+                    live = sum(1 for number in running if not self._expired(trials[number], now))
+                    failed = sum(1 for trial in trials.values() if trial.state == FAILED)
+                    found[key] = Counts(live, len(trials) - len(running) - failed, failed)
+            return found
 
     def confirmations(self, keys: Iterable[str]) -> dict[str, dict[int, float | None]]:
-        state = self._fresh()
-        return {key: dict(state.confirmations[key]) for key in keys if state.confirmations.get(key)}
+        with self._reading() as state:
+            return {key: dict(state.confirmations[key]) for key in keys if state.confirmations.get(key)}
 
     def records(self, keys: Iterable[str]) -> dict[str, Record]:
-        state = self._fresh()
-        found = {}
-        for key in keys:
-            record = state.record(key) if key in state.workloads else None
-            if record is not None:
-                found[key] = record
-        return found
+        with self._reading() as state:
+            found = {}
+            for key in keys:
+                record = state.record(key) if key in state.workloads else None
+                if record is not None:
+                    found[key] = record
+            return found
 
     def selections(self, keys: Iterable[str]) -> dict[str, Selection]:
-        state = self._fresh()
-        return {key: state.selections[key] for key in keys if key in state.selections}
+        with self._reading() as state:
+            return {key: state.selections[key] for key in keys if key in state.selections}
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._mutex:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

@@ -19,7 +19,7 @@ from typing import Any
 
 from woodpecker.database.choice import choose_record
 from woodpecker.database.protocol import Counters
-from woodpecker.database.schema import Record, Selection, Trial, Workload, finite_or_none
+from woodpecker.database.schema import RUNNING, Record, Selection, Trial, Workload, finite_or_none
 
 
 @dataclass
@@ -32,6 +32,8 @@ class MemoryState:
     trials: dict[str, dict[int, Trial]] = field(default_factory=dict)
     confirmations: dict[str, dict[int, float | None]] = field(default_factory=dict)
     selections: dict[str, Selection] = field(default_factory=dict)
+    by_config: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> config_key -> number
+    running: dict[str, set[int]] = field(default_factory=dict)  # key -> numbers of running trials
     _records: dict[str, Record | None] = field(default_factory=dict)  # cache, dropped when a key changes
 
     def apply(self, op: Mapping[str, Any]) -> None:
@@ -43,18 +45,22 @@ class MemoryState:
             self.digests[workload.key] = workload.digest
             self.counters.setdefault(workload.key, Counters())
             self.trials.setdefault(workload.key, {})
+            self.by_config.setdefault(workload.key, {})
+            self.running.setdefault(workload.key, set())
         elif kind == "counters":
             self._known(op["key"])
             self.counters[op["key"]] = Counters(int(op["next_number"]), int(op["finish_seq"]))
         elif kind == "trial":
             trial = Trial.from_json(op["trial"])
             self._known(trial.key)
+            self._remove(trial.key, trial.number)
             self.trials[trial.key][trial.number] = trial
-            self._records.pop(trial.key, None)
+            self.by_config[trial.key][trial.config_key] = trial.number
+            if trial.state == RUNNING:
+                self.running[trial.key].add(trial.number)
         elif kind == "delete":
             self._known(op["key"])
-            self.trials[op["key"]].pop(int(op["number"]), None)
-            self._records.pop(op["key"], None)
+            self._remove(op["key"], int(op["number"]))
         elif kind == "confirm":
             self._known(op["key"])
             values = self.confirmations.setdefault(op["key"], {})
@@ -66,6 +72,13 @@ class MemoryState:
             self.selections[selection.key] = selection
         else:
             raise ValueError(f"unknown operation '{kind}'")
+
+    def _remove(self, key: str, number: int) -> None:
+        old = self.trials[key].pop(number, None)
+        if old is not None and self.by_config[key].get(old.config_key) == number:
+            del self.by_config[key][old.config_key]
+        self.running[key].discard(number)
+        self._records.pop(key, None)
 
     def _known(self, key: str) -> None:
         if key not in self.workloads:

@@ -75,6 +75,20 @@ class Transaction(ABC):
         """Every trial of the workload, expired claims included."""
 
     @abstractmethod
+    def running_trials(self, key: str) -> list[Trial]:
+        """The workload's running trials, expired claims included."""
+
+    @abstractmethod
+    def trial_count(self, key: str) -> int:
+        """How many trials the workload has in every state, expired claims included."""
+
+    @abstractmethod
+    def trial_by_number(self, key: str, number: int) -> Trial | None: ...
+
+    @abstractmethod
+    def trial_by_config(self, key: str, config_key: str) -> Trial | None: ...
+
+    @abstractmethod
     def insert_trial(self, trial: Trial) -> None: ...
 
     @abstractmethod
@@ -141,6 +155,14 @@ class TransactionalDatabase(TuningDatabase, ABC):
             raise DatabaseError(f"{self.location}: no workload '{key}'; add it with add_workloads first")
         return counters
 
+    def _drop_expired(self, tx: Transaction, key: str, now: float) -> int:
+        """Removes the workload's expired claims; returns how many trials are left."""
+        total = tx.trial_count(key)
+        expired = [t.number for t in tx.running_trials(key) if self._expired(t, now)]
+        for number in expired:
+            tx.delete_trial(key, number)
+        return total - len(expired)
+
     # -- workloads ---------------------------------------------------------------------------
     def add_workloads(self, workloads: Iterable[Workload]) -> None:
         by_key = {w.key: w for w in workloads}
@@ -195,13 +217,9 @@ class TransactionalDatabase(TuningDatabase, ABC):
         with self._transaction() as tx:
             counters = self._locked(tx, key)
             now = time.time()
-            live = []
-            for trial in tx.workload_trials(key):
-                if self._expired(trial, now):
-                    tx.delete_trial(key, trial.number)
-                else:
-                    live.append(trial)
-            if len(live) >= budget or any(t.config_key == ckey for t in live):
+            live = self._drop_expired(tx, key, now)
+            existing = tx.trial_by_config(key, ckey)
+            if live >= budget or (existing is not None and not self._expired(existing, now)):
                 return None
             claim = Claim(
                 key=key,
@@ -251,14 +269,14 @@ class TransactionalDatabase(TuningDatabase, ABC):
         with self._transaction() as tx:
             counters = self._locked(tx, claim.key)
             now = time.time()
-            trials = tx.workload_trials(claim.key)
-            mine = next(
-                (t for t in trials if t.number == claim.number and t.token == claim.token and t.state == RUNNING), None
-            )
+            mine = tx.trial_by_number(claim.key, claim.number)
+            if mine is not None and (mine.token != claim.token or mine.state != RUNNING):
+                mine = None
             number = claim.number
             if mine is None:
-                live = [t for t in trials if not self._expired(t, now)]
-                if any(t.config_key == claim.config_key for t in live) or len(live) >= claim.budget:
+                live = self._drop_expired(tx, claim.key, now)
+                existing = tx.trial_by_config(claim.key, claim.config_key)
+                if live >= claim.budget or (existing is not None and not self._expired(existing, now)):
                     raise ClaimLostError(
                         f"{self.location}: the claim of trial {claim.number} of {claim.key} was taken over "
                         f"(its lease expired or its worker was seen dead) and its result was not recorded; "
@@ -298,9 +316,9 @@ class TransactionalDatabase(TuningDatabase, ABC):
         with self._transaction() as tx:
             if tx.lock_workload(claim.key) is None:
                 return
-            for trial in tx.workload_trials(claim.key):
-                if trial.number == claim.number and trial.token == claim.token and trial.state == RUNNING:
-                    tx.delete_trial(claim.key, trial.number)
+            trial = tx.trial_by_number(claim.key, claim.number)
+            if trial is not None and trial.token == claim.token and trial.state == RUNNING:
+                tx.delete_trial(claim.key, trial.number)
 
     # -- confirmations, selections -----------------------------------------------------------
     def confirm(self, key: str, confirmed: Mapping[int, float | None]) -> None:

@@ -152,10 +152,13 @@ class Trial:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Trial:
-        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        values = {name: data[name] for name in _TRIAL_FIELDS if name in data}
         values["config"] = config_from_json(values["config"])
         values["times"] = tuple(float(t) for t in values.get("times") or ())
         return cls(**values)
+
+
+_TRIAL_FIELDS = tuple(f.name for f in fields(Trial))
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,26 @@ class Claim:
     budget: int  # the workload's trial budget it was claimed under
     claimed_at: float
     lease_expires: float | None
+
+    @classmethod
+    def of_trial(cls, trial: Trial, budget: int) -> Claim:
+        """The claim of a running trial, for finishing it from another process (a batch exported
+        with `lease_s=None` whose results came back)."""
+        if trial.state != RUNNING or trial.token is None:
+            raise ValueError(f"trial {trial.number} of {trial.key} is {trial.state}, not a running claim")
+        return cls(
+            key=trial.key,
+            number=trial.number,
+            config=trial.config,
+            config_key=trial.config_key,
+            token=trial.token,
+            worker=trial.worker,
+            strategy=trial.strategy,
+            is_default=trial.is_default,
+            budget=budget,
+            claimed_at=trial.claimed_at,
+            lease_expires=trial.lease_expires,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ confirmations, so a compile's batched `records` is one indexed SELECT.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, inspect, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, create_engine, delete, event, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -28,10 +29,14 @@ from sqlalchemy.pool import QueuePool
 
 from woodpecker.database import sql_tables as t
 from woodpecker.database.base import Since
-from woodpecker.database.choice import choose_record, count_trials
+from woodpecker.database.choice import choose_record
 from woodpecker.database.errors import DatabaseError
+from woodpecker.database.liveness import claim_expired
 from woodpecker.database.protocol import ConflictError, Counters, Transaction, TransactionalDatabase
 from woodpecker.database.schema import (
+    COMPLETE,
+    FAILED,
+    RUNNING,
     SCHEMA_VERSION,
     CandidateTiming,
     Counts,
@@ -160,51 +165,93 @@ def _selection_of(row: Any) -> Selection:
     )
 
 
+class _Statements:
+    """The statements of the claim protocol's hot path, built once per database (binds: b_*)."""
+
+    def __init__(self, insert: Any) -> None:
+        c, w, f = t.trials.c, t.workloads.c, t.confirmations.c
+        key, number = bindparam("b_key"), bindparam("b_number")
+        self.insert = insert  # the dialect's INSERT (with ON CONFLICT)
+        self.lock = select(w.next_number, w.finish_seq).where(w.key == key).with_for_update()
+        self.set_counters = update(t.workloads).where(w.key == key)
+        self.trials = select(t.trials).where(c.key == key).order_by(c.number)
+        self.running = select(t.trials).where(c.key == key, c.state == RUNNING)
+        self.count = select(func.count()).select_from(t.trials).where(c.key == key)
+        self.by_number = select(t.trials).where(c.key == key, c.number == number)
+        self.by_config = select(t.trials).where(c.key == key, c.config_key == bindparam("b_config_key"))
+        self.insert_trial = t.trials.insert()
+        self.update_trial = update(t.trials).where(c.key == key, c.number == number)
+        self.delete_trial = delete(t.trials).where(c.key == key, c.number == number)
+        self.confirmations = select(f.number, f.seconds).where(f.key == key)
+        upsert = insert(t.confirmations)
+        self.set_confirmation = upsert.on_conflict_do_update(
+            index_elements=["key", "number"], set_={"seconds": upsert.excluded.seconds}
+        )
+        self.by_state = select(c.state, func.count().label("n")).where(c.key == key).group_by(c.state)
+        complete = select(t.trials).where(c.key == key, c.state == COMPLETE, c.seconds.is_not(None))
+        self.lowest = complete.order_by(c.seconds, c.number).limit(bindparam("b_limit"))
+        self.default = complete.where(c.is_default.is_(True)).order_by(c.number).limit(1)
+        self.confirmed = complete.where(c.number.in_(bindparam("b_numbers", expanding=True)))
+        upsert = insert(t.records)
+        columns = [column.name for column in t.records.columns if column.name != "key"]
+        self.put_record = upsert.on_conflict_do_update(
+            index_elements=["key"], set_={name: getattr(upsert.excluded, name) for name in columns}
+        )
+        self.delete_record = delete(t.records).where(t.records.c.key == key)
+
+
 class _SqlTransaction(Transaction):
     """One exclusive transaction on a connection."""
 
-    def __init__(self, conn: Any, insert: Any) -> None:
+    def __init__(self, conn: Any, statements: _Statements) -> None:
         self.conn = conn
-        self.insert = insert  # the dialect's INSERT (with ON CONFLICT)
+        self.q = statements
+        self.insert = statements.insert
+
+    def _trial(self, query: Any, **binds: Any) -> Trial | None:
+        row = self.conn.execute(query, binds).first()
+        return None if row is None else _trial_of(row)
 
     def lock_workload(self, key: str) -> Counters | None:
-        query = select(t.workloads.c.next_number, t.workloads.c.finish_seq).where(t.workloads.c.key == key)
-        row = self.conn.execute(query.with_for_update()).first()
+        row = self.conn.execute(self.q.lock, {"b_key": key}).first()
         return None if row is None else Counters(row.next_number, row.finish_seq)
 
     def set_counters(self, key: str, counters: Counters) -> None:
-        self.conn.execute(
-            update(t.workloads)
-            .where(t.workloads.c.key == key)
-            .values(next_number=counters.next_number, finish_seq=counters.finish_seq)
-        )
+        values = {"b_key": key, "next_number": counters.next_number, "finish_seq": counters.finish_seq}
+        self.conn.execute(self.q.set_counters, values)
 
     def workload_trials(self, key: str) -> list[Trial]:
-        rows = self.conn.execute(select(t.trials).where(t.trials.c.key == key).order_by(t.trials.c.number))
-        return [_trial_of(row) for row in rows]
+        return [_trial_of(row) for row in self.conn.execute(self.q.trials, {"b_key": key})]
+
+    def running_trials(self, key: str) -> list[Trial]:
+        return [_trial_of(row) for row in self.conn.execute(self.q.running, {"b_key": key})]
+
+    def trial_count(self, key: str) -> int:
+        return self.conn.execute(self.q.count, {"b_key": key}).scalar_one()
+
+    def trial_by_number(self, key: str, number: int) -> Trial | None:
+        return self._trial(self.q.by_number, b_key=key, b_number=number)
+
+    def trial_by_config(self, key: str, config_key: str) -> Trial | None:
+        return self._trial(self.q.by_config, b_key=key, b_config_key=config_key)
 
     def insert_trial(self, trial: Trial) -> None:
-        self.conn.execute(t.trials.insert().values(**_trial_row(trial)))
+        self.conn.execute(self.q.insert_trial, _trial_row(trial))
 
     def update_trial(self, trial: Trial) -> None:
-        c = t.trials.c
-        self.conn.execute(
-            update(t.trials).where(and_(c.key == trial.key, c.number == trial.number)).values(**_trial_row(trial))
-        )
+        row = _trial_row(trial)
+        del row["key"], row["number"]
+        self.conn.execute(self.q.update_trial, {**row, "b_key": trial.key, "b_number": trial.number})
 
     def delete_trial(self, key: str, number: int) -> None:
-        c = t.trials.c
-        self.conn.execute(delete(t.trials).where(and_(c.key == key, c.number == number)))
+        self.conn.execute(self.q.delete_trial, {"b_key": key, "b_number": number})
 
     def workload_confirmations(self, key: str) -> dict[int, float | None]:
-        rows = self.conn.execute(select(t.confirmations).where(t.confirmations.c.key == key))
-        return {row.number: row.seconds for row in rows}
+        return {row.number: row.seconds for row in self.conn.execute(self.q.confirmations, {"b_key": key})}
 
     def set_confirmations(self, key: str, values: Mapping[int, float | None]) -> None:
         for number, seconds in values.items():
-            statement = self.insert(t.confirmations).values(key=key, number=number, seconds=seconds)
-            statement = statement.on_conflict_do_update(index_elements=["key", "number"], set_={"seconds": seconds})
-            self.conn.execute(statement)
+            self.conn.execute(self.q.set_confirmation, {"key": key, "number": number, "seconds": seconds})
 
     def workload_digests(self, keys: Sequence[str]) -> dict[str, str]:
         found = {}
@@ -239,22 +286,44 @@ class _SqlTransaction(Transaction):
         self.conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_=row))
 
     def changed(self, key: str) -> None:
-        record = choose_record(key, self.workload_trials(key), self.workload_confirmations(key))
-        self.conn.execute(delete(t.records).where(t.records.c.key == key))
-        if record is not None:
-            row = {
-                "key": key,
-                "number": record.number,
-                "config": _dumps(config_to_json(record.config)),
-                "seconds": record.seconds,
-                "confirmed": record.confirmed,
-                "strategy": record.strategy,
-                "default_number": record.default_number,
-                "default_seconds": record.default_seconds,
-                "trials": record.trials,
-                "failures": record.failures,
-            }
-            self.conn.execute(t.records.insert().values(**row))
+        record = self._record(key)
+        if record is None:
+            self.conn.execute(self.q.delete_record, {"b_key": key})
+            return
+        row = {
+            "key": key,
+            "number": record.number,
+            "config": _dumps(config_to_json(record.config)),
+            "seconds": record.seconds,
+            "confirmed": record.confirmed,
+            "strategy": record.strategy,
+            "default_number": record.default_number,
+            "default_seconds": record.default_seconds,
+            "trials": record.trials,
+            "failures": record.failures,
+        }
+        self.conn.execute(self.q.put_record, row)
+
+    def _record(self, key: str) -> Record | None:
+        """The workload's record from its candidate trials only (see `choose_record`): a few
+        indexed queries, however many trials the workload has."""
+        confirmations = self.workload_confirmations(key)
+        by_state = {row.state: row.n for row in self.conn.execute(self.q.by_state, {"b_key": key})}
+        counts = Counts(by_state.get(RUNNING, 0), by_state.get(COMPLETE, 0), by_state.get(FAILED, 0))
+        if not counts.complete:
+            return None
+        failed_confirmations = sum(1 for value in confirmations.values() if value is None)
+        queries = [
+            (self.q.lowest, {"b_key": key, "b_limit": failed_confirmations + 1}),
+            (self.q.default, {"b_key": key}),
+        ]
+        if confirmations:
+            queries.append((self.q.confirmed, {"b_key": key, "b_numbers": list(confirmations)}))
+        candidates = {}
+        for query, binds in queries:
+            for row in self.conn.execute(query, binds):
+                candidates[row.number] = _trial_of(row)
+        return choose_record(key, candidates.values(), confirmations, counts)
 
 
 class SqlDatabase(TransactionalDatabase):
@@ -264,9 +333,10 @@ class SqlDatabase(TransactionalDatabase):
         super().__init__(location)
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
-        self._insert = pg_dialect.insert if self._postgres else sqlite_dialect.insert
+        self._statements = _Statements(pg_dialect.insert if self._postgres else sqlite_dialect.insert)
         self._read_only_reason = read_only_reason  # why writes are refused (a read-only file system)
         self._empty = False  # read-only and without our tables: every read answers nothing
+        self._pid = os.getpid()
         with self._guard():
             self._prepare()
 
@@ -320,6 +390,9 @@ class SqlDatabase(TransactionalDatabase):
     @contextmanager
     def _connection(self, write: bool) -> Iterator[Any]:
         """A connection in an exclusive write transaction, or one for autocommitted reads."""
+        if self._pid != os.getpid():  # a forked child: never use the parent's connections
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
         options = {"wpk_begin": "IMMEDIATE"} if write and not self._postgres else {}
         with self._guard(), self._engine.connect().execution_options(**options) as conn:
             if not write:
@@ -332,7 +405,7 @@ class SqlDatabase(TransactionalDatabase):
     def _transaction(self) -> Iterator[Transaction]:
         self._refuse_writes()
         with self._connection(write=True) as conn:
-            yield _SqlTransaction(conn, self._insert)
+            yield _SqlTransaction(conn, self._statements)
 
     def _prepare(self) -> None:
         """Creates the tables when missing; refuses a newer schema."""
@@ -423,14 +496,23 @@ class SqlDatabase(TransactionalDatabase):
     def counts(self, keys: Iterable[str]) -> dict[str, Counts]:
         c = t.trials.c
         keys = list(keys)
-        present = set(self.workloads_present(keys))
         now = time.time()
-        by_key: dict[str, list[Trial]] = {k: [] for k in present}
-        for row in self._rows(lambda chunk: select(t.trials).where(c.key.in_(chunk)), present):
-            trial = _trial_of(row)
-            if not self._expired(trial, now):
-                by_key[trial.key].append(trial)
-        return {key: count_trials(trials) for key, trials in by_key.items()}
+        tallies: dict[str, dict[str, int]] = {key: {} for key in self.workloads_present(keys)}
+
+        def finished(chunk: list[str]) -> Any:
+            query = select(c.key, c.state, func.count().label("n")).where(c.key.in_(chunk), c.state != RUNNING)
+            return query.group_by(c.key, c.state)
+
+        for row in self._rows(finished, tallies):
+            tallies[row.key][row.state] = row.n
+        running = lambda chunk: select(c.key, c.worker, c.lease_expires).where(c.key.in_(chunk), c.state == RUNNING)  # noqa: E731
+        for row in self._rows(running, tallies):
+            if not claim_expired(row.worker, row.lease_expires, now, self._host):
+                tallies[row.key][RUNNING] = tallies[row.key].get(RUNNING, 0) + 1
+        return {
+            key: Counts(tally.get(RUNNING, 0), tally.get(COMPLETE, 0), tally.get(FAILED, 0))
+            for key, tally in tallies.items()
+        }
 
     def workloads_present(self, keys: Iterable[str]) -> list[str]:
         """The keys among `keys` that name a stored workload."""

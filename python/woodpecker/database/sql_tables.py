@@ -5,7 +5,7 @@ with other tables (an old Optuna study file at the default path, for one).
     wpk_workloads     key (primary), the Workload fields (shapes as JSON), digest, the counters
                       next_number and finish_seq (the row a claim locks)
     wpk_trials        (key, number) primary, unique (key, config_key); JSON config and times;
-                      index (key, seq) for catching up
+                      indexes (key, seq) for catching up, (key, state, seconds) for records
     wpk_confirmations (key, number) primary -> seconds (NULL: the re-measurement failed)
     wpk_records       key primary: the chosen trial, kept up to date by every write that
                       changes a workload's finished trials or confirmations
@@ -81,6 +81,7 @@ trials = Table(
     Column("token", String(64)),
     UniqueConstraint("key", "config_key", name="wpk_trials_config"),
     Index("wpk_trials_seq", "key", "seq"),
+    Index("wpk_trials_best", "key", "state", "seconds"),
 )
 
 confirmations = Table(
