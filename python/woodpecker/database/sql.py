@@ -22,8 +22,6 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, and_, bindparam, create_engine, delete, event, func, inspect, or_, select, update
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
@@ -333,7 +331,11 @@ class SqlDatabase(TransactionalDatabase):
         super().__init__(location)
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
-        self._statements = _Statements(pg_dialect.insert if self._postgres else sqlite_dialect.insert)
+        if self._postgres:  # each dialect's INSERT ... ON CONFLICT (imported only when used)
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        self._statements = _Statements(insert)
         self._read_only_reason = read_only_reason  # why writes are refused (a read-only file system)
         self._empty = False  # read-only and without our tables: every read answers nothing
         self._pid = os.getpid()
