@@ -46,6 +46,8 @@ def Wpk_Dialect : Dialect {
     | `silu` | `v * sigmoid(v)` | | |
     | `leaky_relu` | `v if v >= 0 else alpha * v` | | alpha |
     | `clip` | `min(max(v, lo), hi)` (relu6 is `clip` 0, 6) | | lo, hi |
+    | `hard_sigmoid` | `max(0, min(1, alpha * v + beta))` | | alpha, beta |
+    | `hard_swish` | `v * max(0, min(1, v / 6 + 1/2))` | | |
 
     Binary steps take the next of the optional `side0`, `side1`, `side2`
     operands (so at most three binary steps), which broadcasts to the result
@@ -129,6 +131,14 @@ def Wpk_ClipOp : Wpk_Op<"clip"> {
   let arguments = (ins F32Tensor:$input, F32Attr:$min, F32Attr:$max);
   let results = (outs F32Tensor:$output);
 }
+
+def Wpk_HardSigmoidOp : Wpk_Op<"hard_sigmoid"> {
+  let summary = "max(0, min(1, alpha * x + beta)) (ONNX HardSigmoid)";
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha, F32Attr:$beta);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_HardSwishOp : Wpk_UnaryOp<"hard_swish", "x * max(0, min(1, x / 6 + 1/2)) (ONNX HardSwish)">;
 
 def Wpk_BatchNormOp : Wpk_Op<"batch_norm"> {
   let summary = "Inference batch normalization over dimension 1";
@@ -215,8 +225,8 @@ def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {
   let summary = "A fused chain of elementwise steps: one kernel, one pass over memory";
   let description = [{
     `v` starts as `input`; the result has the numpy broadcast shape of `input`
-    and the side operands. wpk-fuse builds it from chains of add, sub, mul,
-    div, relu, sigmoid, tanh, leaky_relu and clip ops; wpk-fold-batchnorm
+    and the side operands. wpk-fuse builds it from chains of the elementwise
+    ops (each is the step of its name); wpk-fold-batchnorm
     turns a batch_norm without a foldable producer into
     `steps = ["mul", "add"]` (a per-channel scale and shift).
     Steps: see the dialect description.

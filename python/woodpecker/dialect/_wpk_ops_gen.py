@@ -512,8 +512,8 @@ def div(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
 class ElementwiseOp(_ods_ir.OpView):
   r"""
   `v` starts as `input`; the result has the numpy broadcast shape of `input`
-  and the side operands. wpk-fuse builds it from chains of add, sub, mul,
-  div, relu, sigmoid, tanh, leaky_relu and clip ops; wpk-fold-batchnorm
+  and the side operands. wpk-fuse builds it from chains of the elementwise
+  ops (each is the step of its name); wpk-fold-batchnorm
   turns a batch_norm without a foldable producer into
   `steps = ["mul", "add"]` (a per-channel scale and shift).
   Steps: see the dialect description.
@@ -1193,6 +1193,90 @@ class GlobalAvgPoolOp(_ods_ir.OpView):
 
 def global_avg_pool(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return GlobalAvgPoolOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class HardSigmoidOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.hard_sigmoid"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, alpha, beta, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["alpha"] = (alpha if (
+    isinstance(alpha, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(alpha, context=_ods_context))
+    attributes["beta"] = (beta if (
+    isinstance(beta, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(beta, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def alpha(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["alpha"]
+
+  @alpha.setter
+  def alpha(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["alpha"] = value
+
+  @builtins.property
+  def beta(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["beta"]
+
+  @beta.setter
+  def beta(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["beta"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def hard_sigmoid(output, input, alpha, beta, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return HardSigmoidOp(output=output, input=input, alpha=alpha, beta=beta, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class HardSwishOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.hard_swish"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def hard_swish(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return HardSwishOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class LeakyReluOp(_ods_ir.OpView):

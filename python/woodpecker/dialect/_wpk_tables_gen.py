@@ -50,6 +50,8 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.fused_matmul": {"epilogue": "strs", "epilogue_params": "f32s"},
     "wpk.gemm": {"alpha": "f32", "beta": "f32", "trans_a": "bool", "trans_b": "bool"},
     "wpk.global_avg_pool": {},
+    "wpk.hard_sigmoid": {"alpha": "f32", "beta": "f32"},
+    "wpk.hard_swish": {},
     "wpk.leaky_relu": {"alpha": "f32"},
     "wpk.matmul": {},
     "wpk.max_pool": {
@@ -119,6 +121,8 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     ),
     "wpk.gemm": (("a", "single"), ("b", "single"), ("c", "optional")),
     "wpk.global_avg_pool": (("input", "single"),),
+    "wpk.hard_sigmoid": (("input", "single"),),
+    "wpk.hard_swish": (("input", "single"),),
     "wpk.leaky_relu": (("input", "single"),),
     "wpk.matmul": (("lhs", "single"), ("rhs", "single")),
     "wpk.max_pool": (("input", "single"),),

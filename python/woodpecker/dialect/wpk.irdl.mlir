@@ -179,6 +179,23 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
+  // max(0, min(1, alpha * x + beta)) (ONNX HardSigmoid)
+  irdl.operation @hard_sigmoid {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.float"
+    %2 = irdl.base "#builtin.float"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"alpha" = %1, "beta" = %2}
+  }
+  // x * max(0, min(1, x / 6 + 1/2)) (ONNX HardSwish)
+  irdl.operation @hard_swish {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %1)
+  }
   // x if x >= 0 else alpha * x
   irdl.operation @leaky_relu {
     %0 = irdl.base "!builtin.tensor"

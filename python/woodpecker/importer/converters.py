@@ -190,6 +190,8 @@ converts("Relu")(unary(wpk.ReluOp))
 converts("Sigmoid")(unary(wpk.SigmoidOp))
 converts("Tanh")(unary(wpk.TanhOp))
 converts("LeakyRelu")(unary(wpk.LeakyReluOp, alpha=0.01))
+converts("HardSigmoid")(unary(wpk.HardSigmoidOp, alpha=0.2, beta=0.5))
+converts("HardSwish")(unary(wpk.HardSwishOp))
 
 
 @converts("Clip")

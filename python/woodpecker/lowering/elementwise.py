@@ -144,6 +144,19 @@ def _clip(v: ir.Value, s: Side, p: Params) -> ir.Value:
     return clip_scalar(v, *p)
 
 
+@lowers_step(ew.HARD_SIGMOID)
+def _hard_sigmoid(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    """max(0, min(1, alpha * v + beta)), as a clip of the linear part."""
+    alpha, beta = p
+    return clip_scalar(arith.AddFOp(arith.MulFOp(v, scalar(alpha)).result, scalar(beta)).result, 0.0, 1.0)
+
+
+@lowers_step(ew.HARD_SWISH)
+def _hard_swish(v: ir.Value, s: Side, p: Params) -> ir.Value:
+    """v * max(0, min(1, v / 6 + 1/2)), the gate as hard_sigmoid's with alpha = 1/6."""
+    return arith.MulFOp(v, _hard_sigmoid(v, None, (1.0 / 6.0, 0.5))).result
+
+
 def emit_step(step: Step, v: ir.Value, side: ir.Value | None) -> ir.Value:
     """The scalar ops of one fused-kernel step (woodpecker.ops step kinds) applied to `v`."""
     build = _STEP_LOWERINGS.get(step.name)

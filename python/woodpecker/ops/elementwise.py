@@ -1,4 +1,5 @@
-"""Elementwise ops and their steps: add, sub, mul, div, relu, sigmoid, tanh, leaky_relu, clip; batch_norm.
+"""Elementwise ops and their steps: add, sub, mul, div, relu, sigmoid, tanh, leaky_relu, clip,
+hard_sigmoid, hard_swish; batch_norm.
 
 Each elementwise op is one step of the fused kernels' language (ops/steps.py): its numpy
 semantics IS the step's, its parameters are the op attributes the step kind names. `silu`
@@ -80,6 +81,17 @@ def _clip(v: Array, s: Side, p: Params) -> Array:
     return np.minimum(np.maximum(v, lo), hi)
 
 
+def _hard_sigmoid(v: Array, s: Side, p: Params) -> Array:
+    """ONNX HardSigmoid: max(0, min(1, alpha * v + beta))."""
+    alpha, beta = p
+    return np.maximum(0.0, np.minimum(1.0, alpha * v + beta))
+
+
+def _hard_swish(v: Array, s: Side, p: Params) -> Array:
+    """ONNX HardSwish: v * HardSigmoid(v) with alpha = 1/6, beta = 1/2."""
+    return v * np.maximum(0.0, np.minimum(1.0, v / 6.0 + 0.5))
+
+
 ADD = StepKind("add", _add, binary=True)
 SUB = StepKind("sub", _sub, binary=True)
 MUL = StepKind("mul", _mul, binary=True)
@@ -92,8 +104,10 @@ TANH = StepKind("tanh", _tanh)
 SILU = StepKind("silu", _silu)
 LEAKY_RELU = StepKind("leaky_relu", _leaky_relu, params=("alpha",))
 CLIP = StepKind("clip", _clip, params=("min", "max"))
+HARD_SIGMOID = StepKind("hard_sigmoid", _hard_sigmoid, params=("alpha", "beta"))
+HARD_SWISH = StepKind("hard_swish", _hard_swish)
 
-STEPS = (ADD, SUB, MUL, DIV, RSUB, RDIV, RELU, SIGMOID, TANH, SILU, LEAKY_RELU, CLIP)
+STEPS = (ADD, SUB, MUL, DIV, RSUB, RDIV, RELU, SIGMOID, TANH, SILU, LEAKY_RELU, CLIP, HARD_SIGMOID, HARD_SWISH)
 for _kind in STEPS:
     register_step(_kind)
 
@@ -141,6 +155,8 @@ register(unary_step_op(wpk.SigmoidOp, SIGMOID))
 register(unary_step_op(wpk.TanhOp, TANH))
 register(unary_step_op(wpk.LeakyReluOp, LEAKY_RELU))
 register(unary_step_op(wpk.ClipOp, CLIP))
+register(unary_step_op(wpk.HardSigmoidOp, HARD_SIGMOID))
+register(unary_step_op(wpk.HardSwishOp, HARD_SWISH))
 
 
 # ----------------------------------------------------------------------------

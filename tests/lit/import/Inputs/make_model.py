@@ -42,6 +42,24 @@ def gemm_softmax():
     )
 
 
+def conv_hard_activations():
+    """Conv -> HardSigmoid (alpha, beta given) -> HardSwish, and a HardSigmoid with the defaults."""
+    w = numpy_helper.from_array(np.arange(4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3) / 100, "conv.weight")
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("HardSigmoid", ["c"], ["s"], name="hsig", alpha=0.25, beta=0.375),
+        helper.make_node("HardSwish", ["s"], ["y"], name="hswish"),
+        helper.make_node("HardSigmoid", ["x"], ["z"], name="hsig_default"),
+    ]
+    return helper.make_graph(
+        nodes, "conv_hard_activations",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 3, 8, 8])],
+        initializer=[w],
+    )
+
+
 def unsupported():
     nodes = [helper.make_node("Hardmax", ["x"], ["y"], name="odd_node")]
     return helper.make_graph(
@@ -51,7 +69,12 @@ def unsupported():
     )
 
 
-KINDS = {"conv_relu_pool": conv_relu_pool, "gemm_softmax": gemm_softmax, "unsupported": unsupported}
+KINDS = {
+    "conv_relu_pool": conv_relu_pool,
+    "gemm_softmax": gemm_softmax,
+    "conv_hard_activations": conv_hard_activations,
+    "unsupported": unsupported,
+}
 
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]
