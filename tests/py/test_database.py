@@ -65,10 +65,11 @@ def postgres() -> Iterator[PostgresServer | str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def new_url(request, tmp_path, postgres) -> Callable[[], str]:
+def new_url(request, tmp_path) -> Callable[[], str]:
     """Makes locations of fresh, empty databases of the backend."""
     count = iter(range(1000))
     if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres")  # started by the first test that needs it
         if isinstance(postgres, str):
             pytest.skip(postgres)
         return postgres.new_database
@@ -637,7 +638,7 @@ def test_corrupt_journal_lines(tmp_path):
         _one_line_error(excinfo, str(path), "line 3", "restore")
 
 
-def test_a_newer_schema_is_refused(new_url, postgres, tmp_path):
+def test_a_newer_schema_is_refused(new_url, request):
     location = new_url()
     open_database(location).close()
     if location.endswith(".journal"):
@@ -647,7 +648,9 @@ def test_a_newer_schema_is_refused(new_url, postgres, tmp_path):
             conn.execute("UPDATE wpk_meta SET value = '99' WHERE name = 'schema_version'")
         conn.close()
     else:
-        postgres.execute(location, "UPDATE wpk_meta SET value = '99' WHERE name = 'schema_version'")
+        request.getfixturevalue("postgres").execute(
+            location, "UPDATE wpk_meta SET value = '99' WHERE name = 'schema_version'"
+        )
     with pytest.raises(DatabaseError) as excinfo:
         open_database(location)
     _one_line_error(excinfo, "newer Woodpecker", "schema 99", "upgrade")
