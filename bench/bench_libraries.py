@@ -31,11 +31,12 @@ import onnxruntime as ort
 
 import woodpecker
 from woodpecker.backend.cpu import available_cores
-from woodpecker.compiler import CompileOptions, lower_model, random_feeds
+from woodpecker.compiler import CompileOptions, random_feeds
+from woodpecker.frontend import lower_model
 from woodpecker.measure.cpu_runner import InProcessCpuRunner
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
+from woodpecker.schedule.tasks import cpu_tasks
 from woodpecker.select.selection import SelectOptions, select_implementations
-from woodpecker.tune.extract import cpu_tasks
 from woodpecker.tune.records import record_configs
 
 
@@ -44,9 +45,9 @@ def kernel_table(models: list[Path], db: str, kinds: set[str], verify_rounds: in
     seen: set[str] = set()
     rows = []
     for path in models:
-        lowered = lower_model(str(path), CompileOptions())
+        lowered = lower_model(str(path))
         with lowered.imported.context:
-            extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=available_cores()))
+            extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=available_cores()))
         chosen = [e for e in extracted if e.task.kind in kinds and e.task.key not in seen]
         unique = {e.task.key: e for e in chosen}
         seen |= set(unique)

@@ -41,7 +41,7 @@ import woodpecker
 from woodpecker.backend.cpu import CpuOptions, available_cores
 from woodpecker.cli.common import time_calls
 from woodpecker.compiler import CompileOptions
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 
 
 @dataclass
@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--verbose", action="store_true", help="print every configuration tried")
     args = parser.parse_args()
-    target = CpuTarget.host()
+    target = CpuMachine.host()
     cores = available_cores()
     peak = fma_peak_gflops(target.vector_lanes)
     print(f"machine: {cores} cores, {target.describe()}; {os.uname().machine}")

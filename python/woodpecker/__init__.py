@@ -21,7 +21,7 @@ _EXPORTS = {
     "ShapeError": "woodpecker.errors",
     "UnsupportedOperatorError": "woodpecker.errors",
     "WoodpeckerError": "woodpecker.errors",
-    "InvalidConfigError": "woodpecker.schedule.space",
+    "InvalidConfigError": "woodpecker.kernels.space",
     "CpuOptions": "woodpecker.backend.cpu",
     "load": "woodpecker.runtime.cuda.model",
 }

@@ -204,7 +204,7 @@ def wpk_passes() -> dict[str, PassInfo]:
         PassInfo(
             "wpk-apply-schedule",
             "Apply per-kernel schedule configurations (JSON) to linalg on tensors, for the CPU or CUDA",
-            LazyPass("woodpecker.schedule.schedule_pass", "schedule_pass", style="factory"),
+            LazyPass("woodpecker.targets.schedule_pass", "schedule_pass", style="factory"),
         ),
     ]
     return {info.name: info for info in infos}

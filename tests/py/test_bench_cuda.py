@@ -57,13 +57,13 @@ def test_convs_compile_only_prints_the_plans_of_the_first_layers(tmp_path: Path)
     assert "3x224x224 7x7/s2/p3 -> 64 +relu" in rows["conv1"]
     assert "64x56x56 3x3/s1/p1 -> 64 +relu" in rows["layer1.0.conv1"]
     for row in rows.values():
-        # The padding is a generated kernel of its own; the conv is ours or cuDNN's.
-        assert "2 steps (generated 2)" in row and "2 steps (cudnn 1, generated 1)" in row
+        # One kernel: the padding gather and the conv are its generated launches, or cuDNN pads itself.
+        assert "1 step (generated 1)" in row and "1 step (cudnn 1)" in row
         assert "cudnn (heuristic)" in row
     assert "arena 3.67 MiB" in rows["conv1"]  # the padded input (3x230x230) + the output (64x112x112)
     results = json.loads(out_json.read_text())
     assert [r["layer"] for r in results] == ["conv1", "layer1.0.conv1"]
-    assert results[0]["plans"]["cudnn"]["implementations"] == {"cudnn": 1, "generated": 1}
+    assert results[0]["plans"]["cudnn"]["implementations"] == {"cudnn": 1}
     assert results[0]["ms"] == {} and results[0]["errors"] == {}
 
 
@@ -197,8 +197,9 @@ def test_convs_timing_path_on_a_stand_in_gpu(fake_gpu, tmp_path: Path, capsys: p
     row = next(line for line in out.splitlines() if line.startswith("| conv1 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # layer, shape, n, generated, cuDNN, choice, choice ms, PyTorch, choice/PyTorch, generated/cuDNN
-    assert cells[3:] == ["3.000", "2.000", "cudnn (heuristic)", "2.000", "-", "-", "1.50"]
-    assert "generated / cuDNN 1.50" in out
+    # (the stand-in times 1 ms a step of a plan with a library step, 3 ms a generated plan)
+    assert cells[3:] == ["3.000", "1.000", "cudnn (heuristic)", "1.000", "-", "-", "3.00"]
+    assert "generated / cuDNN 3.00" in out
     (result,) = json.loads(out_json.read_text())
     assert result["mismatch"] == [] and all(v < 1e-4 for v in result["rel_l2"].values())
     assert set(result["rel_l2"]) == {"generated", "cudnn", "choice"}
@@ -215,7 +216,7 @@ def test_convs_mark_a_plan_whose_output_differs(fake_gpu, monkeypatch, tmp_path:
     out = capsys.readouterr().out
     assert code == 1
     row = next(line for line in out.splitlines() if line.startswith("| conv1_1 "))
-    assert "2.000 MISMATCH" in row and "3.000 |" in row
+    assert "1.000 MISMATCH" in row and "3.000 |" in row
     assert "note: conv1_1: cudnn rel L2" in out
 
 
@@ -264,5 +265,5 @@ def test_convs_mark_a_cudnn_step_the_executor_could_not_run(fake_gpu, monkeypatc
     out = capsys.readouterr().out
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("| conv1_1 "))
-    assert "2.000 (not cuDNN)" in row
-    assert "note: conv1_1: cudnn: step k1_conv ran its generated kernel instead: cuDNN is not installed (test)" in out
+    assert "1.000 (not cuDNN)" in row
+    assert "note: conv1_1: cudnn: step k0_conv ran its generated kernel instead: cuDNN is not installed (test)" in out

@@ -19,15 +19,18 @@ from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
 from woodpecker.backend.cpu import CpuOptions
-from woodpecker.compiler import CompileOptions, lower_model
+from woodpecker.compiler import CompileOptions
+from woodpecker.frontend import lower_model
+from woodpecker.kernels.decision import Library
 from woodpecker.libs import blas, onednn
 from woodpecker.measure.recorded import RecordedRunner
 from woodpecker.models.builders import small_mlp, tiny_resnet
-from woodpecker.schedule.target import CpuTarget
-from woodpecker.select import candidates as candidates_module
+from woodpecker.schedule.target import CpuMachine
+from woodpecker.schedule.tasks import cpu_tasks
 from woodpecker.select.candidates import parse_libraries
 from woodpecker.select.selection import SELECTION_ATTR, SelectOptions, select_implementations
-from woodpecker.tune.extract import cpu_tasks
+from woodpecker.targets import cpu as cpu_target_module
+from woodpecker.targets.cpu import CpuTarget
 
 pytestmark = [
     pytest.mark.skipif(onednn.availability() is not None, reason=f"oneDNN unavailable: {onednn.availability()}"),
@@ -176,11 +179,11 @@ def pool_model(kind: str, *, pads=(0, 0, 0, 0), ceil=0, include_pad=0) -> onnx.M
         ("MaxPool", dict(pads=(0, 0, 1, 1), ceil=1), True),
         ("AveragePool", dict(), True),
         ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=1), True),
-        # Excluding the padding from the divisor: the kernel cut out for measuring sees the
-        # padded input, where oneDNN cannot tell padding from data, so selection never offers it;
-        # asked for explicitly, the model's kernel (which sees the pads) uses it.
-        ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=0), False),
-        ("AveragePool", dict(pads=(1, 0, 0, 1), ceil=1, include_pad=0), False),
+        # Excluding the padding from the divisor: the kernel cut out for measuring includes its
+        # padding copies (a model kernel is the whole pool op), so oneDNN sees the pads and is a
+        # candidate. (When the cut-out kernel read an already padded input, it was not.)
+        ("AveragePool", dict(pads=(1, 1, 1, 1), include_pad=0), True),
+        ("AveragePool", dict(pads=(1, 0, 0, 1), ceil=1, include_pad=0), True),
     ],
 )
 def test_onednn_pooling_matches_onnxruntime(kind: str, attrs: dict, selectable: bool) -> None:
@@ -216,7 +219,7 @@ def test_library_matmul_matches_onnxruntime(library: str, gemm: bool, m: int) ->
 
 
 def test_gemm_trans_b_is_transposed_at_compile_time() -> None:
-    lowered = lower_model(matmul_model(gemm=True), CompileOptions())
+    lowered = lower_model(matmul_model(gemm=True))
     text = str(lowered.module)
     assert "linalg.transpose" not in text and "linalg.matmul" in text
 
@@ -242,9 +245,9 @@ def test_libraries_all_and_none_give_the_same_numbers(model: onnx.ModelProto) ->
 
 
 def _tasks():
-    lowered = lower_model(tiny_resnet(image=64, channels=(32, 64)), CompileOptions())
+    lowered = lower_model(tiny_resnet(image=64, channels=(32, 64)))
     with lowered.imported.context:
-        extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=2), device="test-cpu")
+        extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=2), device="test-cpu")
     return [e.task for e in extracted]
 
 
@@ -261,9 +264,9 @@ def test_selection_measures_every_candidate_records_them_and_reads_them_back(tmp
     db = str(tmp_path / "records.db")
     options = SelectOptions(libraries=("onednn", "blas"), mode="measure", storage=db)
     runner = RecordedRunner(_times(2e-3, 1e-3))
-    choices = select_implementations(tasks, options, runner_factory=lambda: runner)
+    choices = select_implementations(tasks, CpuTarget(), options, runner_factory=lambda: runner)
     conv = next(c for c in choices if c.kind == "conv")
-    assert conv.choice == "onednn" and conv.how == "measured" and conv.config == {"impl": "onednn"}
+    assert conv.choice == "onednn" and conv.how == "measured" and conv.decision == Library("onednn")
     times = {r.impl: r.seconds for r in conv.candidates}
     assert times["generated"] == pytest.approx(2e-3) and times["onednn"] == pytest.approx(1e-3)
     assert times["blas"] is None and "BLAS has no call for conv kernels" in next(
@@ -278,7 +281,7 @@ def test_selection_measures_every_candidate_records_them_and_reads_them_back(tmp
     def refuse():
         raise AssertionError("a recorded selection must not measure")
 
-    again = select_implementations(tasks, options, runner_factory=refuse)
+    again = select_implementations(tasks, CpuTarget(), options, runner_factory=refuse)
     assert [c.choice for c in again] == [c.choice for c in choices]
     assert {c.how for c in again} <= {"recorded", "only candidate"}
     import optuna
@@ -290,12 +293,12 @@ def test_selection_measures_every_candidate_records_them_and_reads_them_back(tmp
 def test_selection_keeps_the_generated_kernel_when_it_is_faster_or_the_library_fails(tmp_path) -> None:
     tasks = _tasks()
     faster = select_implementations(
-        tasks, SelectOptions(("onednn",), "measure", str(tmp_path / "a.db")),
+        tasks, CpuTarget(), SelectOptions(("onednn",), "measure", str(tmp_path / "a.db")),
         runner_factory=lambda: RecordedRunner(_times(1e-3, 3e-3)),
     )
     assert all(c.choice == "generated" for c in faster)
     failing = select_implementations(
-        tasks, SelectOptions(("onednn",), "measure", str(tmp_path / "b.db")),
+        tasks, CpuTarget(), SelectOptions(("onednn",), "measure", str(tmp_path / "b.db")),
         runner_factory=lambda: RecordedRunner(_times(1e-3, "wrong output: max |difference| 3")),
     )
     conv = next(c for c in failing if c.kind == "conv")
@@ -306,21 +309,22 @@ def test_selection_keeps_the_generated_kernel_when_it_is_faster_or_the_library_f
 def test_a_new_tuning_record_invalidates_the_recorded_selection(tmp_path) -> None:
     tasks = _tasks()
     options = SelectOptions(("onednn",), "measure", str(tmp_path / "c.db"))
-    select_implementations(tasks, options, runner_factory=lambda: RecordedRunner(_times(2e-3, 1e-3)))
+    select_implementations(tasks, CpuTarget(), options, runner_factory=lambda: RecordedRunner(_times(2e-3, 1e-3)))
     conv = next(t for t in tasks if t.kind == "conv")
     runner = RecordedRunner(lambda task, config: 0.5e-3 if config.get("tile") == 4 else 1e-3)
-    again = select_implementations([conv], options, {conv.key: {"tile": 4}}, runner_factory=lambda: runner)
+    again = select_implementations([conv], CpuTarget(), options, {conv.key: {"tile": 4}}, runner_factory=lambda: runner)
     assert again[0].how == "measured" and again[0].choice == "generated" and again[0].config == {"tile": 4}
 
 
 def test_records_mode_without_records_uses_the_stated_heuristic(tmp_path) -> None:
     tasks = _tasks()
-    choices = select_implementations(tasks, SelectOptions(("onednn", "blas"), "records", str(tmp_path / "none.db")))
+    options = SelectOptions(("onednn", "blas"), "records", str(tmp_path / "none.db"))
+    choices = select_implementations(tasks, CpuTarget(), options)
     conv = next(c for c in choices if c.kind == "conv" and c.output_shape[2] == 32)  # 19 MFLOP, 32x32 outputs
     matmul = next(c for c in choices if c.kind == "matmul")
     assert (conv.choice, conv.how) == ("onednn", "heuristic")
     assert matmul.choice == "onednn" and not (tmp_path / "none.db").exists()
-    only_blas = select_implementations(tasks, SelectOptions(("blas",), "heuristic"))
+    only_blas = select_implementations(tasks, CpuTarget(), SelectOptions(("blas",), "heuristic"))
     assert next(c for c in only_blas if c.kind == "matmul").choice == "blas"
 
 
@@ -348,10 +352,7 @@ def test_a_missing_library_is_reported_once_and_compiling_goes_on(monkeypatch) -
     def unavailable(library: str) -> str | None:
         return "the 'onednn-cpu-gomp' package is not installed" if library == "onednn" else None
 
-    monkeypatch.setattr(candidates_module, "library_availability", unavailable)
-    import woodpecker.select.plan as plan_module
-
-    monkeypatch.setattr(plan_module, "library_availability", unavailable)
+    monkeypatch.setattr(cpu_target_module, "library_availability", unavailable)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compiled = _check(tiny_resnet(), "all", 1)  # BLAS still takes the Gemm
@@ -415,7 +416,7 @@ def test_tune_report_shows_the_recorded_selection(tmp_path, capsys) -> None:
     from woodpecker.cli.main import main
 
     db = str(tmp_path / "records.db")
-    select_implementations(_tasks(), SelectOptions(("onednn", "blas"), "measure", db),
+    select_implementations(_tasks(), CpuTarget(), SelectOptions(("onednn", "blas"), "measure", db),
                            runner_factory=lambda: RecordedRunner(_times(2e-3, 1e-3, 0.5e-3)))
     assert main(["tune-report", "--db", db, "-o", str(tmp_path / "report")]) == 0
     out = capsys.readouterr().out

@@ -29,17 +29,21 @@ import woodpecker
 from woodpecker.compiler import CompileOptions
 from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
+from woodpecker.frontend import lower_model
 from woodpecker.gpu.model import CudaModel
+from woodpecker.gpu.tasks import cuda_kernel_cuts
+from woodpecker.kernels.decision import Library
+from woodpecker.libs.cuda_match import library_match
 from woodpecker.measure.recorded import RecordedRunner
 from woodpecker.models import bundled_model_path
 from woodpecker.runtime.cuda import executor as executor_module
 from woodpecker.runtime.cuda.launch import cuda_available
 from woodpecker.runtime.cuda.libraries import LibraryUnavailable
-from woodpecker.runtime.cuda.plan import InferencePlan, PlanBuffer, PlanError, Step, pack_weights
+from woodpecker.runtime.cuda.plan import InferencePlan, PlanBuffer, PlanError, pack_weights
 from woodpecker.runtime.memory import Lifetime, conflicts, plan_memory
-from woodpecker.select.cuda_plan import CUDA_HEURISTIC, cuda_selection, library_match
+from woodpecker.select.plan import PlanRequest, plan_kernels
 from woodpecker.select.selection import SELECTION_ATTR
-from woodpecker.tune.cuda_tasks import cuda_kernel_cuts
+from woodpecker.targets.cuda import CUDA_HEURISTIC, CudaTarget
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HAS_GPU = cuda_available()
@@ -99,14 +103,16 @@ def test_any_memory_plan_keeps_live_buffers_apart_and_fits_between_peak_and_sum(
 
 def test_tiny_resnet_plan_uses_libraries_by_the_stated_heuristic(resnet: CudaModel) -> None:
     plan = resnet.plan
-    assert [s.name for s in plan.steps] == [k.function for k in resnet.kernels]
+    # One step per model kernel, with its generated launches in order.
+    assert [s.name for s in plan.steps] == list(dict.fromkeys(k.model_kernel for k in resnet.kernels))
+    assert [k.entry for s in plan.steps for k in s.kernels] == [k.name for k in resnet.kernels]
     impls = {s.name: s.impl for s in plan.steps}
-    convs = {"k1_conv", "k4_conv", "k6_conv", "k8_conv", "k9_conv", "k11_conv"}
+    convs = {"k0_conv", "k2_conv", "k3_conv", "k4_conv", "k5_conv", "k6_conv"}
     assert {n for n, i in impls.items() if i == "cudnn"} == convs
-    assert impls["k14_matmul"] == "cublas"
+    assert impls["k9_matmul"] == "cublas"
     assert all(impls[n] == "generated" for n in impls if "gather" in n or "pool" in n or "reduction" in n)
-    # k11's epilogue adds the 1x1 shortcut's bias to the shortcut before adding it: two binary adds
-    k11 = next(s for s in plan.steps if s.name == "k11_conv").library
+    # k6's epilogue adds the 1x1 shortcut's bias to the shortcut before adding it: two binary adds
+    k11 = next(s for s in plan.steps if s.name == "k6_conv").library
     assert [(p["alg"], p.get("shape")) for p in k11.spec["post_ops"]] == [
         ("add", [1, 16, 16, 16]), ("add", [1, 16, 1, 1]), ("relu", None)]
     assert k11.spec["bias"] is True
@@ -116,46 +122,55 @@ def test_tiny_resnet_plan_uses_libraries_by_the_stated_heuristic(resnet: CudaMod
 
 
 def test_library_steps_read_and_write_the_kernels_own_buffers_and_pad_themselves(resnet: CudaModel) -> None:
-    by_name = {k.function: k for k in resnet.kernels}
     steps = {s.name: s for s in resnet.plan.steps}
     for step in resnet.plan.library_steps():
-        kernel = by_name[step.name]
-        written = {str(a.buffer) for a in kernel.args if a.access == "write"}
-        read = {str(a.buffer) for a in kernel.args if a.access == "read"}
-        assert {step.library.operands["y"]} == written
-        pads = [s for s in resnet.plan.steps if s.only_for == step.name]
-        if pads:  # cuDNN reads the pad step's source and pads itself; the pad runs only for the fallback
-            (pad,) = pads
-            assert pad.kind == "gather" and set(pad.writes) == read - set(step.reads)
-            assert set(step.reads) == (read - set(pad.writes)) | set(pad.reads)
-        else:
-            assert set(step.reads) == read
-    k6 = steps["k6_conv"].library
+        # The call writes the kernel's output and reads what its generated launches read from
+        # outside the kernel: cuDNN reads the unpadded input and pads itself, where the generated
+        # launches pad in a gather of their own first.
+        assert {step.library.operands["y"]} == set(step.kernels[-1].writes)
+        assert set(step.reads) == set(step.generated_reads)
+        if len(step.kernels) > 1:
+            pad = step.kernels[0]
+            assert pad.entry == f"{step.name}_0_kernel" and set(pad.writes) <= set(step.kernels[-1].reads)
+            assert step.library.spec["pads_begin"] != [0, 0]
+    k6 = steps["k3_conv"].library
     assert k6.spec["post_ops"][0]["alg"] == "add" and k6.spec["post_ops"][1]["alg"] == "relu"
     assert k6.operands["side0"] == "intermediate[2]" and k6.spec["bias"] is True
     assert k6.spec["x_shape"] == [1, 8, 32, 32] and k6.spec["pads_begin"] == k6.spec["pads_end"] == [1, 1]
-    assert steps["k5_gather"].only_for == "k6_conv" and steps["k9_conv"].library.spec["pads_begin"] == [0, 0]
-    assert {s.name for s in resnet.plan.steps if s.only_for} == {"k0_gather", "k3_gather", "k5_gather",
-                                                                  "k7_gather", "k10_gather"}
+    assert len(steps["k3_conv"].kernels) == 2 and steps["k5_conv"].library.spec["pads_begin"] == [0, 0]
+    padded = {s.name for s in resnet.plan.steps if len(s.kernels) > 1 and s.kind == "conv"}
+    assert padded == {"k0_conv", "k2_conv", "k3_conv", "k4_conv", "k6_conv"}
 
 
 def test_tiny_resnet_arena_reuses_memory_without_overlapping_live_buffers(resnet: CudaModel) -> None:
     plan = resnet.plan
     steps = plan.steps
+    launches = sum(len(s.kernels) for s in steps)
     first: dict[str, int] = {name: -1 for _, name in plan.inputs}
-    last: dict[str, int] = {name: len(steps) for _, name in plan.outputs}
-    for i, step in enumerate(steps):
-        for name in {*step.writes, *step.kernel.writes}:
-            first.setdefault(name, i)
-        for name in {*step.reads, *step.kernel.reads, *step.writes}:
+    last: dict[str, int] = {name: launches for _, name in plan.outputs}
+    i = 0  # launch by launch; a library step's operands live over its whole step
+    for step in steps:
+        begin = i
+        for kernel in step.kernels:
+            for name in kernel.writes:
+                first.setdefault(name, i)
+            for name in {*kernel.reads, *kernel.writes}:
+                if plan.buffers[name].kind != "weight":
+                    last[name] = max(last.get(name, i), i)
+            i += 1
+        if step.library is None:
+            continue
+        for name in step.writes:
+            first[name] = min(first.get(name, begin), begin)
+        for name in {*step.reads, *step.writes}:
             if plan.buffers[name].kind != "weight":
-                last[name] = max(last.get(name, i), i)
+                last[name] = max(last.get(name, i - 1), i - 1)
     lifetimes = [
         Lifetime(n, plan.buffers[n].nbytes, first[n], last[n]) for n in plan.buffers if plan.buffers[n].kind != "weight"
     ]
     assert conflicts(lifetimes, {n: plan.buffers[n].offset for n in first}) == []
     assert plan.arena_bytes == plan.memory["peak_bytes"] < plan.memory["total_bytes"] / 2
-    assert len({b.offset for b in plan.buffers.values() if b.kind == "intermediate"}) < len(plan.steps) - 2
+    assert len({b.offset for b in plan.buffers.values() if b.kind == "intermediate"}) < launches - 2
 
 
 # -- library matching ------------------------------------------------------------------------------
@@ -221,9 +236,9 @@ def test_cuda_library_options_are_validated() -> None:
     with pytest.raises(woodpecker.WoodpeckerError, match="unknown cuda library 'onednn'"):
         _compile(bundled_model_path(), libraries="onednn")
     plain = _compile(bundled_model_path(), libraries="none")
-    assert plain.plan.library_steps() == [] and {c.how for c in plain.selection} == {"only candidate"}
+    assert plain.plan.library_steps() == [] and all(c.how == "only candidate" for c in plain.selection)
     only_cublas = _compile(bundled_model_path(), libraries="cublas")
-    assert [s.name for s in only_cublas.plan.library_steps()] == ["k14_matmul"]
+    assert [s.name for s in only_cublas.plan.library_steps()] == ["k9_matmul"]
 
 
 @no_gpu_only
@@ -234,23 +249,23 @@ def test_measuring_without_a_gpu_fails_clearly() -> None:
 
 def test_recorded_timings_choose_and_are_read_back_without_measuring(resnet: CudaModel, tmp_path: Path) -> None:
     db = str(tmp_path / "records.db")
-    cuts = cuda_kernel_cuts(resnet, "sm_90")
 
     def seconds(task, config) -> float | str:
         impl = config.get("impl", "generated")
-        if "k4_conv" in task.model_kernels:  # our kernel wins this one
+        if "k2_conv" in task.model_kernels:  # our kernel wins this one
             return {"generated": 1e-5, "cudnn": 3e-5}[impl]
-        if "k8_conv" in task.model_kernels and impl == "cudnn":
-            return "cuDNN cannot run kernel k8_conv: no engine"
+        if "k4_conv" in task.model_kernels and impl == "cudnn":
+            return "cuDNN cannot run kernel k4_conv: no engine"
         return {"generated": 5e-5, "cudnn": 2e-5, "cublas": 1e-5}[impl]
 
     runner = RecordedRunner(seconds)
-    measured = cuda_selection(cuts, ("cudnn", "cublas"), "measure", {}, {}, storage=db, runner_factory=lambda: runner)
+    request = PlanRequest(("cudnn", "cublas"), "measure", storage=db)
+    _, measured = plan_kernels(CudaTarget(), lower_model(bundled_model_path()), request, lambda: runner)
     assert runner.calls, "measure mode measures"
-    impls = {name: impl.library.library if impl.library else "generated" for name, impl in measured.impls.items()}
-    assert impls["k4_conv"] == "generated" and impls["k8_conv"] == "generated" and impls["k6_conv"] == "cudnn"
-    assert impls["k14_matmul"] == "cublas"
-    k8 = next(c for c in measured.choices if "k8_conv" in c.kernel_names)
+    impls = {name: d.name if isinstance(d, Library) else "generated" for name, d in measured.decisions.items()}
+    assert impls["k2_conv"] == "generated" and impls["k4_conv"] == "generated" and impls["k3_conv"] == "cudnn"
+    assert impls["k9_matmul"] == "cublas"
+    k8 = next(c for c in measured.choices if "k4_conv" in c.kernel_names)
     assert next(r.error for r in k8.candidates if r.impl == "cudnn").startswith("cuDNN cannot run")
     # compile(select="records") reads the same choices from the storage, measuring nothing
     options = CompileOptions(target="cuda", tuning_db=db, select="records")
@@ -276,12 +291,12 @@ def test_saved_plan_round_trips(resnet: CudaModel, tmp_path: Path) -> None:
     assert [(s.name, s.impl, s.how, s.library) for s in loaded.plan.steps] == [
         (s.name, s.impl, s.how, s.library) for s in resnet.plan.steps
     ]
-    assert all(a.kernel == b.kernel for a, b in zip(loaded.plan.steps, resnet.plan.steps, strict=True))
+    assert all(a.kernels == b.kernels for a, b in zip(loaded.plan.steps, resnet.plan.steps, strict=True))
     np.testing.assert_array_equal(loaded.weight_block, pack_weights(resnet.plan, resnet.weights))
     again = loaded.save(tmp_path / "again")
     assert json.loads((again / "plan.json").read_text()) == data
     summary = loaded.summary()
-    assert summary["implementations"] == {"generated": 12, "cudnn": 6, "cublas": 1}
+    assert summary["implementations"] == {"generated": 4, "cudnn": 6, "cublas": 1}
     assert summary["how"]["heuristic"] == 7
 
 
@@ -294,8 +309,8 @@ def test_loading_a_bad_plan_directory_says_what_is_wrong(resnet: CudaModel, tmp_
     with pytest.raises(PlanError, match="version 99"):
         woodpecker.load(out)
     broken = dict(data)
-    broken["steps"] = [dict(data["steps"][0], kernel=dict(data["steps"][0]["kernel"], args=[
-        {"buffer": "intermediate[999]", "shape": [4], "access": "read"}])), *data["steps"][1:]]
+    broken["steps"] = [dict(data["steps"][0], kernels=[dict(data["steps"][0]["kernels"][0], args=[
+        {"buffer": "intermediate[999]", "shape": [4], "access": "read"}])]), *data["steps"][1:]]
     (out / "plan.json").write_text(json.dumps(broken))
     with pytest.raises(PlanError, match=r"unknown buffer intermediate\[999\]"):
         woodpecker.load(out)
@@ -335,7 +350,7 @@ def test_a_saved_plan_loads_without_mlir_and_running_it_without_a_gpu_says_why(
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "19" and lines[-1] == "[]"
+    assert lines[0] == "11" and lines[-1] == "[]"
     if not HAS_GPU:
         assert lines[1].startswith("CudaUnavailable") and "needs an NVIDIA GPU" in lines[1]
 
@@ -354,10 +369,10 @@ def test_wpk_compile_cuda_without_a_gpu_states_the_heuristic_and_writes_the_plan
                             timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "python")))
     assert result.returncode == 0, result.stderr
     assert "no GPU here" in result.stdout and CUDA_HEURISTIC in result.stdout
-    assert "plan: 19 steps (12 generated, 6 cudnn, 1 cublas)" in result.stdout
+    assert "plan: 11 steps (6 cudnn, 4 generated, 1 cublas)" in result.stdout
     data = json.loads(report.read_text())
-    assert data["mode"] == "heuristic" and data["gpu"].startswith("none") and data["totals"]["signatures"] == 17
-    assert woodpecker.load(out).summary()["steps"] == 19
+    assert data["mode"] == "heuristic" and data["gpu"].startswith("none") and data["totals"]["signatures"] == 11
+    assert woodpecker.load(out).summary()["steps"] == 11
     assert main(["compile", str(bundled_model_path()), "-o", str(tmp_path / "x")]) == 1  # -o is for CUDA plans
 
 
@@ -408,11 +423,15 @@ def _reference(plan: InferencePlan, weights, feeds, generated=()) -> dict[str, n
     for name, buffer in plan.inputs:
         values[buffer] = np.asarray(feeds[name], np.float32)
     for step in plan.steps:
-        if generated is True or step.name in generated:
-            step = Step(step.name, step.kind, step.kernel)
-        value = mix([values[b] for b in step.reads])
-        for b in step.writes:
-            values[b] = np.full(plan.buffers[b].shape, value, np.float32)
+        if step.library is not None and not (generated is True or step.name in generated):
+            value = mix([values[b] for b in step.reads])
+            for b in step.writes:
+                values[b] = np.full(plan.buffers[b].shape, value, np.float32)
+            continue
+        for kernel in step.kernels:  # the generated launches, one after the other
+            value = mix([values[b] for b in kernel.reads])
+            for b in kernel.writes:
+                values[b] = np.full(plan.buffers[b].shape, value, np.float32)
     return {name: values[buffer] for name, buffer in plan.outputs}
 
 
@@ -420,10 +439,10 @@ def _reference(plan: InferencePlan, weights, feeds, generated=()) -> dict[str, n
 def fake(monkeypatch: pytest.MonkeyPatch, resnet: CudaModel):
     driver = FakeDriver()
     monkeypatch.setitem(sys.modules, "cuda.bindings.driver", driver.module())
-    for step in resnet.plan.steps:
-        args = step.kernel.args
-        driver.writes[step.kernel.entry] = {i for i, (_, _, access) in enumerate(args) if access == "write"}
-        driver.param_bytes[step.kernel.entry] = [4 * int(np.prod(shape)) for _, shape, _ in args]
+    for kernel in (k for step in resnet.plan.steps for k in step.kernels):
+        args = kernel.args
+        driver.writes[kernel.entry] = {i for i, (_, _, access) in enumerate(args) if access == "write"}
+        driver.param_bytes[kernel.entry] = [4 * int(np.prod(shape)) for _, shape, _ in args]
     calls: list[FakeCall] = []
 
     def make_call(library, spec, name, context):
@@ -462,14 +481,15 @@ def test_executor_replays_one_cuda_graph_with_copies_only_at_inputs_and_outputs(
         # the weights once, at set-up; then per run one upload per input and one download per output
         assert new.count("cuMemcpyHtoDAsync") == (2 if seed == 0 else 1) and new.count("cuMemcpyDtoHAsync") == 2
         assert new.count("cuGraphLaunch") == 1
-        assert new.count("cuLaunchKernel") == (7 if seed == 0 else 0)  # recorded once, at capture (5 pads skipped)
+        # recorded once, at capture: the 7 launches of the 4 generated steps (cuDNN pads itself)
+        assert new.count("cuLaunchKernel") == (7 if seed == 0 else 0)
     assert fake.calls.count("cuStreamBeginCapture") == 1 and fake.calls.count("cuMemAlloc") == 3  # arena, weights, ws
     executor = runner.executor
     assert executor.describe()["graph"] is True and executor.fallbacks == {}
     expected_order = [
-        s.kernel.entry if s.library is None else s.library.library for s in runner.plan.steps if s.only_for is None
+        name for s in runner.plan.steps for name in ([k.entry for k in s.kernels] if s.library is None
+                                                      else [s.library.library])
     ]
-    assert executor.skipped == [s.name for s in runner.plan.steps if s.only_for]
     assert fake.executed == expected_order * 2
     assert executor.launches.graph_launches == 2 and executor.launches.uploads == 1 + 2
     runner.close()
@@ -505,9 +525,9 @@ def test_a_library_the_host_cannot_run_falls_back_to_the_generated_kernel(
     with executor_module.PlanExecutor(resnet.plan, pack_weights(resnet.plan, resnet.weights)) as ex:
         got = ex.run(feeds)
         assert set(ex.fallbacks) == {s.name for s in resnet.plan.library_steps()}
-        assert "no engine (fake)" in ex.fallbacks["k1_conv"]
-        assert ex.describe()["steps"]["k1_conv"] == "generated (ptx)"
-        assert ex.skipped == [] and len(ex.items) == len(resnet.plan.steps)  # the pads run for the fallbacks
+        assert "no engine (fake)" in ex.fallbacks["k0_conv"]
+        assert ex.describe()["steps"]["k0_conv"] == "generated (ptx, ptx)"  # its pad and its convolution
+        assert len(ex.items) == len(resnet.kernels)  # every generated launch runs, the pads included
     _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
 
 
@@ -581,14 +601,14 @@ def test_tiny_resnet_plan_matches_onnxruntime_on_the_gpu(libraries: str, tmp_pat
 def test_the_cuda_runner_measures_and_verifies_library_candidates(
     fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from woodpecker.gpu.tasks import compile_candidate
     from woodpecker.measure.cuda_runner import CudaRunner
-    from woodpecker.tune.cuda_tasks import compile_candidate
 
-    (cut,) = [c for c in cuda_kernel_cuts(resnet, "sm_90") if c.plan.name == "k6_conv"]
+    (cut,) = [c for c in cuda_kernel_cuts(resnet, "sm_90") if c.name == "k3_conv"]
     task = cut.task
-    (kernel,) = compile_candidate(task, None, "sm_90").kernels
-    fake.writes[kernel.name] = {i for i, a in enumerate(kernel.args) if a.access == "write"}
-    fake.param_bytes[kernel.name] = [a.nbytes for a in kernel.args]
+    for kernel in compile_candidate(task, None, "sm_90").kernels:  # its pad and its convolution
+        fake.writes[kernel.name] = {i for i, a in enumerate(kernel.args) if a.access == "write"}
+        fake.param_bytes[kernel.name] = [a.nbytes for a in kernel.args]
     bound: list[dict[str, int]] = []
 
     def make_call(library, spec, name, context):
@@ -614,6 +634,8 @@ class _StandaloneCall(FakeCall):
     def __init__(self, driver: FakeDriver, spec, library: str, bound: list):
         self.driver, self.library, self.name, self.bound = driver, library, "k0_conv", bound
         self.workspace_bytes = 256
+        # cuDNN pads itself: it computes what the generated kernel's pad launch and conv compute
+        self.pads = any(spec["pads_begin"]) or any(spec["pads_end"])
         shapes = {"x": spec["x_shape"], "w": spec["w_shape"], "y": spec["y_shape"], "bias": [spec["w_shape"][0]]}
         shapes.update({f"side{i}": p["shape"] for i, p in enumerate(spec["post_ops"]) if p["kind"] == "binary"})
         self.sizes = {role: 4 * int(np.prod(shape)) for role, shape in shapes.items()}
@@ -623,7 +645,17 @@ class _StandaloneCall(FakeCall):
         self.bound.append(dict(pointers))
 
     def enqueue(self) -> None:
-        super().enqueue()
+        if not self.pads:
+            super().enqueue()
+        else:
+            reads = [(r, p, self.sizes[r]) for r, p in self.pointers.items() if r != "y"]
+
+            def run() -> None:
+                arrays = [self.driver.region(p, n) for _, p, n in reads]
+                arrays = [np.full(1, mix([a])) if r == "x" else a for (r, _, _), a in zip(reads, arrays, strict=True)]
+                self.driver.region(self.pointers["y"], self.sizes["y"])[:] = mix(arrays)
+
+            self.driver.enqueue(self.stream, self.library, run)
         offset = self.offset
         if offset:
             self.driver.enqueue(self.stream, "corrupt", lambda: self.driver.region(
@@ -636,7 +668,7 @@ class _StandaloneCall(FakeCall):
 
 @pytest.mark.parametrize(
     ("epilogue", "kind"),
-    [("residual_relu", "conv"), ("sigmoid", "conv"), ("relu", "depthwise_conv"), ("tiny_resnet", "k11_conv")],
+    [("residual_relu", "conv"), ("sigmoid", "conv"), ("relu", "depthwise_conv"), ("tiny_resnet", "k6_conv")],
 )
 def test_the_split_epilogue_kernel_computes_the_specs_post_ops(epilogue: str, kind: str) -> None:
     """Its GPU schedule, run on the CPU, equals bias + post-ops (the spec's semantics) in float64:
@@ -647,14 +679,14 @@ def test_the_split_epilogue_kernel_computes_the_specs_post_ops(epilogue: str, ki
 
     if epilogue == "tiny_resnet":  # relu((conv + b) + (shortcut + b_shortcut))
         compiled = _compile(bundled_model_path())
-        (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.plan.name == kind]
+        (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.name == kind]
     else:
         groups = 8 if kind == "depthwise_conv" else 1
         compiled = _compile(conv_model(epilogue, cin=8, cout=8, hw=12, groups=groups))
         (cut,) = [c for c in cuda_kernel_cuts(compiled, "sm_90") if c.task.kind == kind]
-    step = next(s for s in compiled.plan.steps if s.name == cut.plan.name)
+    step = next(s for s in compiled.plan.steps if s.name == cut.name)
     spec, operands = step.library.spec, step.library.operands
-    assert step.library.epilogue is not None and step.library.epilogue.entry == f"{cut.plan.name}_epilogue"
+    assert step.library.epilogue is not None and step.library.epilogue.entry == f"{cut.name}_epilogue"
     epilogue_args = {b for b, _, _ in step.library.epilogue.args}
     assert epilogue_args == {b for role, b in operands.items() if role not in ("x", "w")}
     rng = np.random.default_rng(7)
@@ -694,9 +726,9 @@ def test_where_cudnn_cannot_fuse_the_epilogue_the_plain_call_and_the_epilogue_ke
         split = set(ex.split)
         described = ex.describe()["steps"]
         fallbacks = dict(ex.fallbacks)
-    assert split == {"k1_conv", "k4_conv", "k6_conv", "k8_conv", "k11_conv"}
-    assert described["k6_conv"] == "cudnn + generated epilogue" and described["k9_conv"] == "cudnn"
-    assert set(fallbacks) == {"k14_matmul"}  # cuBLASLt's bias has no epilogue kernel: generated
+    assert split == {"k0_conv", "k2_conv", "k3_conv", "k4_conv", "k6_conv"}
+    assert described["k3_conv"] == "cudnn + generated epilogue" and described["k5_conv"] == "cudnn"
+    assert set(fallbacks) == {"k9_matmul"}  # cuBLASLt's bias has no epilogue kernel: generated
     # the reference: the plain call writes mix(x, w); the epilogue kernel then mixes y with its inputs
     values = {b.name: np.asarray(w, np.float32) for b, w in zip(plan.weights, resnet.weights, strict=True)}
     values.update({buffer: feeds[name] for name, buffer in plan.inputs})
@@ -707,35 +739,44 @@ def test_where_cudnn_cannot_fuse_the_epilogue_the_plain_call_and_the_epilogue_ke
             values[y] = np.full(plan.buffers[y].shape, mix([values[ops["x"]], values[ops["w"]]]), np.float32)
             reads = [b for b, _, a in step.library.epilogue.args if a == "read"]
             values[y] = np.full(plan.buffers[y].shape, mix([values[b] for b in reads]), np.float32)
-        else:
+        elif step.library is not None and step.name not in fallbacks:
             value = mix([values[b] for b in step.reads])
             for b in step.writes:
                 values[b] = np.full(plan.buffers[b].shape, value, np.float32)
+        else:
+            for kernel in step.kernels:
+                value = mix([values[b] for b in kernel.reads])
+                for b in kernel.writes:
+                    values[b] = np.full(plan.buffers[b].shape, value, np.float32)
     _check_outputs([got[n] for n in resnet.output_names], [values[b] for _, b in plan.outputs])
 
 
-def test_a_library_call_refused_at_bind_time_gets_its_generated_kernel_and_its_pad_back(
+def test_a_library_call_refused_at_bind_time_gets_its_generated_kernels_back(
     fake: FakeDriver, resnet: CudaModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make = executor_module.make_call
 
     def make_call(library, spec, name, context):
         call = make(library, spec, name, context)
-        if name == "k6_conv":
+        if name == "k3_conv":
             def refuse(pointers, workspace):
-                raise LibraryUnavailable("cuDNN cannot run kernel k6_conv: misaligned operand (fake)")
+                raise LibraryUnavailable("cuDNN cannot run kernel k3_conv: misaligned operand (fake)")
 
             call.bind = refuse
         return call
 
     monkeypatch.setattr(executor_module, "make_call", make_call)
     feeds = _feeds(resnet, 6)
-    expected = _reference(resnet.plan, resnet.weights, feeds, generated={"k6_conv"})
+    expected = _reference(resnet.plan, resnet.weights, feeds, generated={"k3_conv"})
     with executor_module.PlanExecutor(resnet.plan, pack_weights(resnet.plan, resnet.weights)) as ex:
         got = ex.run(feeds)
-        assert set(ex.fallbacks) == {"k6_conv"} and "misaligned" in ex.fallbacks["k6_conv"]
-        assert "k5_gather" not in ex.skipped and "k3_gather" in ex.skipped
-        assert [i.step for i in ex.items] == [s.name for s in resnet.plan.steps if s.name not in ex.skipped]
+        assert set(ex.fallbacks) == {"k3_conv"} and "misaligned" in ex.fallbacks["k3_conv"]
+        # k3 runs its generated launches (its pad and its convolution); the other library steps one call each
+        expected_items = [
+            name for s in resnet.plan.steps for name in ([s.name] * (len(s.kernels) if s.library is None
+                                                                      or s.name == "k3_conv" else 1))
+        ]
+        assert [i.step for i in ex.items] == expected_items
     _check_outputs([got[n] for n in resnet.output_names], [expected[n] for n in resnet.output_names])
 
 

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from woodpecker.cli import measure as measure_cli
 from woodpecker.compiler import compile
 from woodpecker.gpu.arch import ARCHS
 from woodpecker.gpu.model import CudaModel
+from woodpecker.gpu.tasks import compile_candidate, cuda_tasks, space_for, task_weights
 from woodpecker.kernels.task import KernelTask, MeasureResult, unique_tasks
 from woodpecker.measure import batch as batch_mod
 from woodpecker.measure.batch import (
@@ -48,7 +50,6 @@ from woodpecker.models import bundled_model_path
 from woodpecker.runtime.cuda import launch
 from woodpecker.runtime.cuda.launch import build_kernel_params, cuda_available, param_layout
 from woodpecker.schedule import InvalidConfigError
-from woodpecker.tune.cuda_tasks import compile_candidate, cuda_tasks, space_for, task_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARCH = "sm_90"
@@ -479,14 +480,17 @@ def _ptx_params(ptx: str, entry: str) -> list[int]:
 def test_kernel_params_match_the_ptx_param_lists(saved: Path, tasks: list[KernelTask]) -> None:
     manifest = json.loads((saved / "manifest.json").read_text())
     kernels = [(k, (saved / k["ptx"]).read_text()) for k in manifest["kernels"]]
-    # Kernels of non-default schedules too (promoted to shared memory, reduction tiles).
-    for name in ("k1_conv", "k11_conv", "k14_matmul"):
+    # Kernels of non-default schedules too (promoted to shared memory, reduction tiles): every
+    # launch of each candidate (a convolution's padding gather and the convolution).
+    extra = 0
+    for name in ("k0_conv", "k6_conv", "k9_matmul"):
         task = _task(tasks, name)
         model = compile_candidate(task, _other_configs(task, 1)[0], ARCH)
         out = model.save_kernels(saved.parent / f"cand_{name}")
-        k = json.loads((out / "manifest.json").read_text())["kernels"][0]
-        kernels.append((k, (out / k["ptx"]).read_text()))
-    assert len(kernels) == len(manifest["kernels"]) + 3
+        for k in json.loads((out / "manifest.json").read_text())["kernels"]:
+            kernels.append((k, (out / k["ptx"]).read_text()))
+            extra += 1
+    assert extra >= 3 and len(kernels) == len(manifest["kernels"]) + extra
     for kernel, ptx in kernels:
         ptx_sizes = _ptx_params(ptx, kernel["entry"])
         pointers = [0x7F0000000000 + 0x100000 * i for i in range(len(kernel["args"]))]
@@ -522,34 +526,55 @@ def test_cubin_compatibility() -> None:
 
 
 def test_cuda_tasks_of_the_tiny_resnet(resnet: CudaModel, tasks: list[KernelTask]) -> None:
-    functions = [k.function for k in resnet.kernels]
-    assert len(tasks) == len(functions)
-    for task, function in zip(tasks, functions, strict=True):
-        assert function in task.model_kernels
+    kernels = [step.name for step in resnet.plan.steps]  # the model kernels, in launch order
+    assert kernels == list(dict.fromkeys(k.model_kernel for k in resnet.kernels))
+    assert len(tasks) == len(kernels) < len(resnet.kernels)  # some kernels have several launches
+    for task, name in zip(tasks, kernels, strict=True):
+        assert name in task.model_kernels
         assert task.target == "cuda" and task.device == "Test GPU"
         assert task.kernel_name == f"k0_{task.kind}" and task.template.startswith("cuda.")
         assert task.key.startswith(f"cuda.{task.kind}.{'x'.join(map(str, task.output_shape))}.{ARCH}.")
         assert "func.func @main(" in task.module_text
         assert len(task.arg_shapes) - task.num_weights >= 1 or task.kind == "elementwise"
-    # The three identical pads (gathers) between the residual blocks share one task.
-    gathers = [t for t, f in zip(tasks, functions, strict=True) if f in ("k3_gather", "k5_gather", "k7_gather")]
-    assert len({t.key for t in gathers}) == 1 and gathers[0] is gathers[1] is gathers[2]
-    assert gathers[0].model_kernels == ("k3_gather", "k5_gather", "k7_gather")
-    # Different problems (or epilogues: k4 has no residual input, k6 has) have different keys.
-    assert _task(tasks, "k4_conv").key != _task(tasks, "k6_conv").key
-    assert _task(tasks, "k15_reduction").key != _task(tasks, "k17_reduction").key  # max vs sum
+    # Different problems (or epilogues: k2 has no residual input, k3 has) have different keys.
+    assert _task(tasks, "k2_conv").key != _task(tasks, "k3_conv").key
+    # The softmax is one kernel of four launches (max, exp, sum, divide), the average pool another.
+    softmax = _task(tasks, "k10_reduction")
+    assert softmax.description.endswith("+3 launches") and softmax.key != _task(tasks, "k8_reduction").key
     distinct = unique_tasks(tasks)
-    assert len(distinct) == len({t.key for t in tasks}) == len(tasks) - 2
-    assert sorted(k for t in distinct for k in t.model_kernels) == sorted(functions)
-    conv = _task(tasks, "k1_conv")
-    assert conv.description == "conv 1x3x66x66 * 8x3x3x3 -> 1x8x64x64 +epilogue(8)"
-    assert _task(tasks, "k6_conv").description == "conv 1x8x34x34 * 8x8x3x3 -> 1x8x32x32 +epilogue(1x8x32x32, 8)"
+    assert len(distinct) == len({t.key for t in tasks}) == len(tasks)
+    assert sorted(k for t in distinct for k in t.model_kernels) == sorted(kernels)
+    conv = _task(tasks, "k0_conv")  # its padding gather and the convolution
+    assert conv.description == "conv 1x3x66x66 * 8x3x3x3 -> 1x8x64x64 +epilogue(8) +1 launch"
+    assert _task(tasks, "k3_conv").description == (
+        "conv 1x8x34x34 * 8x8x3x3 -> 1x8x32x32 +epilogue(1x8x32x32, 8) +1 launch"
+    )
     assert conv.flops == 2 * 8 * 64 * 64 * 3 * 3 * 3 and conv.num_weights == 2
+    assert conv.arg_shapes[0] == (1, 3, 64, 64)  # the unpadded input: the kernel pads it
     # The same keys from the module's text, and the device is part of the key.
     again = cuda_tasks(str(resnet.linalg), ARCH, "Test GPU", num_inputs=1)
     assert [t.key for t in again] == [t.key for t in tasks]
     other = cuda_tasks(resnet, ARCH, "Other GPU")
     assert not {t.key for t in other} & {t.key for t in tasks}
+
+
+def test_identical_cuda_kernels_share_one_task() -> None:
+    """Two identical convolutions (with their pads) are one task standing for both kernels."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "twins", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 8, 16, 16))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 8, 16, 16))], [numpy_helper.from_array(w, "w")],
+    )
+    model = compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), target="cuda", arch=ARCH)
+    first, second = cuda_tasks(model, ARCH)
+    assert first is second and first.model_kernels == ("k0_conv", "k1_conv")
 
 
 def test_task_spaces_have_valid_defaults(resnet: CudaModel, tasks: list[KernelTask]) -> None:
@@ -565,22 +590,24 @@ def test_task_spaces_have_valid_defaults(resnet: CudaModel, tasks: list[KernelTa
 
 
 def test_compile_candidate_compiles_only_that_kernel(tasks: list[KernelTask]) -> None:
-    task = _task(tasks, "k1_conv")
+    task = _task(tasks, "k0_conv")
     config = _other_configs(task, 1, seed=3)[0]
     model = compile_candidate(task, config, ARCH)
-    (kernel,) = model.kernels
-    assert kernel.function == "k0_conv" and kernel.name == "k0_conv_kernel"
+    pad, kernel = model.kernels  # the kernel's padding gather and its convolution
+    assert [k.function for k in model.kernels] == ["k0_conv_0", "k0_conv"] and kernel.name == "k0_conv_kernel"
+    assert {k.model_kernel for k in model.kernels} == {"k0_conv"} and pad.kind == "gather"
     assert f".entry {kernel.name}(" in kernel.ptx
     assert kernel.config.launch_shape(kernel.problem, ARCH).grid == kernel.grid
     assert model.input_names == ["x0"] and model.output_names == ["y"]
     assert [w.shape for w in model.weights] == [s for s in task.arg_shapes[1:]]
     assert all(np.array_equal(a, b) for a, b in zip(model.weights, task_weights(task), strict=True))
-    # The cut kernel computes the model's conv + bias + ReLU (its schedule run on the CPU).
+    # The cut kernel computes the model's pad + conv + bias + ReLU (its schedules run on the CPU).
     x = np.random.default_rng(5).standard_normal(task.arg_shapes[0]).astype(np.float32)
     (got,) = model.emulate({"x0": x})
     w = next(a for a in model.weights if a.ndim == 4).astype(np.float64)
     b = next(a for a in model.weights if a.ndim == 1).astype(np.float64)
-    windows = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), (3, 3), axis=(2, 3))
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))
     expected = np.maximum(np.einsum("nchwij,fcij->nfhw", windows, w) + b[None, :, None, None], 0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(InvalidConfigError, match="thread_tile"):
@@ -592,7 +619,7 @@ def test_compile_candidate_compiles_only_that_kernel(tasks: list[KernelTask]) ->
 
 @pytest.fixture(scope="module")
 def conv_batch_configs(tasks: list[KernelTask]) -> tuple[KernelTask, list[dict]]:
-    task = _task(tasks, "k4_conv")
+    task = _task(tasks, "k2_conv")
     space = space_for(task, ARCH)
     return task, [dict(space.default), *_other_configs(task, 2)]
 
@@ -621,11 +648,10 @@ def test_export_and_read_a_batch(conv_batch_configs, tmp_path: Path) -> None:
         if cand.dir is None:
             continue
         model = CudaModel.load_kernels(batch.model_dir(cand))
-        assert len(model.kernels) == 1 and model.kernels[0].function == task.kernel_name
+        assert {k.model_kernel for k in model.kernels} == {task.kernel_name}
         manifest = json.loads((batch.model_dir(cand) / "manifest.json").read_text())
-        assert batch_mod.config_from_json(manifest["kernels"][0]["config"]) == space_for(task, ARCH).validate(
-            cand.config
-        )
+        (main,) = [k for k in manifest["kernels"] if k["function"] == task.kernel_name]
+        assert batch_mod.config_from_json(main["config"]) == space_for(task, ARCH).validate(cand.config)
         assert cand.compile_seconds > 0
     # Identical weights are stored once (hard links).
     first, other = root / "cand_10" / "weight_0.npy", root / "cand_13" / "weight_0.npy"
@@ -925,7 +951,7 @@ def test_gpu_tiny_resnet_matches_the_emulation(tmp_path: Path) -> None:
 def test_gpu_cuda_runner_measures_the_default_and_two_configs() -> None:
     arch = _device_arch()
     model = compile(bundled_model_path(), target="cuda", arch=arch)
-    task = _task(cuda_tasks(model, arch), "k11_conv")
+    task = _task(cuda_tasks(model, arch), "k6_conv")
     space = space_for(task, arch)
     rng = random.Random(1)
     configs = [dict(space.default)]
@@ -945,7 +971,7 @@ def test_gpu_cuda_runner_measures_the_default_and_two_configs() -> None:
 def test_gpu_measure_batch_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     arch = _device_arch()
     model = compile(bundled_model_path(), target="cuda", arch=arch)
-    task = _task(cuda_tasks(model, arch), "k1_conv")
+    task = _task(cuda_tasks(model, arch), "k0_conv")
     space = space_for(task, arch)
     configs = [dict(space.default), space.sample(random.Random(2))]
     root = export_candidates(task, configs, tmp_path / "b", arch)

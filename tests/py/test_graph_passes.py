@@ -34,7 +34,7 @@ from woodpecker.graph.fold_batchnorm import fold_batchnorm
 from woodpecker.graph.fold_constants import fold_constants
 from woodpecker.graph.fuse import fuse
 from woodpecker.models import tiny_resnet
-from woodpecker.schedule import CpuTarget, apply_schedules
+from woodpecker.schedule import CpuMachine, apply_schedules
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -299,7 +299,7 @@ def _compile_and_run(model: onnx.ModelProto, opt_level: int, feeds: dict[str, np
         for line in seen["ir"].splitlines()
         if '"wpk.' in line and not any(f'"{d}"' in line for d in DATA_OPS)
     )
-    assert len(kernels) == compiled.stats.num_kernels
+    assert len(kernels) == compiled.stats.num_graph_ops
     return Compiled(compiled.run(None, feeds), kernels, seen["ir"], compiled.stats.num_ops_before)
 
 
@@ -603,7 +603,7 @@ def test_fused_conv_and_epilogue_share_one_parallel_loop_nest() -> None:
             return
         generics = [op for op in module.body.operations[0].regions[0].blocks[0].operations if "linalg." in op.name]
         seen["linalg"] = " ".join(op.name for op in generics)
-        apply_schedules(module, {"conv": {"parallel": True}}, CpuTarget(threads=2))
+        apply_schedules(module, {"conv": {"parallel": True}}, CpuMachine(threads=2))
         PassManager.parse("builtin.module(canonicalize,cse)", context=module.context).run(module.operation)
         body = module.body.operations[0].regions[0].blocks[0].operations
         seen["top"] = " ".join(op.name for op in body)

@@ -366,9 +366,9 @@ def _scheduled_ir(case: Case, parallel: bool, schedules: dict | None = None) -> 
 
     def on_stage(stage: str, module: ir.Module) -> None:
         if stage == "linalg":
-            from woodpecker.schedule import CpuTarget, apply_schedules
+            from woodpecker.schedule import CpuMachine, apply_schedules
 
-            apply_schedules(module, schedules, CpuTarget(threads=2 if parallel else 1))
+            apply_schedules(module, schedules, CpuMachine(threads=2 if parallel else 1))
             seen["ir"] = str(module)
             raise Stop
 

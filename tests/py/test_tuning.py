@@ -25,12 +25,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from woodpecker import compile as wpk_compile
-from woodpecker.compiler import CompileOptions, lower_model
+from woodpecker.compiler import CompileOptions
+from woodpecker.frontend import lower_model
 from woodpecker.kernels.task import unique_tasks
 from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
 from woodpecker.measure.recorded import CachedRunner, RecordedRunner
-from woodpecker.schedule.target import CpuTarget
-from woodpecker.tune.extract import cpu_tasks
+from woodpecker.schedule.target import CpuMachine
+from woodpecker.schedule.tasks import cpu_tasks
 from woodpecker.tune.params import config_key
 from woodpecker.tune.records import best_records
 from woodpecker.tune.storage import normalize_url, open_storage
@@ -83,9 +84,9 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def extracted(model_path: Path):
-    lowered = lower_model(str(model_path), CompileOptions())
+    lowered = lower_model(str(model_path))
     with lowered.imported.context:
-        return cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=2))
+        return cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=2))
 
 
 def _conv_task(extracted, out_channels: int = 8, kernel: int = 3):
@@ -112,19 +113,20 @@ def test_identical_layers_share_a_signature(extracted) -> None:
 
 
 def test_signature_depends_on_the_device(model_path: Path) -> None:
-    lowered = lower_model(str(model_path), CompileOptions())
+    lowered = lower_model(str(model_path))
     with lowered.imported.context:
-        one = cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=1))
-        two = cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=2))
+        one = cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=1))
+        two = cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=2))
     assert [e.task.device for e in one] != [e.task.device for e in two]
     assert {e.task.key for e in one}.isdisjoint({e.task.key for e in two})
 
 
 def test_standalone_kernel_matches_numpy(extracted) -> None:
-    """The cut-out conv (input padded outside it) computes conv + bias + relu of its arguments."""
+    """The cut-out conv kernel (its padding copies included) computes pad + conv + bias + relu
+    of its arguments."""
     item = _conv_task(extracted)
     task = item.task
-    assert task.arg_shapes[0] == (1, 8, 18, 18)  # the padded input is an argument
+    assert task.arg_shapes[0] == (1, 8, 16, 16)  # the unpadded input is the argument: the kernel pads it
     assert task.num_weights == 2 and task.arg_shapes[-2:] == ((8, 8, 3, 3), (8,))
     runner = InProcessCpuRunner(FAST)
     result = runner.measure(task, [item.space.default])[0]
@@ -132,7 +134,7 @@ def test_standalone_kernel_matches_numpy(extracted) -> None:
     from woodpecker.measure.cpu_runner import task_arrays
 
     (x,), (w, b) = task_arrays(task, FAST.seed)
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    x64, w64 = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1))), w.astype(np.float64)
     windows = np.lib.stride_tricks.sliding_window_view(x64[0], (3, 3), axis=(1, 2))  # c, 16, 16, 3, 3
     expected = np.maximum(np.einsum("chwij,fcij->fhw", windows, w64) + b[:, None, None], 0.0)[None]
     got = runner._tasks[task.key].reference
@@ -367,12 +369,12 @@ def test_tune_then_compile_uses_the_records(strategy: str, model_path: Path, tmp
     assert plain.stats.tuned_kernels == 0
     assert tuned.stats.tuned_kernels == sum(len(r.task.model_kernels) for r in results)
     by_key = {r.task.key: r.best_config for r in results}
-    lowered = lower_model(str(model_path), CompileOptions())
+    lowered = lower_model(str(model_path))
     with lowered.imported.context:
         names = {
             e.kernel_name: e.task.key
             for e in cpu_tasks(
-                lowered.module, len(lowered.weights), CpuTarget.host(threads=FAST.threads or os.cpu_count())
+                lowered.module, len(lowered.weights), CpuMachine.host(threads=FAST.threads or os.cpu_count())
             )
         }
     applied = {s.kernel.name: s.config for s in tuned.executable.schedules}
@@ -518,12 +520,16 @@ def test_two_workers_share_a_journal(model_path: Path, tmp_path: Path) -> None:
 
 
 def test_infinite_outputs_are_not_failures(tmp_path: Path) -> None:
-    """A max pool's padding is filled with -inf: a legitimate output, equal across configurations."""
+    """A padding with -inf (what a max pool pads with): a legitimate output, equal across
+    configurations."""
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64), "pads")
+    value = numpy_helper.from_array(np.array(-np.inf, dtype=np.float32), "value")
     graph = helper.make_graph(
-        [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
-        "pool",
+        [helper.make_node("Pad", ["x", "pads", "value"], ["y"], mode="constant")],
+        "pad",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 8, 16, 16))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 8, 8, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 8, 18, 18))],
+        [pads, value],
     )
     path = tmp_path / "pool.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,12 +19,13 @@ from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
+from woodpecker.kernels.decision import Decision, split_decisions
 from woodpecker.libs.emit import LibraryKernel, library_paths
-from woodpecker.libs.replace import rename_configs, replace_library_kernels, split_configs
+from woodpecker.libs.match import LIBRARIES
+from woodpecker.libs.replace import replace_library_kernels
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
-from woodpecker.schedule.kernels import KINDS
 from woodpecker.schedule.packing import PackedWeight, prepack_weights
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 
 
 @dataclass
@@ -35,6 +36,7 @@ class CpuOptions:
     parallel: bool = True
     threads: int | None = None  # None: every core this process may run on
     # Schedule configurations by kernel name (`k3_conv`) or kind (`conv`); others: defaults.
+    # `{"impl": "onednn"}` (or a `Library`) asks for a library call instead.
     schedules: ConfigMap | None = None
 
 
@@ -53,6 +55,12 @@ class CpuExecutable:
     _main: Callable | None = None  # the JIT-ed entry point, looked up once
     # Library calls in the code (woodpecker.libs): their objects live as long as the code.
     libraries: list[LibraryKernel] = field(default_factory=list)
+
+    def kernel_names(self) -> list[str]:
+        """The model kernels of the code, in program order: library calls and scheduled ones."""
+        names = [kernel.kernel_name for kernel in self.libraries]
+        names += [s.kernel.model_kernel or s.kernel.name for s in self.schedules]
+        return list(dict.fromkeys(names))
 
     def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Fixes the trailing weight arguments (kept alive for the executable's life)."""
@@ -135,13 +143,15 @@ def compile_cpu(
     options: CpuOptions | None = None,
     num_weights: int = 0,
     weights: Sequence[np.ndarray] | None = None,
+    decisions: Mapping[str, Decision] | None = None,
 ) -> CpuExecutable:
     """Lowers `module` (linalg on tensors, `@main` with tensor results) and JIT-compiles it.
 
     The last `num_weights` arguments of `@main` are weights: layout changes the schedules
-    want for them (packed B panels) are done once, by `bind_weights`. A kernel configured as
-    `{"impl": "onednn" | "blas"}` becomes a library call (woodpecker.libs), which bakes in its
-    weights: then `weights` (the arrays of those arguments) must be given.
+    want for them (packed B panels) are done once, by `bind_weights`. `decisions` (by model
+    kernel name, what the selection chose) and `options.schedules` (by name or kind, what the
+    caller configured; they win) say per kernel: a `Generated` configuration, or a `Library`
+    call (woodpecker.libs), which bakes in its weights: then `weights` must be given.
     """
     options = options or CpuOptions()
     omp = openmp_runtime() if options.parallel else None
@@ -149,12 +159,15 @@ def compile_cpu(
     fn = main_func(module)
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
-    target = CpuTarget.host(threads=thread_count(options.threads, parallel))
-    library_choices, configs = split_configs(options.schedules)
+    target = CpuMachine.host(threads=thread_count(options.threads, parallel))
+    try:
+        calls, configs = split_decisions({**dict(decisions or {}), **dict(options.schedules or {})}, LIBRARIES)
+    except ValueError as err:
+        raise CompilationError(str(err)) from None
     libraries: list[LibraryKernel] = []
-    if library_choices:
-        libraries, renaming = replace_library_kernels(module, library_choices, weights, num_weights, target.threads)
-        configs = rename_configs(configs, renaming, KINDS)
+    if calls:
+        libraries = replace_library_kernels(module, calls, weights, num_weights, target.threads)
+        configs = {name: config for name, config in configs.items() if name not in calls}
     schedules = apply_schedules(module, configs, target)
     first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
     packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}

@@ -19,7 +19,7 @@ def _default_select(args: argparse.Namespace) -> str:
     if args.target != "cuda":
         return "measure"
     from woodpecker.runtime.cuda.launch import cuda_status
-    from woodpecker.select.cuda_plan import CUDA_HEURISTIC
+    from woodpecker.targets.cuda import CUDA_HEURISTIC
 
     reason = cuda_status()
     if reason is None:
@@ -57,11 +57,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(format_table(compiled.selection))
         heuristic = [c for c in compiled.selection if c.how == "heuristic"]
         if heuristic:
-            if args.target == "cuda":
-                from woodpecker.select.cuda_plan import CUDA_HEURISTIC as HEURISTIC
-            else:
-                from woodpecker.select.selection import HEURISTIC
-            print(f"{len(heuristic)} kernel signatures chosen by the heuristic, not measured: {HEURISTIC} "
+            from woodpecker.compiler import target_class
+
+            rule = target_class(args.target).heuristic_text
+            print(f"{len(heuristic)} kernel signatures chosen by the heuristic, not measured: {rule} "
                   "(--select measure measures them)")
     if args.target == "cuda":
         plan = compiled.plan

@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = woodpecker.CompileOptions(opt_level=args.opt_level, use_tuning_records=not args.no_records,
                                         tuning_db=args.db, libraries=args.libraries, select=args.select)
     if args.schedule:
-        from woodpecker.schedule.schedule_pass import load_request
+        from woodpecker.targets.schedule_pass import load_request
 
         request = load_request(args.schedule)
         if request.target != "cpu":
@@ -76,17 +76,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def write_selection_report(path: str, compiled, model_path: Path, options) -> None:
-    from woodpecker.backend.cpu import thread_count
     from woodpecker.select.report import selection_report, write_report
-    from woodpecker.tune.extract import cpu_device
+    from woodpecker.targets.cpu import CpuTarget
 
+    target = CpuTarget(options.cpu)
     report = selection_report(
         compiled.selection,
+        heuristic=target.heuristic_text,
         model=str(model_path),
         target="cpu",
         libraries=options.libraries,
         select=options.select,
-        device=cpu_device(thread_count(options.cpu.threads, options.cpu.parallel)),
+        device=target.device,
     )
     write_report(path, report)
     print(f"wrote the selection report {path}")

@@ -5,11 +5,9 @@ fill, contraction and epilogue that write its output), schedules each with the t
 dialect (blocks, threads, reduction tiles, shared memory; knobs in `GpuConfig`), lowers them
 through bufferization, `gpu.launch`, outlining and NVVM, and returns a `GpuProgram`: PTX per
 kernel with grid, block, dynamic shared memory and argument list, plus the buffer plan.
-`gpu_search_space` describes a kernel's configurations as a `SearchSpace`; `compile_cuda` (or
-`woodpecker.compile(model, target="cuda")`) compiles a whole ONNX model into a `CudaModel`.
-
-The names are imported lazily: `woodpecker.runtime.cuda.launch` (running saved kernels with cuda-python)
-must load on a GPU host without MLIR.
+`gpu_search_space` describes a kernel's configurations as a `SearchSpace`;
+`woodpecker.compile(model, target="cuda")` (through `woodpecker.targets.cuda`) compiles a whole
+ONNX model into a `CudaModel`. Running plans and kernels needs no MLIR: `woodpecker.runtime.cuda`.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ _EXPORTS = {
     "KernelProblem": "woodpecker.gpu.config",
     "default_config": "woodpecker.gpu.config",
     "CudaModel": "woodpecker.gpu.model",
-    "compile_cuda": "woodpecker.gpu.model",
     "CALLING_CONVENTION": "woodpecker.gpu.program",
     "BufferRef": "woodpecker.gpu.program",
     "GpuKernel": "woodpecker.gpu.program",

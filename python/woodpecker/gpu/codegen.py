@@ -35,7 +35,7 @@ from woodpecker.gpu.program import GpuKernel, GpuProgram, KernelArg
 from woodpecker.gpu.ptxas import assemble_all, find_ptxas
 from woodpecker.gpu.schedule import apply_script, map_to_gpu_script, schedule
 from woodpecker.gpu.space import config_from_knobs, gpu_search_space
-from woodpecker.schedule.space import SearchSpace
+from woodpecker.kernels.space import SearchSpace
 
 Assembler = Literal["ptxas", "mlir"]
 
@@ -53,9 +53,11 @@ which is checked against the kernel's search space (`InvalidConfigError`) before
 
 
 def choose_config(plan: KernelPlan, configs: Mapping[str, ConfigSpec] | None, arch: GpuArch) -> ScheduledKernel:
-    """The config for `plan`: by kernel name, else by kind, else the default; validated."""
+    """The config for launch `plan`: its model kernel's for the main launch (or the launch's own
+    name), else by kind, else the default; validated."""
     configs = configs or {}
-    spec = configs.get(plan.name) or configs.get(plan.kind)
+    spec = configs.get(plan.model_kernel) if plan.is_main else None
+    spec = spec or configs.get(plan.name) or configs.get(plan.kind)
     if spec is None:
         config = default_config(plan.problem, arch)
     elif isinstance(spec, GpuConfig):
@@ -79,9 +81,10 @@ def plan_kernels(
     work = clone_module(module)
     prepare(work)
     parts = partition(work, num_inputs)
-    unknown = set(configs or {}) - {p.name for p in parts.kernels} - set(KINDS)
+    known = {p.name for p in parts.kernels} | {p.model_kernel for p in parts.kernels} | set(KINDS)
+    unknown = set(configs or {}) - known
     if unknown:
-        names = [p.name for p in parts.kernels]
+        names = list(parts.model_kernels())
         raise ValueError(
             f"configs name no kernel of this model and no kernel kind: {sorted(unknown)} "
             f"(kinds: {', '.join(KINDS)}; kernels: {', '.join(names)})"
@@ -286,6 +289,7 @@ def _launches(device: ir.Module, scheduled: list[ScheduledKernel]) -> list[GpuKe
                 problem=plan.problem,
                 ops=list(plan.ops),
                 function=plan.name,
+                model_kernel=plan.model_kernel,
             )
         )
     for fn in functions.values():

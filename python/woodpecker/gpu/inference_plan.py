@@ -4,8 +4,9 @@
 input/weight/output/intermediate buffers) and the per-kernel choice of implementation into a
 `woodpecker.runtime.cuda.plan.InferencePlan`:
 
-* one step per kernel; a kernel whose choice is a library call gets a `LibraryStep` whose
-  operands are the kernel's own buffers (the generated kernel stays as its fallback);
+* one step per model kernel, with its launches (`GpuKernel.model_kernel`); a kernel whose
+  choice is a library call gets a `LibraryStep` whose operands are the kernel's own buffers (its
+  generated launches stay as its fallback);
 * each activation buffer's lifetime runs from the step that writes it to the last step that
   reads it (a library step and its fallback kernel both count, so that either may run), graph
   inputs from before the first step, graph outputs to after the last; `plan_memory` places
@@ -19,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from woodpecker.gpu.partition import KIND_PRIORITY
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram
 from woodpecker.gpu.space import knobs_from_config
 from woodpecker.runtime.cuda.plan import InferencePlan, KernelLaunch, LibraryStep, PlanBuffer, PlanError, Step
@@ -27,11 +29,10 @@ from woodpecker.runtime.memory import Lifetime, align, conflicts, plan_memory
 
 @dataclass(frozen=True)
 class KernelImpl:
-    """The implementation chosen for one kernel (by its function name, `k3_conv`)."""
+    """The implementation chosen for one model kernel (by its name, `k3_conv`)."""
 
-    library: LibraryStep | None = None  # None: the generated kernel
+    library: LibraryStep | None = None  # None: the generated kernels
     how: str = "only candidate"
-    only_for: str | None = None  # a pad that library step `only_for` does itself (see Step)
 
 
 def kernel_launch(
@@ -53,15 +54,36 @@ def kernel_launch(
 
 
 def _lifetimes(program: GpuProgram, steps: Sequence[Step]) -> list[Lifetime]:
+    """Buffer lifetimes over the launches: a step's generated kernels run one after the other
+    (a padding gather's output is dead once the convolution read it); its library call, which
+    may run instead, keeps its operands live over the whole step."""
     first: dict[str, int] = {}
     last: dict[str, int] = {}
-    for position, step in enumerate(steps):
-        for name in {*step.writes, *step.kernel.writes}:
-            first.setdefault(name, position)
-            last[name] = max(last.get(name, position), position)
-        for name in {*step.reads, *step.kernel.reads}:
-            last[name] = max(last.get(name, position), position)
-    end = len(steps)
+
+    def write(name: str, position: int) -> None:
+        first[name] = min(first.get(name, position), position)
+        last[name] = max(last.get(name, position), position)
+
+    def read(name: str, position: int) -> None:
+        last[name] = max(last.get(name, position), position)
+
+    position = 0
+    for step in steps:
+        begin = position
+        for kernel in step.kernels:
+            for name in kernel.writes:
+                write(name, position)
+            for name in kernel.reads:
+                read(name, position)
+            position += 1
+        end_of_step = position - 1
+        if step.library is not None:
+            for name in step.writes:
+                write(name, begin)
+                read(name, end_of_step)
+            for name in step.reads:
+                read(name, end_of_step)
+    end = position
     lifetimes = []
     groups = {"input": program.inputs, "output": program.outputs}
     for kind, shapes in groups.items():
@@ -90,10 +112,15 @@ def build_inference_plan(
     """The plan for `program` with `impls` (kernel function -> implementation; missing: the
     generated kernel). Raises PlanError when the program's buffers are inconsistent."""
     impls = impls or {}
-    steps = []
+    steps: list[Step] = []
     for kernel in program.kernels:
-        impl = impls.get(kernel.function, KernelImpl())
-        steps.append(Step(kernel.function, kernel.kind, kernel_launch(kernel), impl.library, impl.how, impl.only_for))
+        name = kernel.model_kernel or kernel.function
+        if not steps or steps[-1].name != name:
+            impl = impls.get(name, KernelImpl())
+            steps.append(Step(name, kernel.kind, [], impl.library, impl.how))
+        steps[-1].kernels.append(kernel_launch(kernel))
+        if KIND_PRIORITY.index(kernel.kind) < KIND_PRIORITY.index(steps[-1].kind):
+            steps[-1].kind = kernel.kind
     lifetimes = _lifetimes(program, steps)
     memory = plan_memory(lifetimes)
     found = conflicts(lifetimes, memory.offsets)

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from mlir import ir
 
 from woodpecker.errors import CompilationError
@@ -44,12 +43,11 @@ from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram, KernelArg, KernelResources
 from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
 from woodpecker.importer import ImportedModel
+from woodpecker.kernels.space import SearchSpace
 from woodpecker.runtime.cuda.executor import PlanExecutor
 from woodpecker.runtime.cuda.launch import FORMAT, FORMAT_VERSION, MANIFEST, ManifestError, read_manifest
 from woodpecker.runtime.cuda.model import PlanModel
 from woodpecker.runtime.cuda.plan import InferencePlan, pack_weights
-from woodpecker.schedule.space import SearchSpace
-from woodpecker.select.report import selection_report
 from woodpecker.stats import CompileStats
 
 
@@ -207,6 +205,7 @@ def _kernel_json(kernel: GpuKernel, cubin: str | None) -> dict[str, Any]:
         "name": kernel.name,
         "entry": kernel.name,
         "function": kernel.function,
+        "model_kernel": kernel.model_kernel,
         "kind": kernel.kind,
         "ptx": f"{kernel.name}.ptx",
         "cubin": cubin,
@@ -269,26 +268,23 @@ def _kernel_from_json(data: Mapping[str, Any], root: Path) -> GpuKernel:
         resources=None if data["resources"] is None else KernelResources(**data["resources"]),
         cubin=None if data["cubin"] is None else (root / data["cubin"]).read_bytes(),
         function=data["function"],
+        model_kernel=data.get("model_kernel", ""),
     )
 
 
 # -- compiling ---------------------------------------------------------------------------------
 
 
-def build_cuda_model(
+def compile_program(
     module: ir.Module,
     weights: list[np.ndarray],
     imported: ImportedModel,
     arch: str,
     configs: Mapping[str, ConfigSpec] | None,
     stats: CompileStats,
-    impls: Mapping[str, KernelImpl] | None = None,
-    selection: Sequence | None = None,
-    report_header: Mapping[str, Any] | None = None,
-) -> CudaModel:
-    """The CUDA back end of `woodpecker.compile`: `module` is @main lowered to linalg with
-    the outlined `weights` as trailing arguments; `impls` the chosen implementation per kernel
-    (missing: generated) and `selection` the choices made (`KernelChoice`s)."""
+) -> GpuProgram:
+    """The CUDA back end's code generation: `module` (@main lowered to linalg with the outlined
+    `weights` as trailing arguments) compiled to PTX launches, every configuration checked first."""
     start = time.perf_counter()
     program = compile_gpu(module, arch, configs, num_inputs=len(imported.input_names))
     stats.stage_seconds["codegen"] = stats.stage_seconds.get("codegen", 0.0) + time.perf_counter() - start
@@ -298,12 +294,28 @@ def build_cuda_model(
     inputs = [tuple(imported.input_shapes[n]) for n in imported.input_names]
     if program.inputs != inputs:
         raise CompilationError(f"the GPU program's input buffers {program.inputs} do not match the inputs {inputs}")
+    return program
+
+
+def build_cuda_model(
+    program: GpuProgram,
+    module: ir.Module,
+    weights: list[np.ndarray],
+    imported: ImportedModel,
+    stats: CompileStats,
+    impls: Mapping[str, KernelImpl] | None = None,
+    selection: Sequence | None = None,
+    report: Mapping[str, Any] | None = None,
+) -> CudaModel:
+    """The model of `program` (`compile_program`) with its inference plan: `impls` the chosen
+    implementation per model kernel (missing: generated), `selection` the choices made
+    (`KernelChoice`s) and `report` the selection report the plan carries."""
     start = time.perf_counter()
     selection = list(selection or [])
-    report = selection_report(selection, **dict(report_header or {"target": "cuda", "arch": arch}))
-    plan = build_inference_plan(program, imported.input_names, imported.output_names, impls, report)
+    plan = build_inference_plan(program, imported.input_names, imported.output_names, impls, dict(report or {}))
     stats.stage_seconds["plan"] = time.perf_counter() - start
     stats.library_kernels = len(plan.library_steps())
+    stats.num_kernels = len(plan.steps)
     return CudaModel(
         program=program,
         input_names=list(imported.input_names),
@@ -316,20 +328,3 @@ def build_cuda_model(
         plan=plan,
         selection=selection,
     )
-
-
-def compile_cuda(
-    model: str | os.PathLike | onnx.ModelProto | ImportedModel,
-    arch: str = "sm_90",
-    configs: Mapping[str, ConfigSpec] | None = None,
-    opt_level: int = 2,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-) -> CudaModel:
-    """`woodpecker.compile(model, target="cuda", arch=arch)` with per-kernel `configs`
-    (kernel name or kind -> GpuConfig or a dict of search-space knobs)."""
-    from woodpecker.compiler import CompileOptions, compile
-
-    options = CompileOptions(target="cuda", opt_level=opt_level, arch=arch, gpu_configs=configs)
-    result = compile(model, input_shapes=input_shapes, options=options)
-    assert isinstance(result, CudaModel)
-    return result

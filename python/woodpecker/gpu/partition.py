@@ -8,7 +8,14 @@ epilogue updates, ...): an op joins its consumer's kernel when its result is onl
 that consumer's init. Reshapes (`tensor.collapse_shape`/`expand_shape`) are views: they alias
 their source buffer.
 
-Each kernel becomes a `func.func @k<i>_<kind>(%inputs..., %out) -> tensor` in a device module,
+The chains are the GPU *launches*; a *model kernel* is the launches of one `wpk` op of the
+optimized graph (the lowering tags its ops with `wpk.group`; a kernel cut before keeps its
+name, `wpk.model_kernel`): a convolution's padding gather and the convolution, the reductions
+and elementwise steps of a softmax. It is named `k<i>_<kind>` as on the CPU (its identity in
+configs, records, reports and the plan); its *main* launch (the first of the kernel's kind)
+has the kernel's name, the others `<kernel>_<j>`.
+
+Each launch becomes a `func.func @<name>(%inputs..., %out) -> tensor` in a device module,
 whose linalg ops carry `wpk.gpu.op = <position>` and the root `wpk.gpu.root`, the main op
 `wpk.gpu.main`.
 """
@@ -25,9 +32,10 @@ from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.config import KernelProblem, OperandAccess
-from woodpecker.gpu.prepare import GATHER_TAG, clone_module, clone_with_mapping
+from woodpecker.gpu.prepare import GATHER_TAG, MODEL_KERNEL_ATTR, clone_module, clone_with_mapping
 from woodpecker.gpu.program import BufferRef
 from woodpecker.graph.outline_weights import main_func
+from woodpecker.lowering import GROUP_ATTR
 
 VIEW_OPS = frozenset({"tensor.collapse_shape", "tensor.expand_shape", "tensor.reshape"})
 REMAT_LEAVES = frozenset({"tensor.empty", "arith.constant"})
@@ -74,12 +82,18 @@ class BufferArg:
     shape: tuple[int, ...]
 
 
+# A model kernel's kind is the first of these among its launches' kinds.
+KIND_PRIORITY = (
+    "conv", "depthwise_conv", "matmul", "batch_matmul", "pool", "reduction", "gather", "elementwise", "fill"
+)
+
+
 @dataclass
 class KernelPlan:
-    """One kernel before scheduling: its ops, problem and buffers (function argument order)."""
+    """One launch before scheduling: its ops, problem and buffers (function argument order)."""
 
     index: int
-    name: str
+    name: str  # the launch's function: the model kernel's name for its main launch
     kind: str
     problem: KernelProblem
     inputs: list[BufferArg]
@@ -88,6 +102,8 @@ class KernelPlan:
     op_loops: dict[int, tuple[int, tuple[int, ...]]]  # op position -> (loop count, output loops)
     root_position: int
     main_position: int
+    model_kernel: str = ""  # the model kernel it is a launch of ("k3_conv")
+    is_main: bool = True  # the launch the model kernel's configuration is for
 
 
 @dataclass
@@ -100,6 +116,13 @@ class Partition:
     weights: list[tuple[int, ...]]
     outputs: list[tuple[int, ...]]
     intermediates: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+
+    def model_kernels(self) -> dict[str, list[KernelPlan]]:
+        """Model kernel name -> its launches, in launch order."""
+        found: dict[str, list[KernelPlan]] = {}
+        for plan in self.kernels:
+            found.setdefault(plan.model_kernel, []).append(plan)
+        return found
 
 
 # -- op classification -------------------------------------------------------------------------
@@ -327,8 +350,12 @@ def partition(module: ir.Module, num_inputs: int | None = None) -> Partition:
 
     device = ir.Module.create(loc=ir.Location.unknown(module.context))
     plans = []
+    names = _launch_names(groups, generic_of)
     for index, chain in enumerate(groups):
-        plans.append(_extract(device, index, chain, generic_of, base, buffers, block))
+        name, model_kernel, is_main = names[index]
+        plan = _extract(device, index, chain, generic_of, base, buffers, block, name)
+        plan.model_kernel, plan.is_main = model_kernel, is_main
+        plans.append(plan)
     return Partition(
         device=device,
         kernels=plans,
@@ -341,6 +368,54 @@ def partition(module: ir.Module, num_inputs: int | None = None) -> Partition:
 
 def _key(op: ir.Operation) -> int:
     return hash(op)
+
+
+def _chain_group(chain: list[ir.Operation]) -> int | str | None:
+    """The model kernel a chain belongs to: the name a cut gave its ops, else the `wpk` op
+    (`wpk.group`) of its root, else of another op of it; None for untagged IR."""
+    for attr in (MODEL_KERNEL_ATTR, GROUP_ATTR):
+        for op in reversed(chain):
+            if attr in op.attributes:
+                value = op.attributes[attr]
+                return ir.StringAttr(value).value if attr == MODEL_KERNEL_ATTR else ir.IntegerAttr(value).value
+    return None
+
+
+def _launch_names(
+    chains: list[list[ir.Operation]], generic_of: Mapping[int, ir.Operation]
+) -> list[tuple[str, str, bool]]:
+    """Per chain: (launch name, model kernel name, whether it is the kernel's main launch).
+    Chains of no group (IR written by hand) are kernels of their own; a group's kernel keeps
+    the name it was cut with, else is numbered in launch order after the names taken."""
+    kinds = []
+    for chain in chains:
+        main = next((op for op in chain if op.name != "linalg.fill"), chain[-1])
+        kinds.append(kind_of(main, generic_of[_key(main)]))
+    keys: list[object] = []
+    for index, chain in enumerate(chains):
+        group = _chain_group(chain)
+        keys.append(group if group is not None else ("launch", index))
+    members: dict[object, list[int]] = {}
+    for index, key in enumerate(keys):
+        members.setdefault(key, []).append(index)
+    taken = {key for key in members if isinstance(key, str)}
+    result: list[tuple[str, str, bool] | None] = [None] * len(chains)
+    next_index = 0
+    for key, indices in members.items():
+        kind = next(k for k in KIND_PRIORITY if k in {kinds[i] for i in indices})
+        if isinstance(key, str):
+            name = key
+        else:
+            while any(t.startswith(f"k{next_index}_") for t in taken):
+                next_index += 1
+            name = f"k{next_index}_{kind}"
+            taken.add(name)
+            next_index += 1
+        main = next(i for i in indices if kinds[i] == kind)
+        for position, index in enumerate(indices):
+            launch = name if index == main else f"{name}_{position}"
+            result[index] = (launch, name, index == main)
+    return [r for r in result if r is not None]
 
 
 def _copy_returns(fn: ir.Operation, ret: ir.Operation, n_args: int) -> None:
@@ -379,8 +454,9 @@ def _extract(
     base,
     buffers: Mapping[ir.Value, BufferRef],
     main_block: ir.Block,
+    name: str,
 ) -> KernelPlan:
-    """Builds the kernel function of `chain` in `device` and returns its plan."""
+    """Builds the kernel function `name` of `chain` in `device` and returns its plan."""
     in_chain = {_key(op) for op in chain}
     root = chain[-1]
     main = next((op for op in chain if op.name != "linalg.fill"), root)
@@ -416,7 +492,6 @@ def _extract(
     order = {_key(op): i for i, op in enumerate(_top_level_ops(_op(main_block.owner)))}
     body_ops = sorted(remat + chain, key=lambda op: order[_key(op)])
 
-    name = f"k{index}_{kind}"
     out_type = root.results[0].type
     with ir.InsertionPoint(device.body), ir.Location.unknown():
         fn = func.FuncOp(name, ([v.type for v in external] + [out_type], [out_type]))

@@ -22,7 +22,19 @@ from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
+from woodpecker.lowering import GROUP_ATTR
 from woodpecker.lowering.common import empty, generic, identity_map, index
+
+MODEL_KERNEL_ATTR = "wpk.model_kernel"  # as woodpecker.schedule.kernels: a kernel cut before
+
+
+def keep_kernel(old: ir.Operation, new: ir.Value) -> ir.Value:
+    """Copies the kernel tags (`wpk.group`, `wpk.model_kernel`) of `old` onto `new`'s op: a
+    rewrite keeps the op in its kernel."""
+    for name in (GROUP_ATTR, MODEL_KERNEL_ATTR):
+        if name in old.attributes:
+            new.owner.attributes[name] = old.attributes[name]
+    return new
 
 PREPARE_PIPELINE = "builtin.module(canonicalize,cse,func.func(linalg-fuse-elementwise-ops),canonicalize,cse)"
 
@@ -48,13 +60,31 @@ def prepare(module: ir.Module) -> None:
         elif op.name == "tensor.insert_slice" and not _continues_chain(op):
             _replace_chain(op)
     for op in list(block.operations):
+        op = op.operation
+        if op.name.startswith("linalg.") and GROUP_ATTR not in op.attributes:
+            _group_from_destination(op)
+    for op in list(block.operations):
         if op.operation.name == "linalg.generic":
             make_epilogue_in_place(op.operation)
 
 
 def _replace(op: ir.Operation, value: ir.Value) -> None:
+    keep_kernel(op, value)
     op.results[0].replace_all_uses_with(value)
     op.erase()
+
+
+def _group_from_destination(op: ir.Operation) -> None:
+    """An op a rewrite made without kernel tags (elementwise fusion merges a producer into its
+    consumer) belongs to the kernel of the tensor it writes into, which the consumer made."""
+    if not op.operands:
+        return
+    init = op.operands[len(op.operands) - 1]
+    producer = _producer(init)
+    while producer is not None and producer.name == "linalg.fill" and GROUP_ATTR not in producer.attributes:
+        producer = _producer(producer.operands[len(producer.operands) - 1])
+    if producer is not None and GROUP_ATTR in producer.attributes:
+        op.attributes[GROUP_ATTR] = producer.attributes[GROUP_ATTR]
 
 
 # -- gathers -----------------------------------------------------------------------------------
@@ -118,7 +148,7 @@ def _pad_as_gather(op: ir.Operation) -> ir.Value:
         result.owner.attributes[PAD_TAG] = ir.DictAttr.get(
             {"low": ir.DenseI64ArrayAttr.get(low), "high": ir.DenseI64ArrayAttr.get(high), "value": pad_value}
         )
-        return result
+        return keep_kernel(op, result)
 
 
 def _slice_as_gather(op: ir.Operation) -> ir.Value:
@@ -145,7 +175,7 @@ def _slice_as_gather(op: ir.Operation) -> ir.Value:
         return tensor.ExtractOp(source, indices).result
 
     with op.location, ir.InsertionPoint(op):
-        return _tagged(generic([], [identity_map(rank)], empty(out_shape), body))
+        return keep_kernel(op, _tagged(generic([], [identity_map(rank)], empty(out_shape), body)))
 
 
 def _static(op: ir.Operation, name: str) -> list[int]:

@@ -72,7 +72,8 @@ class GpuKernel:
     ops: list[str] = field(default_factory=list)  # linalg ops fused into the kernel, in order
     resources: KernelResources | None = None
     cubin: bytes | None = None
-    function: str = ""  # the kernel's function in the device module (`k0_matmul`): its config's key
+    function: str = ""  # the launch's function in the device module (`k0_matmul`, `k0_conv_0`)
+    model_kernel: str = ""  # the model kernel it is a launch of (`k0_conv`): its config's key
 
     @property
     def threads_per_block(self) -> int:

@@ -33,7 +33,7 @@ from woodpecker.gpu.config import (
     LaunchShape,
     default_config,
 )
-from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
+from woodpecker.kernels.space import Config, Constraint, Knob, SearchSpace
 
 KNOBS = ("block_tile", "thread_tile", "reduction_tile", "promote_shared", "vector_width", "shared_opt_in")
 BLOCK_TILE_MAX = 128  # largest power of two tried per dim (the whole extent is tried too, up to WHOLE_MAX)

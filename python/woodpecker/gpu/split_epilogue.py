@@ -12,6 +12,7 @@ convolution into the step's output buffer and then this kernel on the same buffe
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 
 from mlir import ir
@@ -24,7 +25,7 @@ from woodpecker.gpu.inference_plan import kernel_launch
 from woodpecker.gpu.prepare import clone_with_mapping
 from woodpecker.gpu.program import BufferRef, GpuKernel
 from woodpecker.kernels.task import KernelTask
-from woodpecker.runtime.cuda.plan import KernelLaunch
+from woodpecker.runtime.cuda.plan import KernelLaunch, LibraryStep
 
 _MAIN_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul",
              "linalg.matmul_transpose_b")
@@ -131,3 +132,18 @@ def split_epilogue(
         return arg_buffer(ref.index)
 
     return kernel_launch(kernel, f"{name}_epilogue", buffer)
+
+
+def library_epilogue(
+    task: KernelTask, step: LibraryStep, arch: str, name: str, arg_buffer: Callable[[int], str]
+) -> KernelLaunch | None:
+    """For a cuDNN step with a bias or post-ops: its epilogue as a kernel of its own (run after a
+    plain convolution where cuDNN has no engine for the fused graph); else None. A kernel that
+    does not compile only costs that option: the warning says so."""
+    if step.library != "cudnn" or not (step.spec.get("bias") or step.spec.get("post_ops")):
+        return None
+    try:
+        return split_epilogue(task, arch, name, arg_buffer, step.operands["y"])
+    except CompilationError as err:
+        warnings.warn(f"{err}: where cuDNN cannot fuse it, the step runs its generated kernel", stacklevel=2)
+        return None

@@ -1,6 +1,6 @@
 """What the tuner works on: one kernel as a standalone task, and what measuring a candidate gave.
 
-A `KernelTask` is one kernel cut out of a model (`woodpecker.tune.extract`): a module whose
+A `KernelTask` is one kernel cut out of a model (`woodpecker.schedule.tasks`): a module whose
 `@main(inputs..., weights...)` computes only that kernel, plus its signature. Kernels with the
 same signature (op kind, shapes, epilogue, dtype, target, device) share one Optuna study, so
 repeated layers are tuned once and records are shared across models.

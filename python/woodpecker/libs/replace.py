@@ -1,11 +1,10 @@
 """Putting library calls in place of kernels, before the other kernels are scheduled.
 
-A kernel's configuration `{"impl": "onednn"}` (or `"blas"`) asks for the library; any other
-configuration (or `"impl": "generated"`) is a schedule of our own. `replace_library_kernels`
-finds the kernels of `@main` (the same numbering as tuning and selection use), replaces each
-requested one by its library call (woodpecker.libs.emit), erases what became dead (the
-replaced ops, a pad only the library kernel read, a weight transpose), and tells how the
-kernels left are named when the module's kernels are found again.
+`replace_library_kernels` takes the `Library` decisions by model kernel name (or kind), finds
+the model kernels of `@main` (the names the module was cut with: they are on its ops),
+replaces each requested one by its library call (woodpecker.libs.emit) and erases what became
+dead (the replaced ops, the kernel's padding copies, a weight transpose). The kernels left keep
+their names: their ops carry them.
 """
 
 from __future__ import annotations
@@ -17,34 +16,10 @@ import numpy as np
 from mlir import ir
 
 from woodpecker.errors import CompilationError
+from woodpecker.kernels.decision import Library
 from woodpecker.libs.emit import LibraryKernel, build_call, emit_call, implementation_name
-from woodpecker.libs.match import LIBRARIES, NotApplicable, match_kernel
-from woodpecker.schedule.kernels import KERNEL_ATTR, KINDS, ROLE_ATTR, erase_unused, find_kernels
-
-IMPL_KNOB = "impl"
-GENERATED = "generated"
-IMPLEMENTATIONS = (GENERATED, *LIBRARIES)
-_FORMER_NAME = "wpk.former_kernel"
-
-
-def implementation_of(config: Mapping | None) -> str:
-    """The implementation a kernel configuration asks for."""
-    impl = (config or {}).get(IMPL_KNOB, GENERATED)
-    if impl not in IMPLEMENTATIONS:
-        raise CompilationError(f"unknown implementation '{impl}' (known: {', '.join(IMPLEMENTATIONS)})")
-    return impl
-
-
-def split_configs(configs: Mapping[str, Mapping] | None) -> tuple[dict[str, str], dict[str, dict]]:
-    """(kernel name -> library, the schedule configurations without the `impl` knob)."""
-    libraries, schedules = {}, {}
-    for name, config in (configs or {}).items():
-        impl = implementation_of(config)
-        if impl != GENERATED:
-            libraries[name] = impl
-            continue
-        schedules[name] = {k: v for k, v in dict(config).items() if k != IMPL_KNOB}
-    return libraries, schedules
+from woodpecker.libs.match import NotApplicable, match_kernel
+from woodpecker.schedule.kernels import KERNEL_ATTR, KINDS, ROLE_ATTR, erase_unused, find_kernels, model_kernels
 
 
 def _main_block(module: ir.Module) -> ir.Block:
@@ -62,40 +37,40 @@ def _strip(block: ir.Block, names: Sequence[str]) -> None:
 
 def replace_library_kernels(
     module: ir.Module,
-    libraries: Mapping[str, str],
+    libraries: Mapping[str, Library],
     weights: Sequence[np.ndarray] | None,
     num_weights: int,
     threads: int,
-) -> tuple[list[LibraryKernel], dict[str, str]]:
-    """Replaces the kernels named in `libraries` (by kernel name or kind) by library calls, in place.
-
-    Returns the emitted calls (keep them alive as long as the code) and old name -> new name of
-    every kernel left.
-    """
+) -> list[LibraryKernel]:
+    """Replaces the model kernels named in `libraries` (by name or kind) by library calls, in
+    place; returns the emitted calls (keep them alive as long as the code)."""
     block = _main_block(module)
-    kernels = find_kernels(module)
-    by_name = {kernel.name: kernel for kernel in kernels}
-    unknown = sorted(set(libraries) - set(by_name) - set(KINDS))
+    kernels = model_kernels(find_kernels(module))
+    names = {kernel.name for kernel in kernels}
+    unknown = sorted(set(libraries) - names - set(KINDS))
     if unknown:
-        raise CompilationError(f"library implementation asked for '{unknown[0]}', which names no kernel")
+        raise CompilationError(
+            f"library implementation asked for '{unknown[0]}', which names no kernel "
+            f"(kernels: {', '.join(sorted(names)) or 'none'})"
+        )
     if weights is None or len(weights) != num_weights:
         raise CompilationError("library kernels need the model's weights at compile time")
     first_weight = len(block.arguments) - num_weights
     by_arg = {first_weight + i: w for i, w in enumerate(weights)}
     emitted: list[LibraryKernel] = []
     for kernel in kernels:
-        library = libraries.get(kernel.name, libraries.get(kernel.kind))
-        if library is None:
-            kernel.main.attributes[_FORMER_NAME] = ir.StringAttr.get(kernel.name)
+        choice = libraries.get(kernel.name, libraries.get(kernel.kind))
+        if choice is None:
             continue
+        library = choice.name
+        unit = kernel.main
         try:
-            plan = match_kernel(kernel, library, first_weight)
+            plan = match_kernel(unit, library, first_weight)
         except NotApplicable as err:
             # The choice was made on the kernel cut out of the model; inside the model it can
             # differ (e.g. a pad the library cannot take): keep the generated kernel.
-            warnings.warn(f"kernel {kernel.name} ({kernel.named_op}) cannot use {library} in this model: {err}; "
+            warnings.warn(f"kernel {kernel.name} ({unit.named_op}) cannot use {library} in this model: {err}; "
                           "using the generated kernel", stacklevel=3)
-            kernel.main.attributes[_FORMER_NAME] = ir.StringAttr.get(kernel.name)
             continue
         try:
             call = build_call(plan, by_arg, threads)
@@ -107,20 +82,4 @@ def replace_library_kernels(
         emitted.append(LibraryKernel(plan.description, kernel.name, library, implementation_name(plan, call), call))
     _strip(block, (KERNEL_ATTR, ROLE_ATTR))
     erase_unused(block)
-    renaming = {}
-    for kernel in find_kernels(module):
-        if _FORMER_NAME in kernel.main.attributes:
-            renaming[ir.StringAttr(kernel.main.attributes[_FORMER_NAME]).value] = kernel.name
-    _strip(block, (KERNEL_ATTR, ROLE_ATTR, _FORMER_NAME))
-    return emitted, renaming
-
-
-def rename_configs(configs: Mapping[str, dict], renaming: Mapping[str, str], kinds: Sequence[str]) -> dict[str, dict]:
-    """Configurations by the kernels' new names; those of kernels that are gone are dropped."""
-    renamed = {}
-    for name, config in configs.items():
-        if name in kinds:
-            renamed[name] = config
-        elif name in renaming:
-            renamed[renaming[name]] = config
-    return renamed
+    return emitted

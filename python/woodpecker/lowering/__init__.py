@@ -23,6 +23,10 @@ from woodpecker.lowering.common import LoweringError
 from woodpecker.lowering.registry import LOWERINGS, Lowering, lowering_of, lowers
 
 PASS_NAME = "wpk-lower-to-linalg"
+# On every op a `wpk` op lowered to (with `kernel_groups=True`, as the compile pipeline does):
+# the position of that `wpk` op in its function. The targets cut the kernels along it: the ops
+# of one graph-level kernel stay one model kernel (woodpecker.schedule.kernels, woodpecker.gpu).
+GROUP_ATTR = "wpk.group"
 
 
 def _functions(op: ir.Operation) -> list[ir.Operation]:
@@ -54,8 +58,9 @@ def _fail(op: ir.Operation, reason: str) -> CompilationError:
     return CompilationError(f"cannot lower '{op.name}' at {op.location}: {reason}")
 
 
-def lower_op(op: ir.Operation) -> None:
-    """Replaces one `wpk` op by its lowering and erases it."""
+def lower_op(op: ir.Operation, group: int | None = None) -> None:
+    """Replaces one `wpk` op by its lowering and erases it; with `group`, every op of the
+    replacement gets `wpk.group = group`."""
     lowering = lowering_of(op)
     if lowering is None:
         lowered = sorted(cls.OPERATION_NAME for cls in LOWERINGS)
@@ -71,21 +76,59 @@ def lower_op(op: ir.Operation) -> None:
         raise _fail(op, f"building the replacement failed: {err}") from err
     if value.type != op.results[0].type:
         raise _fail(op, f"lowering produced {value.type}, expected {op.results[0].type}")
+    if group is not None:
+        _tag_replacement(value, op, group)
     op.results[0].replace_all_uses_with(value)
     op.erase()
 
 
-def lower_to_linalg(op: ir.Operation, pass_: ExternalPass | None = None) -> None:
-    """Lowers every `wpk` op in the func.func ops at or below `op` (a Python pass callable)."""
+def _tag_replacement(value: ir.Value, op: ir.Operation, group: int) -> None:
+    """Tags the ops that compute `value` from `op`'s operands (those its lowering built, and
+    the values their bodies capture from the function)."""
+    attr = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), group)
+    inputs = list(op.operands)
+    function = op.parent
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        owner = current.owner
+        if isinstance(owner, ir.Block) or any(current == known for known in inputs):
+            continue
+        producer = owner.operation if isinstance(owner, ir.OpView) else owner
+        if producer.parent != function or GROUP_ATTR in producer.attributes or producer.name.startswith("wpk."):
+            continue
+        producer.attributes[GROUP_ATTR] = attr
+        pending.extend(producer.operands)
+        for region in producer.regions:
+            for block in region.blocks:
+                for nested in block.operations:
+                    pending.extend(nested.operation.operands)
+
+
+def lower_to_linalg(
+    op: ir.Operation, pass_: ExternalPass | None = None, *, kernel_groups: bool = False
+) -> None:
+    """Lowers every `wpk` op in the func.func ops at or below `op` (a Python pass callable).
+
+    `kernel_groups`: tag the ops of each op's replacement with its position (`wpk.group`)."""
     op = op.operation
     try:
         for func in _functions(op):
-            for wpk_op in _wpk_ops(func):
-                lower_op(wpk_op)
+            for position, wpk_op in enumerate(_wpk_ops(func)):
+                lower_op(wpk_op, position if kernel_groups else None)
     except CompilationError:
         if pass_ is not None:
             pass_.signal_pass_failure()
         raise
 
 
-__all__ = ["LOWERINGS", "PASS_NAME", "CompilationError", "Lowering", "lower_op", "lower_to_linalg", "lowers"]
+__all__ = [
+    "GROUP_ATTR",
+    "LOWERINGS",
+    "PASS_NAME",
+    "CompilationError",
+    "Lowering",
+    "lower_op",
+    "lower_to_linalg",
+    "lowers",
+]

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from woodpecker.kernels.decision import Decision, config_of
 from woodpecker.kernels.task import Config, KernelTask, MeasureResult
 
 
@@ -67,6 +68,12 @@ class _TaskState:
     keep: list = field(default_factory=list)
 
 
+def as_config(candidate: Config | Decision) -> Config:
+    """A candidate as the JSON configuration the worker protocol carries (`{"impl": ...}` for a
+    library call)."""
+    return dict(candidate) if isinstance(candidate, dict) else config_of(candidate)
+
+
 def task_arrays(task: KernelTask, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Random normal inputs and weights of the task's argument shapes."""
     rng = np.random.default_rng(seed)
@@ -82,8 +89,8 @@ class InProcessCpuRunner:
         self.options = options or CpuMeasureOptions()
         self._tasks: dict[str, _TaskState] = {}
 
-    def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
-        return [self.measure_one(task, config) for config in configs]
+    def measure(self, task: KernelTask, configs: Sequence[Config | Decision]) -> list[MeasureResult]:
+        return [self.measure_one(task, as_config(config)) for config in configs]
 
     def measure_one(self, task: KernelTask, config: Config) -> MeasureResult:
         state = self._tasks.get(task.key)
@@ -103,7 +110,7 @@ class InProcessCpuRunner:
 
 def _compile(task: KernelTask, config: Config, options: CpuMeasureOptions, weights: Sequence[np.ndarray]):
     """The task's module compiled with `config` for its kernel (a CpuExecutable); a library
-    configuration ({"impl": "onednn"}) bakes in `weights`."""
+    call ({"impl": "onednn"}, i.e. `Library("onednn")`) bakes in `weights`."""
     from mlir import ir
 
     from woodpecker.backend.cpu import CpuOptions, compile_cpu
@@ -209,8 +216,8 @@ class IsolatedCpuRunner:
     memory_limit_bytes: int | None = None
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
-    def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
-        return [self.measure_one(task, config) for config in configs]
+    def measure(self, task: KernelTask, configs: Sequence[Config | Decision]) -> list[MeasureResult]:
+        return [self.measure_one(task, as_config(config)) for config in configs]
 
     def measure_one(self, task: KernelTask, config: Config) -> MeasureResult:
         process = self._worker()

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from woodpecker.gpu.arch import ARCHS
+from woodpecker.gpu.tasks import compile_candidate, space_for
+from woodpecker.kernels.decision import IMPL_KNOB, Decision, config_of
 from woodpecker.kernels.task import Config, KernelTask, MeasureResult
-from woodpecker.libs.replace import IMPL_KNOB
 from woodpecker.measure.batch import (
     BATCH_FILE,
     DEFAULT_ATOL,
@@ -47,7 +48,6 @@ from woodpecker.measure.batch import (
     read_results,
 )
 from woodpecker.runtime.cuda import launch
-from woodpecker.tune.cuda_tasks import compile_candidate, space_for
 
 NO_DEVICE_HINT = "use `wpk tune --target cuda --export DIR` and `wpk measure DIR` on a GPU host"
 
@@ -163,11 +163,12 @@ class CudaRunner:
         """The outputs the task's candidates are checked against (None before the first run)."""
         return self._references.get(task.key)
 
-    def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
-        """Times each configuration: a generated kernel's knobs, or `{"impl": "cudnn"|"cublas"}`
-        for the library call that computes the task (measured in this process either way)."""
+    def measure(self, task: KernelTask, configs: Sequence[Config | Decision]) -> list[MeasureResult]:
+        """Times each candidate: a generated kernel's knobs (`Generated`), or a `Library` call
+        (`{"impl": "cudnn"|"cublas"}`) that computes the task (measured in this process either way)."""
         if self._scratch is None:
             raise RuntimeError("CudaRunner.measure after close()")
+        configs = [c if isinstance(c, dict) else config_of(c) for c in configs]
         libraries = {i: c for i, c in enumerate(configs) if IMPL_KNOB in c}
         generated = [c for i, c in enumerate(configs) if i not in libraries]
         if self.isolate:
@@ -183,9 +184,10 @@ class CudaRunner:
         by the plan executor on the same seeded inputs and weights as the generated candidates,
         checked against the task's reference outputs, timed the same way (events, L2 flush)."""
         from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
+        from woodpecker.gpu.split_epilogue import library_epilogue
+        from woodpecker.libs.cuda_match import library_match
         from woodpecker.runtime.cuda.executor import PlanExecutor
         from woodpecker.runtime.cuda.plan import LibraryStep, pack_weights
-        from woodpecker.select.cuda_plan import library_epilogue, library_match
 
         library = str(config[IMPL_KNOB])
         start = time.perf_counter()
@@ -193,8 +195,8 @@ class CudaRunner:
         if isinstance(match, str):
             return MeasureResult(dict(config), error=f"{library} does not apply: {match}")
         try:
-            model = compile_candidate(task, None, self.arch)  # the library step's fallback kernel
-            kernel = model.program.kernels[0]
+            model = compile_candidate(task, None, self.arch)  # the library step's fallback kernels
+            name = task.kernel_name
             n_inputs = len(model.input_names)
 
             def arg_buffer(arg: int) -> str:
@@ -202,8 +204,8 @@ class CudaRunner:
 
             operands = {role: arg_buffer(arg) for role, arg in match.roles.items()}
             step = LibraryStep(library, dict(match.spec), {**operands, "y": "output[0]"})
-            step.epilogue = library_epilogue(task, step, self.arch, kernel.function, arg_buffer)
-            impls = {kernel.function: KernelImpl(step, "measured")}
+            step.epilogue = library_epilogue(task, step, self.arch, name, arg_buffer)
+            impls = {name: KernelImpl(step, "measured")}
             plan = build_inference_plan(model.program, model.input_names, model.output_names, impls)
         except Exception as err:
             return MeasureResult(dict(config), error=_compile_error(err), compile_seconds=time.perf_counter() - start)
@@ -215,7 +217,7 @@ class CudaRunner:
         try:
             with PlanExecutor(plan, pack_weights(plan, model.weights), self.device, use_graph=False) as executor:
                 if executor.fallbacks:
-                    error = f"{library} cannot run it here: {executor.fallbacks[kernel.function]}"
+                    error = f"{library} cannot run it here: {executor.fallbacks[name]}"
                 else:
                     inputs = random_inputs([model.input_shapes[n] for n in model.input_names], self.seed)
                     outputs = executor.run(dict(zip(model.input_names, inputs, strict=True)))

@@ -4,16 +4,16 @@ find kernels (kernels.py) -> search space and default per kernel (templates/) ->
 requested configuration (space.py) -> transform script (script.py) -> interpreter (apply.py).
 """
 
+from woodpecker.kernels.space import Config, Constraint, InvalidConfigError, Knob, SearchSpace
 from woodpecker.schedule.apply import ScheduledKernel, apply_schedules, plan_schedules, schedule_scripts
 from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels
-from woodpecker.schedule.space import Config, Constraint, InvalidConfigError, Knob, SearchSpace
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 
 __all__ = [
     "KINDS",
     "Config",
     "Constraint",
-    "CpuTarget",
+    "CpuMachine",
     "InvalidConfigError",
     "Kernel",
     "Knob",

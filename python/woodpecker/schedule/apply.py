@@ -1,10 +1,12 @@
 """Applying schedules to a lowered module: kernels -> search spaces -> configs -> transform.
 
-`plan_schedules` finds the kernels of `@main` (linalg on tensors) and picks each one's
-configuration: the entry of `configs` named after the kernel (`k3_conv`), else the entry for
-its kind (`conv`), else the template's default; every configuration is validated against
-its kernel's search space before anything is transformed. `apply_schedules` then runs one
-transform script per kernel, so that a failure names the kernel and its configuration.
+`plan_schedules` finds the kernels of `@main` (linalg on tensors) and picks each scheduling
+unit's configuration: a model kernel's entry of `configs` (`k3_conv`) is its main unit's, a
+unit's own name (`k3_conv.0`, a padding copy) is that unit's, an entry for a kind (`conv`) is
+every unit's of that kind, the rest get the template's default;
+every configuration is validated against its unit's search space before anything is
+transformed. `apply_schedules` then runs one transform script per unit, so that a failure
+names the kernel and its configuration.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 
 from woodpecker.errors import CompilationError
-from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels, untag
+from woodpecker.kernels.space import Config, InvalidConfigError, KnobValue, SearchSpace
+from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels, model_kernels, untag
 from woodpecker.schedule.script import VECTOR_LOWERING, Script
-from woodpecker.schedule.space import Config, InvalidConfigError, KnobValue, SearchSpace
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates import Template, template_for
 
 ConfigMap = Mapping[str, Mapping[str, KnobValue]]
@@ -37,12 +39,13 @@ class ScheduledKernel:
         return self.config == self.space.default
 
 
-def plan_schedules(module: ir.Module, configs: ConfigMap | None, target: CpuTarget) -> list[ScheduledKernel]:
+def plan_schedules(module: ir.Module, configs: ConfigMap | None, target: CpuMachine) -> list[ScheduledKernel]:
     """Kernels of `module` (generalized and tagged in place) with validated configurations."""
     configs = dict(configs or {})
     kernels = find_kernels(module)
-    names = {k.name for k in kernels}
-    unknown = sorted(set(configs) - names - set(KINDS))
+    names = {k.name for k in model_kernels(kernels)}
+    units = {k.name for k in kernels}  # a kernel's other units (`k3_conv.0`) may be configured too
+    unknown = sorted(set(configs) - names - units - set(KINDS))
     if unknown:
         raise InvalidConfigError(
             unknown[0],
@@ -61,7 +64,7 @@ def plan_schedules(module: ir.Module, configs: ConfigMap | None, target: CpuTarg
     return planned
 
 
-def schedule_scripts(scheduled: ScheduledKernel, target: CpuTarget) -> list[str]:
+def schedule_scripts(scheduled: ScheduledKernel, target: CpuMachine) -> list[str]:
     """The transform modules (one per phase) that apply a kernel's configuration."""
     script = Script()
     scheduled.template.schedule(scheduled.kernel, scheduled.config, target, script)
@@ -69,15 +72,15 @@ def schedule_scripts(scheduled: ScheduledKernel, target: CpuTarget) -> list[str]
 
 
 def apply_schedules(
-    module: ir.Module, configs: ConfigMap | None = None, target: CpuTarget | None = None
+    module: ir.Module, configs: ConfigMap | None = None, target: CpuMachine | None = None
 ) -> list[ScheduledKernel]:
     """Schedules every kernel of `module` in place; returns what was applied."""
-    target = target or CpuTarget.host()
+    target = target or CpuMachine.host()
     with ir.Location.unknown(module.context):
         return _apply(module, configs, target)
 
 
-def _apply(module: ir.Module, configs: ConfigMap | None, target: CpuTarget) -> list[ScheduledKernel]:
+def _apply(module: ir.Module, configs: ConfigMap | None, target: CpuMachine) -> list[ScheduledKernel]:
     planned = plan_schedules(module, configs, target)
     for scheduled in planned:
         scheduled.template.prepare(scheduled.kernel, scheduled.config)

@@ -8,9 +8,19 @@ After fusion at the graph level, a kernel on the CPU is:
 * an *epilogue*: the single elementwise consumer of the main op's result over the same
   iteration space (bias, residual add, activation), which then is the kernel's *root*.
 
-`find_kernels` generalizes the named ops of `@main`, groups them into kernels and tags each
-op (`wpk.kernel = <id>`, `wpk.role = "main" | "fill" | "root"`) so a transform script can
-match them. A kernel's kind picks its schedule template.
+`find_kernels` generalizes the named ops of `@main`, groups them into these scheduling units
+and tags each op (`wpk.kernel = <unit>`, `wpk.role = "main" | "fill" | "root"`) so a transform
+script can match them. A unit's kind picks its schedule template.
+
+A *model kernel* is what users see and configure: the units lowered from one `wpk` op of the
+optimized graph (the lowering tags each op with `wpk.group`, the position of that op), e.g. a
+convolution's padding copies and the convolution with its epilogue. Its name `k<i>_<kind>` is
+its identity from cutting to code generation: `find_kernels` writes it on every op of the
+kernel (`wpk.model_kernel`) and reads it back from there when the module is cut again (after
+library calls replaced some kernels), so a kernel is never found again by its position. The
+kernel's configuration is that of its *main* unit (the first unit of the kernel's kind); its
+other units keep their default schedules. A unit's epilogue may come from another `wpk` op
+(at opt levels below 2, where the graph is not fused): that op then belongs to the kernel.
 """
 
 from __future__ import annotations
@@ -22,16 +32,23 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
+from woodpecker.lowering import GROUP_ATTR as LOWERED_GROUP_ATTR
 from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
+# The `wpk` op (its position in @main) a linalg op was lowered from: set by wpk-lower-to-linalg.
+GROUP_ATTR = LOWERED_GROUP_ATTR
+# The name of the model kernel an op belongs to ("k3_conv"): set by find_kernels.
+MODEL_KERNEL_ATTR = "wpk.model_kernel"
 # The named op a linalg.generic was generalized from: a kernel cut out of a model for tuning
-# (woodpecker.tune.extract) is then found again with the same kind and template.
+# (woodpecker.schedule.tasks) is then found again with the same kind and template.
 NAMED_OP_ATTR = "wpk.named_op"
 SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
 
 KINDS = ("matmul", "conv", "depthwise_conv", "pool", "reduction", "elementwise")
+# A model kernel's kind is the first of these among its units' kinds.
+_KIND_PRIORITY = ("conv", "depthwise_conv", "matmul", "pool", "reduction", "elementwise")
 
 _KIND_BY_NAMED_OP = {
     "linalg.matmul": "matmul",
@@ -90,25 +107,57 @@ def is_projected_permutation(amap: ir.AffineMap) -> bool:
 class Kernel:
     """One scheduled unit: main op, optional fill and epilogue (root), and its loop nest."""
 
-    index: int
+    index: int  # unique among the units of the module (the `wpk.kernel` tag scripts match)
     kind: str
     named_op: str  # the main op's name before generalization
     main: ir.Operation
     loops: Loops
     fill: ir.Operation | None = None
     epilogue: ir.Operation | None = None
+    model_kernel: str = ""  # the name of the model kernel the unit belongs to
+    is_main: bool = True  # the unit whose configuration is the model kernel's
+    position: int = 0  # among the units of its model kernel
 
     @property
     def name(self) -> str:
-        return f"k{self.index}_{self.kind}"
+        """The model kernel's name for its main unit, `<kernel>.<position>` for the others."""
+        base = self.model_kernel or f"k{self.index}_{self.kind}"
+        return base if self.is_main else f"{base}.{self.position}"
 
     @property
     def root(self) -> ir.Operation:
         return self.epilogue if self.epilogue is not None else self.main
 
+    @property
+    def ops(self) -> list[ir.Operation]:
+        return [op for op in (self.fill, self.main, self.epilogue) if op is not None]
+
     def __post_init__(self) -> None:
         # Read once: the ops are rewritten (packed, tiled, vectorized) while kernels are scheduled.
         self.output_shape: tuple[int, ...] = tuple(ir.RankedTensorType(self.root.results[0].type).shape)
+
+
+@dataclass
+class ModelKernel:
+    """The units of one model kernel, in program order; `main` carries its configuration."""
+
+    name: str  # "k3_conv"
+    kind: str
+    units: list[Kernel]
+
+    @property
+    def main(self) -> Kernel:
+        return next(unit for unit in self.units if unit.is_main)
+
+    @property
+    def output(self) -> ir.Operation:
+        """The op computing the kernel's result (the root of its last unit)."""
+        return self.units[-1].root
+
+
+def kernel_name(index: int, kind: str) -> str:
+    """The name of model kernel `index`: what --kernel, reports, tables and configs use."""
+    return f"k{index}_{kind}"
 
 
 def owner_of(value: ir.Value) -> ir.Operation | None:
@@ -256,6 +305,10 @@ def materialize_pads(block: ir.Block) -> int:
             rank = len(shape)
             copied = generic([source], [identity_map(rank), identity_map(rank)], interior, lambda args: args[0])
             result = insert_slice(copied, padded, low)
+        group = op.attributes.get(GROUP_ATTR, None)
+        if group is not None:  # the pad's copies belong to the pad's kernel
+            for value in (padded, interior, copied, result):
+                value.owner.attributes[GROUP_ATTR] = group
         op.results[0].replace_all_uses_with(result)
         op.erase()
         count += 1
@@ -263,13 +316,16 @@ def materialize_pads(block: ir.Block) -> int:
 
 
 def find_kernels(module: ir.Module) -> list[Kernel]:
-    """Generalizes @main's linalg ops, groups them into kernels and tags them."""
+    """Generalizes @main's linalg ops, groups them into units and model kernels, and tags them
+    (`wpk.kernel`, `wpk.role`; `wpk.model_kernel` on every op of a model kernel)."""
     from woodpecker.graph.outline_weights import main_func  # backend imports schedule
 
     block = main_func(module).regions[0].blocks[0]
     with ir.Location.unknown(module.context):
         materialize_pads(block)
     names = _named_ops(block)
+    before = [op.operation for op in block.operations if op.operation.name.startswith("linalg.")]
+    identity = [(_int_attr(op, GROUP_ATTR), _str_attr(op, MODEL_KERNEL_ATTR)) for op in before]
     try:
         PassManager.parse("builtin.module(func.func(linalg-generalize-named-ops))", context=module.context).run(
             module.operation
@@ -279,9 +335,13 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
     ops = [op.operation for op in block.operations if op.operation.name.startswith("linalg.")]
     if len(ops) != len(names):
         raise CompilationError("linalg op count changed during generalization")
-    for op, name in zip(ops, names, strict=True):
+    for op, name, (group, model_kernel) in zip(ops, names, identity, strict=True):
         if name != "linalg.generic":
             op.attributes[NAMED_OP_ATTR] = ir.StringAttr.get(name)
+        if group is not None:  # generalization keeps no discardable attributes
+            op.attributes[GROUP_ATTR] = _i64(group)
+        if model_kernel is not None:
+            op.attributes[MODEL_KERNEL_ATTR] = ir.StringAttr.get(model_kernel)
     claimed = OpSet()
     found: list[tuple[int, Kernel]] = []
     loops_by_position = []
@@ -323,8 +383,133 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
     kernels = [kernel for _, kernel in sorted(found, key=lambda item: item[0])]
     for index, kernel in enumerate(kernels):
         kernel.index = index
+    _group(kernels)
     _tag(kernels)
+    _tag_kernel_ops(block, kernels)
     return kernels
+
+
+def model_kernels(units: list[Kernel]) -> list[ModelKernel]:
+    """The model kernels of `units` (what `find_kernels` returned), in program order."""
+    grouped: dict[str, list[Kernel]] = {}
+    for unit in units:
+        grouped.setdefault(unit.model_kernel, []).append(unit)
+    return [ModelKernel(name, _kind_of_group(members), members) for name, members in grouped.items()]
+
+
+def _int_attr(op: ir.Operation, name: str) -> int | None:
+    return ir.IntegerAttr(op.attributes[name]).value if name in op.attributes else None
+
+
+def _str_attr(op: ir.Operation, name: str) -> str | None:
+    return ir.StringAttr(op.attributes[name]).value if name in op.attributes else None
+
+
+def _i64(value: int) -> ir.IntegerAttr:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
+
+
+def _kind_of_group(units: list[Kernel]) -> str:
+    kinds = {unit.kind for unit in units}
+    return next(kind for kind in _KIND_PRIORITY if kind in kinds)
+
+
+def _op_group(op: ir.Operation | None) -> int | str | None:
+    """An op's group: its model kernel's name when the module was cut before, else the
+    position of the `wpk` op it was lowered from; None for an op a rewrite created."""
+    if op is None:
+        return None
+    name = _str_attr(op, MODEL_KERNEL_ATTR)
+    return name if name is not None else _int_attr(op, GROUP_ATTR)
+
+
+def _group(units: list[Kernel]) -> None:
+    """Sets each unit's model kernel. Units of one group are one kernel; a unit whose epilogue
+    or fill came from another group joins those groups; a unit of no group (ops a rewrite
+    created) joins the group of the unit reading its result. Kernels cut before keep their
+    names; the others are numbered in program order after the names already taken."""
+    parent: dict[object, object] = {}
+
+    def find(key: object) -> object:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            key = parent[key]
+        return key
+
+    def union(a: object, b: object) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    keys: list[object] = []
+    for unit in units:
+        groups = [g for g in (_op_group(op) for op in (unit.main, unit.epilogue, unit.fill)) if g is not None]
+        key: object = groups[0] if groups else ("unit", unit.index)
+        keys.append(key)
+        find(key)
+        for other in groups[1:]:
+            union(key, other)
+    position_of = {id(unit): position for position, unit in enumerate(units)}
+    tagged = any(not isinstance(key, tuple) for key in keys)  # else (IR written by hand): a unit is a kernel
+    for position, unit in enumerate(units):
+        if tagged and isinstance(keys[position], tuple):
+            reader = _reading_unit(unit, units)
+            if reader is not None and reader is not unit:
+                union(keys[position_of[id(reader)]], keys[position])
+    grouped: dict[object, list[Kernel]] = {}
+    for position, unit in enumerate(units):
+        grouped.setdefault(find(keys[position]), []).append(unit)
+    names = {key for key in parent if isinstance(key, str)}
+    next_index = 0
+    for root, group in grouped.items():
+        kind = _kind_of_group(group)
+        named = sorted({k for k in parent if isinstance(k, str) and find(k) == root})
+        if named:
+            name = named[0]
+        else:
+            while any(taken.startswith(f"k{next_index}_") for taken in names):
+                next_index += 1
+            name = kernel_name(next_index, kind)
+            names.add(name)
+            next_index += 1
+        main = next(unit for unit in group if unit.kind == kind)
+        for position, unit in enumerate(group):
+            unit.model_kernel = name
+            unit.is_main = unit is main
+            unit.position = position
+
+
+def _reading_unit(unit: Kernel, units: list[Kernel]) -> Kernel | None:
+    """The unit whose ops read `unit`'s result (through tensor views and slices)."""
+    pending = [unit.root.results[0]]
+    seen = 0
+    while pending and seen < 64:
+        value = pending.pop()
+        seen += 1
+        for use in value.uses:
+            owner = use.owner.operation if isinstance(use.owner, ir.OpView) else use.owner
+            for other in units:
+                if any(owner == op for op in other.ops):
+                    return other
+            if owner.name.startswith("tensor.") and len(owner.results) == 1:
+                pending.append(owner.results[0])
+    return None
+
+
+def _tag_kernel_ops(block: ir.Block, units: list[Kernel]) -> None:
+    """Tags every op of @main lowered from the same `wpk` op as a kernel's units (the slices of
+    a materialized pad, reshapes, empty tensors) with the kernel's name: they are part of it."""
+    names: dict[int, str] = {}
+    for unit in units:
+        for op in unit.ops:
+            group = _int_attr(op, GROUP_ATTR)
+            if group is not None:
+                names.setdefault(group, unit.model_kernel)
+    for op in block.operations:
+        op = op.operation
+        group = _int_attr(op, GROUP_ATTR)
+        if group in names and MODEL_KERNEL_ATTR not in op.attributes:
+            op.attributes[MODEL_KERNEL_ATTR] = ir.StringAttr.get(names[group])
 
 
 def _tag(kernels: list[Kernel]) -> None:
@@ -335,6 +520,7 @@ def _tag(kernels: list[Kernel]) -> None:
                 continue
             op.attributes[KERNEL_ATTR] = ir.IntegerAttr.get(i64, kernel.index)
             op.attributes[ROLE_ATTR] = ir.StringAttr.get(role)
+            op.attributes[MODEL_KERNEL_ATTR] = ir.StringAttr.get(kernel.model_kernel)
 
 
 def untag(module: ir.Module) -> None:
@@ -343,7 +529,9 @@ def untag(module: ir.Module) -> None:
     def visit(op: ir.Operation) -> ir.WalkResult:
         names = [a if isinstance(a, str) else a.name for a in op.attributes]
         for attr in names:
-            if attr in (KERNEL_ATTR, ROLE_ATTR, NAMED_OP_ATTR) or attr.startswith(SCHED_PREFIX):
+            if attr in (KERNEL_ATTR, ROLE_ATTR, NAMED_OP_ATTR, MODEL_KERNEL_ATTR, GROUP_ATTR) or attr.startswith(
+                SCHED_PREFIX
+            ):
                 del op.attributes[attr]
         return ir.WalkResult.ADVANCE
 

@@ -22,7 +22,7 @@ def _cores() -> int:
 
 
 @dataclass(frozen=True)
-class CpuTarget:
+class CpuMachine:
     """f32 lanes per vector register, vector registers, cores and cache sizes."""
 
     vector_lanes: int = 8
@@ -31,7 +31,7 @@ class CpuTarget:
     l2_bytes: int = 512 * 1024
 
     @classmethod
-    def host(cls, threads: int | None = None) -> CpuTarget:
+    def host(cls, threads: int | None = None) -> CpuMachine:
         """This machine: AVX-512 gives 16 lanes and 32 registers, AVX2 8 and 16, else SSE's 4 and 16."""
         flags = _cpu_flags()
         if "avx512f" in flags:

@@ -15,18 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from woodpecker.select.selection import HEURISTIC, SELECTION_ATTR, KernelChoice
+from woodpecker.select.selection import SELECTION_ATTR, KernelChoice
 
 IMPL_ORDER = ("generated", "default", "onednn", "blas", "cudnn", "cublas")
 
 
 def selection_report(choices: Sequence[KernelChoice], **header: Any) -> dict[str, Any]:
-    """The report as a JSON-able dict: `header` entries (model, libraries, mode, device...),
-    the heuristic's statement, the kernels, and totals."""
+    """The report as a JSON-able dict: `header` entries (target, model, libraries, mode, device,
+    the heuristic's statement: `Target.report_header`), the kernels, and totals."""
     kernels = [choice.to_json() for choice in choices]
     measured = [c for c in choices if c.how in ("measured", "recorded")]
     return {
-        "heuristic": HEURISTIC,  # the CUDA plan's header gives its own
         **header,
         "kernels": kernels,
         "totals": {

@@ -10,7 +10,9 @@ attribute `selection`), so a second compile reads them instead of measuring, and
 report shows why each choice was made.
 
 Modes: "measure" (use what is recorded, measure what is missing), "records" (use what is
-recorded, else the heuristic), "heuristic" (never measure or read: `HEURISTIC` below).
+recorded, else the heuristic), "heuristic" (never measure or read: the target's stated rule,
+`Target.heuristic`). The candidates, the heuristic and the runner come from the target, so the
+CPU and CUDA plans are chosen by the same code.
 """
 
 from __future__ import annotations
@@ -20,26 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from woodpecker.kernels.decision import DEFAULT, GENERATED, Decision, config_of
+from woodpecker.kernels.target import Candidate, Target
 from woodpecker.kernels.task import KernelTask, Runner
-from woodpecker.libs.replace import GENERATED
-from woodpecker.select.candidates import DEFAULT, Candidate, kernel_candidates
+from woodpecker.select.candidates import kernel_candidates
 
 SELECTION_ATTR = "selection"
 MODES = ("measure", "records", "heuristic")
-# The stated heuristic, from the measurements in docs/libraries.md (AVX2, 2 cores, ResNet-18/50
-# and MobileNetV2 at batch 1): oneDNN won 27 of 34 ResNet convolutions (up to 5.8x) and most of
-# MobileNetV2's; our kernels won every stride-1 convolution with >= 56x56 outputs (the wide, shallow
-# early layers, up to 1.7x), every stride-1 depthwise convolution (up to 2.2x) and the pooling
-# (oneDNN's plain-layout pooling was 19x slower on ResNet's max pooling).
-HEURISTIC_ORDER = ("onednn", "blas", GENERATED)
-# Below this, oneDNN's call and reorders cost more than our kernel (the bundled tiny ResNet's
-# 1.2-MFLOP convolutions: 1.23x slower end to end with them on oneDNN).
-SMALL_CONV_FLOPS = 1.5e6
-HEURISTIC = (
-    "the generated kernel for pooling, convolutions under 1.5 MFLOP, stride-1 convolutions with at least "
-    "56x56 outputs and stride-1 depthwise convolutions; elsewhere oneDNN where it applies, else BLAS for "
-    "matmuls, else the generated kernel (not measured)"
-)
 
 
 @dataclass
@@ -63,12 +52,14 @@ class KernelChoice:
     output_shape: tuple[int, ...]
     candidates: list[CandidateResult]
     choice: str
-    config: dict[str, Any]  # what compile_cpu takes for these kernels
+    config: dict[str, Any]  # the generated kernel's configuration ({} for a library call)
     how: str  # "measured" | "recorded" | "heuristic" | "only candidate"
     default_seconds: float | None = None
+    decision: Decision | None = field(default=None, compare=False)  # what code generation is told
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("decision", None)
         data["arg_shapes"] = [list(s) for s in self.arg_shapes]
         data["output_shape"] = list(self.output_shape)
         data["kernel_names"] = list(self.kernel_names)
@@ -96,28 +87,6 @@ class _Stored:
     generated_config: dict[str, Any]
     default_seconds: float | None
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _heuristic(task: KernelTask, candidates: Sequence[Candidate]) -> Candidate:
-    by_impl = {c.impl: c for c in candidates if c.applicable}
-    if GENERATED in by_impl and _generated_wins(task):
-        return by_impl[GENERATED]
-    return next(by_impl[impl] for impl in HEURISTIC_ORDER if impl in by_impl)
-
-
-def _generated_wins(task: KernelTask) -> bool:
-    """Where our kernels beat oneDNN in every measurement: pooling, small convolutions (a library
-    call with its reorders costs more than they do), stride-1 convolutions with at least 56 x 56
-    outputs, and stride-1 depthwise convolutions."""
-    if task.kind == "pool" or (task.kind == "conv" and 0 < task.flops < SMALL_CONV_FLOPS):
-        return True
-    if task.kind not in ("conv", "depthwise_conv") or len(task.output_shape) != 4 or task.num_weights < 1:
-        return False
-    source = task.arg_shapes[0]
-    kernel_h = task.arg_shapes[len(task.arg_shapes) - task.num_weights][-2]
-    out_h, out_w = task.output_shape[2], task.output_shape[3]
-    unit_stride = source[2] - kernel_h + 1 == out_h
-    return unit_stride and (task.kind == "depthwise_conv" or out_h * out_w >= 56 * 56)
 
 
 def _fastest(results: Sequence[CandidateResult]) -> CandidateResult:
@@ -167,10 +136,11 @@ def measure_candidates(
         for candidate in candidates:
             if not candidate.applicable or candidate.impl in errors:
                 continue
-            if not candidate.config and default_seconds is not None:
+            measured = config_of(candidate.decision)
+            if not measured and default_seconds is not None:
                 samples[candidate.impl].append(default_seconds)  # the default is the reference itself
                 continue
-            (result,) = runner.measure(task, [candidate.config])
+            (result,) = runner.measure(task, [measured])
             if result.ok:
                 samples[candidate.impl].append(result.value(default_seconds))
             else:
@@ -216,27 +186,17 @@ def _study(storage, task: KernelTask, create: bool):
 
 def select_implementations(
     tasks: Sequence[KernelTask],
+    target: Target,
     options: SelectOptions,
     generated_configs: dict[str, dict[str, Any]] | None = None,
     runner_factory: Callable[[], Runner] | None = None,
     on_task: Callable[[KernelTask, int, int], None] | None = None,
-    *,
-    candidates_for: Callable[[KernelTask, dict[str, Any] | None], list[Candidate]] | None = None,
-    heuristic: Callable[[KernelTask, Sequence[Candidate]], Candidate] | None = None,
 ) -> list[KernelChoice]:
     """One choice per distinct task (by key), in the order of first appearance.
 
     generated_configs: key -> the generated kernel's configuration (a tuning record); others
-    use the default schedule. runner_factory makes the runner when something must be measured.
-    candidates_for(task, generated config) and heuristic(task, candidates) default to the CPU's
-    (`kernel_candidates` with options.libraries, and `HEURISTIC`); the CUDA plan passes its own.
-    """
-    if candidates_for is None:
-
-        def candidates_for(task: KernelTask, generated: dict[str, Any] | None) -> list[Candidate]:
-            return kernel_candidates(task, options.libraries, generated)
-
-    heuristic = heuristic or _heuristic
+    use the default schedule. runner_factory makes the runner when something must be measured
+    (default: the target's)."""
     from woodpecker.tune.storage import open_storage, storage_exists
 
     generated_configs = generated_configs or {}
@@ -251,14 +211,14 @@ def select_implementations(
         for position, task in enumerate(unique.values()):
             if on_task is not None:
                 on_task(task, position, len(unique))
-            candidates = candidates_for(task, generated_configs.get(task.key))
+            candidates = kernel_candidates(target, task, options.libraries, generated_configs.get(task.key))
             applicable = [c for c in candidates if c.applicable]
             results = [CandidateResult(c.impl, c.config, reason=c.reason) for c in candidates]
             default_seconds = None
             if all(c.impl in (GENERATED, DEFAULT) for c in applicable):  # tuned vs default is the tuner's call
                 chosen, how = applicable[0], "only candidate"
             elif options.mode == "heuristic":
-                chosen, how = heuristic(task, candidates), "heuristic"
+                chosen, how = target.heuristic(task, candidates), "heuristic"
             else:
                 study = _study(storage, task, create=options.mode == "measure")
                 stored = _stored(study)
@@ -268,13 +228,13 @@ def select_implementations(
                     chosen = _by_impl(candidates, _fastest(results).impl)
                 elif options.mode == "measure":
                     if runner is None:
-                        runner = (runner_factory or _default_runner)()
+                        runner = (runner_factory or target.runner)()
                     results, default_seconds = measure_candidates(task, candidates, runner, options.rounds)
                     generated = generated_configs.get(task.key) or {}
                     _store(study, generated, default_seconds, results)
                     chosen, how = _by_impl(candidates, _fastest(results).impl), "measured"
                 else:
-                    chosen, how = heuristic(task, candidates), "heuristic"
+                    chosen, how = target.heuristic(task, candidates), "heuristic"
             choices.append(
                 KernelChoice(
                     key=task.key,
@@ -285,9 +245,10 @@ def select_implementations(
                     output_shape=task.output_shape,
                     candidates=results,
                     choice=chosen.impl,
-                    config=dict(chosen.config),
+                    config=chosen.config,
                     how=how,
                     default_seconds=default_seconds,
+                    decision=chosen.decision,
                 )
             )
     finally:
@@ -299,9 +260,3 @@ def select_implementations(
 
 def _by_impl(candidates: Sequence[Candidate], impl: str) -> Candidate:
     return next(c for c in candidates if c.impl == impl)
-
-
-def _default_runner() -> Runner:
-    from woodpecker.measure.cpu_runner import IsolatedCpuRunner
-
-    return IsolatedCpuRunner()

@@ -10,7 +10,7 @@ the aliases (`--wpk-lower`, `--wpk-graph-opt`), and any upstream pass
 `-O0`/`-O1`/`-O2` insert the graph optimization pipeline of that level (as
 `woodpecker.compile(opt_level=N)` runs it) at their place among the pass flags.
 `--wpk-apply-schedule[=config.json]` schedules the kernels of a linalg module
-(woodpecker/schedule/schedule_pass.py); `--wpk-print-schedules` and
+(woodpecker/targets/schedule_pass.py); `--wpk-print-schedules` and
 `--wpk-schedule-stage=schedule|nvvm` are options of every such pass of the pipeline.
 Like mlir-opt, long options may be spelled with one dash (`-split-input-file`).
 

@@ -24,9 +24,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from woodpecker.compiler import CompileOptions, lower_model
-from woodpecker.kernels.task import Config, KernelTask, select_tasks
-from woodpecker.schedule.space import SearchSpace
+from woodpecker.kernels.space import SearchSpace
+from woodpecker.kernels.task import Config, KernelTask
 from woodpecker.tune.storage import open_storage
 from woodpecker.tune.tuner import TuneOptions, _propose, _Study, open_study, open_trial, trial_config
 
@@ -41,13 +40,10 @@ def model_cuda_tasks(
     kernels: Sequence[str] | None = None,
 ) -> list[tuple[KernelTask, SearchSpace]]:
     """One (task, space) per GPU kernel signature of the model, largest first."""
-    from woodpecker.tune.cuda_tasks import cuda_tasks, space_for
+    from woodpecker.targets.cuda import CudaTarget
+    from woodpecker.tune.tune_model import model_tasks
 
-    lowered = lower_model(model, CompileOptions(target="cuda", opt_level=opt_level), input_shapes)
-    with lowered.imported.context:
-        tasks = cuda_tasks(lowered.module, arch, num_inputs=len(lowered.imported.input_names))
-    unique = select_tasks(tasks, kernels)
-    return sorted(((t, space_for(t, arch)) for t in unique), key=lambda pair: -pair[0].flops)
+    return model_tasks(CudaTarget(arch=arch), model, opt_level, input_shapes, kernels)
 
 
 @dataclass

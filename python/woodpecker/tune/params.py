@@ -15,7 +15,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 if TYPE_CHECKING:  # the report and the confirmation step read records without MLIR
-    from woodpecker.schedule.space import Config, KnobValue, SearchSpace
+    from woodpecker.kernels.space import Config, KnobValue, SearchSpace
 
 _TUPLE_PREFIX = "t:"
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from woodpecker.schedule.space import Config
+from woodpecker.kernels.space import Config
 from woodpecker.tune.confirm import chosen_trial, confirmed_of
 from woodpecker.tune.params import trial_config
 from woodpecker.tune.storage import open_storage, storage_exists
 
 if TYPE_CHECKING:
-    from woodpecker.tune.extract import ExtractedKernel
+    from woodpecker.kernels.target import CutKernel
 
 
 def best_config(study: optuna.Study) -> tuple[Config, float] | None:
@@ -56,21 +56,21 @@ def has_cpu_records(storage_url: str | None) -> bool:
     return any(s.study_name.startswith("cpu.") for s in open_storage(storage_url).get_all_studies())
 
 
-def record_configs(extracted: Sequence[ExtractedKernel], storage_url: str | None) -> dict[str, Config]:
+def record_configs(kernels: Sequence[CutKernel], storage_url: str | None) -> dict[str, Config]:
     """task key -> recorded best configuration, for the kernels that have a valid record (a
     record no longer valid for its kernel's search space is skipped with a warning)."""
     if not storage_exists(storage_url):
         return {}
-    records = _best_records(open_storage(storage_url), (e.task.key for e in extracted))
+    records = _best_records(open_storage(storage_url), (k.task.key for k in kernels))
     configs: dict[str, Config] = {}
-    for item in extracted:
+    for item in kernels:
         if item.task.key not in records or item.task.key in configs:
             continue
         config, _ = records[item.task.key]
         problems = item.space.violations(config)
         if problems:
             warnings.warn(
-                f"tuning record of {item.kernel_name} ({item.task.key}) is not valid for its schedule any more "
+                f"tuning record of {item.name} ({item.task.key}) is not valid for its schedule any more "
                 f"({problems[0][0]}: {problems[0][1]}); using the default configuration",
                 stacklevel=2,
             )

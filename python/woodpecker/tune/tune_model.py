@@ -1,28 +1,41 @@
 """`woodpecker.tune.tune_model`: tune every kernel of an ONNX model, then compile with the records.
 
-    model -> lower to linalg -> kernels -> one task per signature -> tune_tasks -> storage
+    model -> lower to linalg -> target.cut -> one task per signature -> tune_tasks -> storage
 
+The kernels are cut exactly as `woodpecker.compile` cuts them (the same `Target`), so their
+names (`--kernel k3_conv`) and signatures are the ones compiles, reports and records use;
 `woodpecker.compile` then reads the best record of each kernel from the same storage.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
-import onnx
-
-from woodpecker.backend.cpu import available_cores, thread_count
-from woodpecker.compiler import CompileOptions, lower_model
-from woodpecker.importer import ImportedModel
+from woodpecker.backend.cpu import CpuOptions, available_cores, thread_count
+from woodpecker.frontend import ModelSource, lower_model
+from woodpecker.kernels.space import SearchSpace
+from woodpecker.kernels.target import Target
 from woodpecker.kernels.task import KernelTask, Runner, select_tasks
 from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
-from woodpecker.schedule.space import SearchSpace
-from woodpecker.schedule.target import CpuTarget
-from woodpecker.tune.extract import cpu_tasks
+from woodpecker.targets.cpu import CpuTarget
 from woodpecker.tune.tuner import Progress, TuneOptions, TuneResult, tune_tasks
 
-ModelSource = str | os.PathLike | onnx.ModelProto | ImportedModel
+
+def model_tasks(
+    target: Target,
+    model: ModelSource,
+    opt_level: int = 2,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    kernels: Sequence[str] | None = None,
+) -> list[tuple[KernelTask, SearchSpace]]:
+    """One (task, space) per kernel signature of the model on `target`, largest kernels first.
+
+    `kernels` keeps only the kernels with these names (`k3_conv`) or kinds (`conv`)."""
+    lowered = lower_model(model, opt_level, input_shapes)
+    cut = target.cut(lowered)
+    spaces = {kernel.task.key: kernel.space for kernel in cut.kernels}
+    selected = select_tasks([kernel.task for kernel in cut.kernels], kernels)
+    return sorted(((task, spaces[task.key]) for task in selected), key=lambda pair: -pair[0].flops)
 
 
 def model_cpu_tasks(
@@ -32,16 +45,9 @@ def model_cpu_tasks(
     threads: int | None = None,
     kernels: Sequence[str] | None = None,
 ) -> list[tuple[KernelTask, SearchSpace]]:
-    """One (task, space) per kernel signature of the model, largest kernels first.
-
-    `kernels` keeps only the kernels with these names (`k3_conv`) or kinds (`conv`)."""
-    lowered = lower_model(model, CompileOptions(opt_level=opt_level), input_shapes)
-    threads = threads or available_cores()
-    with lowered.imported.context:
-        extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuTarget.host(threads=threads))
-    spaces = {item.task.key: item.space for item in extracted}
-    selected = select_tasks([item.task for item in extracted], kernels)
-    return sorted(((task, spaces[task.key]) for task in selected), key=lambda pair: -pair[0].flops)
+    """`model_tasks` on this machine's CPU with `threads` (default: every core)."""
+    target = CpuTarget(CpuOptions(threads=threads or available_cores()))
+    return model_tasks(target, model, opt_level, input_shapes, kernels)
 
 
 def tune_model(

@@ -5,15 +5,13 @@
 1. retains the device's primary context and creates one stream;
 2. allocates the arena (`plan.arena_bytes`: every input, output and intermediate at its planned
    offset) and the weight block, and uploads the weights once;
-3. loads each generated kernel (its cubin when it runs on the device, else the PTX, JIT-compiled
-   by the driver) with its parameters fixed to arena addresses;
+3. loads each step's generated kernels (their cubins when they run on the device, else the PTX,
+   JIT-compiled by the driver) with their parameters fixed to arena addresses;
 4. builds each library step (`woodpecker.runtime.cuda.libraries`: a cuDNN graph, a cuBLASLt matmul) on
    the same stream and binds it to its arena addresses and a shared workspace. Where the library
    has no engine for the call with its fused epilogue, the plain call runs followed by the step's
    epilogue kernel, in place (`split` says why); a library step the host cannot run at all
-   (package missing, no engine) runs its generated kernel instead (`fallbacks` says why). A pad
-   step that only feeds a cuDNN call which pads itself (`Step.only_for`) is skipped while that
-   call runs (`skipped`);
+   (package missing, no engine) runs its generated kernels instead (`fallbacks` says why);
 5. captures the whole step sequence into a CUDA graph (`cuStreamBeginCapture` ..
    `cuGraphInstantiate`) on the first run, and replays it (`cuGraphLaunch`) on every run; if
    capturing fails, the steps are launched one by one and `graph_error` says why.
@@ -59,6 +57,7 @@ class CudaUnavailable(CudaError):
 class _KernelItem:
     step: str
     kernel: LoadedKernel
+    entry: str = ""
 
 
 @dataclass
@@ -103,7 +102,6 @@ class PlanExecutor(DeviceResource):
         self.use_graph = use_graph
         self.fallbacks: dict[str, str] = {}  # step -> why its library call is not used
         self.split: dict[str, str] = {}  # step -> why its epilogue runs as a kernel after the call
-        self.skipped: list[str] = []  # pad steps the library calls after them do themselves
         self.graph_error: str | None = None
         self.launches = Launches()
         self._device = check(self.cu.cuDeviceGet(device), "cuDeviceGet")
@@ -172,17 +170,16 @@ class PlanExecutor(DeviceResource):
         return [item.call for item in libraries.values()]
 
     def _assemble(self, libraries: dict[str, _LibraryItem], prefer_cubin: bool) -> None:
-        """`items` in step order: library calls where they run, else generated kernels; a pad
-        step that a running library call does itself is left out (`skipped`)."""
-        loaded = {item.step: item for item in self.items if isinstance(item, _KernelItem)}
-        self.items, self.skipped = [], []
+        """`items` in step order: library calls where they run, else the generated kernels."""
+        loaded = {(item.step, item.entry): item for item in self.items if isinstance(item, _KernelItem)}
+        self.items = []
         for step in self.plan.steps:
             if step.name in libraries:
                 self.items.append(libraries[step.name])
-            elif step.only_for is not None and step.only_for in libraries:
-                self.skipped.append(step.name)
-            else:
-                self.items.append(loaded.get(step.name) or self._load_kernel(step, step.kernel, prefer_cubin))
+                continue
+            for kernel in step.kernels:
+                item = loaded.get((step.name, kernel.entry))
+                self.items.append(item or self._load_kernel(step, kernel, prefer_cubin))
 
     def _library_item(self, step: Step, prefer_cubin: bool) -> _LibraryItem | None:
         """The step's library call: fused with its epilogue; else the plain call followed by the
@@ -222,7 +219,7 @@ class PlanExecutor(DeviceResource):
                 self.split.pop(item.step, None)
                 item.call.close()
         if len(bound) != sum(isinstance(i, _LibraryItem) for i in self.items):
-            self._assemble(bound, prefer_cubin)  # the generated kernels (and their pads) instead
+            self._assemble(bound, prefer_cubin)  # the generated kernels instead
 
     def _load_kernel(self, step: Step, kernel: KernelLaunch, prefer_cubin: bool) -> _KernelItem:
         launch = {
@@ -238,7 +235,7 @@ class PlanExecutor(DeviceResource):
             self.plan.calling_convention, f"step {step.name} (kernel {kernel.entry})", prefer_cubin,
         )
         self._modules.append(module)
-        return _KernelItem(step.name, loaded)
+        return _KernelItem(step.name, loaded, kernel.entry)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -356,12 +353,15 @@ class PlanExecutor(DeviceResource):
 
     def describe(self) -> dict[str, Any]:
         """What runs: per step its implementation (after fallbacks), and how the plan launches."""
-        impls = {}
+        impls: dict[str, str] = {}
         for item in self.items:
             if isinstance(item, _LibraryItem):
                 impls[item.step] = item.call.library + (" + generated epilogue" if item.epilogue else "")
+            elif item.step in impls:
+                impls[item.step] += f", {item.kernel.source}"
             else:
-                impls[item.step] = f"generated ({item.kernel.source})"
+                impls[item.step] = f"generated ({item.kernel.source}"
+        impls = {step: text + ")" if text.startswith("generated (") else text for step, text in impls.items()}
         return {
             "device": self.info.name,
             "arch": self.info.arch,
@@ -372,7 +372,6 @@ class PlanExecutor(DeviceResource):
             "steps": impls,
             "fallbacks": dict(self.fallbacks),
             "split_epilogues": dict(self.split),
-            "skipped": list(self.skipped),
         }
 
     # -- tear-down -------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ cuda-python (and optionally the cuDNN frontend and nvmath-python) runs a saved p
 * Buffers: graph inputs, outputs and intermediates live in one arena at planned byte offsets
   (`woodpecker.runtime.memory`: reused by liveness); weights live in one weight block, uploaded
   once. Buffer names are `input[0]`, `intermediate[3]`, `output[1]`, `weight[2]`.
-* Steps: one per kernel of the program, in order. Every step carries its generated kernel
-  (PTX, entry, grid, block, dynamic shared memory, arguments as buffer views); a step whose
-  chosen implementation is a library call also carries the call (`LibraryStep`: "cudnn" or
-  "cublas", its spec and which buffer fills each role, and its epilogue as a kernel of its own
-  for a library that cannot fuse it), and the generated kernel is its fallback where the
-  library cannot run it.
+* Steps: one per model kernel (`k3_conv`), in order. Every step carries its generated kernels
+  (one or more launches: a convolution's padding gather and the convolution; PTX, entry, grid,
+  block, dynamic shared memory, arguments as buffer views); a step whose chosen implementation
+  is a library call also carries the call (`LibraryStep`: "cudnn" or "cublas", its spec and
+  which buffer fills each role, and its epilogue as a kernel of its own for a library that
+  cannot fuse it), and the generated kernels are its fallback where the library cannot run it.
 * `selection`: the per-kernel choice report (candidates, times or reasons, how chosen).
 
 `save(directory, weights)` writes
@@ -41,7 +41,7 @@ from woodpecker.runtime.cuda.launch import read_format_json
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "weights.npy"
 FORMAT = "woodpecker.cuda-plan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a step has a list of generated kernels (1: one kernel, pad steps)
 GENERATED = "generated"
 BUFFER_KINDS = ("input", "weight", "output", "intermediate")
 
@@ -112,33 +112,40 @@ class LibraryStep:
 
 @dataclass
 class Step:
-    """One kernel of the model and the implementation the plan runs for it."""
+    """One model kernel and the implementation the plan runs for it."""
 
-    name: str  # the kernel's function (`k3_conv`)
+    name: str  # the model kernel (`k3_conv`)
     kind: str  # conv, matmul, pool, elementwise, ...
-    kernel: KernelLaunch  # always there: the generated implementation (a library step's fallback)
+    kernels: list[KernelLaunch]  # always there: the generated launches (a library step's fallback)
     library: LibraryStep | None = None
     how: str = "only candidate"  # measured | recorded | heuristic | only candidate | configured
-    # A padding step whose output only library step `only_for` reads, and which that library call
-    # does itself: it runs only where that step falls back to its generated kernel.
-    only_for: str | None = None
 
     @property
     def impl(self) -> str:
         return GENERATED if self.library is None else self.library.library
 
     @property
+    def generated_reads(self) -> list[str]:
+        """What the generated kernels read from outside the step."""
+        written = {name for kernel in self.kernels for name in kernel.writes}
+        return list(dict.fromkeys(n for kernel in self.kernels for n in kernel.reads if n not in written))
+
+    @property
+    def generated_writes(self) -> list[str]:
+        return list(dict.fromkeys(n for kernel in self.kernels for n in kernel.writes))
+
+    @property
     def reads(self) -> list[str]:
-        """What the chosen implementation reads (`kernel.reads`: what the fallback reads)."""
+        """What the chosen implementation reads (`generated_reads`: what the fallback reads)."""
         if self.library is not None:
             return [b for role, b in self.library.operands.items() if role != "y"]
-        return self.kernel.reads
+        return self.generated_reads
 
     @property
     def writes(self) -> list[str]:
         if self.library is not None:
             return [self.library.operands["y"]]
-        return self.kernel.writes
+        return self.generated_writes
 
 
 @dataclass
@@ -191,7 +198,9 @@ class InferencePlan:
             if buffer not in self.buffers:
                 raise PlanError(f"graph value '{name}' names an unknown buffer {buffer}")
         for step in self.steps:
-            kernels = [step.kernel]
+            if not step.kernels:
+                raise PlanError(f"step {step.name} has no generated kernel")
+            kernels = list(step.kernels)
             if step.library is not None and step.library.epilogue is not None:
                 kernels.append(step.library.epilogue)
             for buffer, shape, _access in (arg for kernel in kernels for arg in kernel.args):
@@ -205,10 +214,6 @@ class InferencePlan:
                 for role, buffer in step.library.operands.items():
                     if buffer not in self.buffers:
                         raise PlanError(f"step {step.name}: {step.library.library} operand {role} is unknown {buffer}")
-        names = {s.name: s for s in self.steps}
-        for step in self.steps:
-            if step.only_for is not None and (names.get(step.only_for) is None or names[step.only_for].library is None):
-                raise PlanError(f"step {step.name} runs only for {step.only_for}, which is not a library step")
 
     # -- saving and loading ----------------------------------------------------------------------
 
@@ -228,9 +233,8 @@ class InferencePlan:
                     "kind": step.kind,
                     "impl": step.impl,
                     "how": step.how,
-                    "kernel": _write_kernel(out, step.kernel),
+                    "kernels": [_write_kernel(out, kernel) for kernel in step.kernels],
                     "library": None if step.library is None else _library_json(out, step.library),
-                    "only_for": step.only_for,
                 }
             )
         data = {
@@ -328,16 +332,13 @@ def _index(name: str) -> int:
 
 
 def _step_from_json(data: Mapping[str, Any], root: Path) -> Step:
-    kernel = _read_kernel(data["kernel"], root)
+    kernels = [_read_kernel(kernel, root) for kernel in data["kernels"]]
     lib = data.get("library")
     library = None
     if lib is not None:
         epilogue = None if lib.get("epilogue") is None else _read_kernel(lib["epilogue"], root)
         library = LibraryStep(lib["library"], dict(lib["spec"]), dict(lib["operands"]), epilogue)
-    return Step(
-        name=data["name"], kind=data["kind"], kernel=kernel, library=library, how=data.get("how", ""),
-        only_for=data.get("only_for"),
-    )
+    return Step(name=data["name"], kind=data["kind"], kernels=kernels, library=library, how=data.get("how", ""))
 
 
 def pack_weights(plan: InferencePlan, weights: Sequence[np.ndarray]) -> np.ndarray:

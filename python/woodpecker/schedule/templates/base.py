@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from woodpecker.kernels.space import Config, Constraint, SearchSpace, divisors
 from woodpecker.schedule.kernels import Kernel
 from woodpecker.schedule.script import Script
-from woodpecker.schedule.space import Config, Constraint, SearchSpace, divisors
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 
 
 class Template(Protocol):
@@ -16,7 +16,7 @@ class Template(Protocol):
 
     name: str  # e.g. "cpu.matmul"
 
-    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+    def space(self, kernel: Kernel, target: CpuMachine) -> SearchSpace:
         """The knobs, their domains and constraints for `kernel`, with a good default."""
         ...
 
@@ -24,7 +24,7 @@ class Template(Protocol):
         """IR rewrites `config` needs before its script runs (packing a weight; often nothing)."""
         ...
 
-    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+    def schedule(self, kernel: Kernel, config: Config, target: CpuMachine, script: Script) -> None:
         """Appends the transform ops that apply `config` to `kernel` (its ops are tagged)."""
         ...
 

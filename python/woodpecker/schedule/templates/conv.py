@@ -25,11 +25,11 @@ Only unit strides and dilations are handled (a strided window makes the input ma
 
 from __future__ import annotations
 
+from woodpecker.kernels.space import Config, Constraint, Knob, SearchSpace
 from woodpecker.schedule.kernels import SCHED_PREFIX, Kernel
 from woodpecker.schedule.packing import transpose_weight
 from woodpecker.schedule.script import ANY, VECTOR_CLEANUP, Script
-from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import (
     MIN_PARALLEL_WORK,
     POWERS_OF_TWO,
@@ -77,7 +77,7 @@ class ConvTemplate:
         self.name = f"cpu.{kind}" + ("_strided" if strided else "")
         self.depthwise = kind == "depthwise_conv"
 
-    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+    def space(self, kernel: Kernel, target: CpuMachine) -> SearchSpace:
         d = dims(kernel)
         lanes = target.vector_lanes
         knobs = [
@@ -134,7 +134,7 @@ class ConvTemplate:
         default = self._default(d, target, {k.name: k.domain for k in knobs}, fits, splits)
         return SearchSpace(kernel.name, self.name, tuple(knobs), default, tuple(constraints))
 
-    def _default(self, d: dict[str, int], target: CpuTarget, domain: dict, fits, splits) -> Config:
+    def _default(self, d: dict[str, int], target: CpuMachine, domain: dict, fits, splits) -> Config:
         lanes = target.vector_lanes
         reg_ow = (
             max(r for r in domain["reg_ow"] if r <= lanes)
@@ -176,7 +176,7 @@ class ConvTemplate:
         if self.strided:
             transpose_weight(kernel.main, 1, [1, 2, 3, 0])  # W[f][c][kh][kw] -> W[c][kh][kw][f]
 
-    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+    def schedule(self, kernel: Kernel, config: Config, target: CpuMachine, script: Script) -> None:
         s = script
         d = dims(kernel)
         s.comment(f"{kernel.name}: {self.name} {config}")

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from mlir import ir
 
+from woodpecker.kernels.space import Config, Constraint, Knob, SearchSpace
 from woodpecker.schedule.kernels import Kernel, is_projected_permutation
 from woodpecker.schedule.script import VECTOR_CLEANUP, Script
-from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import MIN_PARALLEL_WORK
 
 
@@ -56,7 +56,7 @@ class GenericTemplate:
         self.kind = kind
         self.name = name or f"cpu.{kind}"
 
-    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+    def space(self, kernel: Kernel, target: CpuMachine) -> SearchSpace:
         shape = kernel.output_shape
         dim = split_dim(kernel)
         extent = shape[dim] if dim is not None else 1
@@ -105,7 +105,7 @@ class GenericTemplate:
     def prepare(self, kernel: Kernel, config: Config) -> None:
         pass  # no IR rewrites: tiling and vectorization are all in the script
 
-    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+    def schedule(self, kernel: Kernel, config: Config, target: CpuMachine, script: Script) -> None:
         s = script
         s.comment(f"{kernel.name}: {self.name} {config}")
         has_epilogue = kernel.epilogue is not None

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from mlir import ir
 
+from woodpecker.kernels.space import Config, Constraint, Knob, SearchSpace, divisors
 from woodpecker.schedule.kernels import SCHED_PREFIX, Kernel
 from woodpecker.schedule.packing import can_pack_b, pack_matmul_b
 from woodpecker.schedule.script import VECTOR_CLEANUP, Script
-from woodpecker.schedule.space import Config, Constraint, Knob, SearchSpace, divisors
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import (
     MIN_PARALLEL_WORK,
     POWERS_OF_TWO,
@@ -55,7 +55,7 @@ def _b_is_argument(kernel: Kernel) -> bool:
 class MatmulTemplate:
     name = "cpu.matmul"
 
-    def space(self, kernel: Kernel, target: CpuTarget) -> SearchSpace:
+    def space(self, kernel: Kernel, target: CpuMachine) -> SearchSpace:
         batch, m, n, k = problem(kernel)
         lanes = target.vector_lanes
         reg_n = vector_choices(n, lanes, 8 * lanes)
@@ -115,7 +115,7 @@ class MatmulTemplate:
         m: int,
         n: int,
         k: int,
-        target: CpuTarget,
+        target: CpuMachine,
         knobs: tuple[Knob, ...],
         fits,
         packable,
@@ -171,7 +171,7 @@ class MatmulTemplate:
         if config["pack_b"]:
             pack_matmul_b(kernel, config["reg_n"])
 
-    def schedule(self, kernel: Kernel, config: Config, target: CpuTarget, script: Script) -> None:
+    def schedule(self, kernel: Kernel, config: Config, target: CpuMachine, script: Script) -> None:
         s = script
         packed = config["pack_b"]
         nb = len(kernel.loops.extents) - (4 if packed else 3)

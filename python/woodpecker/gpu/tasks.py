@@ -1,17 +1,18 @@
-"""The tuning tasks of a model compiled for CUDA: one standalone kernel per GPU kernel.
+"""The tuning tasks of a model compiled for CUDA: one standalone module per model kernel.
 
 `cuda_tasks(module, arch, device_name)` cuts the linalg-on-tensors model (weights outlined as
-trailing arguments, what `CudaModel.linalg` holds) into the kernels `compile_gpu` makes, and
-turns each into a `KernelTask` whose `module_text` is a module with `@main(inputs...,
-weights...)` computing only that kernel: the kernel function of `gpu.partition` (already
-prepared: fused epilogues, gather generics), with its output initialized by `tensor.empty` and
-its arguments reordered so that weights come last. Re-partitioning that module gives back the
-same single kernel (same problem, ops and launch shape), named `k0_<kind>`: the task's
-`kernel_name`, the key of its config. `model_kernels` lists the model's kernels (`k3_conv`) the
-task stands for.
+trailing arguments, what `CudaModel.linalg` holds) into the model kernels `compile_gpu` makes
+(`gpu.partition`: a kernel is the launches of one graph op, e.g. a padding gather and the
+convolution), and turns each into a `KernelTask` whose `module_text` is a module with
+`@main(inputs..., weights...)` computing only that kernel: its launch functions (already
+prepared: fused epilogues, gather generics) inlined in launch order, each output initialized by
+`tensor.empty`, the kernel's arguments with weights last. Re-partitioning that module gives back
+the same launches (same problems, ops and launch shapes) of one kernel named `k0_<kind>`: the
+task's `kernel_name`, the key of its config (which is its main launch's). `model_kernels` lists
+the model's kernels (`k3_conv`) the task stands for.
 
 Kernels with the same signature share one key: `cuda.<kind>.<output dims>.<arch>.<sha1>`, the
-hash over the kernel problem (loops, operand accesses), the fused ops and the ops in their
+hash over every launch's problem (loops, operand accesses), fused ops and the ops in their
 bodies (the epilogue), the argument shapes and roles, the element type, the arch and the
 device. `cuda_tasks` returns one task per kernel, in launch order; kernels that share a key get
 the same task object (the first one's module).
@@ -41,13 +42,15 @@ from woodpecker.errors import CompilationError
 from woodpecker.gpu.arch import get_arch
 from woodpecker.gpu.codegen import compile_gpu, kernel_functions, kernel_search_spaces, plan_kernels
 from woodpecker.gpu.model import CudaModel
-from woodpecker.gpu.partition import MAIN_TAG, OP_TAG, ROOT_TAG, KernelPlan
+from woodpecker.gpu.partition import KIND_PRIORITY, MAIN_TAG, OP_TAG, ROOT_TAG, KernelPlan
 from woodpecker.gpu.prepare import clone_with_mapping
+from woodpecker.gpu.program import BufferRef
+from woodpecker.kernels.space import SearchSpace
 from woodpecker.kernels.task import Config, KernelTask
-from woodpecker.schedule.space import SearchSpace
+from woodpecker.lowering import GROUP_ATTR
 from woodpecker.stats import CompileStats
 
-KEY_VERSION = 1  # bump when the signature's description changes (keys name Optuna studies)
+KEY_VERSION = 2  # bump when the signature's description changes (2: a task is a model kernel's launches)
 CONTRACTION_KINDS = frozenset({"matmul", "batch_matmul", "conv", "depthwise_conv"})
 REDUCING_KINDS = frozenset({"pool", "reduction"})
 OUTPUT_NAME = "y"
@@ -70,35 +73,58 @@ def _body_ops(op: ir.Operation) -> list[str]:
     return names
 
 
-def _standalone(fn: ir.Operation, plan: KernelPlan) -> tuple[str, list[int], list[str]]:
-    """Module text with `@main(non-weight args..., weight args...)` computing `fn` (a kernel
-    function of the partition), the permutation of `fn`'s arguments, and the body op names."""
-    entry = fn.regions[0].blocks[0]
-    args = list(entry.arguments)
-    inputs = [i for i, a in enumerate(plan.inputs) if a.buffer.kind != "weight"]
-    weights = [i for i, a in enumerate(plan.inputs) if a.buffer.kind == "weight"]
-    order = inputs + weights
-    out_type = ir.RankedTensorType(args[-1].type)
+def _standalone(
+    functions: dict[str, ir.Operation], launches: list[KernelPlan]
+) -> tuple[str, list[BufferRef], list[tuple[int, ...]], list[str]]:
+    """Module text with `@main(non-weight args..., weight args...)` computing the launches of one
+    model kernel (their functions of the partition, inlined in order), the model buffer of each
+    argument, their shapes, and the body op names."""
+    produced = {launch.output.buffer for launch in launches}
+    arguments: list[tuple[BufferRef, ir.Type]] = []
+    for launch in launches:
+        fn = functions[launch.name]
+        types = list(fn.regions[0].blocks[0].arguments)
+        for position, arg in enumerate(launch.inputs):
+            if arg.buffer not in produced and all(b != arg.buffer for b, _ in arguments):
+                arguments.append((arg.buffer, types[position].type))
+    arguments = [a for a in arguments if a[0].kind != "weight"] + [a for a in arguments if a[0].kind == "weight"]
+    out_type = ir.RankedTensorType(functions[launches[-1].name].regions[0].blocks[0].arguments[-1].type)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
-        main = func.FuncOp("main", ([args[i].type for i in order], [out_type]))
+        main = func.FuncOp("main", ([ty for _, ty in arguments], [out_type]))
         block = main.add_entry_block()
-    main.attributes["wpk.input_names"] = ir.ArrayAttr.get([ir.StringAttr.get(f"x{k}") for k in range(len(inputs))])
-    mapping = {args[i]: block.arguments[k] for k, i in enumerate(order)}
+    n_inputs = sum(1 for buffer, _ in arguments if buffer.kind != "weight")
+    main.attributes["wpk.input_names"] = ir.ArrayAttr.get([ir.StringAttr.get(f"x{k}") for k in range(n_inputs)])
+    values: dict[BufferRef, ir.Value] = {buffer: block.arguments[k] for k, (buffer, _) in enumerate(arguments)}
     body: list[str] = []
+    group = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 0)
     with ir.InsertionPoint(block):
-        mapping[args[-1]] = tensor.EmptyOp(list(out_type.shape), out_type.element_type).result
-        for op in entry.operations:
-            clone = clone_with_mapping(op.operation, mapping)
-            for tag in (OP_TAG, ROOT_TAG, MAIN_TAG):
-                if tag in clone.attributes:
-                    del clone.attributes[tag]
-            if clone.name.startswith("linalg."):
-                body.append(clone.name)
-                body.extend(_body_ops(clone))
+        for launch in launches:
+            entry = functions[launch.name].regions[0].blocks[0]
+            args = list(entry.arguments)
+            mapping = {args[k]: values[arg.buffer] for k, arg in enumerate(launch.inputs)}
+            out = ir.RankedTensorType(args[-1].type)
+            mapping[args[-1]] = tensor.EmptyOp(list(out.shape), out.element_type).result
+            result = None
+            for op in entry.operations:
+                if op.operation.name == "func.return":
+                    result = mapping[op.operation.operands[0]]
+                    continue
+                clone = clone_with_mapping(op.operation, mapping)
+                for tag in (OP_TAG, ROOT_TAG, MAIN_TAG):
+                    if tag in clone.attributes:
+                        del clone.attributes[tag]
+                if clone.name.startswith("linalg."):
+                    clone.attributes[GROUP_ATTR] = group  # one kernel, wherever it was in the model
+                    body.append(clone.name)
+                    body.extend(_body_ops(clone))
+            assert result is not None
+            values[launch.output.buffer] = result
+        func.ReturnOp([values[launches[-1].output.buffer]])
     if not module.operation.verify():
-        raise CompilationError(f"kernel {plan.name}: the standalone module does not verify")
-    return str(module), order, body
+        raise CompilationError(f"kernel {launches[-1].model_kernel}: the standalone module does not verify")
+    shapes = [tuple(ir.RankedTensorType(ty).shape) for _, ty in arguments]
+    return str(module), [buffer for buffer, _ in arguments], shapes, body
 
 
 def _flops(plan: KernelPlan) -> int:
@@ -111,8 +137,9 @@ def _flops(plan: KernelPlan) -> int:
 
 
 def _description(plan: KernelPlan, arg_shapes: list[tuple[int, ...]]) -> str:
-    """e.g. "conv 1x8x34x34 * 8x8x3x3 -> 1x8x32x32 +epilogue(8, 1x8x32x32)": the main op's
-    operands, the output, and the shapes of the other arguments (read by the epilogue)."""
+    """e.g. "conv 1x8x34x34 * 8x8x3x3 -> 1x8x32x32 +epilogue(8, 1x8x32x32)": the main launch's
+    operands, its output, and the shapes of its other arguments (read by the epilogue); the
+    caller adds the kernel's other launches ("+1 launch": a padding gather)."""
     operands = [tuple(o.shape) for o in plan.problem.operands]
     extras = list(arg_shapes)
     for shape in operands:
@@ -126,21 +153,28 @@ def _description(plan: KernelPlan, arg_shapes: list[tuple[int, ...]]) -> str:
     return text
 
 
-def _key(plan: KernelPlan, roles: list[tuple[str, tuple[int, ...]]], body: list[str], arch: str, device: str) -> str:
+def _key(
+    launches: list[KernelPlan], roles: list[tuple[str, tuple[int, ...]]], body: list[str], arch: str, device: str
+) -> str:
+    plan = _main(launches)
     signature = {
         "version": KEY_VERSION,
         "template": f"cuda.{plan.problem.kind}",
-        "problem": asdict(plan.problem),
-        "ops": list(plan.ops),
+        "problems": [asdict(launch.problem) for launch in launches],
+        "ops": [list(launch.ops) for launch in launches],
         "body": body,
         "args": [[role, list(shape)] for role, shape in roles],
-        "output": list(plan.output.shape),
+        "output": list(launches[-1].output.shape),
         "element_type": "f32",
         "arch": arch,
         "device": device,
     }
     digest = hashlib.sha1(json.dumps(signature, sort_keys=True).encode()).hexdigest()
-    return f"cuda.{plan.kind}.{_dims(plan.output.shape)}.{arch}.{digest[:16]}"
+    return f"cuda.{plan.kind}.{_dims(launches[-1].output.shape)}.{arch}.{digest[:16]}"
+
+
+def _main(launches: list[KernelPlan]) -> KernelPlan:
+    return next(launch for launch in launches if launch.is_main)
 
 
 def _parse(text: str) -> ir.Module:
@@ -150,12 +184,21 @@ def _parse(text: str) -> ir.Module:
 
 @dataclass(frozen=True)
 class KernelCut:
-    """One kernel of the model as a task: `order[j]` is the index into `plan.inputs` of the
-    task's argument j (the task's arguments are the kernel's, weights moved last)."""
+    """One model kernel as a task: its launches, the model buffer each task argument reads
+    (`arg_buffers[j]` for the task's argument j; weights last) and the buffer it writes."""
 
     task: KernelTask
-    plan: KernelPlan
-    order: tuple[int, ...]
+    launches: tuple[KernelPlan, ...]
+    arg_buffers: tuple[BufferRef, ...]
+    output: BufferRef
+
+    @property
+    def name(self) -> str:
+        return self.launches[-1].model_kernel
+
+    @property
+    def main(self) -> KernelPlan:
+        return _main(list(self.launches))
 
 
 def cuda_tasks(
@@ -165,7 +208,7 @@ def cuda_tasks(
     *,
     num_inputs: int | None = None,
 ) -> list[KernelTask]:
-    """One task per GPU kernel of `module` (linalg on tensors, weights outlined; its text, or
+    """One task per model kernel of `module` (linalg on tensors, weights outlined; its text, or
     a `CudaModel` compiled from it), in launch order; identical kernels share a key and a task.
     `device_name` is the GPU the times will belong to (default: `arch`). `num_inputs`: the
     number of graph inputs among @main's arguments (default: `wpk.input_names`, else all)."""
@@ -179,7 +222,7 @@ def cuda_kernel_cuts(
     *,
     num_inputs: int | None = None,
 ) -> list[KernelCut]:
-    """`cuda_tasks` with, per kernel, its plan and the task's argument order."""
+    """`cuda_tasks` with, per model kernel, its launches and the buffers of the task's arguments."""
     if isinstance(module, CudaModel):
         if module.linalg is None:
             raise CompilationError("cuda_tasks needs the linalg module, which a loaded CudaModel does not have")
@@ -190,44 +233,52 @@ def cuda_kernel_cuts(
     target = get_arch(arch)
     device = device_name or target.chip
     with module.context, ir.Location.unknown(module.context):
-        parts, scheduled = plan_kernels(module, None, target, num_inputs)
+        parts, _ = plan_kernels(module, None, target, num_inputs)
         functions = kernel_functions(parts.device)
         cut = []
-        for item in scheduled:
-            plan = item.plan
-            text, order, body = _standalone(functions[plan.name], plan)
-            roles = [
-                ("weight" if plan.inputs[i].buffer.kind == "weight" else "input", plan.inputs[i].shape) for i in order
-            ]
-            cut.append((plan, text, roles, body, order))
+        for launches in parts.model_kernels().values():
+            text, buffers, shapes, body = _standalone(functions, launches)
+            roles = [("weight" if b.kind == "weight" else "input", s) for b, s in zip(buffers, shapes, strict=True)]
+            cut.append((launches, text, roles, body, buffers))
     by_key: dict[str, list[str]] = {}
     keyed = []
-    for plan, text, roles, body, order in cut:
-        key = _key(plan, roles, body, target.chip, device)
-        by_key.setdefault(key, []).append(plan.name)
-        keyed.append((key, plan, text, roles, order))
+    for launches, text, roles, body, buffers in cut:
+        key = _key(launches, roles, body, target.chip, device)
+        by_key.setdefault(key, []).append(launches[-1].model_kernel)
+        keyed.append((key, launches, text, roles, buffers))
     tasks: dict[str, KernelTask] = {}
     out = []
-    for key, plan, text, roles, order in keyed:
+    for key, launches, text, roles, buffers in keyed:
+        main = _main(launches)
+        kind = _kernel_kind(launches)
         if key not in tasks:
             arg_shapes = tuple(tuple(int(d) for d in shape) for _, shape in roles)
+            ordered = sorted(main.inputs, key=lambda arg: arg.buffer.kind == "weight")  # as the task's args
+            description = _description(main, [tuple(arg.shape) for arg in ordered])
+            if len(launches) > 1:
+                description += f" +{len(launches) - 1} launch{'es' if len(launches) > 2 else ''}"
             tasks[key] = KernelTask(
                 key=key,
-                description=_description(plan, [s for _, s in roles]),
-                kind=plan.kind,
-                template=f"cuda.{plan.problem.kind}",
+                description=description,
+                kind=kind,
+                template=f"cuda.{main.problem.kind}",
                 target="cuda",
                 device=device,
                 module_text=text,
                 num_weights=sum(1 for role, _ in roles if role == "weight"),
                 arg_shapes=arg_shapes,
-                output_shape=tuple(int(d) for d in plan.output.shape),
-                kernel_name=f"k0_{plan.kind}",
-                flops=_flops(plan),
+                output_shape=tuple(int(d) for d in launches[-1].output.shape),
+                kernel_name=f"k0_{kind}",
+                flops=sum(_flops(launch) for launch in launches),
                 model_kernels=tuple(by_key[key]),
             )
-        out.append(KernelCut(tasks[key], plan, tuple(order)))
+        out.append(KernelCut(tasks[key], tuple(launches), tuple(buffers), launches[-1].output.buffer))
     return out
+
+
+def _kernel_kind(launches: list[KernelPlan]) -> str:
+    kinds = {launch.kind for launch in launches}
+    return next(kind for kind in KIND_PRIORITY if kind in kinds)
 
 
 def num_task_inputs(task: KernelTask) -> int:
@@ -266,9 +317,9 @@ def compile_candidate(task: KernelTask, config: Mapping[str, Any] | Config | Non
     configs = None if config is None else {task.kernel_name: dict(config)}
     with module.context, ir.Location.unknown(module.context):
         program = compile_gpu(module, arch, configs, num_inputs=n_inputs)
-    if len(program.kernels) != 1 or program.kernels[0].function != task.kernel_name:
+    if not program.kernels or any(k.model_kernel != task.kernel_name for k in program.kernels):
         names = [k.function for k in program.kernels]
-        raise CompilationError(f"task {task.key}: the standalone module compiled to kernels {names}, not one")
+        raise CompilationError(f"task {task.key}: the standalone module compiled to launches {names}, not one kernel")
     names = [f"x{k}" for k in range(n_inputs)]
     stats = CompileStats(stage_seconds=dict(program.stage_seconds), num_kernels=1)
     stats.stage_seconds["codegen"] = time.perf_counter() - start

@@ -8,7 +8,7 @@ The file (every key optional):
 
     {"target": "cpu" | "cuda",
      "arch": "sm_90",                                   (cuda)
-     "cpu": {"threads": 2, "vector_lanes": 8, ...},    (CpuTarget fields; default: this host)
+     "cpu": {"threads": 2, "vector_lanes": 8, ...},    (CpuMachine fields; default: this host)
      "kernels": {"k0_matmul": {"tile_m": 8, ...}, "conv": {...}}}
 
 A file with none of these four keys is the "kernels" object itself (`{"k0_matmul": {...}}`).
@@ -43,7 +43,7 @@ from mlir import ir
 
 from woodpecker.errors import WoodpeckerError
 from woodpecker.schedule.apply import ScheduledKernel, apply_schedules
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.target import CpuMachine
 
 TARGETS = ("cpu", "cuda")
 STAGES = ("schedule", "nvvm")
@@ -67,8 +67,8 @@ class ScheduleRequest:
     print_schedules: bool = False
     source: str = "default schedules"
 
-    def cpu_target(self) -> CpuTarget:
-        return replace(CpuTarget.host(), **self.cpu)
+    def cpu_target(self) -> CpuMachine:
+        return replace(CpuMachine.host(), **self.cpu)
 
     def check(self) -> ScheduleRequest:
         if self.target not in TARGETS:
@@ -117,7 +117,7 @@ def parse_request(data: Any, source: str) -> ScheduleRequest:
 
 
 def _cpu_fields(value: Any, source: str) -> dict[str, int]:
-    known = [f.name for f in fields(CpuTarget)]
+    known = [f.name for f in fields(CpuMachine)]
     if not isinstance(value, dict):
         raise ScheduleRequestError(f"{source}: 'cpu' must be an object with some of {', '.join(known)}")
     for key, number in value.items():

@@ -1,10 +1,11 @@
-"""Cutting kernels out of a model: one standalone module and one signature per kernel.
+"""Cutting CPU kernels out of a model: one standalone module and one signature per kernel.
 
 `cpu_tasks` takes a model's `@main` lowered to linalg on tensors (weights as trailing
-arguments), finds its kernels as the CPU back end does (`schedule.kernels.find_kernels`), and
-for each kernel builds a module whose `@main(inputs..., weights...)` computes only that
-kernel: its fill, main op and epilogue, with every value produced elsewhere in the model (the
-padded input, the residual operand) turned into an input argument. The text of that module,
+arguments), finds its model kernels as the CPU back end does (`schedule.kernels`), and for
+each kernel builds a module whose `@main(inputs..., weights...)` computes only that kernel:
+every unit of it (a convolution's padding copies, its fill, the convolution and its
+epilogue), with every value produced elsewhere in the model (the residual operand, the
+previous kernel's output) turned into an input argument. The text of that module,
 with the target and the device, is the kernel's *signature*: identical layers (ResNet-50's
 repeated blocks) get the same `KernelTask.key`, so they are tuned once and their records are
 shared by every model that has them.
@@ -22,10 +23,20 @@ from mlir.dialects import func
 
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
+from woodpecker.kernels.space import SearchSpace
 from woodpecker.kernels.task import KernelTask
-from woodpecker.schedule.kernels import KERNEL_ATTR, ROLE_ATTR, Kernel, erase_unused, find_kernels, owner_of
-from woodpecker.schedule.space import SearchSpace
-from woodpecker.schedule.target import CpuTarget
+from woodpecker.schedule.kernels import (
+    GROUP_ATTR,
+    KERNEL_ATTR,
+    MODEL_KERNEL_ATTR,
+    ROLE_ATTR,
+    ModelKernel,
+    erase_unused,
+    find_kernels,
+    model_kernels,
+    owner_of,
+)
+from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates import template_for
 
 # Ops a kernel may use that are copied into its standalone module rather than passed in.
@@ -35,7 +46,7 @@ _CONTRACTIONS = ("matmul", "conv", "depthwise_conv")
 
 @dataclass
 class ExtractedKernel:
-    """A kernel of the model with its tuning task and search space."""
+    """A model kernel with its tuning task and search space (its main unit's)."""
 
     kernel_name: str  # in the model, e.g. "k7_conv"
     task: KernelTask
@@ -61,19 +72,19 @@ def cpu_device(threads: int) -> str:
 
 
 def cpu_tasks(
-    module: ir.Module, num_weights: int, target: CpuTarget, device: str | None = None
+    module: ir.Module, num_weights: int, target: CpuMachine, device: str | None = None
 ) -> list[ExtractedKernel]:
-    """The tuning tasks of every kernel of `module` (which is left unchanged)."""
+    """The tuning tasks of every model kernel of `module`, which is cut in place: its kernels
+    are found and tagged with their names (what code generation then reads)."""
     device = device or cpu_device(target.threads)
     with module.context, ir.Location.unknown(module.context):
-        work = ir.Module.parse(str(module))
-        kernels = find_kernels(work)
-        tagged = str(work)
-        first_weight = len(main_func(work).regions[0].blocks[0].arguments) - num_weights
+        kernels = model_kernels(find_kernels(module))
+        tagged = str(module)
+        first_weight = len(main_func(module).regions[0].blocks[0].arguments) - num_weights
         extracted = []
         for kernel in kernels:
-            space = template_for(kernel).space(kernel, target)
-            text, arg_shapes, weights = _standalone(tagged, kernel.index, first_weight)
+            space = template_for(kernel.main).space(kernel.main, target)
+            text, arg_shapes, weights = _standalone(tagged, kernel.name, first_weight)
             extracted.append(
                 ExtractedKernel(kernel.name, _task(kernel, space, text, arg_shapes, weights, device), space)
             )
@@ -86,14 +97,18 @@ def cpu_tasks(
 
 
 def _task(
-    kernel: Kernel, space: SearchSpace, text: str, arg_shapes: list[tuple[int, ...]], weights: int, device: str
+    kernel: ModelKernel, space: SearchSpace, text: str, arg_shapes: list[tuple[int, ...]], weights: int, device: str
 ) -> KernelTask:
     digest = hashlib.sha1(f"cpu\n{device}\n{text}".encode()).hexdigest()[:12]
+    main = kernel.main
     shapes = " ".join("x".join(map(str, s)) for s in arg_shapes)
-    out = "x".join(map(str, kernel.output_shape))
-    op = kernel.named_op.removeprefix("linalg.")
-    description = f"{op} {shapes} -> {out}" + (" +epilogue" if kernel.epilogue is not None else "")
-    factor = 2 if kernel.kind in _CONTRACTIONS else 1
+    out = "x".join(map(str, kernel.units[-1].output_shape))
+    op = main.named_op.removeprefix("linalg.")
+    extra = [unit for unit in kernel.units if not unit.is_main]
+    description = f"{op} {shapes} -> {out}" + (" +epilogue" if main.epilogue is not None else "")
+    if extra:
+        description += f" +{len(extra)} op{'s' if len(extra) > 1 else ''}"
+    factor = 2 if main.kind in _CONTRACTIONS else 1
     return KernelTask(
         key=f"cpu.{kernel.kind}.{out}.{digest}",
         description=description,
@@ -104,11 +119,10 @@ def _task(
         module_text=text,
         num_weights=weights,
         arg_shapes=tuple(arg_shapes),
-        output_shape=kernel.output_shape,
+        output_shape=kernel.units[-1].output_shape,
         kernel_name="k0_" + kernel.kind,
-        flops=factor * math.prod(kernel.loops.extents),
+        flops=factor * math.prod(main.loops.extents),
     )
-
 
 
 def _is_weight(value: ir.Value, first_weight: int) -> bool:
@@ -122,8 +136,8 @@ def _is_weight(value: ir.Value, first_weight: int) -> bool:
     return ir.BlockArgument(value).arg_number >= first_weight
 
 
-def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[tuple[int, ...]], int]:
-    """The module computing only kernel `index` of the tagged module text; its argument
+def _standalone(tagged: str, name: str, first_weight: int) -> tuple[str, list[tuple[int, ...]], int]:
+    """The module computing only model kernel `name` of the tagged module text; its argument
     shapes and how many of its (trailing) arguments are weights."""
     module = ir.Module.parse(tagged)
     fn = main_func(module)
@@ -131,13 +145,12 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
     members = [
         op.operation
         for op in block.operations
-        if KERNEL_ATTR in op.operation.attributes
-        and ir.IntegerAttr(op.operation.attributes[KERNEL_ATTR]).value == index
+        if MODEL_KERNEL_ATTR in op.operation.attributes
+        and ir.StringAttr(op.operation.attributes[MODEL_KERNEL_ATTR]).value == name
     ]
-    roles = {ir.StringAttr(op.attributes[ROLE_ATTR]).value: op for op in members}
-    root = roles.get("root", roles.get("main"))
+    root = _output_of(members)
     if root is None:
-        raise CompilationError(f"kernel {index} has no main op")
+        raise CompilationError(f"kernel {name} has no op whose result leaves it")
     # Every operand produced outside the kernel (and not a constant or an empty tensor) becomes
     # an argument; old arguments are kept (inputs before weights).
     externals: list[tuple[ir.Value, bool]] = []  # (value, is_weight)
@@ -179,9 +192,12 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
         new_args[i] = block.add_argument(value.type, ir.Location.unknown())
     for op, number, i in uses:
         op.operands[number] = new_args[i]
+    group = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 0)
     for op in members:
-        for attr in (KERNEL_ATTR, ROLE_ATTR):
-            del op.attributes[attr]
+        for attr in (KERNEL_ATTR, ROLE_ATTR, MODEL_KERNEL_ATTR):
+            if attr in op.attributes:
+                del op.attributes[attr]
+        op.attributes[GROUP_ATTR] = group  # one kernel, whatever its position was in the model
     terminator = block.operations[len(block.operations) - 1]
     terminator.operation.erase()
     with ir.InsertionPoint(block):
@@ -189,7 +205,7 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
     erase_unused(block)
     for position in reversed(range(old_count)):
         if list(block.arguments[position].uses):
-            raise CompilationError(f"kernel {index} still uses argument {position} of @main after extraction")
+            raise CompilationError(f"kernel {name} still uses argument {position} of @main after extraction")
         block.erase_argument(position)
     arg_types = [arg.type for arg in block.arguments]
     fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(arg_types, [root.results[0].type]))
@@ -197,9 +213,24 @@ def _standalone(tagged: str, index: int, first_weight: int) -> tuple[str, list[t
         if attr.startswith("wpk."):  # input/output names: not part of the signature
             del fn.attributes[attr]
     for op in block.operations:
-        name = op.operation.name
-        if name not in _LOCAL_OPS and name != "func.return" and not any(op.operation == m for m in members):
-            raise CompilationError(f"kernel {index} cannot be cut out: it depends on '{name}'")
+        op_name = op.operation.name
+        if op_name not in _LOCAL_OPS and op_name != "func.return" and not any(op.operation == m for m in members):
+            raise CompilationError(f"kernel {name} cannot be cut out: it depends on '{op_name}'")
     shapes = [tuple(ir.RankedTensorType(t).shape) for t in arg_types]
     weights = sum(1 for _, w in externals if w)
     return str(module), shapes, weights
+
+
+def _output_of(members: list[ir.Operation]) -> ir.Operation | None:
+    """The member whose result is used outside the kernel (or returned): the kernel's output
+    (the last such one, should there be several)."""
+    found = None
+    for op in members:
+        if len(op.results) != 1:
+            continue
+        for use in op.results[0].uses:
+            user = use.owner.operation if isinstance(use.owner, ir.OpView) else use.owner
+            if not any(user == member for member in members):
+                found = op
+                break
+    return found

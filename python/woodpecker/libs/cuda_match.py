@@ -1,14 +1,16 @@
 """Which GPU kernels a vendor library can compute: a kernel task -> cuDNN / cuBLASLt call spec.
 
-A CUDA kernel task (`woodpecker.tune.cuda_tasks`) is `@main(inputs..., weights...)` with a zero
+A CUDA kernel task (`woodpecker.gpu.tasks`) is `@main(inputs..., weights...)` with a zero
 fill, one named op and optionally an epilogue `linalg.generic` that updates the op's result in
-place. `match_cuda_kernel(task, library)` reads it into a `LibraryMatch`: the call's spec (the
-format of `woodpecker.runtime.cuda.libraries`) and which task argument fills each of the call's roles;
+place; a convolution's kernel may start with the gather that zero-pads its input.
+`match_cuda_kernel(task, library)` reads it into a `LibraryMatch`: the call's spec (the format
+of `woodpecker.runtime.cuda.libraries`) and which task argument fills each of the call's roles;
 a kernel the library cannot compute raises `NotApplicable` with the reason.
 
 * cuDNN: `linalg.conv_2d_nchw_fchw` (strides, dilations) and `linalg.depthwise_conv_2d_nchw_chw`
-  (groups = channels; the (C, R, S) filter is (C, 1, R, S) in memory). The GPU back end pads in
-  a kernel of its own, so the convolution reads an already padded input: pads are 0.
+  (groups = channels; the (C, R, S) filter is (C, 1, R, S) in memory). cuDNN pads itself: a
+  zero pad of H and W in front of the convolution (a gather launch of the generated kernel)
+  becomes the call's pads, and the call reads the unpadded input.
 * cuBLASLt: `linalg.matmul` and `linalg.matmul_transpose_b` (B stored N x K).
 * The epilogue becomes post-ops (`woodpecker.libs.epilogue`): a per-channel weight added first
   is the bias; then residual adds, activations...; each library then says whether it can fuse
@@ -17,12 +19,14 @@ a kernel the library cannot compute raises `NotApplicable` with the reason.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from mlir import ir
 
 from woodpecker.dialect import create_context
+from woodpecker.gpu.prepare import PAD_TAG
 from woodpecker.kernels.task import KernelTask
 from woodpecker.libs.epilogue import EpilogueError, read_epilogue
 from woodpecker.libs.match import NotApplicable, _broadcast_shape, _fill_value, _is_channel_bias
@@ -77,6 +81,9 @@ def match_cuda_kernel(task: KernelTask, library: str) -> LibraryMatch:
         block = main_fn.regions[0].blocks[0]
         first_weight = len(block.arguments) - task.num_weights
         ops = [op.operation for op in block.operations if op.operation.name not in _SKIPPED]
+        pad = ops[0] if ops and PAD_TAG in ops[0].attributes else None
+        if pad is not None:
+            ops = ops[1:]
         named = [op for op in ops if op.name not in ("linalg.fill", "linalg.generic")]
         if len(named) != 1 or named[0].name not in _LIBRARY_OPS[library]:
             found = named[0].name.removeprefix("linalg.") if len(named) == 1 else f"{task.kind}"
@@ -91,8 +98,10 @@ def match_cuda_kernel(task: KernelTask, library: str) -> LibraryMatch:
             raise NotApplicable(f"the kernel has {', '.join(o.name for o in rest)} after its main op")
         channel_dim = 1
         post_ops, roles, bias = _post_ops(main, epilogue, channel_dim, first_weight)
+        if pad is not None and (main.name not in _CONV_OPS or main.operands[0] != pad.results[0]):
+            raise NotApplicable("the kernel pads a tensor its convolution does not read")
         if main.name in _CONV_OPS:
-            spec, main_roles = _conv(main)
+            spec, main_roles = _conv(main, pad)
         else:
             spec, main_roles = _matmul(main)
         roles = {**main_roles, **roles}
@@ -138,8 +147,30 @@ def _post_ops(
     return post_ops, roles, read.bias is not None
 
 
-def _conv(main: ir.Operation) -> tuple[dict[str, Any], dict[str, int]]:
+def _zero_pad(pad: ir.Operation) -> tuple[ir.Value, list[int], list[int]]:
+    """(the padded tensor, pads begin, pads end of H and W) of a zero-padding gather."""
+    data = ir.DictAttr(pad.attributes[PAD_TAG])
+    low, high = list(ir.DenseI64ArrayAttr(data["low"])), list(ir.DenseI64ArrayAttr(data["high"]))
+    if float(ir.FloatAttr(data["value"]).value) != 0.0:
+        raise NotApplicable("the convolution's input is padded with a value other than zero")
+    if len(low) != 4 or any(low[:2]) or any(high[:2]):
+        raise NotApplicable("the convolution's input is padded along N or C")
+    sources = {
+        value
+        for op in pad.regions[0].blocks[0].operations
+        if op.operation.name == "tensor.extract"
+        for value in op.operation.operands[:1]
+    }
+    if len(sources) != 1:
+        raise NotApplicable("the padding gather does not read one tensor")
+    return next(iter(sources)), low[2:], high[2:]
+
+
+def _conv(main: ir.Operation, pad: ir.Operation | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     x, w = main.operands[0], main.operands[1]
+    pads_begin, pads_end = [0, 0], [0, 0]
+    if pad is not None:
+        x, pads_begin, pads_end = _zero_pad(pad)
     x_shape, w_shape = _shape(x), _shape(w)
     depthwise = main.name == "linalg.depthwise_conv_2d_nchw_chw"
     if depthwise:
@@ -149,8 +180,8 @@ def _conv(main: ir.Operation) -> tuple[dict[str, Any], dict[str, int]]:
         "x_shape": list(x_shape),
         "w_shape": list(w_shape),
         "y_shape": list(_shape(main.results[0])),
-        "pads_begin": [0, 0],
-        "pads_end": [0, 0],
+        "pads_begin": pads_begin,
+        "pads_end": pads_end,
         "strides": list(_ints(main, "strides")),
         "dilations": list(_ints(main, "dilations")),
         "groups": x_shape[1] if depthwise else 1,
@@ -164,3 +195,12 @@ def _matmul(main: ir.Operation) -> tuple[dict[str, Any], dict[str, int]]:
     n = _shape(main.results[0])[1]
     spec = {"op": "matmul", "m": m, "k": k, "n": n, "transposed_weights": main.name == "linalg.matmul_transpose_b"}
     return spec, {"a": _argument(a, "left operand"), "b": _argument(b, "right operand")}
+
+
+@functools.lru_cache(maxsize=1024)
+def library_match(task: KernelTask, library: str) -> LibraryMatch | str:
+    """The library call for `task`, or why there is none."""
+    try:
+        return match_cuda_kernel(task, library)
+    except NotApplicable as err:
+        return str(err)
