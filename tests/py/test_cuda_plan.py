@@ -30,10 +30,10 @@ from woodpecker.compiler import CompileOptions
 from woodpecker.dialect import create_context
 from woodpecker.errors import CompilationError
 from woodpecker.frontend import lower_model
+from woodpecker.gpu.library_match import library_match
 from woodpecker.gpu.model import CudaModel
 from woodpecker.gpu.tasks import cuda_kernel_cuts
 from woodpecker.kernels.decision import Library
-from woodpecker.libs.cuda_match import library_match
 from woodpecker.measure.recorded import RecordedRunner
 from woodpecker.models import bundled_model_path
 from woodpecker.runtime.cuda import executor as executor_module

@@ -13,10 +13,10 @@ import optuna
 import pytest
 
 from woodpecker.cli.main import main as wpk_main
+from woodpecker.database.schema import config_key
 from woodpecker.measure.batch import read_batch, write_results
 from woodpecker.models import bundled_model_path
 from woodpecker.tune.cuda_tuning import REFERENCE_ID, best_cuda_configs, export_round, import_results, model_cuda_tasks
-from woodpecker.tune.params import config_key
 from woodpecker.tune.storage import open_storage
 from woodpecker.tune.tuner import TuneOptions, trial_config
 

@@ -391,7 +391,7 @@ _THREADS_SCRIPT = textwrap.dedent(
 
 
 def test_one_openmp_thread_pool() -> None:
-    from woodpecker.backend.runtime_libs import openmp_runtime
+    from woodpecker.runtime.shared_libs import openmp_runtime
 
     iomp = openmp_runtime()
     if iomp is None:

@@ -26,13 +26,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from woodpecker import compile as wpk_compile
 from woodpecker.compiler import CompileOptions
+from woodpecker.database.schema import config_key
 from woodpecker.frontend import lower_model
 from woodpecker.kernels.task import unique_tasks
 from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
 from woodpecker.measure.recorded import CachedRunner, RecordedRunner
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.tasks import cpu_tasks
-from woodpecker.tune.params import config_key
 from woodpecker.tune.records import best_records
 from woodpecker.tune.storage import normalize_url, open_storage
 from woodpecker.tune.tune_model import model_cpu_tasks, tune_model

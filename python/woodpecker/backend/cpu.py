@@ -16,13 +16,13 @@ from mlir.runtime import get_ranked_memref_descriptor
 from mlir.runtime.np_to_memref import make_nd_memref_descriptor, make_zero_d_memref_descriptor
 
 from woodpecker.backend.pipelines import cpu_pipeline
-from woodpecker.backend.runtime_libs import c_runner_utils, openmp_runtime
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
 from woodpecker.kernels.decision import Decision, split_decisions
 from woodpecker.libs.emit import LibraryKernel, library_paths
 from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import replace_library_kernels
+from woodpecker.runtime.shared_libs import c_runner_utils, openmp_runtime
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
 from woodpecker.schedule.packing import PackedWeight, prepack_weights
 from woodpecker.schedule.target import CpuMachine

@@ -21,12 +21,12 @@ from mlir.passmanager import PassManager
 
 from woodpecker.backend.cpu import CpuExecutable
 from woodpecker.backend.pipelines import BUFFERIZE, LOOPS_SERIAL, TO_LLVM
-from woodpecker.backend.runtime_libs import c_runner_utils
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.arch import get_arch
 from woodpecker.gpu.codegen import ConfigSpec, ScheduledKernel, kernel_functions, plan_kernels
 from woodpecker.gpu.program import BufferRef
 from woodpecker.gpu.schedule import schedule
+from woodpecker.runtime.shared_libs import c_runner_utils
 
 CPU_PIPELINE = (
     f"builtin.module(canonicalize,{BUFFERIZE},func.func(scf-forall-to-for),{LOOPS_SERIAL},{TO_LLVM.format(openmp='')})"

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from woodpecker.backend.runtime_libs import openmp_runtime
+from woodpecker.runtime.shared_libs import openmp_runtime
 
 # ---------------------------------------------------------------------------------------------------------------
 # oneDNN 3.2's enum values and argument indices (from oneapi/dnnl/dnnl_types.h and dnnl_common_types.h of the

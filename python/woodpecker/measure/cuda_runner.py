@@ -184,8 +184,8 @@ class CudaRunner:
         by the plan executor on the same seeded inputs and weights as the generated candidates,
         checked against the task's reference outputs, timed the same way (events, L2 flush)."""
         from woodpecker.gpu.inference_plan import KernelImpl, build_inference_plan
+        from woodpecker.gpu.library_match import library_match
         from woodpecker.gpu.split_epilogue import library_epilogue
-        from woodpecker.libs.cuda_match import library_match
         from woodpecker.runtime.cuda.executor import PlanExecutor
         from woodpecker.runtime.cuda.plan import LibraryStep, pack_weights
 

@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from woodpecker.database.schema import config_key
 from woodpecker.kernels.task import Config, KernelTask, MeasureResult, Runner
-from woodpecker.tune.params import config_key
 
 
 class RecordedRunner:

@@ -23,13 +23,13 @@ from typing import Any
 from woodpecker.errors import CompilationError
 from woodpecker.frontend import LoweredModel
 from woodpecker.gpu.inference_plan import KernelImpl
+from woodpecker.gpu.library_match import LibraryMatch, library_match
 from woodpecker.gpu.model import CudaModel, build_cuda_model, compile_program
 from woodpecker.gpu.split_epilogue import library_epilogue
 from woodpecker.gpu.tasks import KernelCut, cuda_kernel_cuts, space_for
 from woodpecker.kernels.decision import GENERATED, Library
 from woodpecker.kernels.target import Candidate, Cut, CutKernel, Plan, Target
 from woodpecker.kernels.task import KernelTask, Runner
-from woodpecker.libs.cuda_match import LibraryMatch, library_match
 from woodpecker.runtime.cuda.libraries import LIBRARIES as CUDA_LIBRARIES
 from woodpecker.runtime.cuda.plan import LibraryStep
 from woodpecker.stats import CompileStats

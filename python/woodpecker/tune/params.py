@@ -46,11 +46,6 @@ def distributions(space: SearchSpace) -> dict[str, CategoricalDistribution]:
     return {knob.name: CategoricalDistribution([encode_value(v) for v in knob.domain]) for knob in space.knobs}
 
 
-def config_key(config: Mapping[str, KnobValue]) -> str:
-    """A canonical text of a configuration (for de-duplication)."""
-    return ";".join(f"{k}={encode_value(v)}" for k, v in sorted(config.items()))
-
-
 def trial_config(trial: FrozenTrial) -> Config | None:
     """The configuration a trial measured (its `config` attribute, else its params)."""
     config = trial.user_attrs.get("config")

@@ -29,10 +29,11 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from woodpecker.database.schema import config_key
 from woodpecker.kernels.space import Config, SearchSpace
 from woodpecker.kernels.task import KernelTask, MeasureResult, Runner
 from woodpecker.tune.confirm import chosen_trial, confirm, confirmed_of, default_seconds
-from woodpecker.tune.params import config_key, decode, distributions, encode, trial_config
+from woodpecker.tune.params import decode, distributions, encode, trial_config
 from woodpecker.tune.storage import open_storage
 
 STRATEGIES = ("ga", "tpe", "random", "rl")

