@@ -25,8 +25,6 @@ from woodpecker.dialect import (
     python_attr,
     tensor_type,
 )
-from woodpecker.dialect.fused import build
-from woodpecker.dialect.steps import Step
 from woodpecker.dialect.weights import WeightTable
 from woodpecker.graph import GraphContext
 from woodpecker.graph.cleanup import cleanup
@@ -34,6 +32,8 @@ from woodpecker.graph.fold_batchnorm import fold_batchnorm
 from woodpecker.graph.fold_constants import fold_constants
 from woodpecker.graph.fuse import fuse
 from woodpecker.models import tiny_resnet
+from woodpecker.ops.fused_layout import build
+from woodpecker.ops.steps import Step
 from woodpecker.schedule import CpuMachine, apply_schedules
 
 ort = pytest.importorskip("onnxruntime")

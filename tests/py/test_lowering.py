@@ -502,8 +502,8 @@ def test_every_wpk_op_has_a_lowering() -> None:
 
 def test_every_step_has_a_scalar_lowering() -> None:
     """Each step kind of woodpecker.ops (the fused kernels' vocabulary) has a scalar builder."""
-    from woodpecker.dialect.steps import STEP_KINDS
     from woodpecker.lowering.elementwise import STEP_LOWERINGS
+    from woodpecker.ops.steps import STEP_KINDS
 
     assert set(STEP_KINDS) == set(STEP_LOWERINGS)
 

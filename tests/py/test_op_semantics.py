@@ -25,7 +25,6 @@ from mlir import ir
 from test_node_conformance import KNOWN_LIMITATIONS, LIMITATION_ERRORS
 
 from woodpecker.dialect import wpk
-from woodpecker.dialect.steps import STEP_KINDS, step_op_names
 from woodpecker.graph import GraphContext
 from woodpecker.graph.cleanup import cleanup
 from woodpecker.graph.context import DATA_OPS
@@ -35,6 +34,8 @@ from woodpecker.graph.fold_constants import fold_constants
 from woodpecker.graph.fuse import fuse
 from woodpecker.importer import SUPPORTED_OPS, ImportedModel, import_onnx_with_weights
 from woodpecker.ops import registered, semantics_of
+from woodpecker.ops.registry import step_op_names
+from woodpecker.ops.steps import STEP_KINDS
 
 # ----------------------------------------------------------------------------
 # The registry.

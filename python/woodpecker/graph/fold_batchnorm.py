@@ -26,8 +26,6 @@ from mlir import ir
 from mlir.rewrite import PatternRewriter
 
 from woodpecker.dialect import attr_bool, attr_float, bool_attr, create_op, f32_attr
-from woodpecker.dialect.fused import build
-from woodpecker.dialect.steps import Step
 from woodpecker.graph.context import GraphContext
 from woodpecker.graph.rewrite import (
     NO_MATCH,
@@ -41,6 +39,8 @@ from woodpecker.graph.rewrite import (
     shape,
     used_only_by,
 )
+from woodpecker.ops.fused_layout import build
+from woodpecker.ops.steps import Step
 
 PASS_NAME = "wpk-fold-batchnorm"
 

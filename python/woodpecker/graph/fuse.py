@@ -32,8 +32,6 @@ from mlir import ir
 from mlir.rewrite import PatternRewriter
 
 from woodpecker.dialect import attr_bool, attr_float, attr_ints, attr_str, bool_attr, i64_array_attr
-from woodpecker.dialect.fused import ANCHOR_OF_FUSED, FUSED_OF_ANCHOR, anchor_attributes, as_fused, build, unpack
-from woodpecker.dialect.steps import MAX_SIDE_OPERANDS, Step, StepError, op_step, step_op_names
 from woodpecker.graph.context import DATA_OPS
 from woodpecker.graph.rewrite import (
     NO_MATCH,
@@ -48,6 +46,9 @@ from woodpecker.graph.rewrite import (
     used_only_by,
 )
 from woodpecker.ops import semantics_of
+from woodpecker.ops.fused_layout import ANCHOR_OF_FUSED, FUSED_OF_ANCHOR, anchor_attributes, as_fused, build, unpack
+from woodpecker.ops.registry import op_step, step_op_names
+from woodpecker.ops.steps import MAX_SIDE_OPERANDS, Step, StepError
 
 PASS_NAME = "wpk-fuse"
 

@@ -18,7 +18,6 @@ from mlir.dialects import arith
 from mlir.dialects import math as mmath
 
 from woodpecker.dialect import attr_float, shape_of, wpk
-from woodpecker.dialect.steps import Step, StepKind, op_step, step_op_names
 from woodpecker.lowering.common import (
     LoweringError,
     elementwise,
@@ -30,6 +29,8 @@ from woodpecker.lowering.common import (
 )
 from woodpecker.lowering.registry import lowers
 from woodpecker.ops import elementwise as ew
+from woodpecker.ops.registry import op_step, step_op_names
+from woodpecker.ops.steps import Step, StepKind
 
 ScalarStep = Callable[[ir.Value, ir.Value | None, tuple[float, ...]], ir.Value]
 """Scalar ops of one step inside a linalg.generic body: (v, side scalar or None, params) -> value."""

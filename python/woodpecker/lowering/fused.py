@@ -16,13 +16,13 @@ from mlir import ir
 from mlir.dialects import arith
 
 from woodpecker.dialect import shape_of, wpk
-from woodpecker.dialect.fused import FusedOperands, unpack
-from woodpecker.dialect.steps import StepError, count_binary
 from woodpecker.lowering.common import LoweringError, broadcast_map, empty, generic, identity_map, projection_map
 from woodpecker.lowering.conv import convolve
 from woodpecker.lowering.elementwise import emit_steps
 from woodpecker.lowering.matmul import gemm_epilogue, gemm_product, gemm_scale, matmul
 from woodpecker.lowering.registry import lowers
+from woodpecker.ops.fused_layout import FusedOperands, unpack
+from woodpecker.ops.steps import StepError, count_binary
 
 Prologue = Callable[[Sequence[ir.Value]], ir.Value]
 """Builds the epilogue's starting value from the scalars of the leading inputs."""

@@ -3,7 +3,7 @@
 Per op class (woodpecker.dialect.wpk) an `OpSemantics` entry gives its result shape rule (the
 verifier's shape check), its numpy evaluation in float64 (constant folding in
 graph/evaluate.py and the tests' reference tests/py/numpy_reference.py) and, for elementwise
-ops, the step it becomes in a fused kernel (the vocabulary of dialect/steps.py and its numpy
+ops, the step it becomes in a fused kernel (the step vocabulary of steps.py and its numpy
 code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 
 | module | ops |
@@ -15,7 +15,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | reduction.py | softmax, reduce_mean |
 | shape.py | reshape, flatten, transpose, concat, pad |
 | data.py | weight, constant |
-| fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm |
+| fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
 
 Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 `register(unary_step_op(...))` in elementwise.py, a converter (importer/converters.py) and the
@@ -24,7 +24,7 @@ step's scalar lowering (lowering/elementwise.py).
 
 from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401 (register)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
-from woodpecker.ops.registry import OpSemantics, registered, semantics_of
+from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
     "Step",
     "StepError",
     "StepKind",
+    "op_step",
     "registered",
     "semantics_of",
+    "step_op_names",
 ]

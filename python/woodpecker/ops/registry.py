@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from mlir import ir
 
-from woodpecker.dialect.wpk import OpClass, op_class
+from woodpecker.dialect.signature import attribute_values
+from woodpecker.dialect.wpk import OP_CLASSES, OpClass, op_class
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.rules import fail, fmt
 from woodpecker.ops.steps import Step, StepKind, register_step
@@ -107,3 +109,17 @@ def semantics_of(op: str | OpClass | Any) -> OpSemantics:
 def registered() -> Iterator[OpSemantics]:
     """Every registered entry, in registration order."""
     return iter(list(_SEMANTICS.values()))
+
+
+def step_op_names() -> list[str]:
+    """The `wpk` ops that are a step (the elementwise ops wpk-fuse can chain), in name order."""
+    return sorted(entry.name for entry in _SEMANTICS.values() if entry.step is not None)
+
+
+def op_step(op: ir.Operation | ir.OpView, position: int = 0) -> Step | None:
+    """The step of an elementwise `wpk` op (parameters from its attributes) with the running
+    value as its operand `position`; None when `op` is no step from that operand."""
+    op = op.operation
+    if op.name not in OP_CLASSES:
+        return None
+    return semantics_of(op.name).op_step(attribute_values(op), position)

@@ -1,10 +1,14 @@
-"""The step language of the fused kernels, independent of MLIR: step kinds, steps, decoding, numpy.
+"""The step language of the fused kernels: step kinds, steps, decoding, numpy, attributes.
 
-A fused kernel applies a list of steps to a running value `v`; a binary step takes the next
+`wpk.elementwise` (attributes `steps`/`params`) and the epilogues of `wpk.fused_conv2d`,
+`wpk.fused_matmul` and `wpk.fused_gemm` (`epilogue`/`epilogue_params`) apply a list of steps
+to a running value `v` (dialects/WpkOps.td, dialect description). A binary step takes the next
 side operand, a step with parameters reads them from the kernel's concatenated parameter
 array. Every step kind is registered with the op semantics that produce it (ops/elementwise.py:
 the step of `wpk.relu` is `relu`, `wpk.sub` gives `sub` or, with the running value on the
-right, `rsub`); `STEP_KINDS` is the resulting vocabulary, in registration order.
+right, `rsub`); `STEP_KINDS` is the resulting vocabulary, in registration order. The fusion
+pass builds step lists, the verifier checks them, the lowering emits arith/math for them and
+the constant folder evaluates them with `apply_steps`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
+from mlir import ir
 
 StepFn = Callable[[np.ndarray, np.ndarray | None, tuple[float, ...]], np.ndarray]
 """numpy semantics of a step: (running value, side operand or None, parameters) -> value (float64)."""
@@ -114,3 +119,28 @@ def apply_steps(value: np.ndarray, steps: Sequence[Step], sides: Sequence[np.nda
         side = remaining.pop(0) if step.binary else None
         value = apply_step(step, value, side)
     return value
+
+
+# ----------------------------------------------------------------------------
+# As attributes.
+
+
+def steps_attrs(steps: Sequence[Step]) -> tuple[ir.Attribute, ir.Attribute]:
+    """(array of step names, array<f32: params>) for `steps` (an active context is needed)."""
+    names = ir.ArrayAttr.get([ir.StringAttr.get(step.name) for step in steps])
+    params = ir.DenseF32ArrayAttr.get([p for step in steps for p in step.params])
+    return names, params
+
+
+def read_steps(op: ir.Operation | ir.OpView, names_attr: str, params_attr: str) -> list[Step]:
+    """The steps held in attributes `names_attr`/`params_attr` of `op`; raises StepError."""
+    attrs = op.attributes
+    if names_attr not in attrs or params_attr not in attrs:
+        raise StepError(f"attributes '{names_attr}' and '{params_attr}' are required")
+    names = attrs[names_attr]
+    if not isinstance(names, ir.ArrayAttr) or not all(isinstance(a, ir.StringAttr) for a in names):
+        raise StepError(f"attribute '{names_attr}' must be an array of strings, got {names}")
+    params = attrs[params_attr]
+    if not isinstance(params, ir.DenseF32ArrayAttr):
+        raise StepError(f"attribute '{params_attr}' must be an array<f32: ...>, got {params}")
+    return decode_steps([ir.StringAttr(a).value for a in names], list(params))

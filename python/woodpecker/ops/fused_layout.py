@@ -1,8 +1,10 @@
-"""Operand layout of the fused `wpk` kernels and building them from Python.
+"""Operand layout of the fused `wpk` kernels on IR, and building them from Python.
 
 The fused ops have Optional operands (`bias`/`c`, `side0`..`side2`) and so an
 `operandSegmentSizes` attribute (one 0/1 entry per declared operand). This
-module maps between that layout and named operands plus a list of side operands.
+module maps between that layout and named operands plus a list of side operands
+(the fused kinds of ops/fused.py, the generated operand tables); the graph passes
+build fused ops with it and the lowering takes them apart.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from mlir import ir
 
 from woodpecker.dialect import create_op
 from woodpecker.dialect.signature import SEGMENTS_ATTR, SignatureError, operand_names, segment_sizes, split_operands
-from woodpecker.dialect.steps import MAX_SIDE_OPERANDS, Step, StepError, read_steps, steps_attrs
 from woodpecker.ops.fused import FUSED_KINDS, SIDE_NAMES, split_parts
+from woodpecker.ops.steps import MAX_SIDE_OPERANDS, Step, StepError, read_steps, steps_attrs
 
 __all__ = [
     "ANCHOR_OF_FUSED",
@@ -49,7 +51,7 @@ class FusedLayout:
         return (*self.anchor, *SIDE_NAMES)
 
 
-# From the fused kinds of woodpecker/ops/fused.py and the generated operand tables.
+# From the fused kinds of ops/fused.py and the generated operand tables.
 FUSED_LAYOUTS: dict[str, FusedLayout] = {
     kind.name: FusedLayout(kind.name, kind.anchor_operands, kind.optional, kind.steps_attr, kind.params_attr)
     for kind in FUSED_KINDS.values()
