@@ -27,9 +27,9 @@ import onnx
 import optuna
 from onnx import TensorProto, helper, numpy_helper
 
+from woodpecker.database import COMPLETE, FAILED, Trial, open_database
 from woodpecker.measure.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
 from woodpecker.measure.recorded import CachedRunner
-from woodpecker.tune.storage import open_storage
 from woodpecker.tune.tune_model import model_cpu_tasks
 from woodpecker.tune.tuner import STRATEGIES, TuneOptions, tune_tasks
 
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                     own = dataclasses.replace(task, key=f"{task.key}@{strategy}.{seed}")
                     options = TuneOptions(args.trials, strategy, seed, storage=db, confirm_top=0)  # search only
                     tune_tasks([(own, space)], runner, options)
-                    study = optuna.load_study(study_name=own.key, storage=open_storage(db))
-                    histories[strategy, seed] = _history(study)
+                    with open_database(db) as database:
+                        histories[strategy, seed] = _history(database.trials([own.key])[own.key])
                     print(f"  {label}: {strategy} seed {seed} best {min(histories[strategy, seed]) * 1e3:.3f} ms "
                           f"({time.perf_counter() - start:.0f} s so far)", file=sys.stderr)
             overall = min(min(h) for h in histories.values())
@@ -140,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _history(study: optuna.Study) -> list[float]:
+def _history(trials: list[Trial]) -> list[float]:
     """Seconds of each finished trial in order (a failure counts as infinitely slow)."""
     values = []
-    for trial in sorted(study.trials, key=lambda t: t.number):
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            values.append(float(trial.value))
-        elif trial.state == optuna.trial.TrialState.FAIL:
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.state == COMPLETE:
+            values.append(float(trial.seconds))
+        elif trial.state == FAILED:
             values.append(float("inf"))
     return values
 

@@ -53,8 +53,9 @@ class CompileOptions:
     arch: str = DEFAULT_ARCH
     gpu_configs: Mapping[str, GpuConfig | Mapping[str, Any]] | None = None
     # The best configuration `wpk tune` recorded for a kernel is used unless the kernel is
-    # configured explicitly; tuning_db: a storage URL or path (None: the default database,
-    # see woodpecker.tune.storage).
+    # configured explicitly; tuning_db: the tuning database, a path or a postgresql:// URL
+    # (None: the default one, see woodpecker.database; one that cannot be used raises a
+    # woodpecker.database.DatabaseError, a WoodpeckerError).
     use_tuning_records: bool = True
     tuning_db: str | None = None
     # The vendor libraries whose kernels compete with the generated ones ("all", "none", or a

@@ -28,7 +28,7 @@ from woodpecker.models.builders import small_mlp, tiny_resnet
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.tasks import cpu_tasks
 from woodpecker.select.candidates import parse_libraries
-from woodpecker.select.selection import SELECTION_ATTR, SelectOptions, select_implementations
+from woodpecker.select.selection import SelectOptions, select_implementations
 from woodpecker.targets import cpu as cpu_target_module
 from woodpecker.targets.cpu import CpuTarget
 
@@ -284,10 +284,11 @@ def test_selection_measures_every_candidate_records_them_and_reads_them_back(tmp
     again = select_implementations(tasks, CpuTarget(), options, runner_factory=refuse)
     assert [c.choice for c in again] == [c.choice for c in choices]
     assert {c.how for c in again} <= {"recorded", "only candidate"}
-    import optuna
+    from woodpecker.database import open_database
 
-    stored = optuna.load_study(study_name=conv.key, storage=f"sqlite:///{db}").user_attrs[SELECTION_ATTR]
-    assert stored["candidates"]["onednn"]["seconds"] == pytest.approx(1e-3)
+    with open_database(db) as database:
+        stored = database.selections([conv.key])[conv.key]
+    assert stored.candidates["onednn"].seconds == pytest.approx(1e-3)
 
 
 def test_selection_keeps_the_generated_kernel_when_it_is_faster_or_the_library_fails(tmp_path) -> None:

@@ -42,7 +42,6 @@ from woodpecker.runtime.cuda.libraries import LibraryUnavailable
 from woodpecker.runtime.cuda.plan import InferencePlan, PlanBuffer, PlanError, pack_weights
 from woodpecker.runtime.memory import Lifetime, conflicts, plan_memory
 from woodpecker.select.plan import PlanRequest, plan_kernels
-from woodpecker.select.selection import SELECTION_ATTR
 from woodpecker.targets.cuda import CUDA_HEURISTIC, CudaTarget
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -272,10 +271,11 @@ def test_recorded_timings_choose_and_are_read_back_without_measuring(resnet: Cud
     recorded = woodpecker.compile(bundled_model_path(), options=options)
     assert {s.name: s.impl for s in recorded.plan.steps} == {s.name: impls[s.name] for s in recorded.plan.steps}
     assert {c.how for c in recorded.selection if c.how != "only candidate"} == {"recorded"}
-    import optuna
+    from woodpecker.database import open_database
 
-    study = optuna.load_study(study_name=k8.key, storage=f"sqlite:///{db}")
-    assert set(study.user_attrs[SELECTION_ATTR]["candidates"]) == {"generated", "cudnn"}
+    with open_database(db) as database:
+        stored = database.selections([k8.key])[k8.key]
+    assert set(stored.candidates) == {"generated", "cudnn"}
 
 
 # -- saving and loading ----------------------------------------------------------------------------

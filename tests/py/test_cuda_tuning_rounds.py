@@ -1,5 +1,6 @@
-"""Build here, measure there: CUDA candidates exported as batches from the kernels' studies,
-results (as `wpk measure` writes them) imported back by trial number, next round proposed.
+"""Build here, measure there: CUDA candidates claimed in the tuning database without a lease and
+exported as batches, results (as `wpk measure` writes them) imported back by trial number (the
+claims finished), next round proposed.
 
 No GPU is needed: the results files are written by the test in the format of `wpk measure`.
 """
@@ -9,18 +10,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import optuna
 import pytest
 
 from woodpecker.cli.main import main as wpk_main
+from woodpecker.database import COMPLETE, FAILED, RUNNING, open_database
 from woodpecker.database.schema import config_key
 from woodpecker.measure.batch import read_batch, write_results
 from woodpecker.models import bundled_model_path
 from woodpecker.tune.cuda_tuning import REFERENCE_ID, best_cuda_configs, export_round, import_results, model_cuda_tasks
-from woodpecker.tune.storage import open_storage
-from woodpecker.tune.tuner import TuneOptions, trial_config
+from woodpecker.tune.tuner import TuneOptions
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+def _trials(db: str, key: str) -> list:
+    with open_database(db) as database:
+        return database.trials([key])[key]
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +53,22 @@ def test_export_measure_import_rounds(conv_task, tmp_path: Path) -> None:
     batch = read_batch(first.directory)
     assert first.candidates == 3 and batch.reference == batch.candidates[0].id
     assert batch.candidates[0].config == space.default
-    study = optuna.load_study(study_name=task.key, storage=open_storage(db))
-    assert [t.state for t in study.trials if t.state != optuna.trial.TrialState.PRUNED] == \
-        [optuna.trial.TrialState.RUNNING] * 3
+    claims = _trials(db, task.key)
+    assert [t.state for t in claims] == [RUNNING] * 3
+    assert all(t.lease_expires is None for t in claims)  # measured elsewhere: the claims never expire
+    assert [t.number for t in claims] == [c.id for c in batch.candidates]
     ids = [c.id for c in batch.candidates]
     _fake_measure(first.directory, {ids[0]: 4e-5, ids[1]: 1e-5, ids[2]: "CUDA_ERROR_ILLEGAL_ADDRESS"})
     (summary,) = import_results(tmp_path / "r1", db)
     assert (summary.imported, summary.failures, summary.waiting) == (2, 1, 0)
     assert import_results(tmp_path / "r1", db)[0].imported == 0  # idempotent
-    study = optuna.load_study(study_name=task.key, storage=open_storage(db))
-    assert study.user_attrs["default_seconds"] == pytest.approx(4e-5)
-    assert study.best_value == pytest.approx(1e-5)
-    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(failed) == 1 and "ILLEGAL_ADDRESS" in failed[0].user_attrs["error"]
+    with open_database(db) as database:
+        record = database.records([task.key])[task.key]
+    trials = _trials(db, task.key)
+    assert record.default_seconds == pytest.approx(4e-5)
+    assert min(t.seconds for t in trials if t.state == COMPLETE) == pytest.approx(1e-5)
+    failed = [t for t in trials if t.state == FAILED]
+    assert len(failed) == 1 and "ILLEGAL_ADDRESS" in failed[0].error
 
     (second,) = export_round([(task, space)], TuneOptions(trials=6, strategy="ga", seed=0, storage=db),
                              tmp_path / "r2", "sm_90")
@@ -77,8 +83,7 @@ def test_export_measure_import_rounds(conv_task, tmp_path: Path) -> None:
     _fake_measure(second.directory, {c.id: 2e-5 for c in batch2.candidates})
     assert import_results(tmp_path / "r2", db)[0].imported == 3
     configs = best_cuda_configs(db, [task])
-    best = next(trial_config(t) for t in optuna.load_study(study_name=task.key, storage=open_storage(db)).trials
-                if t.value == pytest.approx(1e-5))
+    best = next(t.config for t in _trials(db, task.key) if t.seconds == pytest.approx(1e-5))
     assert configs == {name: best for name in task.model_kernels}
 
 
@@ -102,7 +107,7 @@ def test_import_into_the_wrong_storage(conv_task, tmp_path: Path, capsys: pytest
     task, space = conv_task
     export_round([(task, space)], TuneOptions(trials=2, storage=str(tmp_path / "a.db")), tmp_path / "b", "sm_90")
     assert wpk_main(["tune", "--import-results", str(tmp_path / "b"), "--db", str(tmp_path / "other.db")]) == 2
-    assert "has no study" in capsys.readouterr().err
+    assert "has no workload" in capsys.readouterr().err
 
 
 def test_compile_for_cuda_uses_the_records(conv_task, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The tuning report: summaries, convergence curves, CSV files, plots and `wpk tune-report`."""
+"""The tuning report: summaries, convergence curves, CSV files, plots and `wpk tune-report`,
+read from a tuning database (woodpecker.database) built here claim by claim."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
-from optuna.trial import TrialState
 
 from woodpecker.cli.tune_report import main
+from woodpecker.database import TuningDatabase, Workload, open_database
 from woodpecker.tune import report
 from woodpecker.tune.report import (
     SUMMARY_COLUMNS,
@@ -27,87 +26,78 @@ from woodpecker.tune.report import (
     write_report,
     write_trials_csv,
 )
-from woodpecker.tune.storage import open_storage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DIST = {"tile": CategoricalDistribution([16, 32, 64]), "shape": CategoricalDistribution(["t:64x128", "t:32x32"])}
 MATMUL_FLOPS = 2 * 256 * 256 * 256
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-
-def _task(key: str, description: str, template: str, flops: int) -> dict[str, Any]:
-    return {
-        "key": key,
-        "description": description,
-        "kind": template.split(".")[-1],
-        "template": template,
-        "target": "cpu",
-        "device": "test cpu",
-        "kernel_name": "k0",
-        "flops": flops,
-        "arg_shapes": [[256, 256], [256, 256]],
-        "output_shape": [256, 256],
-        "num_weights": 1,
-        "model_kernels": ["k0"],
-    }
-
-
-def _add(
-    study: optuna.Study,
-    strategy: str,
-    seconds: float | None,
-    tile: int = 32,
-    *,
-    error: str | None = None,
-    is_default: bool = False,
-    config_attr: bool = True,
-) -> None:
-    """One trial; `seconds` None makes it a FAIL trial."""
-    params = {"tile": tile, "shape": "t:64x128"}
-    attrs: dict[str, Any] = {"strategy": strategy}
-    if config_attr:
-        attrs["config"] = json.dumps({"tile": tile, "shape": [64, 128]})
-    if seconds is not None:
-        attrs["times"] = [seconds] * 3
-        attrs["compile_seconds"] = 0.5
-    if error is not None:
-        attrs["error"] = error
-    if is_default:
-        attrs["is_default"] = True
-    state = TrialState.COMPLETE if seconds is not None else TrialState.FAIL
-    study.add_trial(
-        optuna.trial.create_trial(params=params, distributions=DIST, value=seconds, state=state, user_attrs=attrs)
+def _workload(key: str, description: str, template: str, flops: int) -> Workload:
+    return Workload(
+        key=key,
+        target="cpu",
+        device="test cpu",
+        kind=template.split(".")[-1],
+        template=template,
+        description=description,
+        flops=flops,
+        arg_shapes=((256, 256), (256, 256)),
+        output_shape=(256, 256),
+        num_weights=1,
+        kernel_name="k0",
+        module_text="",
     )
 
 
+def _add(
+    db: TuningDatabase,
+    key: str,
+    strategy: str,
+    seconds: float | None,
+    tile: int = 32,
+    shape: tuple[int, int] = (64, 128),
+    *,
+    error: str | None = None,
+    is_default: bool = False,
+) -> None:
+    """One trial, claimed and finished; `seconds` None makes it a failed trial. A workload
+    measures a configuration once, so trials of one workload differ in tile or shape."""
+    claim = db.claim(key, {"tile": tile, "shape": shape}, strategy=strategy, budget=100, is_default=is_default)
+    assert claim is not None, (key, tile, shape)
+    times = [seconds] * 3 if seconds is not None else []
+    db.finish(claim, seconds=seconds, times=times, error=error, compile_seconds=0.5 if seconds else 0.0)
+
+
 def _build(path: Path) -> Path:
-    """Three studies: a tuned matmul, a conv the default wins (no default_seconds attr), a dead pool."""
-    storage = open_storage(path)
+    """Three workloads: a tuned matmul, a conv the default wins, a dead pool (tuned in this order)."""
+    with open_database(path) as db:
+        db.add_workloads(
+            [
+                _workload("matmul_aaa", "matmul 256x256 * 256x256", "cpu.matmul", MATMUL_FLOPS),
+                _workload("conv_bbb", "conv 1x64x56x56 * 64x64x3x3 -> 1x64x56x56", "cpu.conv", 0),
+                _workload("pool_ccc", "pool 1x64x112x112", "cpu.pool", 1000),
+            ]
+        )
+        _add(db, "matmul_aaa", "default", 2e-3, 16, is_default=True)  # 0
+        _add(db, "matmul_aaa", "ga", 1.5e-3, 32)  # 1
+        _add(db, "matmul_aaa", "ga", None, 64, (32, 32), error="compile error: boom")  # 2
+        _add(db, "matmul_aaa", "tpe", 1.8e-3, 32, (32, 32))  # 3
+        _add(db, "matmul_aaa", "ga", 1.6e-3, 16, (32, 32))  # 4 (no improvement)
+        _add(db, "matmul_aaa", "ga", 1.0e-3, 64)  # 5 best
+        _add(db, "matmul_aaa", "tpe", 1.2e-3, 64, (16, 16))  # 6
+        _add(db, "matmul_aaa", "random", 3e-3, 16, (16, 16))  # 7
 
-    mm = optuna.create_study(storage=storage, study_name="matmul_aaa")
-    mm.set_user_attr("task", _task("matmul_aaa", "matmul 256x256 * 256x256", "cpu.matmul", MATMUL_FLOPS))
-    mm.set_user_attr("default_seconds", 2e-3)
-    _add(mm, "default", 2e-3, 16, is_default=True)  # 0
-    _add(mm, "ga", 1.5e-3, 32)  # 1
-    _add(mm, "ga", None, 64, error="compile error: boom")  # 2
-    _add(mm, "tpe", 1.8e-3, 32)  # 3
-    _add(mm, "ga", 1.6e-3, 16)  # 4 (no improvement)
-    _add(mm, "ga", 1.0e-3, 64)  # 5 best
-    _add(mm, "tpe", 1.2e-3, 64)  # 6
-    _add(mm, "random", 3e-3, 16)  # 7
+        _add(db, "conv_bbb", "default", 4e-3, 16, is_default=True)
+        _add(db, "conv_bbb", "ga", 5e-3, 32)
+        _add(db, "conv_bbb", "ga", None, 64, error="timeout")
 
-    conv = optuna.create_study(storage=storage, study_name="conv_bbb")
-    conv.set_user_attr("task", _task("conv_bbb", "conv 1x64x56x56 * 64x64x3x3 -> 1x64x56x56", "cpu.conv", 0))
-    _add(conv, "default", 4e-3, 16, is_default=True)
-    _add(conv, "ga", 5e-3, 32, config_attr=False)
-    _add(conv, "ga", None, 64, error="timeout")
-
-    pool = optuna.create_study(storage=storage, study_name="pool_ccc")
-    pool.set_user_attr("task", _task("pool_ccc", "pool 1x64x112x112", "cpu.pool", 1000))
-    _add(pool, "tpe", None, 16, error="wrong output")
-    _add(pool, "tpe", None, 32, error="crash")
+        _add(db, "pool_ccc", "tpe", None, 16, error="wrong output")
+        _add(db, "pool_ccc", "tpe", None, 32, error="crash")
     return path
+
+
+def _trials(db: Path, key: str) -> list:
+    with open_database(db) as database:
+        return database.trials([key])[key]
 
 
 @pytest.fixture(scope="module", params=[".db", ".journal"])
@@ -166,7 +156,7 @@ def test_reading_never_creates_storage(tmp_path: Path) -> None:
 
 
 def test_best_so_far(db: Path) -> None:
-    trials = optuna.load_study(study_name="matmul_aaa", storage=open_storage(db)).get_trials()
+    trials = _trials(db, "matmul_aaa")
     assert best_so_far(trials, "ga") == [(1, 1.5e-3), (2, 1.5e-3), (3, 1.5e-3), (4, 1.0e-3)]
     assert best_so_far(trials, "tpe") == [(1, 1.8e-3), (2, 1.2e-3)]
     assert best_so_far(trials, "random") == [(1, 3e-3)]
@@ -177,9 +167,9 @@ def test_best_so_far(db: Path) -> None:
     values = [v for _, v in everything]
     assert all(a >= b for a, b in itertools.pairwise(values))
 
-    pool = optuna.load_study(study_name="pool_ccc", storage=open_storage(db)).get_trials()
+    pool = _trials(db, "pool_ccc")
     assert best_so_far(pool, "tpe") == []
-    conv = optuna.load_study(study_name="conv_bbb", storage=open_storage(db)).get_trials()
+    conv = _trials(db, "conv_bbb")
     assert best_so_far(conv, "ga") == [(1, 5e-3), (2, 5e-3)]
     assert best_so_far(conv, "default") == [(1, 4e-3)]
 
@@ -221,7 +211,8 @@ def test_write_trials_csv(db: Path, tmp_path: Path) -> None:
     assert tpe_best == pytest.approx([1.8, 1.2])
     assert json.loads(mm[5]["config"]) == {"tile": 64, "shape": [64, 128]}
     conv = [r for r in rows if r["study"] == "conv_bbb"]
-    # Without a `config` attribute the configuration is decoded from the Optuna params.
+    # The measured configuration, tuples as lists (decoding Optuna params when an old trial had no
+    # `config` attribute is tested with the migration, test_tuning_database.py).
     assert json.loads(conv[1]["config"]) == {"tile": 32, "shape": [64, 128]}
     pool = [r for r in rows if r["study"] == "pool_ccc"]
     assert [r["best_so_far_ms"] for r in pool] == ["", ""]
@@ -322,9 +313,8 @@ def test_main_errors(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize("suffix", [".db", ".journal"])
 def test_main_empty_storage(suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / f"empty{suffix}"
-    open_storage(empty)
-    if not empty.exists():  # a journal file appears with its first record
-        empty.touch()
+    open_database(empty).close()
+    assert empty.exists()
     assert main(["--db", str(empty), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("wpk tune-report: error: no tuning records in ")

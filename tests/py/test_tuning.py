@@ -9,7 +9,6 @@ configuration's output (the runner's own check).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import optuna
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from woodpecker import compile as wpk_compile
 from woodpecker.compiler import CompileOptions
+from woodpecker.database import COMPLETE, FAILED, DatabaseError, open_database
+from woodpecker.database.open import parse_location
 from woodpecker.database.schema import config_key
 from woodpecker.frontend import lower_model
 from woodpecker.kernels.task import unique_tasks
@@ -34,15 +34,12 @@ from woodpecker.measure.recorded import CachedRunner, RecordedRunner
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.tasks import cpu_tasks
 from woodpecker.tune.records import best_records
-from woodpecker.tune.storage import normalize_url, open_storage
 from woodpecker.tune.tune_model import model_cpu_tasks, tune_model
-from woodpecker.tune.tuner import TuneOptions, trial_config, tune_tasks
+from woodpecker.tune.tuner import TuneOptions, tune_tasks
 
 RTOL, ATOL = 1e-4, 1e-5
 FAST = CpuMeasureOptions(repeat=2, min_seconds=0.0, max_repeat=2, warmup=0)
 REPO = Path(__file__).resolve().parents[2]
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _conv_net() -> onnx.ModelProto:
@@ -227,12 +224,12 @@ def test_search_strategies_on_recorded_times(strategy: str, extracted, tmp_path:
     assert result.best_seconds == min(
         _synthetic(None, c) for _, c in runner.calls if not isinstance(_synthetic(None, c), str)
     )
-    study = optuna.load_study(study_name=item.task.key, storage=open_storage(options.storage))
-    assert study.user_attrs["default_seconds"] == pytest.approx(result.default_seconds)
-    strategies = {
-        t.user_attrs["strategy"] for t in study.trials if t.state.is_finished() and "strategy" in t.user_attrs
-    }
-    assert strategies == {"default", strategy}
+    with open_database(options.storage) as db:
+        (trials,) = db.trials([item.task.key]).values()
+        record = db.records([item.task.key])[item.task.key]
+    (default,) = [t for t in trials if t.is_default]
+    assert default.seconds == record.default_seconds == pytest.approx(result.default_seconds)
+    assert {t.strategy for t in trials if t.finished} == {"default", strategy}
 
 
 def test_resume_measures_only_what_is_missing(extracted, tmp_path: Path) -> None:
@@ -259,9 +256,9 @@ def test_failures_are_recorded_with_their_reason(extracted, tmp_path: Path) -> N
         TuneOptions(trials=5, strategy="random", seed=0, storage=str(tmp_path / "f.db"), confirm_top=0),
     )
     assert result.failures == 4 and result.best_seconds == 1e-3 and result.speedup == 1.0
-    study = optuna.load_study(study_name=item.task.key, storage=open_storage(str(tmp_path / "f.db")))
-    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(failed) == 4 and all(t.user_attrs["error"] == "segfault" for t in failed)
+    with open_database(tmp_path / "f.db") as db:
+        failed = db.trials([item.task.key], states=[FAILED])[item.task.key]
+    assert len(failed) == 4 and all(t.error == "segfault" for t in failed)
 
 
 def test_time_budget_stops_the_search(extracted, tmp_path: Path) -> None:
@@ -340,9 +337,10 @@ def test_cached_runner_measures_once(extracted, tmp_path: Path) -> None:
 
 
 def test_storage_urls(tmp_path: Path) -> None:
-    assert normalize_url(tmp_path / "a.journal").startswith("journal:///")
-    assert normalize_url(tmp_path / "a.db") == f"sqlite:///{tmp_path / 'a.db'}"
-    assert normalize_url("postgresql://u@host/db") == "postgresql://u@host/db"
+    assert parse_location(tmp_path / "a.journal").kind == "journal"
+    sqlite = parse_location(tmp_path / "a.db")
+    assert sqlite.kind == "sqlite" and sqlite.path == tmp_path / "a.db"
+    assert parse_location("postgresql://u@host/db").kind == "postgresql"
 
 
 # ----------------------------------------------------------------------------
@@ -404,16 +402,10 @@ def test_stale_record_falls_back_to_the_default(model_path: Path, tmp_path: Path
     task, space = item_tasks[0]
     bogus = dict(space.default, reg_n=12345)
     tune_tasks([(task, space)], RecordedRunner(lambda t, c: 1.0), TuneOptions(trials=1, storage=db))
-    study = optuna.load_study(study_name=task.key, storage=open_storage(db))
-    trial = study.trials[0]
-    study.add_trial(
-        optuna.trial.create_trial(
-            params=trial.params,
-            distributions=trial.distributions,
-            value=0.5,
-            user_attrs={"config": json.dumps(bogus), "strategy": "ga"},
-        )
-    )
+    with open_database(db) as database:  # a faster record the schedule no longer accepts
+        claim = database.claim(task.key, bogus, strategy="ga", budget=2)
+        database.finish(claim, seconds=0.5, times=[0.5])
+        assert database.records([task.key])[task.key].config == bogus
     with pytest.warns(UserWarning, match="not valid for its schedule any more"):
         compiled = wpk_compile(str(model_path), options=CompileOptions(tuning_db=db, libraries="none"))
     assert compiled.stats.tuned_kernels == 0
@@ -431,24 +423,18 @@ def _wpk(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def _finished(db: str) -> dict[str, list]:
-    storage = open_storage(db)
-    out = {}
-    for summary in storage.get_all_studies():
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        out[summary.study_name] = [
-            t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.PRUNED
-        ]
-    return out
+    """key -> the finished trials of every workload in the database."""
+    with open_database(db) as database:
+        keys = database.keys()
+        found = database.trials(keys, states=[COMPLETE, FAILED])
+    return {key: found.get(key, []) for key in keys}
 
 
 def _stored_so_far(db: str) -> dict[str, list]:
-    """`_finished` while the tuner writes the storage: opening it as the tuner creates its schema
-    races on the schema's version row (sqlite IntegrityError); such a poll counts nothing."""
-    import sqlalchemy.exc
-
+    """`_finished` while the tuner writes the database; a poll that cannot read it counts nothing."""
     try:
         return _finished(db)
-    except sqlalchemy.exc.SQLAlchemyError:
+    except DatabaseError:
         return {}
 
 
@@ -478,14 +464,14 @@ def test_killed_run_resumes_without_losing_trials(model_path: Path, tmp_path: Pa
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = _finished(db)
-    kept = {(k, t.number, t.value) for k, ts in before.items() for t in ts}
+    kept = {(k, t.number, t.seconds) for k, ts in before.items() for t in ts}
     assert 4 <= len(kept) < 6 * 3
     done = _wpk(*args)
     out, _ = done.communicate(timeout=300)
     assert done.returncode == 0, out
     after = _finished(db)
     assert len(after) == 2 and all(len(ts) == 6 for ts in after.values()), out  # 3x3 (twice) and 1x1
-    assert kept <= {(k, t.number, t.value) for k, ts in after.items() for t in ts}
+    assert kept <= {(k, t.number, t.seconds) for k, ts in after.items() for t in ts}
     assert "speedup" in out and "failures" in out
 
 
@@ -511,12 +497,14 @@ def test_two_workers_share_a_journal(model_path: Path, tmp_path: Path) -> None:
     assert all(w.returncode == 0 for w in workers), outputs
     assert all("database is locked" not in out for out in outputs)
     (trials,) = _finished(db).values()
-    assert 8 <= len(trials) <= 9  # each worker stops at 8; both may finish one at the same time
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    defaults = [t for t in trials if t.user_attrs.get("is_default")]
-    assert len(defaults) >= 1
-    configs = [config_key(trial_config(t)) for t in trials]
-    assert len(configs) - len(set(configs)) <= 2
+    # The budget is shared through claims: exactly 8, one default, no configuration twice
+    # (Optuna studies allowed 9, several defaults and 2 duplicates).
+    assert len(trials) == 8
+    assert all(t.state == COMPLETE for t in trials)
+    defaults = [t for t in trials if t.is_default]
+    assert len(defaults) == 1
+    configs = [t.config_key for t in trials]
+    assert len(configs) == len(set(configs))
 
 
 def test_infinite_outputs_are_not_failures(tmp_path: Path) -> None:
@@ -563,8 +551,8 @@ def test_relative_times_are_scaled_by_the_default(extracted, tmp_path: Path) -> 
 
     options = TuneOptions(trials=6, strategy="random", seed=0, storage=str(tmp_path / "r.db"), confirm_top=0)
     (result,) = tune_tasks([(item.task, item.space)], SlowingRunner(), options)
-    study = optuna.load_study(study_name=item.task.key, storage=open_storage(options.storage))
-    values = sorted(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    with open_database(options.storage) as db:
+        values = sorted(t.seconds for t in db.trials([item.task.key], states=[COMPLETE])[item.task.key])
     default = result.default_seconds
     assert default == pytest.approx(2e-3 * 1.5)  # the first measurement, at its machine speed
     assert all(default * 0.5 <= v <= default * 0.55 for v in values[:-1]) and values[-1] == default

@@ -1,11 +1,14 @@
 """`wpk tune`: search the schedule knobs of every kernel of a model on this machine.
 
-    wpk tune model.onnx --target cpu --trials 32 --strategy ga|tpe|random [--db URL] [--time-budget S]
+    wpk tune model.onnx --target cpu --trials 32 --strategy ga|tpe|random|rl [--db DB] [--time-budget S]
+    wpk tune --import-optuna OLD_STORAGE [--db DB]       (old Optuna tuning records into the database)
 
 A progress bar per kernel and one overall, then a table per kernel: default time, best time,
-speedup, trials and failures. Records go to the storage (`--db`, default
-~/.cache/woodpecker/tuning.db), where `woodpecker.compile` and `wpk run` find them. Killed,
-the same command resumes where it stopped.
+speedup, trials and failures. Records go to the tuning database (`--db`: a path, a .journal
+file or a postgresql:// URL; default ~/.cache/woodpecker/tuning.db), where `woodpecker.compile`
+and `wpk run` find them. `--trials` is each kernel's budget: several `wpk tune` processes on one
+database share it. Killed, the same command resumes where it stopped; Ctrl-C gives the open
+claim back and says what was kept.
 """
 
 from __future__ import annotations
@@ -15,19 +18,29 @@ import sys
 from pathlib import Path
 
 from woodpecker.cli.common import bundled_model, parse_input_shape
-from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult
+from woodpecker.database import DatabaseError
+from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult, TuningInterrupted
+
+PROG = "wpk tune"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
     parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--trials", type=int, default=32, help="finished trials per kernel (default 32)")
+    parser.add_argument("--trials", type=int, default=32,
+                        help="trials per kernel (default 32): the budget every worker on the database shares")
     parser.add_argument("--strategy", default="ga", choices=STRATEGIES)
     parser.add_argument(
         "--db",
-        metavar="URL",
-        help="Optuna storage URL or file (.db SQLite, .journal for "
-        "several processes on one machine); default ~/.cache/woodpecker/tuning.db",
+        metavar="DB",
+        help="the tuning database: a file path (SQLite), a .journal file (several processes on one machine) "
+        "or a postgresql:// URL (several machines); default ~/.cache/woodpecker/tuning.db",
+    )
+    parser.add_argument(
+        "--import-optuna",
+        metavar="STORAGE",
+        help="copy the tuning records of an old Optuna storage (a .db file, a .journal/.log Optuna journal or "
+        "an RDB URL) into --db, then stop",
     )
     parser.add_argument("--time-budget", type=float, metavar="S", help="seconds for all kernels together")
     parser.add_argument("--seed", type=int, help="seed of the search")
@@ -71,13 +84,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    """Run `wpk tune`; a tuning database that cannot be used is one error line and exit status 1."""
+    try:
+        return _cmd_tune(args)
+    except DatabaseError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    except TuningInterrupted as interrupted:
+        print(
+            f"{PROG}: interrupted: {interrupted.measured} trials measured by this run are kept in "
+            f"{interrupted.location} (the candidate being measured was given back); the same command goes on",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
     from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
-    from woodpecker.tune.storage import normalize_url
     from woodpecker.tune.tune_model import model_cpu_tasks
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.import_optuna:
+        return _import_optuna(args)
     model = args.model or str(bundled_model())
     try:
         options = TuneOptions(
@@ -91,16 +121,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
         )
         measure = CpuMeasureOptions(threads=args.threads)
     except ValueError as err:
-        print(f"wpk tune: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     if args.target == "cuda" or args.import_results or args.export:
         return _cmd_tune_cuda(args, model, options)
     try:
         tasks = model_cpu_tasks(model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel)
     except ValueError as err:
-        print(f"wpk tune: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    url = normalize_url(args.db)
+    url = _location(args.db)
     print(
         f"tuning {len(tasks)} kernel signatures of {model} on the CPU, strategy {args.strategy}, "
         f"{args.trials} trials each; records in {url}"
@@ -109,18 +139,33 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return _search(tasks, runner, options, args, url)
 
 
+def _location(db: str | None) -> str:
+    """The database as the user named it (the default's path when not named)."""
+    from woodpecker.database import default_location
+
+    return db if db is not None else default_location()
+
+
+def _import_optuna(args: argparse.Namespace) -> int:
+    from woodpecker.database import open_database
+    from woodpecker.tune.migrate import import_optuna
+
+    with open_database(args.db) as db:
+        print(import_optuna(args.import_optuna, db).line(db.location))
+    return 0
+
+
 def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -> int:
     from woodpecker.runtime.cuda.launch import cuda_available, device_info
     from woodpecker.tune.cuda_tuning import export_round, import_results, model_cuda_tasks
     from woodpecker.tune.report import format_table, summarize
-    from woodpecker.tune.storage import normalize_url
 
-    url = normalize_url(args.db)
+    url = _location(args.db)
     if args.import_results:
         try:
             imported = import_results(args.import_results, args.db)
         except ValueError as err:
-            print(f"wpk tune: error: {err}", file=sys.stderr)
+            print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2
         for item in imported:
             print(
@@ -134,7 +179,7 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
     try:
         tasks = model_cuda_tasks(model, arch, args.opt_level, dict(args.input_shape or []) or None, args.kernel)
     except ValueError as err:
-        print(f"wpk tune: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     if args.export:
         batches = export_round(tasks, options, args.export, arch)
@@ -149,7 +194,7 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
         return 0
     if not local_gpu:
         print(
-            "wpk tune: error: no CUDA device here: use `wpk tune --target cuda --export DIR`, "
+            f"{PROG}: error: no CUDA device here: use `wpk tune --target cuda --export DIR`, "
             "`wpk measure DIR` on a GPU host and `wpk tune --import-results DIR`",
             file=sys.stderr,
         )

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from woodpecker.database import DatabaseError
 from woodpecker.tune import report
 
 PROG = "wpk tune-report"
@@ -17,12 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         default=None,
-        help="the tuning storage: a path (.db SQLite, .journal/.log journal file) or a URL "
+        help="the tuning database: a path (SQLite, or a .journal file) or a postgresql:// URL "
         "(default: $WOODPECKER_TUNING_DB, else ~/.cache/woodpecker/tuning.db)",
     )
     parser.add_argument("-o", "--output-dir", required=True, help="the folder to write the report into")
     parser.add_argument(
-        "--study", action="append", default=None, metavar="NAME", help="report only this study (repeatable)"
+        "--study", action="append", default=None, metavar="KEY", help="report only this workload (repeatable)"
     )
 
 
@@ -35,18 +36,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_tune_report(args: argparse.Namespace) -> int:
-    """Run `wpk tune-report` with parsed arguments; errors go to stderr with exit status 2."""
+    """Run `wpk tune-report` with parsed arguments: errors go to stderr, exit status 2 for a
+    missing database or workload, 1 for a database that cannot be read."""
+    out = Path(args.output_dir)
     try:
-        if not report.storage_exists(args.db):
-            raise FileNotFoundError(f"no tuning records: {report.display_url(args.db)} does not exist")
-        summaries, paths = report.write_report_files(report.load_nonempty(args.db, args.study), Path(args.output_dir))
+        records = report.load_workloads(args.db, args.study)
+        if not records:
+            return _selection_only(args.db, out)
+        summaries, paths = report.write_report_files(records, out)
+    except DatabaseError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     print(report.format_table(summaries))
     print()
-    paths += _write_selection(args.db, Path(args.output_dir))
+    paths += _write_selection(args.db, out)
     for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _selection_only(storage_url: str | None, out: Path) -> int:
+    """No tuning trials: the selection timings alone (one line says so), else an error."""
+    from woodpecker.select.report import stored_choices
+
+    where = report.display_url(storage_url)
+    if not stored_choices(storage_url):
+        print(f"{PROG}: error: no tuning records in {where}", file=sys.stderr)
+        return 2
+    print(f"{where} holds implementation-selection timings only, no tuning trials: no tuning summary or plots")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in _write_selection(storage_url, out):
         print(f"wrote {path}")
     return 0
 

@@ -3,8 +3,8 @@
 `wpk compile --report report.json` writes `selection_report` of the compiled model: per
 kernel signature its op kind, shapes, the model kernels it stands for, every candidate with
 its measured time (or its error, or why it was not applicable) and the choice with how it
-was made. `wpk tune-report` reads the same records from the tuning storage
-(`stored_choices`) and adds `selection.csv` and `selection.png`.
+was made. `wpk tune-report` reads the same records from the tuning database
+(`stored_choices`: its `selections`) and adds `selection.csv` and `selection.png`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from woodpecker.select.selection import SELECTION_ATTR, KernelChoice
+from woodpecker.select.selection import KernelChoice
 
 IMPL_ORDER = ("generated", "default", "onednn", "blas", "cudnn", "cublas")
 
@@ -81,38 +81,38 @@ def format_table(choices: Sequence[KernelChoice]) -> str:
 
 
 def stored_choices(storage_url: str | None) -> list[KernelChoice]:
-    """The recorded selections of every study in the storage (what `wpk tune-report` shows)."""
+    """The recorded selections of every workload in the database (what `wpk tune-report` shows),
+    by key; [] when the database does not exist."""
+    from woodpecker.database import database_exists, open_database
     from woodpecker.select.selection import CandidateResult
-    from woodpecker.tune.storage import open_storage, storage_exists
 
-    if not storage_exists(storage_url):
+    if not database_exists(storage_url):
         return []
+    with open_database(storage_url) as db:
+        keys = db.keys()
+        selections = db.selections(keys)
+        workloads = db.workloads(selections)
     choices = []
-    for summary in open_storage(storage_url).get_all_studies():
-        data = summary.user_attrs.get(SELECTION_ATTR)
-        if not isinstance(data, dict) or not isinstance(data.get("candidates"), dict):
-            continue
-        task = summary.user_attrs.get("task") or {}
+    for key in (k for k in keys if k in selections):
+        selection, workload = selections[key], workloads.get(key)
         results = [
-            CandidateResult(impl, {}, entry.get("seconds"), entry.get("error"))
-            for impl, entry in data["candidates"].items()
-            if isinstance(entry, dict)
+            CandidateResult(impl, {}, timing.seconds, timing.error) for impl, timing in selection.candidates.items()
         ]
         measured = [r for r in results if r.seconds is not None and math.isfinite(r.seconds)]
         best = min(measured, key=lambda r: r.seconds).impl if measured else "generated"
         choices.append(
             KernelChoice(
-                key=summary.study_name,
-                description=str(task.get("description", summary.study_name)),
-                kind=str(task.get("kind", "")),
-                kernel_names=tuple(task.get("model_kernels") or ()),
-                arg_shapes=tuple(tuple(s) for s in task.get("arg_shapes") or ()),
-                output_shape=tuple(task.get("output_shape") or ()),
+                key=key,
+                description=workload.description if workload is not None else key,
+                kind=workload.kind if workload is not None else "",
+                kernel_names=(workload.kernel_name,) if workload is not None and workload.kernel_name else (),
+                arg_shapes=workload.arg_shapes if workload is not None else (),
+                output_shape=workload.output_shape if workload is not None else (),
                 candidates=results,
                 choice=best,
                 config={},
                 how="recorded",
-                default_seconds=data.get("default_seconds"),
+                default_seconds=selection.default_seconds,
             )
         )
     return choices

@@ -5,9 +5,9 @@ For every kernel signature (`KernelTask.key`, shared with tuning) the candidates
 schedule first (the reference every candidate's output must match and the time the others
 are relative to), then `rounds` rounds of every candidate, each timed in blocks alternating
 with the default (`CpuMeasureOptions.pairs`); a candidate's time is its best round's. All
-timings, failures and reasons go into the kernel's study in the tuning storage (user
-attribute `selection`), so a second compile reads them instead of measuring, and the
-report shows why each choice was made.
+timings and failures go into the tuning database as the workload's `Selection`
+(`TuningDatabase.put_selection`), so a second compile reads them (one batched `selections`
+read for all the kernels) instead of measuring, and the report shows why each choice was made.
 
 Modes: "measure" (use what is recorded, measure what is missing), "records" (use what is
 recorded, else the heuristic), "heuristic" (never measure or read: the target's stated rule,
@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from woodpecker.database import CandidateTiming, Selection, database_exists, open_database
 from woodpecker.kernels.decision import DEFAULT, GENERATED, Decision, config_of
 from woodpecker.kernels.target import Candidate, Target
 from woodpecker.kernels.task import KernelTask, Runner
 from woodpecker.select.candidates import kernel_candidates
+from woodpecker.tune.workloads import workload_of
 
-SELECTION_ATTR = "selection"
 MODES = ("measure", "records", "heuristic")
 
 
@@ -70,7 +71,7 @@ class KernelChoice:
 class SelectOptions:
     libraries: tuple[str, ...]
     mode: str = "records"
-    storage: str | None = None  # tuning storage URL or path (None: the default database)
+    storage: str | None = None  # the tuning database: path or URL (None: the default one)
     rounds: int = 2
 
     def __post_init__(self) -> None:
@@ -80,15 +81,6 @@ class SelectOptions:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
 
 
-@dataclass
-class _Stored:
-    """A selection read back from a study."""
-
-    generated_config: dict[str, Any]
-    default_seconds: float | None
-    candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
 def _fastest(results: Sequence[CandidateResult]) -> CandidateResult:
     measured = [r for r in results if r.seconds is not None and math.isfinite(r.seconds)]
     if not measured:
@@ -96,14 +88,7 @@ def _fastest(results: Sequence[CandidateResult]) -> CandidateResult:
     return min(measured, key=lambda r: r.seconds)
 
 
-def _stored(study) -> _Stored | None:
-    data = study.user_attrs.get(SELECTION_ATTR) if study is not None else None
-    if not isinstance(data, dict) or not isinstance(data.get("candidates"), dict):
-        return None
-    return _Stored(dict(data.get("generated_config") or {}), data.get("default_seconds"), data["candidates"])
-
-
-def _from_stored(stored: _Stored, candidates: Sequence[Candidate]) -> list[CandidateResult] | None:
+def _from_stored(stored: Selection, candidates: Sequence[Candidate]) -> list[CandidateResult] | None:
     """The stored results of `candidates`, or None when one applicable candidate is missing or
     the generated configuration changed since (a new tuning record)."""
     results = []
@@ -117,9 +102,9 @@ def _from_stored(stored: _Stored, candidates: Sequence[Candidate]) -> list[Candi
             results.append(CandidateResult(DEFAULT, {}, stored.default_seconds))
             continue
         entry = stored.candidates.get(candidate.impl)
-        if not isinstance(entry, dict) or (entry.get("seconds") is None and not entry.get("error")):
+        if entry is None or (entry.seconds is None and not entry.error):
             return None
-        results.append(CandidateResult(candidate.impl, candidate.config, entry.get("seconds"), entry.get("error")))
+        results.append(CandidateResult(candidate.impl, candidate.config, entry.seconds, entry.error))
     return results
 
 
@@ -157,31 +142,35 @@ def measure_candidates(
     return results, default_seconds
 
 
-def _store(study, generated_config: dict, default_seconds: float | None, results: Sequence[CandidateResult]) -> None:
-    entries = {
-        r.impl: {"seconds": r.seconds, "error": r.error}
-        for r in results
-        if r.reason is None and (r.seconds is not None or r.error)
-    }
-    study.set_user_attr(
-        SELECTION_ATTR,
-        {"generated_config": generated_config, "default_seconds": default_seconds, "candidates": entries},
+def _selection(
+    task: KernelTask, generated_config: dict, default_seconds: float | None, results: Sequence[CandidateResult]
+) -> Selection:
+    """What is stored of a measured selection: every measured candidate's time or error."""
+    return Selection(
+        key=task.key,
+        generated_config=dict(generated_config),
+        default_seconds=default_seconds,
+        candidates={
+            r.impl: CandidateTiming(r.seconds, r.error)
+            for r in results
+            if r.reason is None and (r.seconds is not None or r.error)
+        },
     )
 
 
-def _study(storage, task: KernelTask, create: bool):
-    import optuna
+def stored_selections(storage: str | None, keys: Sequence[str]) -> dict[str, Selection]:
+    """key -> its recorded selection, in one batched read ({} when the database does not exist)."""
+    if not keys or not database_exists(storage):
+        return {}
+    with open_database(storage) as db:
+        return db.selections(keys)
 
-    from woodpecker.tune.tuner import open_study_for_records
 
-    if storage is None:
-        return None
-    if not create:
-        try:
-            return optuna.load_study(study_name=task.key, storage=storage)
-        except KeyError:
-            return None
-    return open_study_for_records(task, storage)
+def _store(storage: str | None, task: KernelTask, selection: Selection) -> None:
+    """Records one measured selection at once (a later failure keeps what was measured)."""
+    with open_database(storage) as db:
+        db.add_workloads([workload_of(task)])
+        db.put_selection(selection)
 
 
 def select_implementations(
@@ -197,14 +186,13 @@ def select_implementations(
     generated_configs: key -> the generated kernel's configuration (a tuning record); others
     use the default schedule. runner_factory makes the runner when something must be measured
     (default: the target's)."""
-    from woodpecker.tune.storage import open_storage, storage_exists
-
     generated_configs = generated_configs or {}
     unique: dict[str, KernelTask] = {}
     for task in tasks:
         unique.setdefault(task.key, task)
-    needs_storage = options.mode == "measure" or (options.mode == "records" and storage_exists(options.storage))
-    storage = open_storage(options.storage) if needs_storage else None
+    stored: dict[str, Selection] = {}
+    if options.mode != "heuristic":
+        stored = stored_selections(options.storage, list(unique))
     runner: Runner | None = None
     choices = []
     try:
@@ -220,18 +208,17 @@ def select_implementations(
             elif options.mode == "heuristic":
                 chosen, how = target.heuristic(task, candidates), "heuristic"
             else:
-                study = _study(storage, task, create=options.mode == "measure")
-                stored = _stored(study)
-                recorded = _from_stored(stored, candidates) if stored is not None else None
-                if recorded is not None:
-                    results, default_seconds, how = recorded, stored.default_seconds, "recorded"
+                selection = stored.get(task.key)
+                recorded = _from_stored(selection, candidates) if selection is not None else None
+                if recorded is not None and selection is not None:
+                    results, default_seconds, how = recorded, selection.default_seconds, "recorded"
                     chosen = _by_impl(candidates, _fastest(results).impl)
                 elif options.mode == "measure":
                     if runner is None:
                         runner = (runner_factory or target.runner)()
                     results, default_seconds = measure_candidates(task, candidates, runner, options.rounds)
                     generated = generated_configs.get(task.key) or {}
-                    _store(study, generated, default_seconds, results)
+                    _store(options.storage, task, _selection(task, generated, default_seconds, results))
                     chosen, how = _by_impl(candidates, _fastest(results).impl), "measured"
                 else:
                     chosen, how = target.heuristic(task, candidates), "heuristic"

@@ -162,9 +162,13 @@ class CpuTarget(Target):
         return bool(libraries) or read_records
 
     def has_records(self, storage: str | None) -> bool:
-        from woodpecker.tune.records import has_cpu_records
+        """Whether the tuning database holds any CPU workload (a missing file holds none)."""
+        from woodpecker.database import database_exists, open_database
 
-        return has_cpu_records(storage)
+        if not database_exists(storage):
+            return False
+        with open_database(storage) as db:
+            return bool(db.keys(target="cpu"))
 
     def report_header(self, mode: str, libraries: Sequence[str]) -> dict[str, Any]:
         return {**super().report_header(mode, libraries), "device": self.device}

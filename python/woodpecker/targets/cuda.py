@@ -114,9 +114,13 @@ class CudaTarget(Target):
         return CudaRunner(self.arch)
 
     def has_records(self, storage: str | None) -> bool:
-        from woodpecker.tune.storage import storage_exists
+        """Whether the tuning database holds any CUDA workload (a missing file holds none)."""
+        from woodpecker.database import database_exists, open_database
 
-        return storage_exists(storage)
+        if not database_exists(storage):
+            return False
+        with open_database(storage) as db:
+            return bool(db.keys(target="cuda"))
 
     def report_header(self, mode: str, libraries: Sequence[str]) -> dict[str, Any]:
         reason = cuda_status()

@@ -1,79 +1,62 @@
-"""The best tuning record of each kernel, for `woodpecker.compile`.
+"""The tuning records a compile uses: one batched read of the database per compile.
 
-A record is the best finished trial of the kernel's study (`KernelTask.key`) in the tuning
-storage. Records whose configuration is no longer valid for the kernel (the template
-changed since it was tuned) are skipped with a warning, and the kernel keeps its default.
+A workload's record (`woodpecker.database.Record`) is its confirmed fastest complete trial
+(`woodpecker.database.choice`). A record whose configuration is no longer valid for the
+kernel (the template changed since it was tuned) is skipped with a warning, and the kernel
+keeps its default. A database that does not exist yet holds no records (nothing is created).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import optuna
-
+from woodpecker.database import Record, database_exists, open_database
 from woodpecker.kernels.space import Config
-from woodpecker.tune.confirm import chosen_trial, confirmed_of
-from woodpecker.tune.params import trial_config
-from woodpecker.tune.storage import open_storage, storage_exists
 
 if TYPE_CHECKING:
     from woodpecker.kernels.target import CutKernel
 
 
-def best_config(study: optuna.Study) -> tuple[Config, float] | None:
-    """The configuration a compile uses (the confirmed fastest, see `confirm`) and its seconds."""
-    chosen = chosen_trial(study.get_trials(deepcopy=False), confirmed_of(study.user_attrs))
-    if chosen is None:
-        return None
-    config = trial_config(chosen[0])
-    return (config, chosen[1]) if config is not None else None
-
-
-def best_records(storage_url: str | None, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:
-    """key -> (best configuration, seconds) for the keys that have a study with a record."""
-    if not storage_exists(storage_url):
+def read_records(storage: str | os.PathLike | None, keys: Iterable[str]) -> dict[str, Record]:
+    """key -> record, in one batched read ({} when the database does not exist)."""
+    keys = list(dict.fromkeys(keys))
+    if not keys or not database_exists(storage):
         return {}
-    return _best_records(open_storage(storage_url), keys)
+    with open_database(storage) as db:
+        return db.records(keys)
 
 
-def _best_records(storage, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:
-    present = {s.study_name for s in storage.get_all_studies()}
-    found = {}
-    for key in set(keys) & present:
-        study = optuna.load_study(study_name=key, storage=storage)
-        record = best_config(study)
-        if record is not None:
-            found[key] = record
-    return found
+def best_records(storage: str | os.PathLike | None, keys: Iterable[str]) -> dict[str, tuple[Config, float]]:
+    """key -> (recorded configuration, seconds) for the keys that have a record."""
+    return {key: (dict(r.config), r.seconds) for key, r in read_records(storage, keys).items()}
 
 
-def has_cpu_records(storage_url: str | None) -> bool:
-    """Whether the storage holds any CPU study (else compiling need not cut kernels out)."""
-    if not storage_exists(storage_url):
-        return False
-    return any(s.study_name.startswith("cpu.") for s in open_storage(storage_url).get_all_studies())
-
-
-def record_configs(kernels: Sequence[CutKernel], storage_url: str | None) -> dict[str, Config]:
-    """task key -> recorded best configuration, for the kernels that have a valid record (a
-    record no longer valid for its kernel's search space is skipped with a warning)."""
-    if not storage_exists(storage_url):
-        return {}
-    records = _best_records(open_storage(storage_url), (k.task.key for k in kernels))
+def valid_configs(kernels: Sequence[CutKernel], records: Mapping[str, Record]) -> dict[str, Config]:
+    """task key -> recorded configuration, for the kernels whose record is valid for their
+    search space (another is skipped with a warning naming the kernel)."""
     configs: dict[str, Config] = {}
     for item in kernels:
-        if item.task.key not in records or item.task.key in configs:
+        record = records.get(item.task.key)
+        if record is None or item.task.key in configs:
             continue
-        config, _ = records[item.task.key]
+        config = dict(record.config)
         problems = item.space.violations(config)
         if problems:
             warnings.warn(
                 f"tuning record of {item.name} ({item.task.key}) is not valid for its schedule any more "
                 f"({problems[0][0]}: {problems[0][1]}); using the default configuration",
-                stacklevel=2,
+                stacklevel=3,
             )
             continue
         configs[item.task.key] = config
     return configs
+
+
+def record_configs(kernels: Sequence[CutKernel], storage: str | os.PathLike | None) -> dict[str, Config]:
+    """task key -> recorded configuration for the kernels that have a valid record (one
+    batched read; a record no longer valid for its kernel's search space is skipped with a
+    warning)."""
+    return valid_configs(kernels, read_records(storage, (k.task.key for k in kernels)))

@@ -1,9 +1,9 @@
-"""The tuning report: what tuning found, per kernel, read from a tuning storage.
+"""The tuning report: what tuning found, per kernel, read from the tuning database.
 
-`summarize` gives one `KernelSummary` per study (one study per kernel signature, see
-`woodpecker.tune.storage` for the layout of the records): the default configuration's time,
-the best time, the speedup, the trial counts and the best configuration. `write_report` writes
-into a folder
+`summarize` gives one `KernelSummary` per workload (one per kernel signature, see
+`woodpecker.database` for the schema): the default configuration's time, the recorded (best)
+time, the speedup, the trial counts and the recorded configuration. `write_report` writes into
+a folder
 
 * `summary.csv`: one row per kernel (`write_csv`);
 * `trials.csv`: one row per trial, with the best time so far of its search strategy
@@ -12,8 +12,10 @@ into a folder
   subplot per kernel (`plot_convergence`);
 * `speedups.png`: default time / best time per kernel (`plot_speedups`).
 
-`wpk tune-report` (woodpecker.cli.tune_report) writes it. Reading never creates a storage:
-a local storage file that does not exist is a `FileNotFoundError`.
+`wpk tune-report` (woodpecker.cli.tune_report) writes it. Reading never creates a database:
+a local database file that does not exist is a `FileNotFoundError`. Workloads are listed in
+the order they were first tuned (their first trial's claim); a workload without trials (only
+implementation-selection timings) is not part of the tuning report.
 """
 
 from __future__ import annotations
@@ -27,16 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
-
-from woodpecker.tune.confirm import chosen_trial, confirmed_of
-from woodpecker.tune.confirm import default_seconds as default_confirmed_seconds
-from woodpecker.tune.storage import normalize_url, open_storage, storage_exists
+from woodpecker.database import COMPLETE, FAILED, FINISHED, Record, Trial, Workload, database_exists, open_database
+from woodpecker.database.open import default_location
+from woodpecker.database.schema import config_to_json
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-    from optuna.storages import BaseStorage
 
 MAX_PLOTTED_STUDIES = 24
 PLOT_COLUMNS = 4
@@ -59,9 +57,8 @@ SUMMARY_COLUMNS = (
     "best_config",
 )
 TRIAL_COLUMNS = ("study", "trial", "strategy", "state", "value_ms", "best_so_far_ms", "error", "config")
+STATE_NAMES = {COMPLETE: "COMPLETE", FAILED: "FAIL", "running": "RUNNING"}  # as trials.csv spells them
 
-# Finished trials: each takes a trial index in the convergence curves (only COMPLETE ones improve).
-_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 # Line order and colours of the search strategies in the convergence plot.
 _STRATEGY_ORDER = ("ga", "tpe", "random", "import")
 _STRATEGY_COLORS = {"ga": "tab:blue", "tpe": "tab:orange", "random": "tab:green", "import": "tab:purple"}
@@ -69,7 +66,7 @@ _STRATEGY_COLORS = {"ga": "tab:blue", "tpe": "tab:orange", "random": "tab:green"
 
 @dataclass
 class KernelSummary:
-    """What tuning found for one kernel signature (one study)."""
+    """What tuning found for one kernel signature (one workload; `study_name` is its key)."""
 
     study_name: str
     description: str
@@ -79,8 +76,8 @@ class KernelSummary:
     default_seconds: float | None
     best_seconds: float | None
     speedup: float | None  # default_seconds / best_seconds
-    trials: int  # COMPLETE trials, the default configuration's included
-    failures: int  # FAIL trials
+    trials: int  # complete trials, the default configuration's included
+    failures: int  # failed trials
     best_config: dict[str, Any] | None
     best_strategy: str | None
     flops: int
@@ -88,92 +85,65 @@ class KernelSummary:
 
 
 @dataclass
-class _StudyRecords:
-    """One study as read from the storage."""
+class WorkloadRecords:
+    """One workload as read from the database: its trials (by number) and its record."""
 
-    name: str
-    user_attrs: dict[str, Any]
-    trials: list[FrozenTrial]
+    workload: Workload
+    trials: list[Trial]
+    record: Record | None
+
+    @property
+    def name(self) -> str:
+        return self.workload.key
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the storage
+# Reading the database
 # --------------------------------------------------------------------------------------------
 
 
 def display_url(storage_url: str | os.PathLike | None) -> str:
-    return normalize_url(storage_url)
+    return default_location() if storage_url is None else os.fspath(storage_url)
 
 
-def _open_existing(storage_url: str | os.PathLike | None) -> BaseStorage:
-    """The storage at `storage_url`; a local file that is not there is an error, never created."""
-    if not storage_exists(storage_url):
+def load_workloads(
+    storage_url: str | os.PathLike | None, studies: Sequence[str] | None = None
+) -> list[WorkloadRecords]:
+    """The workloads with trials (all, in the order they were first tuned, or `studies` in the
+    order given); a local file that is not there is an error, never created."""
+    if not database_exists(storage_url):
         raise FileNotFoundError(f"no tuning records: {display_url(storage_url)} does not exist")
-    return open_storage(storage_url)
-
-
-def _load(storage_url: str | os.PathLike | None, studies: Sequence[str] | None = None) -> list[_StudyRecords]:
-    """The studies of the storage (all, in creation order, or `studies` in the order given)."""
-    storage = _open_existing(storage_url)
-    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-    by_name = {summary.study_name: summary for summary in summaries}
-    if studies is None:
-        names = [summary.study_name for summary in summaries]
-    else:
-        names = list(dict.fromkeys(studies))
-        missing = [name for name in names if name not in by_name]
+    with open_database(storage_url) as db:
+        keys = db.keys() if studies is None else list(dict.fromkeys(studies))
+        workloads = db.workloads(keys)
+        trials = db.trials(keys)
+        records = db.records(keys)
+    if studies is not None:
+        missing = [key for key in keys if key not in workloads]
         if missing:
             raise ValueError(f"no study named {', '.join(missing)} in {display_url(storage_url)}")
-    records = []
-    for name in names:
-        study = optuna.load_study(study_name=name, storage=storage)
-        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-        records.append(_StudyRecords(name=name, user_attrs=dict(by_name[name].user_attrs), trials=trials))
-    return records
+    else:
+        keys = sorted((k for k in keys if trials.get(k)), key=lambda k: (min(t.claimed_at for t in trials[k]), k))
+    return [WorkloadRecords(workloads[k], trials.get(k, []), records.get(k)) for k in keys]
 
 
-def load_nonempty(storage_url: str | os.PathLike | None, studies: Sequence[str] | None) -> list[_StudyRecords]:
-    records = _load(storage_url, studies)
+def load_nonempty(storage_url: str | os.PathLike | None, studies: Sequence[str] | None) -> list[WorkloadRecords]:
+    records = load_workloads(storage_url, studies)
     if not records:
         raise ValueError(f"no tuning records in {display_url(storage_url)}")
     return records
 
 
-def _json_dict(value: Any) -> dict[str, Any] | None:
-    """A dict stored either as a dict or as JSON text; None when it is neither."""
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return None
-        return decoded if isinstance(decoded, dict) else None
-    return None
+def _config_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration as JSON holds it (tuples as lists)."""
+    return config_to_json(config)
 
 
-def _strategy(trial: FrozenTrial) -> str:
-    strategy = trial.user_attrs.get("strategy")
-    if strategy:
-        return str(strategy)
-    return "default" if trial.user_attrs.get("is_default") else "unknown"
-
-
-def _config(trial: FrozenTrial) -> dict[str, Any]:
-    """The trial's configuration: the `config` attribute, else its decoded Optuna params."""
-    config = _json_dict(trial.user_attrs.get("config"))
-    if config is not None:
-        return config
-    from woodpecker.tune.params import decode
-
-    return dict(decode(trial.params))
-
-
-def _value(trial: FrozenTrial) -> float | None:
+def _value(trial: Trial) -> float | None:
     """The trial's seconds when it completed with a finite positive time."""
-    if trial.state != TrialState.COMPLETE or trial.value is None:
+    if trial.state != COMPLETE or trial.seconds is None:
         return None
-    value = float(trial.value)
+    value = float(trial.seconds)
     return value if math.isfinite(value) and value > 0 else None
 
 
@@ -185,56 +155,46 @@ def _positive(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def _summary(record: _StudyRecords) -> KernelSummary:
-    task = _json_dict(record.user_attrs.get("task")) or {}
-    confirmed = confirmed_of(record.user_attrs)
-    default_seconds = _positive(default_confirmed_seconds(record.trials, confirmed))
-    if default_seconds is None:
-        default_seconds = _positive(record.user_attrs.get("default_seconds"))
-    best_trial: FrozenTrial | None = None
-    best_seconds: float | None = None
-    chosen = chosen_trial([t for t in record.trials if _value(t) is not None], confirmed)
-    if chosen is not None:  # the record a compile uses: the confirmed fastest, else the fastest
-        best_trial, best_seconds = chosen
-    try:
-        flops = int(task.get("flops") or 0)
-    except (TypeError, ValueError):
-        flops = 0
+def _summary(records: WorkloadRecords) -> KernelSummary:
+    workload, record = records.workload, records.record
+    default_seconds = _positive(record.default_seconds) if record is not None else None
+    best_seconds = _positive(record.seconds) if record is not None else None
+    flops = int(workload.flops or 0)
     return KernelSummary(
-        study_name=record.name,
-        description=str(task.get("description") or record.name),
-        template=str(task.get("template") or ""),
-        target=str(task.get("target") or ""),
-        device=str(task.get("device") or ""),
+        study_name=workload.key,
+        description=workload.description or workload.key,
+        template=workload.template,
+        target=workload.target,
+        device=workload.device,
         default_seconds=default_seconds,
         best_seconds=best_seconds,
         speedup=default_seconds / best_seconds if default_seconds and best_seconds else None,
-        trials=sum(t.state == TrialState.COMPLETE for t in record.trials),
-        failures=sum(t.state == TrialState.FAIL for t in record.trials),
-        best_config=_config(best_trial) if best_trial is not None else None,
-        best_strategy=_strategy(best_trial) if best_trial is not None else None,
+        trials=sum(t.state == COMPLETE for t in records.trials),
+        failures=sum(t.state == FAILED for t in records.trials),
+        best_config=_config_dict(record.config) if record is not None else None,
+        best_strategy=record.strategy if record is not None else None,
         flops=flops,
         gflops=flops / best_seconds / 1e9 if flops > 0 and best_seconds else None,
     )
 
 
 def summarize(storage_url: str | os.PathLike | None, studies: Sequence[str] | None = None) -> list[KernelSummary]:
-    """One summary per study of the storage (None: the default storage), or per named study.
+    """One summary per workload with trials (None: the default database), or per named workload.
 
-    Raises FileNotFoundError for a local storage file that does not exist and ValueError for a
-    named study that is not in the storage.
+    Raises FileNotFoundError for a local database file that does not exist and ValueError for
+    a named workload that is not in the database.
     """
-    return [_summary(record) for record in _load(storage_url, studies)]
+    return [_summary(record) for record in load_workloads(storage_url, studies)]
 
 
-def best_so_far(trials: Iterable[FrozenTrial], strategy: str | None = None) -> list[tuple[int, float]]:
+def best_so_far(trials: Iterable[Trial], strategy: str | None = None) -> list[tuple[int, float]]:
     """The convergence curve: (trial index, best seconds so far) per finished trial.
 
     With `strategy`, only that strategy's trials count; without, every finished trial does (the
     default configuration's included). Indices start at 1 and follow the trial numbers; a failed
     trial takes an index but improves nothing, and trials before the first success give no point.
     """
-    chosen = [t for t in trials if t.state in _FINISHED and (strategy is None or _strategy(t) == strategy)]
+    chosen = [t for t in trials if t.state in FINISHED and (strategy is None or t.strategy == strategy)]
     points: list[tuple[int, float]] = []
     best: float | None = None
     for index, trial in enumerate(sorted(chosen, key=lambda t: t.number), start=1):
@@ -290,14 +250,14 @@ def write_csv(summaries: Sequence[KernelSummary], path: str | os.PathLike) -> Pa
     return path
 
 
-def _write_trials(records: Sequence[_StudyRecords], path: Path) -> Path:
+def _write_trials(records: Sequence[WorkloadRecords], path: Path) -> Path:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(TRIAL_COLUMNS)
         for record in records:
             best: dict[str, float] = {}  # per strategy
             for trial in record.trials:
-                strategy = _strategy(trial)
+                strategy = trial.strategy
                 value = _value(trial)
                 if value is not None and (strategy not in best or value < best[strategy]):
                     best[strategy] = value
@@ -306,11 +266,11 @@ def _write_trials(records: Sequence[_StudyRecords], path: Path) -> Path:
                         record.name,
                         trial.number,
                         strategy,
-                        trial.state.name,
+                        STATE_NAMES.get(trial.state, trial.state.upper()),
                         _fmt(_ms(value), ".9g"),
                         _fmt(_ms(best.get(strategy)), ".9g"),
-                        str(trial.user_attrs.get("error") or ""),
-                        _config_json(_config(trial)),
+                        trial.error or "",
+                        _config_json(_config_dict(trial.config)),
                     ]
                 )
     return path
@@ -320,7 +280,7 @@ def write_trials_csv(
     storage_url: str | os.PathLike | None, path: str | os.PathLike, studies: Sequence[str] | None = None
 ) -> Path:
     """One row per trial (`TRIAL_COLUMNS`): its time and the best time so far of its strategy."""
-    return _write_trials(_load(storage_url, studies), Path(path))
+    return _write_trials(load_workloads(storage_url, studies), Path(path))
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -375,7 +335,7 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _plot_convergence(records: Sequence[_StudyRecords], path: Path) -> Path:
+def _plot_convergence(records: Sequence[WorkloadRecords], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     shown = list(records[:MAX_PLOTTED_STUDIES])
@@ -385,7 +345,7 @@ def _plot_convergence(records: Sequence[_StudyRecords], path: Path) -> Path:
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax, record in zip(axes.flat, shown, strict=False):
         summary = _summary(record)
-        present = {_strategy(t) for t in record.trials} - {"default"}
+        present = {t.strategy for t in record.trials} - {"default"}
         strategies = [s for s in _STRATEGY_ORDER if s in present] + sorted(present - set(_STRATEGY_ORDER))
         plotted = False
         for strategy in strategies:
@@ -428,7 +388,7 @@ def plot_convergence(
     """A PNG of best time so far (ms) against trial index, one subplot per study (at most 24).
 
     One line per search strategy, a dashed line at the default configuration's time. Raises
-    ValueError when the storage holds no studies.
+    ValueError when the database holds no tuning trials.
     """
     return _plot_convergence(load_nonempty(storage_url, studies), Path(path))
 
@@ -473,13 +433,13 @@ def write_report(
 ) -> list[Path]:
     """Write summary.csv, trials.csv, convergence.png and speedups.png into `out_dir` (created).
 
-    Raises FileNotFoundError for a local storage file that does not exist and ValueError when the
-    storage holds no studies or lacks a named one.
+    Raises FileNotFoundError for a local database file that does not exist and ValueError when
+    the database holds no tuning trials or lacks a named workload.
     """
     return write_report_files(load_nonempty(storage_url, studies), Path(out_dir))[1]
 
 
-def write_report_files(records: Sequence[_StudyRecords], out: Path) -> tuple[list[KernelSummary], list[Path]]:
+def write_report_files(records: Sequence[WorkloadRecords], out: Path) -> tuple[list[KernelSummary], list[Path]]:
     out.mkdir(parents=True, exist_ok=True)
     summaries = [_summary(record) for record in records]
     paths = [

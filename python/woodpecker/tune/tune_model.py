@@ -1,10 +1,10 @@
 """`woodpecker.tune.tune_model`: tune every kernel of an ONNX model, then compile with the records.
 
-    model -> lower to linalg -> target.cut -> one task per signature -> tune_tasks -> storage
+    model -> lower to linalg -> target.cut -> one task per signature -> tune_tasks -> tuning database
 
 The kernels are cut exactly as `woodpecker.compile` cuts them (the same `Target`), so their
 names (`--kernel k3_conv`) and signatures are the ones compiles, reports and records use;
-`woodpecker.compile` then reads the best record of each kernel from the same storage.
+`woodpecker.compile` then reads the best record of each kernel from the same database.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def tune_model(
     kernels: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> list[TuneResult]:
-    """Tunes the model's kernels for this CPU and records the trials in `options.storage`."""
+    """Tunes the model's kernels for this CPU and records the trials in the database `options.storage`."""
     options = options or TuneOptions()
     measure = measure or CpuMeasureOptions()
     threads = thread_count(measure.threads, measure.parallel)
