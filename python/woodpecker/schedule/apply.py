@@ -22,7 +22,7 @@ from woodpecker.kernels.space import Config, InvalidConfigError, KnobValue, Sear
 from woodpecker.schedule.kernels import KINDS, Kernel, find_kernels, model_kernels, untag
 from woodpecker.schedule.script import VECTOR_LOWERING, Script
 from woodpecker.schedule.target import CpuMachine
-from woodpecker.schedule.templates import Template, template_for
+from woodpecker.schedule.templates import Template, schedule_space
 
 ConfigMap = Mapping[str, Mapping[str, KnobValue]]
 
@@ -55,8 +55,7 @@ def plan_schedules(module: ir.Module, configs: ConfigMap | None, target: CpuMach
         )
     planned = []
     for kernel in kernels:
-        template = template_for(kernel)
-        space = template.space(kernel, target)
+        template, space = schedule_space(kernel, target)
         requested = configs.get(kernel.name, configs.get(kernel.kind, {}))
         if not isinstance(requested, Mapping):
             raise InvalidConfigError(kernel.name, None, f"expected an object of knob values, got {requested!r}")

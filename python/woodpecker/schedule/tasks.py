@@ -37,7 +37,7 @@ from woodpecker.schedule.kernels import (
     owner_of,
 )
 from woodpecker.schedule.target import CpuMachine
-from woodpecker.schedule.templates import template_for
+from woodpecker.schedule.templates import schedule_space
 
 # Ops a kernel may use that are copied into its standalone module rather than passed in.
 _LOCAL_OPS = ("tensor.empty", "arith.constant")
@@ -83,7 +83,7 @@ def cpu_tasks(
         first_weight = len(main_func(module).regions[0].blocks[0].arguments) - num_weights
         extracted = []
         for kernel in kernels:
-            space = template_for(kernel.main).space(kernel.main, target)
+            _, space = schedule_space(kernel.main, target)
             text, arg_shapes, weights = _standalone(tagged, kernel.name, first_weight)
             extracted.append(
                 ExtractedKernel(kernel.name, _task(kernel, space, text, arg_shapes, weights, device), space)

@@ -1,7 +1,9 @@
 """The CPU schedule templates, by kernel kind."""
 
+from woodpecker.kernels.space import SearchSpace
 from woodpecker.schedule.kernels import Kernel
-from woodpecker.schedule.templates.base import Template
+from woodpecker.schedule.target import CpuMachine
+from woodpecker.schedule.templates.base import NoDefault, Template
 from woodpecker.schedule.templates.conv import ConvTemplate, applicable
 from woodpecker.schedule.templates.generic import GenericTemplate
 from woodpecker.schedule.templates.matmul import MatmulTemplate
@@ -24,12 +26,36 @@ FALLBACKS: dict[str, Template] = {
 
 
 STRIDED_CONV = ConvTemplate("conv", strided=True)
+GENERIC_FALLBACK = GenericTemplate("matmul", "cpu.matmul_generic")
 
 
 def template_for(kernel: Kernel) -> Template:
+    """The template for `kernel`'s kind (and strides), before looking at a machine."""
     if kernel.kind in FALLBACKS and not applicable(kernel):
         return STRIDED_CONV if applicable(kernel, strided=True) else FALLBACKS[kernel.kind]
     return TEMPLATES[kernel.kind]
 
 
-__all__ = ["FALLBACKS", "TEMPLATES", "ConvTemplate", "GenericTemplate", "MatmulTemplate", "Template", "template_for"]
+def schedule_space(kernel: Kernel, target: CpuMachine) -> tuple[Template, SearchSpace]:
+    """The template that schedules `kernel` on `target`, and its search space: `template_for`'s,
+    or the kind's fallback (the generic template) when that one has no valid configuration for
+    this kernel on this machine (e.g. a register tile that cannot split a tiny output)."""
+    template = template_for(kernel)
+    try:
+        return template, template.space(kernel, target)
+    except NoDefault:
+        fallback = FALLBACKS.get(kernel.kind, GENERIC_FALLBACK)
+        return fallback, fallback.space(kernel, target)
+
+
+__all__ = [
+    "FALLBACKS",
+    "TEMPLATES",
+    "ConvTemplate",
+    "GenericTemplate",
+    "MatmulTemplate",
+    "NoDefault",
+    "Template",
+    "schedule_space",
+    "template_for",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from woodpecker.kernels.space import Config, Constraint, SearchSpace, divisors
@@ -27,6 +27,21 @@ class Template(Protocol):
     def schedule(self, kernel: Kernel, config: Config, target: CpuMachine, script: Script) -> None:
         """Appends the transform ops that apply `config` to `kernel` (its ops are tagged)."""
         ...
+
+
+class NoDefault(ValueError):
+    """A template has no valid configuration for this kernel on this machine: the kernel is
+    scheduled by its kind's fallback template instead (`templates.schedule_space`)."""
+
+
+def pick(values: Sequence[int], fits: Callable[[int], bool] = lambda v: True, at_most: int | None = None) -> int:
+    """The largest of `values` that `fits` and is at most `at_most`; else the smallest that
+    fits; else the smallest value (a default must exist for every shape a template claims)."""
+    fitting = [v for v in values if fits(v)]
+    if not fitting:
+        return min(values)
+    bounded = [v for v in fitting if at_most is None or v <= at_most]
+    return max(bounded) if bounded else min(fitting)
 
 
 def tile_choices(extent: int, candidates: Sequence[int]) -> tuple[int, ...]:

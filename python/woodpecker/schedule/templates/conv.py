@@ -33,7 +33,9 @@ from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import (
     MIN_PARALLEL_WORK,
     POWERS_OF_TWO,
+    NoDefault,
     divides,
+    pick,
     tile_choices,
     vector_choices,
     vectors,
@@ -132,7 +134,10 @@ class ConvTemplate:
         if not self.depthwise:
             constraints.append(divides("unroll_c", "tile_c"))
         default = self._default(d, target, {k.name: k.domain for k in knobs}, fits, splits)
-        return SearchSpace(kernel.name, self.name, tuple(knobs), default, tuple(constraints))
+        try:
+            return SearchSpace(kernel.name, self.name, tuple(knobs), default, tuple(constraints))
+        except ValueError as err:  # no configuration of this template fits the kernel here
+            raise NoDefault(str(err)) from None
 
     def _default(self, d: dict[str, int], target: CpuMachine, domain: dict, fits, splits) -> Config:
         lanes = target.vector_lanes
@@ -150,9 +155,11 @@ class ConvTemplate:
                     key = (vectors(reg_f, lanes) if self.strided else acc, reg_f == 4 or self.depthwise, reg_f)
                     if best is None or key > best[0]:
                         best = (key, reg_f, reg_oh)
-        _, reg_f, reg_oh = best if best else (None, 1, 1)
-        tile_f = max(t for t in domain["tile_f"] if t % reg_f == 0 and t <= max(16, reg_f))
-        tile_oh = max(t for t in domain["tile_oh"] if t % reg_oh == 0 and t <= 4)
+        if best is None:  # no register tile both fits and leaves an outer tile to split off
+            raise NoDefault(f"{self.name}: no register tile fits a {d['f']}x{d['oh']}x{d['ow']} output")
+        _, reg_f, reg_oh = best
+        tile_f = pick(domain["tile_f"], lambda t: t % reg_f == 0, at_most=max(16, reg_f))
+        tile_oh = pick(domain["tile_oh"], lambda t: t % reg_oh == 0, at_most=4)
         if splits({"tile_f": tile_f, "tile_oh": tile_oh}):
             tile_oh = min(t for t in domain["tile_oh"] if t % reg_oh == 0)
             if splits({"tile_f": tile_f, "tile_oh": tile_oh}):
@@ -161,9 +168,9 @@ class ConvTemplate:
         work = d["f"] * d["oh"] * d["ow"] * d["c"] * d["kh"] * d["kw"]
         config: Config = {"tile_f": tile_f, "tile_oh": tile_oh}
         if not self.depthwise:
-            tile_c = max(t for t in domain["tile_c"] if t <= 16)
+            tile_c = pick(domain["tile_c"], at_most=16)
             config["tile_c"] = tile_c
-            config["unroll_c"] = max(u for u in domain["unroll_c"] if tile_c % u == 0 and u <= 8)
+            config["unroll_c"] = pick(domain["unroll_c"], lambda u: tile_c % u == 0, at_most=8)
         config.update(
             reg_f=reg_f,
             reg_oh=reg_oh,

@@ -28,7 +28,9 @@ from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import (
     MIN_PARALLEL_WORK,
     POWERS_OF_TWO,
+    NoDefault,
     divides,
+    pick,
     tile_choices,
     vector_choices,
     vectors,
@@ -107,7 +109,10 @@ class MatmulTemplate:
             ),
         )
         default = self._default(batch, m, n, k, target, knobs, registers_fit, packable.__getitem__, b_is_argument)
-        return SearchSpace(kernel.name, self.name, knobs, default, constraints)
+        try:
+            return SearchSpace(kernel.name, self.name, knobs, default, constraints)
+        except ValueError as err:  # no configuration of this template fits the kernel here
+            raise NoDefault(str(err)) from None
 
     @staticmethod
     def _default(
@@ -134,15 +139,17 @@ class MatmulTemplate:
             for w in domain["reg_n"]
             if fits({"reg_m": r, "reg_n": w}) is None
         ]
+        if not candidates:
+            raise NoDefault("cpu.matmul: no register tile fits")
         _, _, reg_n, reg_m = max(candidates)
         # Packing pays off when B is re-read by several row tiles (and is free for weights).
         pack_b = (m >= 4 * reg_m or b_is_argument) and packable(reg_n)
-        tile_m = max(t for t in domain["tile_m"] if t % reg_m == 0 and t <= 64)
+        tile_m = pick(domain["tile_m"], lambda t: t % reg_m == 0, at_most=64)
         if pack_b:
-            tile_n = max(t for t in domain["tile_n"] if t % reg_n == 0 and t <= max(256, reg_n))
-            tile_k = max(t for t in domain["tile_k"] if t <= 2048)
+            tile_n = pick(domain["tile_n"], lambda t: t % reg_n == 0, at_most=max(256, reg_n))
+            tile_k = pick(domain["tile_k"], at_most=2048)
         else:
-            tile_n = max(t for t in domain["tile_n"] if t % reg_n == 0 and t <= max(1024, reg_n))
+            tile_n = pick(domain["tile_n"], lambda t: t % reg_n == 0, at_most=max(1024, reg_n))
             # Keep B's slice (tile_k x tile_n) within about half of L2.
             fitting = [t for t in domain["tile_k"] if t * tile_n * 4 <= target.l2_bytes // 2]
             tile_k = max(fitting or [min(domain["tile_k"])])

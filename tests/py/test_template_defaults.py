@@ -1,0 +1,114 @@
+"""Every CPU schedule template has a valid default for every kernel it claims, whatever the host's
+vector width: a property test over random convolution, matmul and pooling shapes, for AVX2
+(8 f32 lanes, 16 vector registers) and AVX-512 (16 lanes, 32 registers) machines.
+
+A missing default used to be a bare `ValueError: max() arg is an empty sequence` in the middle
+of a compile (the squeeze-excitation convolutions of RegNet with 22/26/110 input channels; a
+3x3 stride-2 convolution 128 -> 160 on an AVX-512 host).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mlir import ir
+from onnx import TensorProto, helper, numpy_helper
+
+from woodpecker.frontend import lower_model
+from woodpecker.schedule.kernels import find_kernels
+from woodpecker.schedule.target import CpuMachine
+from woodpecker.schedule.templates import schedule_space
+
+MACHINES = {"avx2": CpuMachine(vector_lanes=8, registers=16, threads=2),
+            "avx512": CpuMachine(vector_lanes=16, registers=32, threads=2)}
+
+
+def _model(node: onnx.NodeProto, x_shape, y_shape, inits) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _conv(c: int, f: int, hw: int, k: int, stride: int, depthwise: bool) -> onnx.ModelProto:
+    groups = c if depthwise else 1
+    f = c if depthwise else f
+    w = numpy_helper.from_array(np.ones((f, c // groups, k, k), np.float32), "w")
+    pad = k // 2
+    out = (hw + 2 * pad - k) // stride + 1
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[k, k], strides=[stride, stride],
+                            pads=[pad] * 4, group=groups)
+    return _model(node, (1, c, hw, hw), (1, f, out, out), [w])
+
+
+def _check_defaults(model: onnx.ModelProto) -> None:
+    lowered = lower_model(model, opt_level=2)
+    with lowered.imported.context, ir.Location.unknown():
+        for kernel in find_kernels(lowered.module):
+            for name, machine in MACHINES.items():
+                template, space = schedule_space(kernel, machine)  # raised ValueError before the fix
+                problems = space.violations(space.default)
+                assert problems == [], f"{kernel.name} ({template.name}, {name}): {problems}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    c=st.sampled_from([1, 3, 4, 6, 8, 12, 16, 22, 26, 32, 48, 64, 110, 128]),
+    f=st.sampled_from([1, 2, 8, 10, 16, 24, 40, 64, 96, 110, 160, 192]),
+    hw=st.sampled_from([1, 3, 5, 7, 14, 17, 28]),
+    k=st.sampled_from([1, 3, 5]),
+    stride=st.sampled_from([1, 2]),
+    depthwise=st.booleans(),
+)
+def test_every_convolution_has_a_valid_default(c: int, f: int, hw: int, k: int, stride: int, depthwise: bool) -> None:
+    _check_defaults(_conv(c, f, hw, k, stride, depthwise))
+
+
+def test_the_shapes_that_crashed_have_defaults() -> None:
+    _check_defaults(_conv(22, 8, 1, 1, 1, False))  # squeeze-excitation: 22 input channels
+    _check_defaults(_conv(110, 26, 1, 1, 1, False))
+    _check_defaults(_conv(128, 160, 28, 3, 2, False))  # strided, 160 output channels (AVX-512)
+    _check_defaults(_conv(128, 192, 28, 3, 2, False))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.sampled_from([1, 2, 3, 7, 16, 50, 128]), k=st.sampled_from([1, 5, 16, 22, 100, 768]),
+       n=st.sampled_from([1, 3, 10, 16, 24, 1000]))
+def test_every_matmul_has_a_valid_default(m: int, k: int, n: int) -> None:
+    w = numpy_helper.from_array(np.ones((k, n), np.float32), "w")
+    _check_defaults(_model(helper.make_node("MatMul", ["x", "w"], ["y"]), (m, k), (m, n), [w]))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(c=st.sampled_from([1, 3, 16, 22, 64]), hw=st.sampled_from([2, 7, 9, 32]), kind=st.sampled_from(
+    ["MaxPool", "AveragePool", "GlobalAveragePool"]))
+def test_every_pooling_has_a_valid_default(c: int, hw: int, kind: str) -> None:
+    if kind == "GlobalAveragePool":
+        node, out = helper.make_node(kind, ["x"], ["y"]), (1, c, 1, 1)
+    else:
+        node = helper.make_node(kind, ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
+        out = (1, c, hw // 2, hw // 2)
+    _check_defaults(_model(node, (1, c, hw, hw), out, []))
+
+
+def test_the_shapes_that_crashed_compile_and_match_onnxruntime() -> None:
+    """The squeeze-excitation and strided 128 -> 160 convolutions, compiled for this host."""
+    import onnxruntime as ort
+
+    import woodpecker
+
+    rng = np.random.default_rng(0)
+    for c, f, hw, k, stride in ((22, 8, 1, 1, 1), (110, 26, 1, 1, 1), (128, 160, 28, 3, 2)):
+        model = _conv(c, f, hw, k, stride, False)
+        w = rng.standard_normal((f, c, k, k)).astype(np.float32) * 0.1
+        model.graph.initializer[0].CopyFrom(numpy_helper.from_array(w, "w"))
+        x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
+        compiled = woodpecker.compile(model, options=woodpecker.CompileOptions(libraries="none"))
+        (got,) = compiled.run(None, {"x": x})
+        (expected,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x}
+        )
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
