@@ -21,8 +21,9 @@ compiled for CUDA three ways:
              ones stored there; without --db in a scratch database), "records"/"heuristic" with
              --compile-only (or --select).
 
-Woodpecker's plans pad in a kernel of their own (a `gather` step) before a padded convolution:
-its time is part of every plan's time. Each plan is timed by its executor (`executor.time`: CUDA
+Woodpecker's generated kernel pads in a launch of its own (a `gather`) before a padded
+convolution, inside the layer's one step: its time is part of the generated plan's time (cuDNN
+pads itself). Each plan is timed by its executor (`executor.time`: CUDA
 graph replay, CUDA events, L2 flushed before each repeat); PyTorch runs
 `torch.nn.functional.conv2d` (+ bias, + relu) with cudnn.benchmark=True and TF32 off, captured
 in a CUDA graph too (--torch-eager: launched eagerly), timed the same way. The candidates

@@ -92,7 +92,7 @@ def _group_from_destination(op: ir.Operation) -> None:
 
 GATHER_TAG = "wpk.gpu.gather"
 # On the gather a `tensor.pad` became: {low, high, value}, so that a library call that pads
-# itself (cuDNN) can take the unpadded tensor instead (woodpecker.select.cuda_plan).
+# itself (cuDNN) can take the unpadded tensor instead (woodpecker.gpu.library_match).
 PAD_TAG = "wpk.gpu.pad"
 
 

@@ -4,7 +4,7 @@
   padding gather and the convolution, a softmax's reductions);
 * library candidates: cuDNN for convolutions (bias, residual add and activation fused into one
   cuDNN graph; a zero pad in front folded into the call's pads), cuBLASLt for matmuls with bias
-  and relu epilogues (`libs.cuda_match`);
+  and relu epilogues (`gpu.library_match`);
 * heuristic: `CUDA_HEURISTIC` below (nothing can be measured without a GPU);
 * runner: `CudaRunner` on this machine's GPU (`wpk tune --export` measures elsewhere);
 * code generation: `gpu.codegen.compile_gpu` with the decisions' configurations, and the
