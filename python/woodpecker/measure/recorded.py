@@ -1,7 +1,8 @@
 """Runners that do not compile: replayed or cached measurements.
 
 * `RecordedRunner` answers from a function of the configuration (or a table of recorded
-  results); it tests the search logic without compiling anything.
+  results); it tests the search logic without compiling anything (`delay_s`: a fixed sleep per
+  configuration, standing in for a measurement's duration, e.g. for several tuning workers).
 * `CachedRunner` wraps a real runner and measures each (task, configuration) once; the
   strategy comparison (bench/bench_tuning.py) uses it so GA, TPE and random search see the same
   time for the same configuration, and a JSON file keeps the measurements across runs.
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -18,15 +20,23 @@ from woodpecker.kernels.task import Config, KernelTask, MeasureResult, Runner
 
 
 class RecordedRunner:
-    """Replays `seconds(task, config)`: a float is a success, a string an error."""
+    """Replays `seconds(task, config)`: a float is a success, a string an error; each
+    configuration takes `delay_s` of wall time."""
 
-    def __init__(self, seconds: Callable[[KernelTask, Config], float | str] | Mapping[str, float | str]):
+    def __init__(
+        self,
+        seconds: Callable[[KernelTask, Config], float | str] | Mapping[str, float | str],
+        delay_s: float = 0.0,
+    ):
         self._seconds = seconds
+        self.delay_s = delay_s
         self.calls: list[tuple[str, Config]] = []
 
     def measure(self, task: KernelTask, configs: Sequence[Config]) -> list[MeasureResult]:
         results = []
         for config in configs:
+            if self.delay_s > 0:
+                time.sleep(self.delay_s)
             self.calls.append((task.key, dict(config)))
             if callable(self._seconds):
                 value = self._seconds(task, config)
