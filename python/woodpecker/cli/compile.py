@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 import time
 from pathlib import Path
 
 from woodpecker.cli.common import add_model_arguments, add_selection_arguments
 from woodpecker.cli.run import write_selection_report
+from woodpecker.database import DatabaseError
 
 
 def _default_select(args: argparse.Namespace) -> str:
@@ -46,7 +48,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         arch=args.arch,
     )
     start = time.perf_counter()
-    compiled = woodpecker.compile(args.model, input_shapes=shapes or None, options=options)
+    try:
+        compiled = woodpecker.compile(args.model, input_shapes=shapes or None, options=options)
+    except DatabaseError as err:  # the tuning database (--db) cannot be read or written
+        print(f"wpk compile: error: {err}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
     stats = compiled.stats
     print(f"compiled {args.model} for {args.target} in {seconds:.2f}s: {stats.num_kernels} kernels "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from woodpecker.cli.common import (
     summarize,
     time_calls,
 )
+from woodpecker.database import DatabaseError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -35,7 +37,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise woodpecker.WoodpeckerError(f"{args.schedule}: 'wpk run' runs on the cpu, not {request.target}")
         options.cpu.schedules = request.kernels
     start = time.perf_counter()
-    compiled = woodpecker.compile(model_path, input_shapes=shapes or None, options=options)
+    try:
+        compiled = woodpecker.compile(model_path, input_shapes=shapes or None, options=options)
+    except DatabaseError as err:  # the tuning database (--db) cannot be read
+        print(f"wpk run: error: {err}", file=sys.stderr)
+        return 1
     compile_s = time.perf_counter() - start
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stats.stage_seconds.items())
     stats = compiled.stats

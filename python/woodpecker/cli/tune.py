@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from woodpecker.cli.common import bundled_model, parse_input_shape
-from woodpecker.database import DatabaseError
+from woodpecker.database import DatabaseError, open_database
 from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult, TuningInterrupted
 
 PROG = "wpk tune"
@@ -123,6 +123,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    if not args.import_results:  # a bad --db fails before the model is cut (an import checks its own)
+        open_database(args.db).close()
     if args.target == "cuda" or args.import_results or args.export:
         return _cmd_tune_cuda(args, model, options)
     try:
@@ -147,7 +149,6 @@ def _location(db: str | None) -> str:
 
 
 def _import_optuna(args: argparse.Namespace) -> int:
-    from woodpecker.database import open_database
     from woodpecker.tune.migrate import import_optuna
 
     with open_database(args.db) as db:

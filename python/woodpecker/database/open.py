@@ -75,9 +75,19 @@ def parse_location(target: str | os.PathLike | None = None) -> Location:
 
 
 def database_exists(target: str | os.PathLike | None = None) -> bool:
-    """False for a local file that is not there (nothing recorded yet: compile need not open it)."""
+    """False for a local file that is not there (nothing recorded yet: compile need not open it).
+
+    A location that can never be a database is a DatabaseError all the same: an unknown scheme,
+    or a path under a regular file (a mistyped --db)."""
     location = parse_location(target)
-    return location.path is None or location.path.exists()
+    if location.path is None or location.path.exists():
+        return True
+    ancestor = location.path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise DatabaseError(f"{location.path} cannot be a database: {ancestor} is a file, not a directory")
+    return False
 
 
 def open_database(target: str | os.PathLike | None = None) -> TuningDatabase:
