@@ -307,3 +307,32 @@ def test_tune_report_of_selection_timings_only_says_so(tmp_path: Path, capsys) -
     lines = [line for line in out.splitlines() if "no tuning trials" in line]
     assert len(lines) == 1 and "selection timings only" in lines[0]
     assert sorted(p.name for p in out_dir.iterdir()) == ["selection.csv", "selection.png"]
+
+
+# -- record files between databases ------------------------------------------------------------------
+
+
+def test_records_move_between_databases_as_a_file(tmp_path: Path, capsys) -> None:
+    here, there, records = tmp_path / "here.db", tmp_path / "there.journal", tmp_path / "records.jsonl"
+    with open_database(here) as database:
+        database.add_workloads([_workload()])
+        for tile, seconds in ((16, 2e-3), (32, 1e-3), (64, None)):
+            claim = database.claim(KEY, {"tile": tile}, strategy="ga", budget=8, is_default=tile == 16)
+            database.finish(claim, seconds=seconds, times=[seconds] if seconds else [], error=None if seconds else "x")
+        database.confirm(KEY, {1: 1.2e-3})
+        database.put_selection(Selection(KEY, {"tile": 32}, 2e-3, {"blas": CandidateTiming(0.9e-3)}))
+        expected = database.records([KEY])[KEY]
+    assert wpk_main(["tune", "--export-records", str(records), "--db", str(here)]) == 0
+    assert "exported 1 workloads (3 finished trials, 1 confirmations, 1 selections)" in capsys.readouterr().out
+    assert wpk_main(["tune", "--import-records", str(records), "--db", str(there)]) == 0
+    assert "3 new trials (0 already there), 1 confirmations, 1 selections" in capsys.readouterr().out
+    with open_database(there) as database:
+        record = database.records([KEY])[KEY]
+        assert database.selections([KEY])[KEY].candidates == {"blas": CandidateTiming(0.9e-3)}
+    assert (record.config, record.seconds, record.confirmed, record.trials) == (
+        expected.config, expected.seconds, True, 3)  # fmt: skip
+    assert wpk_main(["tune", "--import-records", str(records), "--db", str(there)]) == 0
+    assert "0 new trials (3 already there)" in capsys.readouterr().out
+    (tmp_path / "bad.jsonl").write_text("not a record file\n")
+    assert wpk_main(["tune", "--import-records", str(tmp_path / "bad.jsonl"), "--db", str(there)]) == 1
+    _one_error_line(capsys.readouterr().err, "wpk tune", "not a Woodpecker tuning-record export")

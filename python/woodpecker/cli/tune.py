@@ -1,6 +1,7 @@
 """`wpk tune`: search the schedule knobs of every kernel of a model on this machine.
 
     wpk tune model.onnx --target cpu --trials 32 --strategy ga|tpe|random|rl [--db DB] [--time-budget S]
+    wpk tune --export-records FILE | --import-records FILE [--db DB]   (records between databases)
     wpk tune --import-optuna OLD_STORAGE [--db DB]       (old Optuna tuning records into the database)
 
 A progress bar per kernel and one overall, then a table per kernel: default time, best time,
@@ -35,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DB",
         help="the tuning database: a file path (SQLite), a .journal file (several processes on one machine) "
         "or a postgresql:// URL (several machines); default ~/.cache/woodpecker/tuning.db",
+    )
+    parser.add_argument(
+        "--export-records",
+        metavar="FILE",
+        type=Path,
+        help="write every workload of --db with its finished trials, confirmations and selections to FILE "
+        "(JSON lines), then stop",
+    )
+    parser.add_argument(
+        "--import-records",
+        metavar="FILE",
+        type=Path,
+        help="merge a file --export-records wrote into --db (configurations it has already are not added again), "
+        "then stop",
     )
     parser.add_argument(
         "--import-optuna",
@@ -108,6 +123,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.import_optuna:
         return _import_optuna(args)
+    if args.export_records or args.import_records:
+        return _transfer_records(args)
     model = args.model or str(bundled_model())
     try:
         options = TuneOptions(
@@ -146,6 +163,22 @@ def _location(db: str | None) -> str:
     from woodpecker.database import default_location
 
     return db if db is not None else default_location()
+
+
+def _transfer_records(args: argparse.Namespace) -> int:
+    """--export-records FILE / --import-records FILE: records moved between databases as a file."""
+    with open_database(args.db) as db:
+        if args.export_records:
+            done = db.export(args.export_records)
+            print(f"exported {done.workloads} workloads ({done.trials} finished trials, {done.confirmations} "
+                  f"confirmations, {done.selections} selections) of {db.location} "
+                  f"to {args.export_records}")  # fmt: skip
+        if args.import_records:
+            done = db.import_file(args.import_records)
+            print(f"imported {done.workloads} workloads from {args.import_records} into {db.location}: "
+                  f"{done.trials} new trials ({done.duplicates} already there), {done.confirmations} "
+                  f"confirmations, {done.selections} selections")  # fmt: skip
+    return 0
 
 
 def _import_optuna(args: argparse.Namespace) -> int:
