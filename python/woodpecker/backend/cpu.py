@@ -60,7 +60,7 @@ class CpuExecutable:
         """The model kernels of the code, in program order: library calls and scheduled ones."""
         names = [kernel.kernel_name for kernel in self.libraries]
         names += [s.kernel.model_kernel or s.kernel.name for s in self.schedules]
-        return list(dict.fromkeys(names))
+        return sorted(dict.fromkeys(names), key=_kernel_index)
 
     def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Fixes the trailing weight arguments (kept alive for the executable's life)."""
@@ -93,6 +93,12 @@ class CpuExecutable:
             _ = keep  # the arrays and descriptors live as long as the call
 
         return call, outputs
+
+
+def _kernel_index(name: str) -> tuple[int, str]:
+    """`k12_conv` -> (12, name): model kernels sort in program order."""
+    digits = name[1:].split("_", 1)[0]
+    return (int(digits), name) if name.startswith("k") and digits.isdigit() else (1 << 30, name)
 
 
 def available_cores() -> int:
