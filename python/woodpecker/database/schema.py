@@ -110,6 +110,13 @@ class Workload:
     def from_json(cls, data: Mapping[str, Any]) -> Workload:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
+    @classmethod
+    def of_task(cls, task: Any) -> Workload:
+        """The workload of a kernel task: a `woodpecker.kernels.task.KernelTask`, or anything with
+        its fields. The model kernels a task stands for are left out: they belong to one model,
+        and a signature is shared by every model that has it."""
+        return cls(**{f.name: getattr(task, f.name) for f in fields(cls)})
+
     @property
     def digest(self) -> str:
         """A hash of every field: an upsert with the same digest changes nothing."""

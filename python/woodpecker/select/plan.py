@@ -18,9 +18,9 @@ from woodpecker.errors import CompilationError
 from woodpecker.kernels.decision import Generated, Library
 from woodpecker.kernels.target import Cut, Plan, Target
 from woodpecker.kernels.task import Runner
+from woodpecker.select.records import record_configs
 from woodpecker.select.report import selection_report
 from woodpecker.select.selection import SelectOptions, select_implementations
-from woodpecker.tune.records import record_configs
 
 
 @dataclass(frozen=True)

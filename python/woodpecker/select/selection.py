@@ -22,12 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from woodpecker.database import CandidateTiming, Selection, database_exists, open_database
+from woodpecker.database import CandidateTiming, Selection, Workload, database_exists, open_database
 from woodpecker.kernels.decision import DEFAULT, GENERATED, Decision, config_of
 from woodpecker.kernels.target import Candidate, Target
 from woodpecker.kernels.task import KernelTask, Runner
 from woodpecker.select.candidates import kernel_candidates
-from woodpecker.tune.workloads import workload_of
 
 MODES = ("measure", "records", "heuristic")
 
@@ -169,7 +168,7 @@ def stored_selections(storage: str | None, keys: Sequence[str]) -> dict[str, Sel
 def _store(storage: str | None, task: KernelTask, selection: Selection) -> None:
     """Records one measured selection at once (a later failure keeps what was measured)."""
     with open_database(storage) as db:
-        db.add_workloads([workload_of(task)])
+        db.add_workloads([Workload.of_task(task)])
         db.put_selection(selection)
 
 

@@ -27,6 +27,7 @@ from woodpecker.database import (
     Claim,
     ClaimLostError,
     TuningDatabase,
+    Workload,
     config_key,
     database_exists,
     open_database,
@@ -35,7 +36,6 @@ from woodpecker.kernels.space import SearchSpace
 from woodpecker.kernels.task import Config, KernelTask, MeasureResult
 from woodpecker.tune.study import SearchStudy
 from woodpecker.tune.tuner import TuneOptions, open_search
-from woodpecker.tune.workloads import workloads_of
 
 REFERENCE_ID = -1  # the default configuration, re-measured as the reference of a later round
 
@@ -102,7 +102,7 @@ def export_round(
     rng = random.Random(options.seed)
     exported = []
     with open_database(options.storage) as db:
-        db.add_workloads(workloads_of(task for task, _ in tasks))
+        db.add_workloads(Workload.of_task(task) for task, _ in tasks)
         for position, (task, space) in enumerate(tasks):
             state = open_search(db, task, space, options)
             claims = _claim_candidates(state, options, rng)

@@ -9,7 +9,8 @@
 workers on one database divide the work between them, none measures a configuration another
 has, and together they stop at `budget` trials. A claim that is not finished (Ctrl-C, an
 exception) is released before the error goes on; a killed worker's claims expire by
-themselves (`woodpecker.database.liveness`).
+themselves (`woodpecker.database.liveness`); a measurement that outlived its claim's lease and
+lost it to another worker is dropped (`ClaimLostError`), and the search goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from woodpecker.database import Claim, Trial, TuningDatabase
+from woodpecker.database import Claim, ClaimLostError, Trial, TuningDatabase
 from woodpecker.kernels.task import KernelTask, MeasureResult, Runner
 from woodpecker.tune.study import SearchStudy
 
@@ -100,5 +101,8 @@ def search(
                 return outcome
             state.refused(config, trial)  # another worker's configuration
             continue
-        run(claim, trial)
+        try:
+            run(claim, trial)
+        except ClaimLostError:  # measured past its lease and taken over: that result is not kept
+            state.refused(config, trial)
 

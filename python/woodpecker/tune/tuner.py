@@ -28,13 +28,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from woodpecker.database import TuningDatabase, open_database
+from woodpecker.database import TuningDatabase, Workload, open_database
 from woodpecker.kernels.space import Config, SearchSpace
 from woodpecker.kernels.task import KernelTask, MeasureResult, Runner
 from woodpecker.tune.confirm import confirm
 from woodpecker.tune.search import search
 from woodpecker.tune.study import SearchStudy, make_sampler, population_size
-from woodpecker.tune.workloads import workloads_of
 
 STRATEGIES = ("ga", "tpe", "random", "rl")
 
@@ -121,7 +120,7 @@ def tune_tasks(
     measured = 0
     with open_database(options.storage) as db:
         try:
-            db.add_workloads(workloads_of(task for task, _ in tasks))
+            db.add_workloads(Workload.of_task(task) for task, _ in tasks)
             for position, (task, space) in enumerate(tasks):
                 progress.on_task_start(task, position, len(tasks))
                 task_deadline = None
