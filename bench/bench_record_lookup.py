@@ -45,10 +45,18 @@ def timed(owner: Any, name: str, label: str) -> None:
 def instrument() -> None:
     import woodpecker.select.plan as plan
     import woodpecker.select.selection as selection
-    from woodpecker.targets.cpu import CpuTarget
 
-    timed(CpuTarget, "has_records", "has_records")
-    timed(plan, "record_configs", "records")
+    try:
+        from woodpecker.targets.cpu import CpuTarget
+
+        timed(CpuTarget, "has_records", "has_records")
+    except ImportError:  # before the Target interface: plan.py asked tune.records
+        import woodpecker.tune.records as records
+
+        timed(records, "has_cpu_records", "has_records")
+        timed(records, "record_configs", "records")
+    if hasattr(plan, "record_configs"):
+        timed(plan, "record_configs", "records")
     for name in ("stored_selections", "_study"):  # the database's batched read, or the old per-study load
         if hasattr(selection, name):
             timed(selection, name, "selections")
@@ -58,7 +66,10 @@ def fill(db: str) -> int:
     """Records for every kernel of the bundled model; returns how many workloads."""
     import optuna
 
-    from woodpecker.measure.recorded import RecordedRunner
+    try:
+        from woodpecker.measure.recorded import RecordedRunner
+    except ImportError:  # an older checkout
+        from woodpecker.tune.recorded import RecordedRunner
     from woodpecker.models import bundled_model_path
     from woodpecker.tune.tune_model import model_cpu_tasks
     from woodpecker.tune.tuner import TuneOptions, tune_tasks
