@@ -20,9 +20,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from woodpecker.gpu.partition import KIND_PRIORITY
 from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram
 from woodpecker.gpu.space import knobs_from_config
+from woodpecker.kernels.naming import kernel_kind
 from woodpecker.runtime.cuda.plan import InferencePlan, KernelLaunch, LibraryStep, PlanBuffer, PlanError, Step
 from woodpecker.runtime.memory import Lifetime, align, conflicts, plan_memory
 
@@ -113,14 +113,16 @@ def build_inference_plan(
     generated kernel). Raises PlanError when the program's buffers are inconsistent."""
     impls = impls or {}
     steps: list[Step] = []
+    kinds: dict[str, list[str]] = {}
     for kernel in program.kernels:
         name = kernel.model_kernel or kernel.function
         if not steps or steps[-1].name != name:
             impl = impls.get(name, KernelImpl())
             steps.append(Step(name, kernel.kind, [], impl.library, impl.how))
         steps[-1].kernels.append(kernel_launch(kernel))
-        if KIND_PRIORITY.index(kernel.kind) < KIND_PRIORITY.index(steps[-1].kind):
-            steps[-1].kind = kernel.kind
+        kinds.setdefault(name, []).append(kernel.kind)
+    for step in steps:
+        step.kind = kernel_kind(kinds[step.name])
     lifetimes = _lifetimes(program, steps)
     memory = plan_memory(lifetimes)
     found = conflicts(lifetimes, memory.offsets)

@@ -32,10 +32,10 @@ from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.config import KernelProblem, OperandAccess
-from woodpecker.gpu.prepare import GATHER_TAG, MODEL_KERNEL_ATTR, clone_module, clone_with_mapping
+from woodpecker.gpu.prepare import GATHER_TAG, clone_module, clone_with_mapping
 from woodpecker.gpu.program import BufferRef
 from woodpecker.graph.outline_weights import main_func
-from woodpecker.lowering import GROUP_ATTR
+from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR, assign_names, kernel_kind
 
 VIEW_OPS = frozenset({"tensor.collapse_shape", "tensor.expand_shape", "tensor.reshape"})
 REMAT_LEAVES = frozenset({"tensor.empty", "arith.constant"})
@@ -80,12 +80,6 @@ def kind_of(op: ir.Operation, generic_form: ir.Operation) -> str:
 class BufferArg:
     buffer: BufferRef
     shape: tuple[int, ...]
-
-
-# A model kernel's kind is the first of these among its launches' kinds.
-KIND_PRIORITY = (
-    "conv", "depthwise_conv", "matmul", "batch_matmul", "pool", "reduction", "gather", "elementwise", "fill"
-)
 
 
 @dataclass
@@ -398,20 +392,11 @@ def _launch_names(
     members: dict[object, list[int]] = {}
     for index, key in enumerate(keys):
         members.setdefault(key, []).append(index)
-    taken = {key for key in members if isinstance(key, str)}
+    group_kinds = {key: kernel_kind(kinds[i] for i in indices) for key, indices in members.items()}
+    names = assign_names([(key if isinstance(key, str) else None, group_kinds[key]) for key in members])
     result: list[tuple[str, str, bool] | None] = [None] * len(chains)
-    next_index = 0
-    for key, indices in members.items():
-        kind = next(k for k in KIND_PRIORITY if k in {kinds[i] for i in indices})
-        if isinstance(key, str):
-            name = key
-        else:
-            while any(t.startswith(f"k{next_index}_") for t in taken):
-                next_index += 1
-            name = f"k{next_index}_{kind}"
-            taken.add(name)
-            next_index += 1
-        main = next(i for i in indices if kinds[i] == kind)
+    for (key, indices), name in zip(members.items(), names, strict=True):
+        main = next(i for i in indices if kinds[i] == group_kinds[key])
         for position, index in enumerate(indices):
             launch = name if index == main else f"{name}_{position}"
             result[index] = (launch, name, index == main)

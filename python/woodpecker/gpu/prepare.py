@@ -22,10 +22,8 @@ from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
-from woodpecker.lowering import GROUP_ATTR
+from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR
 from woodpecker.lowering.common import empty, generic, identity_map, index
-
-MODEL_KERNEL_ATTR = "wpk.model_kernel"  # as woodpecker.schedule.kernels: a kernel cut before
 
 
 def keep_kernel(old: ir.Operation, new: ir.Value) -> ir.Value:

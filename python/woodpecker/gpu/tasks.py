@@ -42,12 +42,12 @@ from woodpecker.errors import CompilationError
 from woodpecker.gpu.arch import get_arch
 from woodpecker.gpu.codegen import compile_gpu, kernel_functions, kernel_search_spaces, plan_kernels
 from woodpecker.gpu.model import CudaModel
-from woodpecker.gpu.partition import KIND_PRIORITY, MAIN_TAG, OP_TAG, ROOT_TAG, KernelPlan
+from woodpecker.gpu.partition import MAIN_TAG, OP_TAG, ROOT_TAG, KernelPlan
 from woodpecker.gpu.prepare import clone_with_mapping
 from woodpecker.gpu.program import BufferRef
+from woodpecker.kernels.naming import GROUP_ATTR, kernel_kind
 from woodpecker.kernels.space import SearchSpace
 from woodpecker.kernels.task import Config, KernelTask
-from woodpecker.lowering import GROUP_ATTR
 from woodpecker.stats import CompileStats
 
 KEY_VERSION = 2  # bump when the signature's description changes (2: a task is a model kernel's launches)
@@ -250,7 +250,7 @@ def cuda_kernel_cuts(
     out = []
     for key, launches, text, roles, buffers in keyed:
         main = _main(launches)
-        kind = _kernel_kind(launches)
+        kind = kernel_kind(launch.kind for launch in launches)
         if key not in tasks:
             arg_shapes = tuple(tuple(int(d) for d in shape) for _, shape in roles)
             ordered = sorted(main.inputs, key=lambda arg: arg.buffer.kind == "weight")  # as the task's args
@@ -274,11 +274,6 @@ def cuda_kernel_cuts(
             )
         out.append(KernelCut(tasks[key], tuple(launches), tuple(buffers), launches[-1].output.buffer))
     return out
-
-
-def _kernel_kind(launches: list[KernelPlan]) -> str:
-    kinds = {launch.kind for launch in launches}
-    return next(kind for kind in KIND_PRIORITY if kind in kinds)
 
 
 def num_task_inputs(task: KernelTask) -> int:

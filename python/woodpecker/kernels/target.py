@@ -15,7 +15,7 @@ measuring, how to measure (a `Runner`), and how to generate code from the decisi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,9 +45,6 @@ class Cut:
 
     kernels: list[CutKernel]
     state: Any = None
-
-    def by_name(self) -> dict[str, CutKernel]:
-        return {kernel.name: kernel for kernel in self.kernels}
 
 
 @dataclass
@@ -134,8 +131,3 @@ class Target(ABC):
     def report_header(self, mode: str, libraries: Sequence[str]) -> dict[str, Any]:
         """The selection report's header: the target, how the choices were made."""
         return {"target": self.name, "libraries": list(libraries), "mode": mode, "heuristic": self.heuristic_text}
-
-
-def decisions_by_kind(kernels: Sequence[CutKernel], configs: Mapping[str, Any]) -> set[str]:
-    """The names of the kernels a caller's configurations (by kernel name or kind) cover."""
-    return {kernel.name for kernel in kernels if kernel.name in configs or kernel.kind in configs}

@@ -16,6 +16,7 @@ from mlir import ir
 from mlir.passmanager import ExternalPass
 
 from woodpecker.errors import CompilationError
+from woodpecker.kernels.naming import GROUP_ATTR
 
 # The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
 from woodpecker.lowering import constants, conv, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401
@@ -23,10 +24,6 @@ from woodpecker.lowering.common import LoweringError
 from woodpecker.lowering.registry import LOWERINGS, Lowering, lowering_of, lowers
 
 PASS_NAME = "wpk-lower-to-linalg"
-# On every op a `wpk` op lowered to (with `kernel_groups=True`, as the compile pipeline does):
-# the position of that `wpk` op in its function. The targets cut the kernels along it: the ops
-# of one graph-level kernel stay one model kernel (woodpecker.schedule.kernels, woodpecker.gpu).
-GROUP_ATTR = "wpk.group"
 
 
 def _functions(op: ir.Operation) -> list[ir.Operation]:
@@ -123,7 +120,6 @@ def lower_to_linalg(
 
 
 __all__ = [
-    "GROUP_ATTR",
     "LOWERINGS",
     "PASS_NAME",
     "CompilationError",

@@ -32,23 +32,17 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
-from woodpecker.lowering import GROUP_ATTR as LOWERED_GROUP_ATTR
+from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR, assign_names, kernel_kind
 from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
-# The `wpk` op (its position in @main) a linalg op was lowered from: set by wpk-lower-to-linalg.
-GROUP_ATTR = LOWERED_GROUP_ATTR
-# The name of the model kernel an op belongs to ("k3_conv"): set by find_kernels.
-MODEL_KERNEL_ATTR = "wpk.model_kernel"
 # The named op a linalg.generic was generalized from: a kernel cut out of a model for tuning
 # (woodpecker.schedule.tasks) is then found again with the same kind and template.
 NAMED_OP_ATTR = "wpk.named_op"
 SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
 
 KINDS = ("matmul", "conv", "depthwise_conv", "pool", "reduction", "elementwise")
-# A model kernel's kind is the first of these among its units' kinds.
-_KIND_PRIORITY = ("conv", "depthwise_conv", "matmul", "pool", "reduction", "elementwise")
 
 _KIND_BY_NAMED_OP = {
     "linalg.matmul": "matmul",
@@ -153,11 +147,6 @@ class ModelKernel:
     def output(self) -> ir.Operation:
         """The op computing the kernel's result (the root of its last unit)."""
         return self.units[-1].root
-
-
-def kernel_name(index: int, kind: str) -> str:
-    """The name of model kernel `index`: what --kernel, reports, tables and configs use."""
-    return f"k{index}_{kind}"
 
 
 def owner_of(value: ir.Value) -> ir.Operation | None:
@@ -394,7 +383,7 @@ def model_kernels(units: list[Kernel]) -> list[ModelKernel]:
     grouped: dict[str, list[Kernel]] = {}
     for unit in units:
         grouped.setdefault(unit.model_kernel, []).append(unit)
-    return [ModelKernel(name, _kind_of_group(members), members) for name, members in grouped.items()]
+    return [ModelKernel(name, kernel_kind(u.kind for u in members), members) for name, members in grouped.items()]
 
 
 def _int_attr(op: ir.Operation, name: str) -> int | None:
@@ -407,11 +396,6 @@ def _str_attr(op: ir.Operation, name: str) -> str | None:
 
 def _i64(value: int) -> ir.IntegerAttr:
     return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
-
-
-def _kind_of_group(units: list[Kernel]) -> str:
-    kinds = {unit.kind for unit in units}
-    return next(kind for kind in _KIND_PRIORITY if kind in kinds)
 
 
 def _op_group(op: ir.Operation | None) -> int | str | None:
@@ -459,20 +443,13 @@ def _group(units: list[Kernel]) -> None:
     grouped: dict[object, list[Kernel]] = {}
     for position, unit in enumerate(units):
         grouped.setdefault(find(keys[position]), []).append(unit)
-    names = {key for key in parent if isinstance(key, str)}
-    next_index = 0
-    for root, group in grouped.items():
-        kind = _kind_of_group(group)
-        named = sorted({k for k in parent if isinstance(k, str) and find(k) == root})
-        if named:
-            name = named[0]
-        else:
-            while any(taken.startswith(f"k{next_index}_") for taken in names):
-                next_index += 1
-            name = kernel_name(next_index, kind)
-            names.add(name)
-            next_index += 1
-        main = next(unit for unit in group if unit.kind == kind)
+    cut_names: dict[object, str] = {}  # a group's name from an earlier cut
+    for key in sorted((k for k in parent if isinstance(k, str)), reverse=True):
+        cut_names[find(key)] = key
+    kinds = {root: kernel_kind(unit.kind for unit in group) for root, group in grouped.items()}
+    names = assign_names([(cut_names.get(root), kinds[root]) for root in grouped])
+    for (root, group), name in zip(grouped.items(), names, strict=True):
+        main = next(unit for unit in group if unit.kind == kinds[root])
         for position, unit in enumerate(group):
             unit.model_kernel = name
             unit.is_main = unit is main
@@ -480,7 +457,8 @@ def _group(units: list[Kernel]) -> None:
 
 
 def _reading_unit(unit: Kernel, units: list[Kernel]) -> Kernel | None:
-    """The unit whose ops read `unit`'s result (through tensor views and slices)."""
+    """The unit whose ops read `unit`'s result (through tensor views and slices; a bounded walk:
+    a result that only reaches other units through a long chain of tensor ops has none)."""
     pending = [unit.root.results[0]]
     seen = 0
     while pending and seen < 64:

@@ -23,12 +23,11 @@ from mlir.dialects import func
 
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
+from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR
 from woodpecker.kernels.space import SearchSpace
 from woodpecker.kernels.task import KernelTask
 from woodpecker.schedule.kernels import (
-    GROUP_ATTR,
     KERNEL_ATTR,
-    MODEL_KERNEL_ATTR,
     ROLE_ATTR,
     ModelKernel,
     erase_unused,
