@@ -25,8 +25,9 @@ from woodpecker.frontend import LoweredModel
 from woodpecker.gpu.inference_plan import KernelImpl
 from woodpecker.gpu.library_match import LibraryMatch, library_match
 from woodpecker.gpu.model import CudaModel, build_cuda_model, compile_program
+from woodpecker.gpu.space import gpu_search_space
 from woodpecker.gpu.split_epilogue import library_epilogue
-from woodpecker.gpu.tasks import KernelCut, cuda_kernel_cuts, space_for
+from woodpecker.gpu.tasks import KernelCut, cuda_kernel_cuts
 from woodpecker.kernels.decision import GENERATED, Library
 from woodpecker.kernels.target import Candidate, Cut, CutKernel, Plan, Target
 from woodpecker.kernels.task import KernelTask, Runner
@@ -82,7 +83,11 @@ class CudaTarget(Target):
     def cut(self, lowered: LoweredModel) -> Cut:
         with lowered.imported.context:
             cuts = cuda_kernel_cuts(lowered.module, self.arch, num_inputs=lowered.num_inputs)
-        kernels = [CutKernel(c.name, c.task.kind, c.task, space_for(c.task, self.arch)) for c in cuts]
+        # A kernel's space is its main launch's (what the standalone task's re-partition gives too).
+        kernels = [
+            CutKernel(c.name, c.task.kind, c.task, gpu_search_space(c.main.problem, self.arch, c.task.kernel_name))
+            for c in cuts
+        ]
         return Cut(kernels, state={c.name: c for c in cuts})
 
     def library_options(self, task: KernelTask, libraries: Sequence[str]) -> dict[str, Library | str]:
