@@ -1,8 +1,11 @@
-"""Shared pytest setup: import paths, the ONNX node test data fixture, the conformance summary."""
+"""Shared pytest setup: import paths, the ONNX node test data fixture, the PostgreSQL server of the
+database tests, the conformance summary."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ for _path in (REPO_ROOT / "python", TESTS_DIR):
 pytest.register_assert_rewrite("sampler_landscape")
 
 from conformance import ensure_node_test_data, format_table  # noqa: E402
+from database_support import PostgresServer  # noqa: E402
 
 OP_PROPERTY = "wpk_conformance_op"
 
@@ -28,6 +32,26 @@ def node_test_dir() -> Path:
     usually generated during collection; this fixture makes sure it is still there.
     """
     return ensure_node_test_data()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer | str]:
+    """The session's PostgreSQL server (test_database.py, test_tune_workers.py: one server,
+    started when a test first needs it), or why there is none."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        yield "psycopg2 is not installed (pip install 'woodpecker[postgres]')"
+        return
+    try:
+        server = PostgresServer.start()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        yield f"cannot start PostgreSQL: {error}"
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

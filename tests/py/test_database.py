@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from database_support import SPACE, PostgresServer, claim_worker, free_port, make_workload
+from database_support import SPACE, claim_worker, free_port, make_workload
 
 from woodpecker.database import (
     COMPLETE,
@@ -43,25 +43,6 @@ from woodpecker.database.open import default_db_path, default_location, parse_lo
 BACKENDS = ("sqlite", "journal", "postgresql")
 KEY = "cpu.conv.1x64x56x56.ab12cd34ef56"
 OTHER = "cuda.matmul.256x1024x1024.0123456789ab"
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer | str]:
-    """The session's PostgreSQL server, or why there is none."""
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        yield "psycopg2 is not installed (pip install 'woodpecker[postgres]')"
-        return
-    try:
-        server = PostgresServer.start()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-        yield f"cannot start PostgreSQL: {error}"
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

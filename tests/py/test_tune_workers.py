@@ -17,11 +17,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from database_support import PostgresServer
 
 from woodpecker.database import COMPLETE, RUNNING, open_database
 from woodpecker.models import bundled_model_path
@@ -31,25 +29,6 @@ KERNELS = ("k0_conv", "k2_conv")  # the bundled tiny ResNet's two largest search
 TRIALS = 8
 SLEEP_S = 0.25
 WORK_S = len(KERNELS) * TRIALS * SLEEP_S  # what one process spends measuring, at least
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer | str]:
-    """A PostgreSQL server for this module, or why there is none (started when first needed)."""
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        yield "psycopg2 is not installed (pip install 'woodpecker[postgres]')"
-        return
-    try:
-        server = PostgresServer.start()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-        yield f"cannot start PostgreSQL: {error}"
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
