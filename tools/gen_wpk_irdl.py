@@ -202,13 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tblgen", default=None)
     args = parser.parse_args(argv)
     records = dump_records(args.td, args.tblgen or default_tblgen(), args.includes or default_include())
-    text = generate(records)
-    if args.output is None:
+    write_output(generate(records), args.output)
+    return 0
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """`text` to the file `output` (its folder created), or to stdout when None."""
+    if output is None:
         sys.stdout.write(text)
     else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-    return 0
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
 
 
 if __name__ == "__main__":

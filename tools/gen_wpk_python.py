@@ -144,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tblgen = args.tblgen or gen_wpk_irdl.default_tblgen()
         text = generate_tables(gen_wpk_irdl.dump_records(args.td, tblgen, includes))
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+    gen_wpk_irdl.write_output(text, args.output)
     return 0
 
 
