@@ -1,0 +1,193 @@
+"""Reading and writing the files of a saved directory (a plan, a kernels-only model, a
+measurement batch, a tuning candidate, a deployable CPU model) without trusting them.
+
+Every format that a manifest describes reads through here, so one set of rules holds for all:
+- a path named by a manifest is a plain relative name that stays inside its directory once
+  resolved (no absolute path, no `..`, no symbolic link out of it) and is a regular file (not
+  a FIFO, a device or a directory) no larger than the bound the caller states;
+- a manifest is a JSON object of bounded size and nesting depth;
+- arrays are `.npy` files read without pickles, their header checked against the dtype and
+  size the manifest promises before any data is read;
+- a name that becomes a file name on writing (a kernel's entry, a study's name) is checked to be
+  one plain file name.
+
+Each function takes the caller's error type (`PlanError`, `ManifestError`, ...) and raises it
+with one line naming the file and the problem. No MLIR here: the runtime layer uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_JSON_DEPTH = 64
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
+
+
+def checked_name(name: object, error: type[Exception], what: str = "name") -> str:
+    """`name` when it is one plain file name ([A-Za-z0-9_.-], not starting with '.' or '-', at
+    most 200 characters); `error` otherwise. Use it on every name that becomes a file name."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise error(f"{what} {name!r} is not a plain file name ([A-Za-z0-9_.-], at most 200 characters)")
+    return name
+
+
+def member(
+    directory: str | os.PathLike,
+    name: object,
+    error: type[Exception],
+    *,
+    max_bytes: int | None = None,
+    size: int | None = None,
+) -> Path:
+    """The path of the file `name` (as a manifest wrote it) inside `directory`, checked: a
+    relative path that stays inside the directory after resolving links, a regular file, at
+    most `max_bytes` (or exactly `size`) bytes."""
+    root = Path(directory)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise error(f"{root}: file name {name!r} is not a relative path")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise error(f"{root}: file {name!r} lies outside the directory")
+    try:
+        base = root.resolve(strict=True)
+        path = (root / relative).resolve(strict=True)
+    except (OSError, RuntimeError) as err:
+        raise error(f"{root / name}: cannot be read ({_reason(err)})") from None
+    if path != base and base not in path.parents:
+        raise error(f"{root}: file {name!r} lies outside the directory (it resolves to {path})")
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise error(f"{root / name}: cannot be read ({_reason(err)})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{root / name}: not a regular file")
+    if size is not None and info.st_size != size:
+        raise error(f"{root / name}: {info.st_size} bytes, the manifest says {size}")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise error(f"{root / name}: {info.st_size} bytes, more than the {max_bytes} allowed")
+    return path
+
+
+def read_bytes(directory: str | os.PathLike, name: object, error: type[Exception], *, max_bytes: int) -> bytes:
+    """The bytes of the checked member `name` (see `member`)."""
+    path = member(directory, name, error, max_bytes=max_bytes)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({_reason(err)})") from None
+    if len(data) > max_bytes:
+        raise error(f"{path}: more than the {max_bytes} bytes allowed")
+    return data
+
+
+def read_text(directory: str | os.PathLike, name: object, error: type[Exception], *, max_bytes: int) -> str:
+    """The UTF-8 text of the checked member `name`."""
+    data = read_bytes(directory, name, error, max_bytes=max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{Path(directory) / str(name)}: not UTF-8 text") from None
+
+
+def read_json(
+    directory: str | os.PathLike, name: str, error: type[Exception], *, max_bytes: int = MAX_MANIFEST_BYTES
+) -> dict[str, Any]:
+    """The JSON object in the checked member `name`: at most `max_bytes`, nested at most
+    MAX_JSON_DEPTH deep, an object at the top."""
+    text = read_text(directory, name, error, max_bytes=max_bytes)
+    path = Path(directory) / name
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise error(f"{path}: nested more than {MAX_JSON_DEPTH} deep") from None
+    except ValueError as err:
+        raise error(f"{path}: not JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: a JSON {type(data).__name__}, not an object")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise error(f"{path}: nested more than {MAX_JSON_DEPTH} deep")
+    return data
+
+
+def load_npy(
+    directory: str | os.PathLike,
+    name: object,
+    error: type[Exception],
+    *,
+    dtype: np.dtype | type | str,
+    nbytes: int | None = None,
+    max_bytes: int | None = None,
+) -> np.ndarray:
+    """The array in the checked `.npy` member `name`: no pickles, the header's dtype must be
+    `dtype` and its size `nbytes` (or at most `max_bytes`), checked before the data is read."""
+    path = member(directory, name, error)
+    want = np.dtype(dtype)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, got = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, got = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"npy version {version}")
+            if got != want or got.hasobject:
+                raise error(f"{path}: {got} data, expected {want}")
+            count = 1
+            for extent in shape:
+                count *= int(extent)
+            size = count * want.itemsize
+            if nbytes is not None and size != nbytes:
+                raise error(f"{path}: {size} bytes of {want}, the manifest says {nbytes}")
+            if max_bytes is not None and size > max_bytes:
+                raise error(f"{path}: {size} bytes, more than the {max_bytes} allowed")
+            if os.fstat(f.fileno()).st_size - f.tell() < size:
+                raise error(f"{path}: truncated ({size} bytes of data expected)")
+            data = np.fromfile(f, dtype=want, count=count)
+    except error:
+        raise
+    except (OSError, ValueError) as err:
+        raise error(f"{path}: not a .npy array ({_reason(err)})") from None
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
+def field(data: Any, key: str, kind: type | tuple[type, ...], error: type[Exception], where: str) -> Any:
+    """`data[key]` when `data` is an object holding a value of `kind` there; `error` naming
+    `where` otherwise (bool is not accepted as an int)."""
+    if not isinstance(data, dict):
+        raise error(f"{where}: a JSON object expected, not {type(data).__name__}")
+    if key not in data:
+        raise error(f"{where}: missing {key!r}")
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise error(f"{where}: {key!r} is {type(value).__name__} {value!r:.60}, not {names}")
+    return value
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        nxt: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                nxt.extend(item.values())
+            elif isinstance(item, list):
+                nxt.extend(item)
+        level = nxt
+    return depth - 1
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
