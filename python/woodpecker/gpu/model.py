@@ -44,8 +44,18 @@ from woodpecker.gpu.program import BufferRef, GpuKernel, GpuProgram, KernelArg, 
 from woodpecker.gpu.space import config_from_knobs, gpu_search_space, knobs_from_config
 from woodpecker.importer import ImportedModel
 from woodpecker.kernels.space import SearchSpace
+from woodpecker.runtime.bundle import checked_name
 from woodpecker.runtime.cuda.executor import PlanExecutor
-from woodpecker.runtime.cuda.launch import FORMAT, FORMAT_VERSION, MANIFEST, ManifestError, read_manifest
+from woodpecker.runtime.cuda.launch import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    ManifestError,
+    kernel_cubin,
+    kernel_ptx,
+    read_manifest,
+    weight_array,
+)
 from woodpecker.runtime.cuda.model import PlanModel
 from woodpecker.runtime.cuda.plan import InferencePlan, pack_weights
 from woodpecker.stats import CompileStats
@@ -140,8 +150,10 @@ class CudaModel:
         """Writes the PTX files, the weights and `manifest.json` in the launcher's format
         (`woodpecker.runtime.cuda.launch.CudaLauncher`, the tuning runners) into `directory`."""
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
         program = self.program
+        for kernel in program.kernels:  # every name that becomes a file name, before writing
+            checked_name(kernel.name, CompilationError, "kernel name")
+        out.mkdir(parents=True, exist_ok=True)
         weights = []
         for i, array in enumerate(self.weights):
             name = f"weight_{i}.npy"
@@ -177,9 +189,10 @@ class CudaModel:
         root = Path(directory)
         try:
             manifest = read_manifest(root)
+            kernels = [_kernel_from_json(k, root) for k in manifest["kernels"]]
+            weights = [weight_array(root, w) for w in manifest["weights"]]
         except ManifestError as err:
             raise CompilationError(str(err)) from None
-        kernels = [_kernel_from_json(k, root) for k in manifest["kernels"]]
         program = GpuProgram(
             arch=manifest["arch"],
             kernels=kernels,
@@ -187,7 +200,7 @@ class CudaModel:
             weights=[tuple(w["shape"]) for w in manifest["weights"]],
             outputs=[tuple(o["shape"]) for o in manifest["outputs"]],
             intermediates=[(i["index"], tuple(i["shape"])) for i in manifest["intermediates"]],
-            calling_convention=manifest["calling_convention"],
+            calling_convention=manifest.get("calling_convention", "bare_ptr"),
         )
         return cls(
             program=program,
@@ -195,8 +208,8 @@ class CudaModel:
             output_names=[o["name"] for o in manifest["outputs"]],
             input_shapes={i["name"]: tuple(i["shape"]) for i in manifest["inputs"]},
             output_shapes={o["name"]: tuple(o["shape"]) for o in manifest["outputs"]},
-            weights=[np.load(root / w["file"]) for w in manifest["weights"]],
-            target=manifest.get("target", "cuda"),
+            weights=weights,
+            target=str(manifest.get("target", "cuda")),
         )
 
 
@@ -250,26 +263,36 @@ def _problem_from_json(data: Mapping[str, Any]) -> KernelProblem:
 
 
 def _kernel_from_json(data: Mapping[str, Any], root: Path) -> GpuKernel:
-    args = [
-        KernelArg(BufferRef(a["buffer"], a["index"]), tuple(a["shape"]), a["access"], a["element_type"], a["ptx_type"])
-        for a in data["args"]
-    ]
-    return GpuKernel(
-        name=data["name"],
-        kind=data["kind"],
-        ptx=(root / data["ptx"]).read_text(),
-        grid=_tuples(data["grid"]),
-        block=_tuples(data["block"]),
-        shared_bytes=data["shared_bytes"],
-        args=args,
-        config=config_from_knobs(data["config"]),
-        problem=_problem_from_json(data["problem"]),
-        ops=list(data["ops"]),
-        resources=None if data["resources"] is None else KernelResources(**data["resources"]),
-        cubin=None if data["cubin"] is None else (root / data["cubin"]).read_bytes(),
-        function=data["function"],
-        model_kernel=data.get("model_kernel", ""),
-    )
+    """A kernel of a checked manifest (`read_manifest`), its files read checked; the parts the
+    manifest check leaves to the loader (problem, config, resources) malformed: ManifestError."""
+    where = f"{root / MANIFEST}: kernel {data['name']}"
+    try:
+        args = [
+            KernelArg(BufferRef(a["buffer"], a["index"]), tuple(a["shape"]), a["access"], str(a["element_type"]),
+                      a["ptx_type"])
+            for a in data["args"]
+        ]
+        kernel = GpuKernel(
+            name=data["name"],
+            kind=str(data["kind"]),
+            ptx=kernel_ptx(root, data).decode("utf-8"),
+            grid=tuple(data["grid"]),
+            block=tuple(data["block"]),
+            shared_bytes=data["shared_bytes"],
+            args=args,
+            config=config_from_knobs(dict(data["config"])),
+            problem=_problem_from_json(data["problem"]),
+            ops=[str(op) for op in data["ops"]],
+            resources=None if data["resources"] is None else KernelResources(**data["resources"]),
+            cubin=kernel_cubin(root, data),
+            function=str(data["function"]),
+            model_kernel=str(data.get("model_kernel", "")),
+        )
+    except ManifestError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ManifestError(f"{where}: malformed ({type(err).__name__}: {err})") from None
+    return kernel
 
 
 # -- compiling ---------------------------------------------------------------------------------

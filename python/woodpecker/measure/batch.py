@@ -45,19 +45,24 @@ import shutil
 import statistics
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from woodpecker.errors import WoodpeckerError
 from woodpecker.kernels.task import Config, KernelTask, MeasureResult
+from woodpecker.measure.task_json import task_from_json, task_to_json
+from woodpecker.runtime import bundle
 from woodpecker.runtime.cuda import launch
 
 BATCH_FILE = "batch.json"
 RESULTS_FILE = "results.json"
 REFERENCE_FILE = "reference_outputs.npz"
+MAX_REFERENCE_BYTES = 1 << 30  # the reference outputs of one kernel
 BATCH_FORMAT = "woodpecker.tune.batch"
 RESULTS_FORMAT = "woodpecker.tune.results"
 VERSION = 1
@@ -71,7 +76,7 @@ DEFAULT_ATOL = 1e-3
 Log = Callable[[str], None]
 
 
-class BatchError(ValueError):
+class BatchError(WoodpeckerError, ValueError):
     """A directory that is not a batch (or a malformed one), or a bad export request."""
 
 
@@ -106,22 +111,6 @@ def config_to_json(config: Mapping[str, Any]) -> dict[str, Any]:
         return value
 
     return {str(k): plain(v) for k, v in config.items()}
-
-
-def _task_to_json(task: KernelTask) -> dict[str, Any]:
-    data = asdict(task)
-    data["arg_shapes"] = [list(s) for s in task.arg_shapes]
-    data["output_shape"] = list(task.output_shape)
-    data["model_kernels"] = list(task.model_kernels)
-    return data
-
-
-def _task_from_json(data: Mapping[str, Any]) -> KernelTask:
-    fields = dict(data)
-    fields["arg_shapes"] = tuple(tuple(int(d) for d in s) for s in data["arg_shapes"])
-    fields["output_shape"] = tuple(int(d) for d in data["output_shape"])
-    fields["model_kernels"] = tuple(data.get("model_kernels", ()))
-    return KernelTask(**fields)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -177,9 +166,13 @@ class Batch:
         raise BatchError(f"{self.root}: no candidate {cid} (ids: {[c.id for c in self.candidates]})")
 
     def model_dir(self, cand: BatchCandidate) -> Path:
+        """The candidate's model directory: inside the batch (no link out of it), a directory."""
         if cand.dir is None:
             raise BatchError(f"candidate {cand.id} has no compiled model ({cand.error})")
-        return self.root / cand.dir
+        path = (self.root / bundle.checked_name(cand.dir, BatchError, f"candidate {cand.id} dir")).resolve()
+        if path.parent != self.root.resolve() or not path.is_dir():
+            raise BatchError(f"{self.root}: candidate {cand.id}'s {cand.dir!r} is not a directory inside the batch")
+        return path
 
 
 def _as_candidate(item: Candidate | Sequence[Any]) -> Candidate:
@@ -273,7 +266,7 @@ def export_batch(
         "format": BATCH_FORMAT,
         "version": VERSION,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "task": _task_to_json(task),
+        "task": task_to_json(task),
         "arch": arch,
         "device": task.device,
         "seed": int(seed),
@@ -285,60 +278,76 @@ def export_batch(
 
 
 def read_batch(directory: str | os.PathLike) -> Batch:
-    """The batch in `directory` (`BatchError` when there is none or it is malformed)."""
+    """The batch in `directory` (`BatchError` when there is none or it is malformed: every field
+    is checked, and a candidate's directory is a plain name of a directory inside the batch)."""
     root = Path(directory)
-    path = root / BATCH_FILE
+    where = str(root / BATCH_FILE)
     if not root.is_dir():
         raise BatchError(f"{root}: no such directory")
-    try:
-        data = json.loads(path.read_text())
-    except OSError:
-        raise BatchError(f"{root}: not a batch directory (no {BATCH_FILE})") from None
-    except json.JSONDecodeError as err:
-        raise BatchError(f"{path}: not valid JSON ({err})") from None
-    if data.get("format") != BATCH_FORMAT or data.get("version") != VERSION:
-        raise BatchError(
-            f"{path}: format {data.get('format')!r} version {data.get('version')!r}, "
-            f"expected {BATCH_FORMAT!r} version {VERSION}"
-        )
-    try:
-        candidates = [
+    if not (root / BATCH_FILE).exists():
+        raise BatchError(f"{root}: not a batch directory (no {BATCH_FILE})")
+    data = launch.read_format_json(root, BATCH_FILE, "batch", BATCH_FORMAT, VERSION, BatchError)
+    candidates = []
+    for i, c in enumerate(bundle.objects(data, "candidates", BatchError, where)):
+        at = f"{where}: candidates[{i}]"
+        sub = bundle.optional(c, "dir", str, BatchError, at)
+        if sub is not None:
+            bundle.checked_name(sub, BatchError, f"{at}: dir")
+        seconds = c.get("compile_seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e9:
+            raise BatchError(f"{at}: compile_seconds {seconds!r:.60} is not a duration")
+        candidates.append(
             BatchCandidate(
-                id=int(c["id"]),
-                config=config_from_json(c["config"]),
-                dir=c.get("dir"),
-                error=c.get("error"),
-                compile_seconds=float(c.get("compile_seconds", 0.0)),
+                id=bundle.integer(c.get("id"), BatchError, f"{at}: id", maximum=1 << 40),
+                config=config_from_json(bundle.field(c, "config", dict, BatchError, at)),
+                dir=sub,
+                error=bundle.optional(c, "error", str, BatchError, at),
+                compile_seconds=float(seconds),
             )
-            for c in data["candidates"]
-        ]
-        return Batch(
-            root=root,
-            task=_task_from_json(data["task"]),
-            arch=str(data["arch"]),
-            device=str(data.get("device", "")),
-            seed=int(data.get("seed", 0)),
-            reference=None if data.get("reference") is None else int(data["reference"]),
-            candidates=candidates,
-            created=str(data.get("created", "")),
         )
-    except (KeyError, TypeError, ValueError) as err:
-        raise BatchError(f"{path}: malformed batch ({type(err).__name__}: {err})") from None
+    reference = data.get("reference")
+    if reference is not None:
+        reference = bundle.integer(reference, BatchError, f"{where}: reference", maximum=1 << 40)
+    ids = [c.id for c in candidates]
+    if len(set(ids)) != len(ids):
+        raise BatchError(f"{where}: candidate ids {sorted({i for i in ids if ids.count(i) > 1})} appear twice")
+    if reference is not None and reference not in ids:
+        raise BatchError(f"{where}: the reference {reference} is not one of the candidates")
+    batch = Batch(
+        root=root,
+        task=task_from_json(data.get("task"), BatchError, f"{where}: task"),
+        arch=bundle.text_field(data, "arch", BatchError, where),
+        device=bundle.optional(data, "device", str, BatchError, where) or "",
+        seed=bundle.integer(data.get("seed", 0), BatchError, f"{where}: seed", maximum=(1 << 32) - 1),
+        reference=reference,
+        candidates=candidates,
+        created=bundle.optional(data, "created", str, BatchError, where) or "",
+    )
+    for cand in candidates:
+        if cand.dir is not None:
+            batch.model_dir(cand)
+    return batch
 
 
 # -- results -------------------------------------------------------------------------------------
 
 
 def _read_results_file(root: Path) -> dict[str, Any]:
+    """results.json (empty before anything was measured), every entry checked."""
     path = root / RESULTS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return {"format": RESULTS_FORMAT, "version": VERSION, "results": []}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise BatchError(f"{path}: not valid JSON ({err})") from None
-    if data.get("format") != RESULTS_FORMAT or data.get("version") != VERSION:
-        raise BatchError(f"{path}: format {data.get('format')!r} version {data.get('version')!r}")
+    data = launch.read_format_json(root, RESULTS_FILE, "measurement", RESULTS_FORMAT, VERSION, BatchError)
+    for i, entry in enumerate(bundle.objects(data, "results", BatchError, str(path))):
+        at = f"{path}: results[{i}]"
+        bundle.integer(entry.get("id"), BatchError, f"{at}: id", maximum=1 << 40)
+        bundle.field(entry, "config", dict, BatchError, at)
+        times = bundle.field(entry, "times", list, BatchError, at)
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) and t >= 0 for t in times):
+            raise BatchError(f"{at}: times must be a list of seconds")
+        bundle.optional(entry, "error", str, BatchError, at)
+        if entry.get("verified") not in (True, False, None, "reference"):
+            raise BatchError(f"{at}: verified is {entry.get('verified')!r:.60}, not true, false, null or 'reference'")
     return data
 
 
@@ -347,7 +356,10 @@ def read_results(directory: str | os.PathLike) -> dict[int, MeasureResult]:
     data = _read_results_file(Path(directory))
     results = {}
     for entry in data["results"]:
-        result = MeasureResult.from_json(entry)
+        try:
+            result = MeasureResult.from_json(entry)
+        except (KeyError, TypeError, ValueError) as err:
+            raise BatchError(f"{Path(directory) / RESULTS_FILE}: result {entry['id']}: {err}") from None
         result.config = config_from_json(result.config)
         results[int(entry["id"])] = result
     return results
@@ -448,10 +460,21 @@ def measure_model_dir(
 
 
 def _load_reference(path: Path | None) -> list[np.ndarray] | None:
-    if path is None or not path.exists():
+    """The reference outputs (a checked regular file inside the batch; no pickles)."""
+    if path is None or not os.path.lexists(path):
         return None
-    with np.load(path) as data:
-        return [data[f"arr_{k}"] for k in range(len(data.files))]
+    checked = bundle.member(path.parent, path.name, BatchError, max_bytes=MAX_REFERENCE_BYTES)
+    try:
+        with zipfile.ZipFile(checked) as archive:  # bounded once unpacked too
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_REFERENCE_BYTES:
+            raise BatchError(f"{path}: {unpacked} bytes unpacked, more than the {MAX_REFERENCE_BYTES} allowed")
+        with np.load(checked, allow_pickle=False) as data:
+            return [np.asarray(data[f"arr_{k}"], dtype=np.float32) for k in range(len(data.files))]
+    except BatchError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise BatchError(f"{path}: not the reference outputs ({type(err).__name__}: {err})") from None
 
 
 def _save_outputs(path: Path, outputs: Sequence[np.ndarray]) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 from woodpecker.kernels.decision import Decision, config_of
 from woodpecker.kernels.task import Config, KernelTask, MeasureResult
+from woodpecker.measure.task_json import task_to_json
 
 
 @dataclass(frozen=True)
@@ -186,20 +187,6 @@ def _is_default(executable, task: KernelTask) -> bool:
 
 
 # -- isolated: a worker subprocess --------------------------------------------------------------
-
-
-def task_to_json(task: KernelTask) -> dict:
-    data = asdict(task)
-    data["arg_shapes"] = [list(s) for s in task.arg_shapes]
-    return data
-
-
-def task_from_json(data: dict) -> KernelTask:
-    fields = dict(data)
-    fields["arg_shapes"] = tuple(tuple(s) for s in fields["arg_shapes"])
-    fields["output_shape"] = tuple(fields["output_shape"])
-    fields["model_kernels"] = tuple(fields.get("model_kernels", ()))
-    return KernelTask(**fields)
 
 
 @dataclass

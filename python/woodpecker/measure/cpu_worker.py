@@ -11,7 +11,14 @@ import os
 import resource
 import sys
 
-from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, task_from_json
+from woodpecker.errors import WoodpeckerError
+from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner
+from woodpecker.measure.task_json import task_from_json
+from woodpecker.runtime import bundle
+
+
+class RequestError(WoodpeckerError, ValueError):
+    """A request line that is not {"task": ..., "config": {...}, "options": {...}}."""
 
 
 def main() -> int:
@@ -26,10 +33,13 @@ def main() -> int:
             continue
         try:
             request = json.loads(line)
-            options = CpuMeasureOptions(**request["options"])
-            key = json.dumps(request["options"], sort_keys=True)
-            runner = runners.setdefault(key, InProcessCpuRunner(options))
-            result = runner.measure_one(task_from_json(request["task"]), request["config"]).to_json()
+            settings = bundle.field(request, "options", dict, RequestError, "request")
+            config = bundle.field(request, "config", dict, RequestError, "request")
+            task = task_from_json(request.get("task"), RequestError, "request task")
+            key = json.dumps(settings, sort_keys=True)
+            if key not in runners:
+                runners[key] = InProcessCpuRunner(CpuMeasureOptions(**settings))
+            result = runners[key].measure_one(task, config).to_json()
         except Exception as err:  # a malformed request: report it, keep serving
             result = {"fatal": f"worker could not handle the request: {type(err).__name__}: {err}"}
         protocol.write(json.dumps(result) + "\n")

@@ -22,7 +22,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -80,8 +80,10 @@ def read_bytes(directory: str | os.PathLike, name: object, error: type[Exception
     """The bytes of the checked member `name` (see `member`)."""
     path = member(directory, name, error, max_bytes=max_bytes)
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path, error) as f:
             data = f.read(max_bytes + 1)
+    except error:
+        raise
     except OSError as err:
         raise error(f"{path}: cannot be read ({_reason(err)})") from None
     if len(data) > max_bytes:
@@ -132,7 +134,7 @@ def load_npy(
     path = member(directory, name, error)
     want = np.dtype(dtype)
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path, error) as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
                 shape, fortran, got = np.lib.format.read_array_header_1_0(f)
@@ -175,6 +177,63 @@ def field(data: Any, key: str, kind: type | tuple[type, ...], error: type[Except
     return value
 
 
+MAX_EXTENT = (1 << 31) - 1
+
+
+def integer(
+    value: Any, error: type[Exception], where: str, *, minimum: int = 0, maximum: int = 1 << 48
+) -> int:
+    """`value` when it is an int (not a bool, not a float) in [minimum, maximum]; `error` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"{where}: {type(value).__name__} {value!r:.60}, not an integer")
+    if not minimum <= value <= maximum:
+        raise error(f"{where}: {value} is outside [{minimum}, {maximum}]")
+    return value
+
+
+def integers(
+    value: Any,
+    error: type[Exception],
+    where: str,
+    *,
+    length: int | None = None,
+    minimum: int = 0,
+    maximum: int = MAX_EXTENT,
+    max_length: int = 16,
+) -> tuple[int, ...]:
+    """`value` as a tuple of ints (a JSON list of `length`, or at most `max_length`, integers in
+    [minimum, maximum]: a shape, a grid); `error` otherwise."""
+    if not isinstance(value, list):
+        raise error(f"{where}: {type(value).__name__} {value!r:.60}, not a list of integers")
+    if (length is not None and len(value) != length) or len(value) > max_length:
+        raise error(f"{where}: {len(value)} entries, expected {length if length is not None else max_length}")
+    return tuple(integer(v, error, f"{where}[{i}]", minimum=minimum, maximum=maximum) for i, v in enumerate(value))
+
+
+def text_field(data: Any, key: str, error: type[Exception], where: str, choices: tuple[str, ...] = ()) -> str:
+    """The string `data[key]` (one of `choices` when given)."""
+    value = field(data, key, str, error, where)
+    if choices and value not in choices:
+        raise error(f"{where}: {key!r} is {value!r:.60}, not one of {', '.join(choices)}")
+    return value
+
+
+def objects(data: Any, key: str, error: type[Exception], where: str) -> list[dict[str, Any]]:
+    """The list of JSON objects `data[key]`."""
+    items = field(data, key, list, error, where)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise error(f"{where}: {key}[{i}] is {type(item).__name__}, not a JSON object")
+    return items
+
+
+def optional(data: Any, key: str, kind: type | tuple[type, ...], error: type[Exception], where: str) -> Any:
+    """`data[key]` checked as in `field`, or None when it is missing or null."""
+    if isinstance(data, dict) and data.get(key) is None:
+        return None
+    return field(data, key, kind, error, where)
+
+
 def _depth(value: Any) -> int:
     depth, level = 0, [value]
     while level:
@@ -187,6 +246,17 @@ def _depth(value: Any) -> int:
                 nxt.extend(item)
         level = nxt
     return depth - 1
+
+
+def _open_regular(path: Path, error: type[Exception]) -> BinaryIO:
+    """`path` opened for reading without blocking on a FIFO or following a link that replaced
+    the checked file since `member` looked at it; `error` unless it is still a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise error(f"{path}: not a regular file")
+    return f
 
 
 def _reason(err: BaseException) -> str:

@@ -31,7 +31,6 @@ import abc
 import contextlib
 import ctypes
 import importlib
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -41,6 +40,9 @@ from types import ModuleType
 from typing import Any, Self
 
 import numpy as np
+
+from woodpecker.errors import WoodpeckerError
+from woodpecker.runtime import bundle
 
 MANIFEST = "manifest.json"
 FORMAT = "woodpecker.cuda"
@@ -216,32 +218,103 @@ def release(
 # -- the manifest and kernel parameters -------------------------------------------------------------
 
 
-class ManifestError(ValueError):
+class ManifestError(WoodpeckerError, ValueError):
     """A directory that is not a saved CUDA model of a format this launcher knows."""
 
 
 def read_format_json(
-    path: Path, what: str, format_name: str, version: int, error: type[ValueError] = ValueError
+    directory: str | os.PathLike, file: str, what: str, format_name: str, version: int,
+    error: type[Exception] = ValueError,
 ) -> dict[str, Any]:
-    """The JSON at `path` (what a saved `what` holds), checked for its format name and version
-    and for f32 data; `error` (naming the file and the problem) otherwise."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise error(f"{path.parent}: not a saved {what} ({err})") from None
+    """The JSON object `file` in `directory` (what a saved `what` holds: `bundle.read_json`),
+    checked for its format name and version and for f32 data; `error` (naming the file and the
+    problem) otherwise."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise error(f"{root}: no such directory (a saved {what} is a directory)")
+    data = bundle.read_json(root, file, error)
+    path = root / file
     if data.get("format") != format_name or data.get("version") != version:
         raise error(
-            f"{path}: format {data.get('format')!r} version {data.get('version')!r}, "
+            f"{path}: format {data.get('format')!r:.60} version {data.get('version')!r:.20}, "
             f"expected {format_name!r} version {version}"
         )
     if data.get("element_type", "f32") != "f32":
-        raise error(f"{path}: element type {data['element_type']!r}; only f32 is handled")
+        raise error(f"{path}: element type {data['element_type']!r:.60}; only f32 is handled")
     return data
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
-    """The checked `manifest.json` of a saved CUDA model."""
-    return read_format_json(Path(directory) / MANIFEST, "CUDA model", FORMAT, FORMAT_VERSION, ManifestError)
+    """The checked `manifest.json` of a saved CUDA model: every field the launcher and
+    `CudaModel.load_kernels` use has its type and range checked (`check_manifest`)."""
+    data = read_format_json(directory, MANIFEST, "CUDA model", FORMAT, FORMAT_VERSION, ManifestError)
+    check_manifest(data, str(Path(directory) / MANIFEST))
+    return data
+
+
+BUFFER_KINDS = ("input", "weight", "output", "intermediate")
+CALLING_CONVENTIONS = ("bare_ptr", "memref")
+MAX_KERNEL_FILE_BYTES = 64 << 20  # one kernel's PTX or cubin
+
+
+def check_manifest(data: Mapping[str, Any], where: str) -> None:
+    """ManifestError unless every field of a kernels-only manifest that is read has its type and
+    range: names, shapes, files (names only: `kernel_ptx`, `weight_array` check the files),
+    grids, buffer references; the kernel's problem, config and resources are the loader's."""
+    err = ManifestError
+    bundle.text_field(data, "arch", err, where)
+    if data.get("calling_convention", "bare_ptr") not in CALLING_CONVENTIONS:
+        raise err(f"{where}: calling convention {data.get('calling_convention')!r:.60}, not one of bare_ptr, memref")
+    counts: dict[str, int] = {}
+    for key, kind in (("inputs", "input"), ("outputs", "output"), ("weights", "weight")):
+        items = bundle.objects(data, key, err, where)
+        counts[kind] = len(items)
+        for i, item in enumerate(items):
+            at = f"{where}: {key}[{i}]"
+            bundle.text_field(item, "file" if kind == "weight" else "name", err, at)
+            bundle.integers(item.get("shape"), err, f"{at}: shape")
+    intermediates = set()
+    for i, item in enumerate(bundle.objects(data, "intermediates", err, where)):
+        at = f"{where}: intermediates[{i}]"
+        intermediates.add(bundle.integer(item.get("index"), err, f"{at}: index", maximum=1 << 30))
+        bundle.integers(item.get("shape"), err, f"{at}: shape")
+    for i, kernel in enumerate(bundle.objects(data, "kernels", err, where)):
+        at = f"{where}: kernels[{i}]"
+        for key in ("name", "entry"):
+            bundle.checked_name(bundle.field(kernel, key, str, err, at), err, f"{at}: {key}")
+        bundle.text_field(kernel, "ptx", err, at)
+        bundle.optional(kernel, "cubin", str, err, at)
+        bundle.integers(kernel.get("grid"), err, f"{at}: grid", length=3, minimum=1)
+        bundle.integers(kernel.get("block"), err, f"{at}: block", length=3, minimum=1, maximum=1024)
+        bundle.integer(kernel.get("shared_bytes"), err, f"{at}: shared_bytes", maximum=1 << 20)
+        for j, arg in enumerate(bundle.objects(kernel, "args", err, at)):
+            arg_at = f"{at}: args[{j}]"
+            kind = bundle.text_field(arg, "buffer", err, arg_at, BUFFER_KINDS)
+            index = bundle.integer(arg.get("index"), err, f"{arg_at}: index", maximum=1 << 30)
+            if index not in intermediates if kind == "intermediate" else index >= counts[kind]:
+                raise err(f"{arg_at}: buffer {kind}[{index}] is not in the buffer plan")
+            bundle.integers(arg.get("shape"), err, f"{arg_at}: shape")
+            bundle.text_field(arg, "access", err, arg_at, ("read", "write"))
+            if "ptx_type" in arg:
+                bundle.text_field(arg, "ptx_type", err, arg_at)
+
+
+def kernel_ptx(root: Path, kernel: Mapping[str, Any], error: type[Exception] = ManifestError) -> bytes:
+    """The PTX file a manifest kernel names, read checked (inside `root`, regular, bounded)."""
+    return bundle.read_bytes(root, kernel["ptx"], error, max_bytes=MAX_KERNEL_FILE_BYTES)
+
+
+def kernel_cubin(root: Path, kernel: Mapping[str, Any], error: type[Exception] = ManifestError) -> bytes | None:
+    """The cubin a manifest kernel names (None when it names none), read checked."""
+    name = kernel.get("cubin")
+    return None if name is None else bundle.read_bytes(root, name, error, max_bytes=MAX_KERNEL_FILE_BYTES)
+
+
+def weight_array(root: Path, weight: Mapping[str, Any], error: type[Exception] = ManifestError) -> np.ndarray:
+    """The f32 `.npy` of a manifest weight, its size checked against its shape before reading."""
+    shape = tuple(weight["shape"])
+    array = bundle.load_npy(root, weight["file"], error, dtype=np.float32, nbytes=_nbytes(shape))
+    return array.reshape(shape)
 
 
 def _row_major_strides(shape: Sequence[int]) -> list[int]:
@@ -476,7 +549,7 @@ class CudaLauncher(DeviceResource):
 
     def _upload_weights(self) -> None:
         for index, weight in enumerate(self.manifest["weights"]):
-            self._upload(("weight", index), np.load(self.root / weight["file"]), f"weight[{index}] ({weight['file']})")
+            self._upload(("weight", index), weight_array(self.root, weight), f"weight[{index}] ({weight['file']})")
 
     def _load_kernel(self, kernel: Mapping[str, Any], prefer_cubin: bool) -> LoadedKernel:
         where = f"kernel {kernel['entry']}"
@@ -489,10 +562,9 @@ class CudaLauncher(DeviceResource):
             if math.prod(arg["shape"]) != math.prod(shape):
                 raise ManifestError(f"{where}: argument shape {arg['shape']} does not view buffer {key} {shape}")
             pointers.append(ptr)
-        cubin_path = self.root / kernel["cubin"] if kernel.get("cubin") else None
-        cubin = cubin_path.read_bytes() if cubin_path is not None and cubin_path.exists() else None
         module, loaded = load_kernel(
-            self.cu, self.info, self.arch, kernel, (self.root / kernel["ptx"]).read_bytes(), cubin, pointers,
+            self.cu, self.info, self.arch, kernel, kernel_ptx(self.root, kernel), kernel_cubin(self.root, kernel),
+            pointers,
             self.manifest.get("calling_convention", "bare_ptr"), where, prefer_cubin,
         )
         self._modules.append(module)

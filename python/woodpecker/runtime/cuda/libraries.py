@@ -69,6 +69,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import importlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -291,6 +292,38 @@ def cublas_support(spec: Mapping[str, Any]) -> str | None:
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         return str(exc)
     return None
+
+
+def operand_elements(library: str, spec: Mapping[str, Any]) -> dict[str, int]:
+    """The f32 element count of every operand role a `library` call with `spec` reads or writes
+    (what the buffers bound to those roles must hold); ValueError when the spec is malformed.
+    Static: needs neither the package nor a GPU."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a {library} spec must be an object, not {type(spec).__name__}")
+    try:
+        if library == "cudnn":
+            g = _conv_geometry(spec)
+            sizes = {"x": math.prod(g["x"]), "w": math.prod(g["w"]), "y": math.prod(g["y"])}
+            channels = g["y"][1]
+            post_ops, out_shape = g["post_ops"], g["y"]
+        elif library == "cublas":
+            m, k, n = _matmul_geometry(spec)
+            sizes = {"a": m * k, "b": k * n, "y": m * n}
+            channels = n
+            post_ops, out_shape = list(spec.get("post_ops", [])), [m, n]
+        else:
+            raise ValueError(f"unknown library {library!r} (known: {', '.join(LIBRARIES)})")
+        _check_post_ops(post_ops, out_shape)
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise ValueError(f"malformed {library} spec ({type(exc).__name__}: {exc})") from None
+    if not isinstance(spec.get("bias", False), bool):
+        raise ValueError(f"bias must be true or false, got {spec.get('bias')!r}")
+    if spec.get("bias", False):
+        sizes["bias"] = channels
+    sides = [op for op in post_ops if op["kind"] == "binary"]
+    for i, op in enumerate(sides):
+        sizes[f"side{i}"] = math.prod(op["shape"])
+    return sizes
 
 
 # ----------------------------------------------------------------------------------------------

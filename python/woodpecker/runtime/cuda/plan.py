@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from woodpecker.errors import WoodpeckerError
+from woodpecker.runtime import bundle
 from woodpecker.runtime.cuda.launch import read_format_json
+from woodpecker.runtime.cuda.libraries import LIBRARIES, operand_elements
 
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "weights.npy"
@@ -44,9 +48,11 @@ FORMAT = "woodpecker.cuda-plan"
 FORMAT_VERSION = 2  # 2: a step has a list of generated kernels (1: one kernel, pad steps)
 GENERATED = "generated"
 BUFFER_KINDS = ("input", "weight", "output", "intermediate")
+CALLING_CONVENTIONS = ("bare_ptr", "memref")
+MAX_PTX_BYTES = 64 << 20  # one kernel's PTX or cubin
 
 
-class PlanError(ValueError):
+class PlanError(WoodpeckerError, ValueError):
     """A plan directory or plan that is malformed or of a format this version cannot run."""
 
 
@@ -185,12 +191,26 @@ class InferencePlan:
     def library_steps(self) -> list[Step]:
         return [s for s in self.steps if s.library is not None]
 
+    def kernels(self) -> list[KernelLaunch]:
+        """Every generated kernel of the plan: the steps' launches and the library epilogues."""
+        found = []
+        for step in self.steps:
+            found += step.kernels
+            if step.library is not None and step.library.epilogue is not None:
+                found.append(step.library.epilogue)
+        return found
+
     def validate(self) -> None:
         """Raises PlanError when a step uses an unknown buffer, a view does not fit its buffer,
-        or a buffer leaves its region."""
+        a buffer leaves its region, or a library call's operands are not the buffers its spec
+        describes (every role there, each buffer of the size the spec reads or writes)."""
+        if self.weight_bytes % 4 or self.arena_bytes % 4:
+            raise PlanError(f"arena of {self.arena_bytes} and weights of {self.weight_bytes} bytes: not whole f32s")
         for buffer in self.buffers.values():
             if buffer.kind not in BUFFER_KINDS:
                 raise PlanError(f"buffer {buffer.name}: unknown kind {buffer.kind!r}")
+            if not re.fullmatch(rf"{buffer.kind}\[(0|[1-9][0-9]{{0,8}})\]", buffer.name):
+                raise PlanError(f"buffer {buffer.name!r:.60}: a {buffer.kind} buffer is named {buffer.kind}[<index>]")
             limit = self.weight_bytes if buffer.region == "weights" else self.arena_bytes
             if buffer.offset < 0 or buffer.offset % 4 or buffer.offset + buffer.nbytes > limit:
                 raise PlanError(f"buffer {buffer.name} at {buffer.offset} (+{buffer.nbytes} bytes) leaves its region")
@@ -209,11 +229,28 @@ class InferencePlan:
                 if math.prod(shape) != math.prod(self.buffers[buffer].shape):
                     raise PlanError(f"step {step.name}: view {list(shape)} does not fit {buffer}")
             if step.library is not None:
-                if "y" not in step.library.operands:
-                    raise PlanError(f"step {step.name}: the {step.library.library} call has no output")
-                for role, buffer in step.library.operands.items():
-                    if buffer not in self.buffers:
-                        raise PlanError(f"step {step.name}: {step.library.library} operand {role} is unknown {buffer}")
+                self._validate_library(step.name, step.library)
+
+    def _validate_library(self, name: str, library: LibraryStep) -> None:
+        where = f"step {name}: the {library.library} call"
+        if "y" not in library.operands:
+            raise PlanError(f"{where} has no output")
+        for role, buffer in library.operands.items():
+            if buffer not in self.buffers:
+                raise PlanError(f"step {name}: {library.library} operand {role} is unknown {buffer}")
+        try:
+            sizes = operand_elements(library.library, library.spec)
+        except ValueError as err:
+            raise PlanError(f"{where}: {err}") from None
+        if set(sizes) != set(library.operands):
+            raise PlanError(f"{where} binds roles {sorted(library.operands)}, its spec needs {sorted(sizes)}")
+        for role, elements in sizes.items():
+            buffer = self.buffers[library.operands[role]]
+            if math.prod(buffer.shape) != elements:
+                raise PlanError(
+                    f"{where}: operand {role} needs {elements} f32 elements, its buffer {buffer.name} "
+                    f"{list(buffer.shape)} holds {math.prod(buffer.shape)}"
+                )
 
     # -- saving and loading ----------------------------------------------------------------------
 
@@ -221,10 +258,18 @@ class InferencePlan:
         """Writes plan.json, the PTX (and cubins) and the weight block (`pack_weights`); returns
         the directory."""
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
         if weight_block.dtype != np.float32 or weight_block.nbytes < self.weight_bytes:
             raise PlanError(f"a weight block of {self.weight_bytes} bytes of f32 is needed, not {weight_block.nbytes}")
-        np.save(out / WEIGHTS_FILE, np.ascontiguousarray(weight_block).reshape(-1))
+        self.validate()
+        entries = [kernel.entry for kernel in self.kernels()]
+        for entry in entries:  # every name is checked before anything is written
+            bundle.checked_name(entry, PlanError, "kernel entry")
+        if len(set(entries)) != len(entries):
+            twice = sorted({e for e in entries if entries.count(e) > 1})
+            raise PlanError(f"kernel entries {twice} appear twice: their PTX files would overwrite each other")
+        out.mkdir(parents=True, exist_ok=True)
+        block = np.ascontiguousarray(weight_block).reshape(-1)[: self.weight_bytes // 4]
+        np.save(out / WEIGHTS_FILE, block)
         steps = []
         for step in self.steps:
             steps.append(
@@ -261,37 +306,69 @@ class InferencePlan:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> tuple[InferencePlan, np.ndarray]:
-        """The plan saved in `directory` and its weight block (PlanError when it is not one)."""
+        """The plan saved in `directory` and its weight block (PlanError when it is not one).
+
+        Everything read is checked (woodpecker.runtime.bundle): plan.json's every field for its
+        type and range, the files it names for staying inside `directory`, being regular files
+        of bounded size, the weight block for its size, the library calls for their operands'
+        sizes (`validate`)."""
         root = Path(directory)
-        path = root / PLAN_FILE
-        data = read_format_json(path, "Woodpecker CUDA plan", FORMAT, FORMAT_VERSION, PlanError)
-        try:
-            plan = cls(
-                arch=data["arch"],
-                inputs=[(i["name"], i["buffer"]) for i in data["inputs"]],
-                outputs=[(o["name"], o["buffer"]) for o in data["outputs"]],
-                buffers={
-                    b["name"]: PlanBuffer(b["name"], b["kind"], tuple(b["shape"]), int(b["offset"]))
-                    for b in data["buffers"]
-                },
-                steps=[_step_from_json(s, root) for s in data["steps"]],
-                arena_bytes=int(data["arena_bytes"]),
-                weight_bytes=int(data["weight_bytes"]),
-                calling_convention=data.get("calling_convention", "bare_ptr"),
-                memory=dict(data.get("memory", {})),
-                selection=dict(data.get("selection", {})),
-            )
-            block = np.load(root / data.get("weights", WEIGHTS_FILE))
-        except (KeyError, TypeError, OSError, ValueError) as err:
-            raise PlanError(f"{path}: malformed plan ({type(err).__name__}: {err})") from None
+        where = str(root / PLAN_FILE)
+        data = read_format_json(root, PLAN_FILE, "Woodpecker CUDA plan", FORMAT, FORMAT_VERSION, PlanError)
+        calling_convention = data.get("calling_convention", "bare_ptr")
+        if calling_convention not in CALLING_CONVENTIONS:
+            raise PlanError(f"{where}: calling convention {calling_convention!r:.60}, not one of bare_ptr, memref")
+        plan = cls(
+            arch=bundle.text_field(data, "arch", PlanError, where),
+            inputs=_graph_values(data, "inputs", where),
+            outputs=_graph_values(data, "outputs", where),
+            buffers=_buffers_from_json(data, where),
+            steps=[
+                _step_from_json(s, root, f"{where}: steps[{i}]")
+                for i, s in enumerate(bundle.objects(data, "steps", PlanError, where))
+            ],
+            arena_bytes=bundle.integer(data.get("arena_bytes"), PlanError, f"{where}: arena_bytes"),
+            weight_bytes=bundle.integer(data.get("weight_bytes"), PlanError, f"{where}: weight_bytes"),
+            calling_convention=calling_convention,
+            memory={
+                k: bundle.integer(v, PlanError, f"{where}: memory.{k}")
+                for k, v in (bundle.optional(data, "memory", dict, PlanError, where) or {}).items()
+            },
+            selection=dict(bundle.optional(data, "selection", dict, PlanError, where) or {}),
+        )
         plan.validate()
-        if block.dtype != np.float32 or block.ndim != 1 or block.nbytes < plan.weight_bytes:
-            raise PlanError(f"{root / WEIGHTS_FILE}: {block.dtype} {block.shape}, not {plan.weight_bytes} bytes of f32")
-        return plan, block
+        weights = bundle.optional(data, "weights", str, PlanError, where) or WEIGHTS_FILE
+        block = bundle.load_npy(root, weights, PlanError, dtype=np.float32, nbytes=plan.weight_bytes)
+        return plan, block.reshape(-1)
+
+
+def _graph_values(data: Mapping[str, Any], key: str, where: str) -> list[tuple[str, str]]:
+    return [
+        (bundle.text_field(v, "name", PlanError, f"{where}: {key}[{i}]"),
+         bundle.text_field(v, "buffer", PlanError, f"{where}: {key}[{i}]"))
+        for i, v in enumerate(bundle.objects(data, key, PlanError, where))
+    ]
+
+
+def _buffers_from_json(data: Mapping[str, Any], where: str) -> dict[str, PlanBuffer]:
+    buffers: dict[str, PlanBuffer] = {}
+    for i, b in enumerate(bundle.objects(data, "buffers", PlanError, where)):
+        at = f"{where}: buffers[{i}]"
+        name = bundle.text_field(b, "name", PlanError, at)
+        if name in buffers:
+            raise PlanError(f"{at}: a second buffer named {name}")
+        buffers[name] = PlanBuffer(
+            name,
+            bundle.text_field(b, "kind", PlanError, at, BUFFER_KINDS),
+            bundle.integers(b.get("shape"), PlanError, f"{at}: shape"),
+            bundle.integer(b.get("offset"), PlanError, f"{at}: offset"),
+        )
+    return buffers
 
 
 def _write_kernel(out: Path, kernel: KernelLaunch) -> dict[str, Any]:
     """Writes the kernel's PTX (and cubin) next to plan.json; returns its JSON entry."""
+    bundle.checked_name(kernel.entry, PlanError, "kernel entry")
     (out / f"{kernel.entry}.ptx").write_text(kernel.ptx)
     cubin = None
     if kernel.cubin is not None:
@@ -309,16 +386,30 @@ def _write_kernel(out: Path, kernel: KernelLaunch) -> dict[str, Any]:
     }
 
 
-def _read_kernel(k: Mapping[str, Any], root: Path) -> KernelLaunch:
+def _read_kernel(k: Any, root: Path, where: str) -> KernelLaunch:
+    """A kernel entry of plan.json, its PTX (and cubin) read from `root`, checked."""
+    entry = bundle.checked_name(bundle.field(k, "entry", str, PlanError, where), PlanError, f"{where}: entry")
+    where = f"{where} ({entry})"
+    cubin = bundle.optional(k, "cubin", str, PlanError, where)
+    args = []
+    for i, a in enumerate(bundle.objects(k, "args", PlanError, where)):
+        at = f"{where}: args[{i}]"
+        args.append(
+            (
+                bundle.text_field(a, "buffer", PlanError, at),
+                bundle.integers(a.get("shape"), PlanError, f"{at}: shape"),
+                bundle.text_field(a, "access", PlanError, at, ("read", "write")),
+            )
+        )
     return KernelLaunch(
-        entry=k["entry"],
-        ptx=(root / k["ptx"]).read_text(),
-        grid=tuple(int(g) for g in k["grid"]),
-        block=tuple(int(b) for b in k["block"]),
-        shared_bytes=int(k["shared_bytes"]),
-        args=[(a["buffer"], tuple(int(d) for d in a["shape"]), a["access"]) for a in k["args"]],
-        cubin=None if k.get("cubin") is None else (root / k["cubin"]).read_bytes(),
-        config=dict(k.get("config") or {}),
+        entry=entry,
+        ptx=bundle.read_text(root, bundle.field(k, "ptx", str, PlanError, where), PlanError, max_bytes=MAX_PTX_BYTES),
+        grid=bundle.integers(k.get("grid"), PlanError, f"{where}: grid", length=3, minimum=1),
+        block=bundle.integers(k.get("block"), PlanError, f"{where}: block", length=3, minimum=1, maximum=1024),
+        shared_bytes=bundle.integer(k.get("shared_bytes"), PlanError, f"{where}: shared_bytes", maximum=1 << 20),
+        args=args,
+        cubin=None if cubin is None else bundle.read_bytes(root, cubin, PlanError, max_bytes=MAX_PTX_BYTES),
+        config=dict(bundle.optional(k, "config", dict, PlanError, where) or {}),
     )
 
 
@@ -331,14 +422,31 @@ def _index(name: str) -> int:
     return int(name[name.index("[") + 1 : -1])
 
 
-def _step_from_json(data: Mapping[str, Any], root: Path) -> Step:
-    kernels = [_read_kernel(kernel, root) for kernel in data["kernels"]]
-    lib = data.get("library")
+def _step_from_json(data: Any, root: Path, where: str) -> Step:
+    name = bundle.text_field(data, "name", PlanError, where)
+    where = f"{where} ({name})"
+    kernels = [
+        _read_kernel(kernel, root, f"{where}: kernels[{i}]")
+        for i, kernel in enumerate(bundle.objects(data, "kernels", PlanError, where))
+    ]
+    lib = bundle.optional(data, "library", dict, PlanError, where)
     library = None
     if lib is not None:
-        epilogue = None if lib.get("epilogue") is None else _read_kernel(lib["epilogue"], root)
-        library = LibraryStep(lib["library"], dict(lib["spec"]), dict(lib["operands"]), epilogue)
-    return Step(name=data["name"], kind=data["kind"], kernels=kernels, library=library, how=data.get("how", ""))
+        at = f"{where}: library"
+        epilogue = bundle.optional(lib, "epilogue", dict, PlanError, at)
+        operands = bundle.field(lib, "operands", dict, PlanError, at)
+        for role, buffer in operands.items():
+            if not isinstance(buffer, str):
+                raise PlanError(f"{at}: operand {role!r} is {type(buffer).__name__} {buffer!r:.60}, not a buffer name")
+        library = LibraryStep(
+            bundle.text_field(lib, "library", PlanError, at, LIBRARIES),
+            dict(bundle.field(lib, "spec", dict, PlanError, at)),
+            dict(operands),
+            None if epilogue is None else _read_kernel(epilogue, root, f"{at}: epilogue"),
+        )
+    how = bundle.optional(data, "how", str, PlanError, where) or ""
+    return Step(name=name, kind=bundle.text_field(data, "kind", PlanError, where), kernels=kernels, library=library,
+                how=how)
 
 
 def pack_weights(plan: InferencePlan, weights: Sequence[np.ndarray]) -> np.ndarray:
