@@ -298,7 +298,7 @@ def read_batch(directory: str | os.PathLike) -> Batch:
             raise BatchError(f"{at}: compile_seconds {seconds!r:.60} is not a duration")
         candidates.append(
             BatchCandidate(
-                id=bundle.integer(c.get("id"), BatchError, f"{at}: id", maximum=1 << 40),
+                id=bundle.integer(c.get("id"), BatchError, f"{at}: id", minimum=-(1 << 40), maximum=1 << 40),
                 config=config_from_json(bundle.field(c, "config", dict, BatchError, at)),
                 dir=sub,
                 error=bundle.optional(c, "error", str, BatchError, at),
@@ -307,7 +307,7 @@ def read_batch(directory: str | os.PathLike) -> Batch:
         )
     reference = data.get("reference")
     if reference is not None:
-        reference = bundle.integer(reference, BatchError, f"{where}: reference", maximum=1 << 40)
+        reference = bundle.integer(reference, BatchError, f"{where}: reference", minimum=-(1 << 40), maximum=1 << 40)
     ids = [c.id for c in candidates]
     if len(set(ids)) != len(ids):
         raise BatchError(f"{where}: candidate ids {sorted({i for i in ids if ids.count(i) > 1})} appear twice")
@@ -340,7 +340,7 @@ def _read_results_file(root: Path) -> dict[str, Any]:
     data = launch.read_format_json(root, RESULTS_FILE, "measurement", RESULTS_FORMAT, VERSION, BatchError)
     for i, entry in enumerate(bundle.objects(data, "results", BatchError, str(path))):
         at = f"{path}: results[{i}]"
-        bundle.integer(entry.get("id"), BatchError, f"{at}: id", maximum=1 << 40)
+        bundle.integer(entry.get("id"), BatchError, f"{at}: id", minimum=-(1 << 40), maximum=1 << 40)
         bundle.field(entry, "config", dict, BatchError, at)
         times = bundle.field(entry, "times", list, BatchError, at)
         if not all(isinstance(t, int | float) and not isinstance(t, bool) and t >= 0 for t in times):

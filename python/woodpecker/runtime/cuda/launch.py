@@ -285,7 +285,7 @@ def check_manifest(data: Mapping[str, Any], where: str) -> None:
         bundle.text_field(kernel, "ptx", err, at)
         bundle.optional(kernel, "cubin", str, err, at)
         bundle.integers(kernel.get("grid"), err, f"{at}: grid", length=3, minimum=1)
-        bundle.integers(kernel.get("block"), err, f"{at}: block", length=3, minimum=1, maximum=1024)
+        bundle.integers(kernel.get("block"), err, f"{at}: block", length=3, minimum=1)
         bundle.integer(kernel.get("shared_bytes"), err, f"{at}: shared_bytes", maximum=1 << 20)
         for j, arg in enumerate(bundle.objects(kernel, "args", err, at)):
             arg_at = f"{at}: args[{j}]"

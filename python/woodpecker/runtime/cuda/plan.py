@@ -405,7 +405,7 @@ def _read_kernel(k: Any, root: Path, where: str) -> KernelLaunch:
         entry=entry,
         ptx=bundle.read_text(root, bundle.field(k, "ptx", str, PlanError, where), PlanError, max_bytes=MAX_PTX_BYTES),
         grid=bundle.integers(k.get("grid"), PlanError, f"{where}: grid", length=3, minimum=1),
-        block=bundle.integers(k.get("block"), PlanError, f"{where}: block", length=3, minimum=1, maximum=1024),
+        block=bundle.integers(k.get("block"), PlanError, f"{where}: block", length=3, minimum=1),
         shared_bytes=bundle.integer(k.get("shared_bytes"), PlanError, f"{where}: shared_bytes", maximum=1 << 20),
         args=args,
         cubin=None if cubin is None else bundle.read_bytes(root, cubin, PlanError, max_bytes=MAX_PTX_BYTES),
