@@ -38,6 +38,6 @@ def task_from_json(data: Any, error: type[Exception], where: str = "task") -> Ke
         num_weights=bundle.integer(data.get("num_weights"), error, f"{where}.num_weights", maximum=len(arg_shapes)),
         arg_shapes=tuple(bundle.integers(s, error, f"{where}.arg_shapes[{i}]") for i, s in enumerate(arg_shapes)),
         output_shape=bundle.integers(data.get("output_shape"), error, f"{where}.output_shape"),
-        flops=bundle.integer(data.get("flops", 0), error, f"{where}.flops", maximum=1 << 62),
+        flops=bundle.integer(data.get("flops", 0), error, f"{where}.flops", maximum=1 << 60),
         model_kernels=tuple(names),
     )

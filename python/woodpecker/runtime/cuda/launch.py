@@ -234,7 +234,7 @@ def read_format_json(
         raise error(f"{root}: no such directory (a saved {what} is a directory)")
     data = bundle.read_json(root, file, error)
     path = root / file
-    if data.get("format") != format_name or data.get("version") != version:
+    if data.get("format") != format_name or type(data.get("version")) is not int or data.get("version") != version:
         raise error(
             f"{path}: format {data.get('format')!r:.60} version {data.get('version')!r:.20}, "
             f"expected {format_name!r} version {version}"

@@ -165,7 +165,13 @@ def _check_post_ops(post_ops: Any, out_shape: Sequence[int]) -> int:
         raise ValueError(f"post_ops must be a list, got {post_ops!r}")
     sides = 0
     for i, op in enumerate(post_ops):
+        if not isinstance(op, Mapping):
+            raise ValueError(f"post_op {i} must be an object, got {op!r:.60}")
         kind, alg = op.get("kind"), op.get("alg")
+        for scalar in ("alpha", "beta"):
+            value = op.get(scalar, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"post_op {i}: {scalar} must be a finite number, got {value!r:.60}")
         if kind == "eltwise":
             if not isinstance(alg, str):
                 raise ValueError(f"post_op {i}: eltwise alg must be a string, got {alg!r}")
@@ -197,7 +203,7 @@ def _conv_geometry(spec: Mapping[str, Any]) -> dict[str, Any]:
     strides = _ints(spec.get("strides", [1] * spatial), "strides", spatial)
     dilations = _ints(spec.get("dilations", [1] * spatial), "dilations", spatial)
     groups = spec.get("groups", 1)
-    if not isinstance(groups, int) or groups < 1:
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     n, c = x[0], x[1]
     k = w[0]
@@ -310,14 +316,15 @@ def operand_elements(library: str, spec: Mapping[str, Any]) -> dict[str, int]:
             m, k, n = _matmul_geometry(spec)
             sizes = {"a": m * k, "b": k * n, "y": m * n}
             channels = n
-            post_ops, out_shape = list(spec.get("post_ops", [])), [m, n]
+            post_ops, out_shape = spec.get("post_ops", []), [m, n]
         else:
             raise ValueError(f"unknown library {library!r} (known: {', '.join(LIBRARIES)})")
         _check_post_ops(post_ops, out_shape)
     except (TypeError, AttributeError, KeyError) as exc:
         raise ValueError(f"malformed {library} spec ({type(exc).__name__}: {exc})") from None
-    if not isinstance(spec.get("bias", False), bool):
-        raise ValueError(f"bias must be true or false, got {spec.get('bias')!r}")
+    for flag in ("bias", "transposed_weights"):
+        if not isinstance(spec.get(flag, False), bool):
+            raise ValueError(f"{flag} must be true or false, got {spec.get(flag)!r:.60}")
     if spec.get("bias", False):
         sizes["bias"] = channels
     sides = [op for op in post_ops if op["kind"] == "binary"]

@@ -444,6 +444,9 @@ def _step_from_json(data: Any, root: Path, where: str) -> Step:
             dict(operands),
             None if epilogue is None else _read_kernel(epilogue, root, f"{at}: epilogue"),
         )
+    impl = bundle.optional(data, "impl", str, PlanError, where)
+    if impl is not None and impl != (GENERATED if library is None else library.library):
+        raise PlanError(f"{where}: impl {impl!r:.60} but the step's library is {library and library.library}")
     how = bundle.optional(data, "how", str, PlanError, where) or ""
     return Step(name=name, kind=bundle.text_field(data, "kind", PlanError, where), kernels=kernels, library=library,
                 how=how)
