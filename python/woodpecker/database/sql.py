@@ -362,6 +362,10 @@ class SqlDatabase(TransactionalDatabase):
             return DatabaseError(
                 f"{where} is not an SQLite database; give --db a new file, or a path ending in .journal for a journal"
             )
+        if "malformed" in lower or "not a database" in lower or "corrupt" in lower:
+            return DatabaseError(
+                f"{where}: the SQLite file is damaged ({text}): restore it from a copy, or give --db a new file"
+            )
         if "readonly" in lower or "read-only" in lower:
             return DatabaseError(f"{where} is read-only ({text}): tuning needs a writable --db")
         if "database is locked" in lower or "database is busy" in lower:
