@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,6 +176,36 @@ def test_ctrl_c_gives_the_claim_back_and_says_what_was_kept(tmp_path: Path) -> N
                            str(log), "--", *args], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert _states(db).count(COMPLETE) == 20  # the same command went on
+
+
+def test_ctrl_c_with_the_real_worker_ends_in_one_summary_line(tmp_path: Path) -> None:
+    """The default (isolated) CPU runner on the bundled model: Ctrl-C reaches the worker process
+    too (one process group), which must not print a traceback; the tuner's one line says how many
+    trials were kept, where, and the best time so far."""
+    db = str(tmp_path / "t.journal")
+    command = [sys.executable, "-m", "woodpecker.cli.main", "tune", MODEL, "--db", db, "--kernel", "k9_matmul",
+               "--trials", "40", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            if Path(db).exists() and _states(db).count(COMPLETE) >= 1:
+                break
+        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does: to the whole process group
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    kept = _states(db)
+    assert RUNNING not in kept and 1 <= kept.count(COMPLETE) < 40
+    (line,) = [text for text in err.splitlines() if text.startswith("wpk tune: interrupted: ")]
+    assert line == err.strip().splitlines()[-1]
+    assert f"{kept.count(COMPLETE)} trials measured by this run are kept in {db} (0 of 1 kernels finished)" in line
+    assert re.search(r"best so far for matmul .*: \d+\.\d{4} ms", line), line
 
 
 def _states(db: str) -> list[str]:

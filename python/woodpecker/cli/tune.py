@@ -28,8 +28,12 @@ PROG = "wpk tune"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
     parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--trials", type=int, default=32,
-                        help="trials per kernel (default 32): the budget every worker on the database shares")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=32,
+        help="trials per kernel (default 32): the budget every worker on the database shares",
+    )
     parser.add_argument("--strategy", default="ga", choices=STRATEGIES)
     parser.add_argument(
         "--db",
@@ -106,10 +110,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     except TuningInterrupted as interrupted:
+        print(f"{PROG}: interrupted: {interrupted.summary()}; the same command goes on", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before tuning started, or after it ended: nothing is lost either way
         print(
-            f"{PROG}: interrupted: {interrupted.measured} trials measured by this run are kept in "
-            f"{interrupted.location} (the candidate being measured was given back); the same command goes on",
-            file=sys.stderr,
+            f"{PROG}: interrupted: no trial was being measured; what is recorded stays in the database", file=sys.stderr
         )
         return 130
 

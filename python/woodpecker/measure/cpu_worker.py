@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import sys
 
 from woodpecker.errors import WoodpeckerError
@@ -22,6 +23,9 @@ class RequestError(WoodpeckerError, ValueError):
 
 
 def main() -> int:
+    # Ctrl-C reaches the whole process group: the tuner (the parent) handles it and ends this
+    # worker by closing its stdin or killing it; a KeyboardInterrupt here would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit = os.environ.get("WOODPECKER_WORKER_MEMORY")
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))

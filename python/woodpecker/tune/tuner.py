@@ -23,6 +23,7 @@ measures a configuration another has.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -92,13 +93,40 @@ class Progress:
 
 
 class TuningInterrupted(KeyboardInterrupt):
-    """Ctrl-C during tuning: the open claim was released; what was finished is in the database."""
+    """Ctrl-C during tuning: the open claim was released; what was finished is in the database.
 
-    def __init__(self, location: str, measured: int, results: list[TuneResult]) -> None:
-        super().__init__(f"interrupted: {measured} trials measured by this run are kept in {location}")
+    `results`: the kernels finished before the interruption; `current`: the record of the kernel
+    being tuned then, read back from the database (None when it could not be read)."""
+
+    def __init__(
+        self,
+        location: str,
+        measured: int,
+        results: list[TuneResult],
+        current: TuneResult | None = None,
+        tasks: int = 0,
+    ) -> None:
         self.location = location
         self.measured = measured  # finished trials this run measured (the interrupted one not counted)
-        self.results = results  # the kernels finished before the interruption
+        self.results = results
+        self.current = current
+        self.tasks = tasks or len(results)
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        """One line: the trials kept, where, the kernels finished, and the best time so far."""
+        line = (
+            f"{self.measured} trials measured by this run are kept in {self.location} "
+            f"({len(self.results)} of {self.tasks} kernels finished)"
+        )
+        known = [r for r in [self.current, *reversed(self.results)] if r is not None and r.best_seconds]
+        if not known:
+            return line + "; no trial finished yet"
+        best = known[0]
+        line += f"; best so far for {best.task.description[:60]}: {best.best_seconds * 1e3:.4f} ms"
+        if best.speedup:
+            line += f" ({best.speedup:.2f}x its default)"
+        return line
 
 
 def open_search(db: TuningDatabase, task: KernelTask, space: SearchSpace, options: TuneOptions) -> SearchStudy:
@@ -140,7 +168,11 @@ def tune_tasks(
                 progress.on_task_end(result)
                 results.append(result)
         except KeyboardInterrupt:
-            raise TuningInterrupted(db.location, measured, results) from None
+            current = None
+            if len(results) < len(tasks):
+                with contextlib.suppress(Exception, KeyboardInterrupt):  # a second Ctrl-C: no summary of it
+                    current = summarize_task(db, tasks[len(results)][0])
+            raise TuningInterrupted(db.location, measured, results, current, len(tasks)) from None
     return results
 
 
