@@ -637,10 +637,10 @@ def test_tampered_results_and_reference_outputs_are_refused(batch_dir: Path) -> 
         lambda: reference.write_bytes(b"PK junk"),
     ]:
         make()
-        assert_one_line_error(lambda: batch_mod._load_reference(reference), batch_mod.BatchError)
+        assert_one_line_error(lambda: batch_mod.load_reference(reference), batch_mod.BatchError)
         shutil.rmtree(reference) if reference.is_dir() and not reference.is_symlink() else reference.unlink()
     np.savez(reference, np.array([{"pickled": True}], dtype=object), allow_pickle=True)
-    assert_one_line_error(lambda: batch_mod._load_reference(reference), batch_mod.BatchError, "pickle")
+    assert_one_line_error(lambda: batch_mod.load_reference(reference), batch_mod.BatchError, "pickle")
 
 
 # -- the CPU tuning worker's requests --------------------------------------------------------------

@@ -459,7 +459,7 @@ def measure_model_dir(
     return run
 
 
-def _load_reference(path: Path | None) -> list[np.ndarray] | None:
+def load_reference(path: Path | None) -> list[np.ndarray] | None:
     """The reference outputs (a checked regular file inside the batch; no pickles)."""
     if path is None or not os.path.lexists(path):
         return None
@@ -503,7 +503,7 @@ def _measure_one_main(argv: Sequence[str]) -> int:
         run = measure_model_dir(
             batch.model_dir(cand),
             seed=batch.seed,
-            reference=_load_reference(args.reference),
+            reference=load_reference(args.reference),
             repeat=args.repeat,
             warmup=args.warmup,
             rtol=args.rtol,
@@ -574,7 +574,7 @@ def _measure_in_process(
     run = measure_model_dir(
         batch.model_dir(cand),
         seed=batch.seed,
-        reference=_load_reference(reference),
+        reference=load_reference(reference),
         repeat=s.repeat,
         warmup=s.warmup,
         rtol=s.rtol,

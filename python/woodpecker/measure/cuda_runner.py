@@ -42,6 +42,7 @@ from woodpecker.measure.batch import (
     Log,
     compare_outputs,
     export_batch,
+    load_reference,
     measure_batch,
     measure_model_dir,
     random_inputs,
@@ -294,8 +295,7 @@ class CudaRunner:
             )
             results = read_results(directory)
             if known is None and (directory / REFERENCE_FILE).exists():
-                with np.load(directory / REFERENCE_FILE) as data:
-                    self._references[task.key] = [data[f"arr_{k}"] for k in range(len(data.files))]
+                self._references[task.key] = load_reference(directory / REFERENCE_FILE) or []
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         out = []
