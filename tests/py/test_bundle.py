@@ -94,3 +94,42 @@ def test_field_checks_types():
     for data in ({"n": "3"}, {"n": True}, {}, [1]):
         with pytest.raises(Bad, match="plan"):
             bundle.field(data, "n", int, Bad, "plan")
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [(True, "not an integer"), (1.0, "not an integer"), ("3", "not an integer"), (-1, "outside"), (1 << 60, "outside")],
+)
+def test_integer_refuses_other_types_and_ranges(value, reason):
+    with pytest.raises(Bad, match=reason):
+        bundle.integer(value, Bad, "x", maximum=1 << 48)
+    assert bundle.integer(7, Bad, "x") == 7
+
+
+def test_integers_objects_and_optional_check_their_shape():
+    assert bundle.integers([1, 2, 3], Bad, "grid", length=3, minimum=1) == (1, 2, 3)
+    for value in ("1x2", [1, 2], [1, 2, 0], [1, "2", 3], {"0": 1}):
+        with pytest.raises(Bad):
+            bundle.integers(value, Bad, "grid", length=3, minimum=1)
+    with pytest.raises(Bad, match="17 entries"):
+        bundle.integers([1] * 17, Bad, "shape")
+    assert bundle.objects({"a": [{}, {"b": 1}]}, "a", Bad, "w") == [{}, {"b": 1}]
+    for data in ({"a": [{}, 3]}, {"a": {}}, {"b": []}, []):
+        with pytest.raises(Bad):
+            bundle.objects(data, "a", Bad, "w")
+    assert bundle.optional({"a": None}, "a", str, Bad, "w") is None
+    assert bundle.optional({}, "a", str, Bad, "w") is None
+    with pytest.raises(Bad, match="not str"):
+        bundle.optional({"a": 3}, "a", str, Bad, "w")
+    with pytest.raises(Bad, match="not one of"):
+        bundle.text_field({"a": "heap"}, "a", Bad, "w", ("input", "weight"))
+
+
+def test_a_file_replaced_by_a_fifo_after_the_check_is_not_opened_blocking(tmp_path, monkeypatch):
+    (tmp_path / "a.bin").write_bytes(b"1234")
+    checked = bundle.member(tmp_path, "a.bin", Bad)
+    (tmp_path / "a.bin").unlink()
+    os.mkfifo(tmp_path / "a.bin")
+    monkeypatch.setattr(bundle, "member", lambda *args, **kwargs: checked)  # the race: checked, then swapped
+    with pytest.raises(Bad, match="not a regular file"):
+        bundle.read_bytes(tmp_path, "a.bin", Bad, max_bytes=10)

@@ -268,8 +268,13 @@ def _kernel_from_json(data: Mapping[str, Any], root: Path) -> GpuKernel:
     where = f"{root / MANIFEST}: kernel {data['name']}"
     try:
         args = [
-            KernelArg(BufferRef(a["buffer"], a["index"]), tuple(a["shape"]), a["access"], str(a["element_type"]),
-                      a["ptx_type"])
+            KernelArg(
+                BufferRef(a["buffer"], a["index"]),
+                tuple(a["shape"]),
+                a["access"],
+                str(a["element_type"]),
+                a["ptx_type"],
+            )
             for a in data["args"]
         ]
         kernel = GpuKernel(

@@ -180,9 +180,7 @@ def field(data: Any, key: str, kind: type | tuple[type, ...], error: type[Except
 MAX_EXTENT = (1 << 31) - 1
 
 
-def integer(
-    value: Any, error: type[Exception], where: str, *, minimum: int = 0, maximum: int = 1 << 48
-) -> int:
+def integer(value: Any, error: type[Exception], where: str, *, minimum: int = 0, maximum: int = 1 << 48) -> int:
     """`value` when it is an int (not a bool, not a float) in [minimum, maximum]; `error` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(f"{where}: {type(value).__name__} {value!r:.60}, not an integer")

@@ -344,8 +344,10 @@ class InferencePlan:
 
 def _graph_values(data: Mapping[str, Any], key: str, where: str) -> list[tuple[str, str]]:
     return [
-        (bundle.text_field(v, "name", PlanError, f"{where}: {key}[{i}]"),
-         bundle.text_field(v, "buffer", PlanError, f"{where}: {key}[{i}]"))
+        (
+            bundle.text_field(v, "name", PlanError, f"{where}: {key}[{i}]"),
+            bundle.text_field(v, "buffer", PlanError, f"{where}: {key}[{i}]"),
+        )
         for i, v in enumerate(bundle.objects(data, key, PlanError, where))
     ]
 
@@ -448,8 +450,9 @@ def _step_from_json(data: Any, root: Path, where: str) -> Step:
     if impl is not None and impl != (GENERATED if library is None else library.library):
         raise PlanError(f"{where}: impl {impl!r:.60} but the step's library is {library and library.library}")
     how = bundle.optional(data, "how", str, PlanError, where) or ""
-    return Step(name=name, kind=bundle.text_field(data, "kind", PlanError, where), kernels=kernels, library=library,
-                how=how)
+    return Step(
+        name=name, kind=bundle.text_field(data, "kind", PlanError, where), kernels=kernels, library=library, how=how
+    )
 
 
 def pack_weights(plan: InferencePlan, weights: Sequence[np.ndarray]) -> np.ndarray:
