@@ -336,7 +336,10 @@ class InferencePlan:
             },
             selection=dict(bundle.optional(data, "selection", dict, PlanError, where) or {}),
         )
-        plan.validate()
+        try:
+            plan.validate()
+        except PlanError as err:
+            raise PlanError(f"{where}: {err}") from None
         weights = bundle.optional(data, "weights", str, PlanError, where) or WEIGHTS_FILE
         block = bundle.load_npy(root, weights, PlanError, dtype=np.float32, nbytes=plan.weight_bytes)
         return plan, block.reshape(-1)
