@@ -541,6 +541,15 @@ def convert_pad(ctx: NodeContext) -> Sequence[Result]:
             full[axis + rank] = pads[i + len(axes)]
         pads = full
     ctx.check(len(pads) == 2 * rank, f"pads {pads} should have {2 * rank} values for rank {rank}")
+    if mode == "reflect":
+        # Reflection repeats no edge, so each side pads less than the axis (as onnxruntime requires).
+        for axis, size in enumerate(x_shape):
+            too_big = [p for p in (pads[axis], pads[axis + rank]) if p >= size]
+            ctx.check(
+                not too_big,
+                f"mode 'reflect' pads axis {axis} (size {size}) by {max(too_big, default=0)} on a side; reflect "
+                f"pads must be smaller than the axis size (pads {pads})",
+            )
     shape = ctx.output_shape(0, lambda: shapes.pad_shape(x_shape, pads))
     return [ctx.emit(wpk.PadOp, shape, x, pads, mode, value)]
 
