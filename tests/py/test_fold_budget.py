@@ -141,6 +141,11 @@ def test_integer_fold_over_budget_is_an_error_naming_the_node() -> None:
     for init in model.graph.initializer:
         if init.name in ("a", "b"):
             init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.int64), init.name))
+    # The int64 outer sum is the model's output (ONNX's type rules allow that; conversion
+    # reaches the fold before the float-output check).
+    del model.graph.node[-2:]
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("c2", TensorProto.INT64, None))
+    model.graph.output[0].type.tensor_type.shape.SetInParent()
     with pytest.raises(
         ShapeError,
         match=r"node 'outer2' \(op Add\): folding its constant int64 inputs would make a "
