@@ -30,4 +30,18 @@ class ShapeError(WoodpeckerError):
 
 
 class CompilationError(WoodpeckerError):
-    """An MLIR pass pipeline or the JIT failed on a module."""
+    """An MLIR pass pipeline or the JIT failed on a module.
+
+    `location`: where in the IR it failed, when known (an `mlir.ir.Location`, typed loosely
+    because this module imports no MLIR); a pass reports the error there as a diagnostic
+    whose text is `reason` (the message without the location), as mlir-opt would.
+    """
+
+    def __init__(self, message: str, *, location: object | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.location = location
+        self.reason = reason if reason is not None else message
+
+
+class WeightDataError(CompilationError):
+    """A `wpk.weight` whose data is missing or does not fit its type (a module parsed from text)."""

@@ -23,9 +23,11 @@ from typing import Any, Protocol
 from mlir import ir
 from mlir.passmanager import PassManager
 
-from woodpecker.errors import WoodpeckerError
+from woodpecker.errors import CompilationError, WoodpeckerError
 
 PassCallable = Callable[[ir.Operation, Any], None]
+WarningSink = Callable[[ir.Location, str], None]
+"""Receives a warning at a location (the bindings cannot emit MLIR warnings)."""
 
 
 # Graph optimization per opt level (compile(opt_level=N) and wpk-opt -ON): 0 none,
@@ -142,16 +144,23 @@ class PassInfo:
     name: str
     summary: str
     run: PassCallable
+    acts_on: str = "wpk"  # the dialect of the ops it works on
+    verb: str = "transform"  # what it does to them, for the warning when there are none
 
     @property
     def takes_options(self) -> bool:
         return isinstance(self.run, LazyPass) and self.run.takes_options
 
-    def load(self, graph: GraphContextProvider | None = None, options: str | None = None) -> PassCallable:
+    def load(
+        self, graph: GraphContextProvider | None = None, options: str | None = None, checks: PassChecks | None = None
+    ) -> PassCallable:
         """The callable itself, importing it now if it is lazy (raises if unavailable).
 
-        `options`: the text inside `name{...}` of a pass that takes options."""
-        return self.run.load(graph, options) if isinstance(self.run, LazyPass) else self.run
+        `options`: the text inside `name{...}` of a pass that takes options. `checks`: what
+        to check around each run (PassChecks); a CompilationError with a location raised by
+        the pass becomes an error diagnostic there and a pass failure in any case."""
+        run = self.run.load(graph, options) if isinstance(self.run, LazyPass) else self.run
+        return _checked_pass(self, run, checks or PassChecks())
 
     def unavailable_reason(self) -> str | None:
         """None if the pass can be loaded, else why not."""
@@ -160,6 +169,58 @@ class PassInfo:
         except (ImportError, AttributeError) as err:
             return f"{type(err).__name__}: {err}"
         return None
+
+    def idle_warning(self) -> str:
+        """The warning for a run on IR without ops of its dialect."""
+        return f"{self.name}: no {self.acts_on} ops to {self.verb}"
+
+    def finds_work(self, op: ir.Operation) -> bool:
+        """Whether `op` holds an op of the dialect this pass works on."""
+        prefix = f"{self.acts_on}."
+        found = False
+
+        def visit(child: ir.Operation) -> ir.WalkResult:
+            nonlocal found
+            found = child.name.startswith(prefix)
+            return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
+
+        op.walk(visit, ir.WalkOrder.PRE_ORDER)
+        return found
+
+
+@dataclass(frozen=True)
+class PassChecks:
+    """What the wpk pass wrappers check around each run (wpk-opt turns all of them on).
+
+    `verify_each`: after a pass, run the Woodpecker verifier (wpk-verify: shapes and
+    attributes by the op semantics) on the module; MLIR's own verifier runs after every
+    pass anyway. `warn`: receives the warning for a pass that finds no ops of its dialect.
+    """
+
+    verify_each: bool = False
+    warn: WarningSink | None = None
+
+
+def _checked_pass(info: PassInfo, run: PassCallable, checks: PassChecks) -> PassCallable:
+    verifier = wpk_passes()["wpk-verify"].run if checks.verify_each and info.name != "wpk-verify" else None
+
+    def checked(op: ir.Operation, pass_: Any) -> None:
+        if checks.warn is not None and not info.finds_work(op):
+            checks.warn(op.location, info.idle_warning())
+        try:
+            run(op, pass_)
+        except CompilationError as err:
+            if err.location is None:
+                raise
+            with op.context:
+                err.location.emit_error(err.reason)  # type: ignore[attr-defined]
+            pass_.signal_pass_failure()
+            return
+        if verifier is not None:
+            verifier(op, pass_)
+
+    checked.__name__ = getattr(run, "__name__", info.name)
+    return checked
 
 
 def wpk_passes() -> dict[str, PassInfo]:
@@ -170,16 +231,19 @@ def wpk_passes() -> dict[str, PassInfo]:
             "wpk-verify",
             "Check what IRDL cannot: static f32 tensors, ranks and attribute lengths",
             LazyPass("woodpecker.verify", "wpk_verify_pass"),
+            verb="verify",
         ),
         PassInfo(
             "wpk-lower-to-linalg",
             "Lower every wpk op to linalg, tensor, arith and math on tensors",
             LazyPass("woodpecker.lowering", "lower_to_linalg"),
+            verb="lower",
         ),
         PassInfo(
             "wpk-fold-constants",
             "Evaluate ops whose operands are all weights or constants, replacing them by new weights",
             LazyPass("woodpecker.graph.fold_constants", "fold_constants", style="graph"),
+            verb="fold",
         ),
         PassInfo(
             "wpk-fold-batchnorm",
@@ -190,21 +254,26 @@ def wpk_passes() -> dict[str, PassInfo]:
             "wpk-fuse",
             "Fuse epilogues into conv2d/matmul/gemm, elementwise chains into one kernel, pads into conv/pool",
             LazyPass("woodpecker.graph.fuse", "fuse", style="function"),
+            verb="fuse",
         ),
         PassInfo(
             "wpk-cleanup",
             "Erase dead wpk ops and merge duplicate ones",
             LazyPass("woodpecker.graph.cleanup", "cleanup", style="function"),
+            verb="clean up",
         ),
         PassInfo(
             "wpk-outline-weights",
             "Turn the wpk.weight ops of @main into trailing function arguments",
             LazyPass("woodpecker.graph.outline_weights", "outline_weights", style="function"),
+            verb="outline",
         ),
         PassInfo(
             "wpk-apply-schedule",
             "Apply per-kernel schedule configurations (JSON) to linalg on tensors, for the CPU or CUDA",
             LazyPass("woodpecker.targets.schedule_pass", "schedule_pass", style="factory"),
+            acts_on="linalg",
+            verb="schedule",
         ),
     ]
     return {info.name: info for info in infos}
@@ -355,7 +424,10 @@ def _mlir_pipeline_error(message: str, element: str) -> str:
 
 
 def build_pass_manager(
-    pipeline: str, context: ir.Context | None = None, graph: GraphContextProvider | None = None
+    pipeline: str,
+    context: ir.Context | None = None,
+    graph: GraphContextProvider | None = None,
+    checks: PassChecks | None = None,
 ) -> PassManager:
     """A PassManager on `builtin.module` running `pipeline`.
 
@@ -363,7 +435,8 @@ def build_pass_manager(
     `a,b{opt=1},func.func(c)`, or a name from GRAPH_PIPELINES. Top-level `wpk-*`
     elements are Woodpecker passes; every other element goes to MLIR's parser.
     `graph` gives the graph passes their GraphContext (the weight table); by default
-    they share one decoded from the module when the first of them runs.
+    they share one decoded from the module when the first of them runs. `checks`: what the
+    wpk passes check around their runs (PassChecks; default: nothing extra).
     Raises PassPipelineError (a ValueError) on syntax errors and unknown passes.
     """
     passes = wpk_passes()
@@ -378,7 +451,7 @@ def build_pass_manager(
             if elem.options is not None and not info.takes_options:
                 raise PassPipelineError(f"wpk pass '{elem.name}' takes no options, got '{{{elem.options}}}'")
             try:
-                run = info.load(graph, elem.options)
+                run = info.load(graph, elem.options, checks)
             except (ImportError, AttributeError) as err:
                 raise PassPipelineError(f"wpk pass '{elem.name}' is unavailable: {err}") from err
             except ValueError as err:

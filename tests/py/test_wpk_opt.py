@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlir import ir
+from mlir.passmanager import PassManager
 
 from woodpecker import passes
 from woodpecker.dialect import create_context
@@ -238,13 +239,15 @@ def test_verifier_error_from_irdl(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_wpk_verify_failure_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # IRDL accepts dynamic shapes; wpk-opt runs the Woodpecker verifier after parsing anyway
+    # (as mlir-opt verifies what it parsed), with or without --wpk-verify, reporting it once.
     src = write(tmp_path, DYNAMIC)
-    assert main([src]) == 0  # IRDL accepts dynamic shapes
-    capsys.readouterr()
-    assert main([src, "--wpk-verify"]) == 1
-    captured = capsys.readouterr()
-    assert f"{src}:2:8: error: 'wpk.relu' op operand #0 must be a statically shaped f32 tensor" in captured.err
-    assert captured.out == ""
+    for args in ([src], [src, "--wpk-verify"], [src, "-O2"]):
+        assert main(args) == 1
+        captured = capsys.readouterr()
+        message = f"{src}:2:8: error: 'wpk.relu' op operand #0 must be a statically shaped f32 tensor"
+        assert captured.err.count(message) == 1
+        assert captured.out == ""
 
 
 def test_split_input_file_keeps_going_and_line_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -367,3 +370,62 @@ def test_op_notes_are_ignored() -> None:
     note = Diag("note", "see current operation: %0 = ...", SourcePos("t.mlir", 1, 1))
     verifier.process(Diag("error", "bad", SourcePos("t.mlir", 1, 1), notes=(note,)))
     assert verifier.finish() == []
+
+
+def _bad_result_shape(op: ir.Operation, pass_: object) -> None:
+    """A buggy pass: gives the relu a result shape its operand does not have."""
+    del pass_
+
+    def visit(child: ir.Operation) -> ir.WalkResult:
+        if child.name == "wpk.relu":
+            child.results[0].set_type(ir.RankedTensorType.get([3, 2], ir.F32Type.get()))
+        return ir.WalkResult.ADVANCE
+
+    with op.context, ir.Location.unknown():
+        op.walk(visit)
+
+
+def test_woodpecker_verifier_runs_after_each_wpk_pass(tmp_path: Path) -> None:
+    """MLIR verifies after every pass; with PassChecks(verify_each=True) (as wpk-opt runs them)
+    the Woodpecker verifier does too, so a pass that breaks an op's shape rule fails at the op."""
+    buggy = passes.PassInfo("wpk-buggy", "breaks a result shape", _bad_result_shape)
+    context = create_context()
+    module = ir.Module.parse(
+        """func.func @main(%a: tensor<2x3xf32>) -> tensor<6xf32> {
+          %0 = "wpk.relu"(%a) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+          %1 = "wpk.reshape"(%0) : (tensor<2x3xf32>) -> tensor<6xf32>
+          return %1 : tensor<6xf32>
+        }""",
+        context,
+    )
+    for verify_each, fails in ((False, False), (True, True)):
+        pm = PassManager("builtin.module", context=context)
+        pm.add(buggy.load(checks=passes.PassChecks(verify_each=verify_each)), name="wpk-buggy")
+        copy = ir.Module.parse(str(module), context)
+        if not fails:
+            pm.run(copy.operation)  # the shape rule alone is not MLIR's business
+            continue
+        with pytest.raises(ir.MLIRError) as info:
+            pm.run(copy.operation)
+        messages = [d.message for d in info.value.error_diagnostics]
+        assert any("'wpk.relu' op result shape [3, 2] does not match the expected shape [2, 3]" in m for m in messages)
+
+
+def test_lowering_failure_is_a_diagnostic_at_the_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lowering failure is reported like a verifier error (file:line:col of the op), so that
+    --verify-diagnostics can match it."""
+    import woodpecker.lowering as lowering
+
+    monkeypatch.setattr(lowering, "lowering_of", lambda op: None)  # no lowering for any op
+    src = write(tmp_path, RELU)
+    assert main([src, "--wpk-lower-to-linalg"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{src}:2:8: error: cannot lower 'wpk.relu': no lowering for this op (lowered ops: ")
+    assert "Traceback" not in err
+    expected = RELU.replace(
+        '  %0 = "wpk.relu"',
+        "  // expected-error @+1 {{cannot lower 'wpk.relu': no lowering for this op}}\n  %0 = \"wpk.relu\"",
+    )
+    assert main([write(tmp_path, expected, "expected.mlir"), "--wpk-lower-to-linalg", "--verify-diagnostics"]) == 0

@@ -7,6 +7,7 @@ parsed from text, `WeightTable.from_module` decodes the printed resource section
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import numpy as np
 from mlir import ir
 
 from woodpecker.dialect import create_op, tensor_type, weight_attr
+from woodpecker.errors import WeightDataError
 
 # Constants with at most this many elements are written inline as `wpk.constant`.
 INLINE_MAX_ELEMENTS = 1
@@ -63,9 +65,18 @@ class WeightTable:
         shape = list(ir.RankedTensorType(op.results[0].type).shape)
         if str(attr).startswith("dense_resource<"):
             name = resource_name(attr)
-            if name not in self.arrays:
-                raise KeyError(f"no data for weight resource '{name}'")
-            return self.arrays[name].reshape(shape)
+            array = self.arrays.get(name)
+            if array is None:
+                reason = f"no data for weight resource '{name}' in the module's dialect_resources"
+            elif array.size != math.prod(shape):
+                reason = (
+                    f"weight resource '{name}' holds {array.size} f32 values, its type {shape} needs {math.prod(shape)}"
+                )
+            else:
+                return array.reshape(shape)
+            raise WeightDataError(
+                f"'{op.name}' at {op.location}: {reason}", location=op.location, reason=f"'{op.name}' op {reason}"
+            )
         return np.array(ir.DenseElementsAttr(attr), dtype=np.float32).reshape(shape)
 
 

@@ -10,21 +10,24 @@ table, so that the runtime finds them by resource name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from mlir import ir
 
 from woodpecker.dialect.weights import WeightTable, materialize, resource_name
+from woodpecker.graph.fold_budget import FoldBudget
 
 DATA_OPS = ("wpk.weight", "wpk.constant")
 
 
 @dataclass
 class GraphContext:
-    """The weight table of one module, shared by the graph passes run on it."""
+    """The weight table of one module, shared by the graph passes run on it, and the budget
+    of constant folding (fold_budget.py) of their run."""
 
     weights: WeightTable
+    fold_budget: FoldBudget = field(default_factory=FoldBudget)
 
     def get(self, root: ir.Operation) -> GraphContext:
         """Itself (passes.GraphContextProvider: what the graph pass wrappers ask for)."""

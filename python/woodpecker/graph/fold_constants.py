@@ -5,7 +5,9 @@ produced by `wpk.weight` or `wpk.constant` is computed with numpy
 (graph/evaluate.py, float64) and replaced by a new weight holding the f32
 result (a `wpk.constant` when it has one element). Typical cases: transposes,
 reshapes, pads and arithmetic on weights, and shape-only chains the importer
-did not fold. The new arrays go into the GraphContext's weight table.
+did not fold. The new arrays go into the GraphContext's weight table. A fold whose result
+would exceed the GraphContext's fold budget (fold_budget.py, from the result type, before
+evaluating) is not done: the op computes it at run time.
 
 A `wpk.gemm` / `wpk.fused_gemm` with `trans_b` and a constant `b` gets `b` transposed once
 here (`trans_b` becomes false): the code then reads the weights in the order it multiplies
@@ -21,7 +23,15 @@ from mlir.rewrite import PatternRewriter
 from woodpecker.dialect import attr_bool, bool_attr, op_names
 from woodpecker.graph.context import DATA_OPS, GraphContext
 from woodpecker.graph.evaluate import NotFoldable, evaluate
-from woodpecker.graph.rewrite import NO_MATCH, MatchAndRewrite, Pattern, apply_patterns, erase_dead_ops, location_name
+from woodpecker.graph.rewrite import (
+    NO_MATCH,
+    MatchAndRewrite,
+    Pattern,
+    apply_patterns,
+    erase_dead_ops,
+    location_name,
+    shape,
+)
 
 PASS_NAME = "wpk-fold-constants"
 
@@ -31,7 +41,8 @@ def fold_pattern(graph: GraphContext) -> MatchAndRewrite:
         if not op.operands or len(op.results) != 1:
             return NO_MATCH
         arrays = [graph.array_of(value) for value in op.operands]
-        if any(array is None for array in arrays):
+        # The result's size is known from its type; one over the budget is left to run time.
+        if any(array is None for array in arrays) or not graph.fold_budget.admits(shape(op.results[0])):
             return NO_MATCH
         try:
             result = evaluate(op, arrays)

@@ -148,18 +148,37 @@ def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def binary(op: wpk.OpClass, fold: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Converter:
     """A binary op with numpy broadcasting; on two constant inputs `fold` computes the result
-    (in the inputs' dtype, so integer shape arithmetic stays integer)."""
+    (in the inputs' dtype, so integer shape arithmetic stays integer) unless it would exceed
+    the fold budget (then float data is computed at run time)."""
 
     def convert(ctx: NodeContext) -> Sequence[Result]:
         if _all_constant(ctx, (0, 1)):
             a, b = ctx.constant(0, "A"), ctx.constant(1, "B")
-            return [np.asarray(fold(a, b)).astype(a.dtype)]
+            if _fold_admitted(ctx, a, b):
+                return [np.asarray(fold(a, b)).astype(a.dtype)]
         lhs, rhs = ctx.tensor(0), ctx.tensor(1)
         shape = ctx.output_shape(0, lambda: shapes.broadcast(ctx.shape_of(lhs), ctx.shape_of(rhs)))
         return [ctx.emit(op, shape, lhs, rhs)]
 
     convert.__name__ = f"convert_{op.OPERATION_NAME.removeprefix('wpk.')}"
     return convert
+
+
+def _fold_admitted(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the broadcast of constants `a` and `b` fits the fold budget (sized from the shape
+    rule before anything is computed). A float result over it is left to run time; any other
+    cannot be a tensor, so it is an error naming the node."""
+    out_shape = ctx.compute(shapes.broadcast, list(a.shape), list(b.shape))
+    if ctx.values.fold_budget.admits(out_shape, a.dtype.itemsize):
+        return True
+    if a.dtype.kind == "f" and b.dtype.kind == "f":
+        return False
+    limits = ctx.values.fold_budget.options
+    raise ctx.shape_error(
+        f"folding its constant {a.dtype} inputs would make a {out_shape} array of "
+        f"{math.prod(out_shape) * a.dtype.itemsize} bytes, over the fold budget "
+        f"({limits.max_tensor_bytes} bytes per tensor, {limits.max_total_bytes} in all)"
+    )
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -522,6 +541,15 @@ def convert_pad(ctx: NodeContext) -> Sequence[Result]:
             full[axis + rank] = pads[i + len(axes)]
         pads = full
     ctx.check(len(pads) == 2 * rank, f"pads {pads} should have {2 * rank} values for rank {rank}")
+    if mode == "reflect":
+        # Reflection repeats no edge, so each side pads less than the axis (as onnxruntime requires).
+        for axis, size in enumerate(x_shape):
+            too_big = [p for p in (pads[axis], pads[axis + rank]) if p >= size]
+            ctx.check(
+                not too_big,
+                f"mode 'reflect' pads axis {axis} (size {size}) by {max(too_big, default=0)} on a side; reflect "
+                f"pads must be smaller than the axis size (pads {pads})",
+            )
     shape = ctx.output_shape(0, lambda: shapes.pad_shape(x_shape, pads))
     return [ctx.emit(wpk.PadOp, shape, x, pads, mode, value)]
 

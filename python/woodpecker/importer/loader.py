@@ -14,6 +14,7 @@ import onnx
 
 from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError
 from woodpecker.importer.converters import SUPPORTED_OPS
+from woodpecker.importer.type_rules import check_type_rules
 
 MIN_OPSET = 11
 MAX_OPSET = 25
@@ -40,8 +41,14 @@ def load_model(
     if input_shapes:
         apply_input_shapes(proto, input_shapes)
     check_graph_inputs(proto)
+    check_has_outputs(proto)
     forget_recorded_shapes(proto)
+    names = [node_name(node, i) for i, node in enumerate(proto.graph.node)]
+    # The types of inputs and initializers first (a type error there is what shape inference
+    # would fail on, less clearly), then those of every inferred value.
+    check_type_rules(proto, opset, names)
     inferred = infer_shapes(proto)
+    check_type_rules(inferred, opset, names)
     return LoadedModel(inferred, opset)
 
 
@@ -106,6 +113,12 @@ def check_nodes(model: onnx.ModelProto) -> None:
                 "operator type is not supported",
                 supported=list(SUPPORTED_OPS),
             )
+
+
+def check_has_outputs(model: onnx.ModelProto) -> None:
+    """A model must compute something: a graph without outputs is refused."""
+    if not model.graph.output:
+        raise ModelLoadError(f"the model's graph '{model.graph.name}' has no outputs; there is nothing to compute")
 
 
 def check_model(model: onnx.ModelProto) -> None:

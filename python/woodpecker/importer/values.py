@@ -15,6 +15,7 @@ import numpy as np
 from mlir import ir
 
 from woodpecker.dialect.weights import INLINE_MAX_ELEMENTS, WeightTable, materialize
+from woodpecker.graph.fold_budget import FoldBudget
 
 __all__ = ["INLINE_MAX_ELEMENTS", "ValueMap", "is_float_array", "materialize", "sanitize_resource_name"]
 
@@ -38,6 +39,7 @@ class ValueMap:
     """ONNX value name -> MLIR value (a computed tensor) or numpy array (a known constant)."""
 
     weights: WeightTable = field(default_factory=WeightTable)
+    fold_budget: FoldBudget = field(default_factory=FoldBudget)  # of the folds at import
     values: dict[str, ir.Value] = field(default_factory=dict)
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     _materialized: dict[str, ir.Value] = field(default_factory=dict)

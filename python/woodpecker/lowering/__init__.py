@@ -52,7 +52,12 @@ def _wpk_ops(op: ir.Operation) -> list[ir.Operation]:
 
 
 def _fail(op: ir.Operation, reason: str) -> CompilationError:
-    return CompilationError(f"cannot lower '{op.name}' at {op.location}: {reason}")
+    """The error for `op`; run as a pass, it is reported as a diagnostic at the op's location."""
+    return CompilationError(
+        f"cannot lower '{op.name}' at {op.location}: {reason}",
+        location=op.location,
+        reason=f"cannot lower '{op.name}': {reason}",
+    )
 
 
 def lower_op(op: ir.Operation, group: int | None = None) -> None:
@@ -102,9 +107,7 @@ def _tag_replacement(value: ir.Value, op: ir.Operation, group: int) -> None:
                     pending.extend(nested.operation.operands)
 
 
-def lower_to_linalg(
-    op: ir.Operation, pass_: ExternalPass | None = None, *, kernel_groups: bool = False
-) -> None:
+def lower_to_linalg(op: ir.Operation, pass_: ExternalPass | None = None, *, kernel_groups: bool = False) -> None:
     """Lowers every `wpk` op in the func.func ops at or below `op` (a Python pass callable).
 
     `kernel_groups`: tag the ops of each op's replacement with its position (`wpk.group`)."""

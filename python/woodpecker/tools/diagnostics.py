@@ -31,6 +31,7 @@ SEVERITIES = {
 }
 
 OP_NOTE_PREFIX = "see current operation:"
+MAX_SOURCE_LINE = 200  # characters of a source line shown under a diagnostic
 
 _EXPECTED = re.compile(
     r"expected-(error|note|remark|warning)(-re)? *(@([+-][0-9]+|above|below|unknown))? *\{\{(.*)\}\}$"
@@ -96,6 +97,14 @@ class Diag:
         )
 
     @classmethod
+    def at(cls, severity: str, loc: ir.Location, message: str, rename: dict[str, str] | None = None) -> Diag:
+        """A diagnostic made here (not by MLIR) at `loc`, e.g. a warning the bindings cannot emit."""
+        loc_text = str(loc)
+        return cls(
+            severity, message, find_file_pos(loc, rename), "<unknown>:0" if loc_text == "loc(unknown)" else loc_text
+        )
+
+    @classmethod
     def tool_error(cls, message: str, tool: str = "wpk-opt") -> Diag:
         """An error that has no IR location; prints as `wpk-opt: error: msg`."""
         return cls("error", message, None, tool)
@@ -136,7 +145,11 @@ def render(
     line = sources.line(pos)
     if line is None:
         return head
-    return f"{head}\n{line}\n{' ' * max(pos.col - 1, 0)}^{'~' * range_len}"
+    col = max(pos.col - 1, 0)
+    if len(line) > MAX_SOURCE_LINE:  # a window around the column, not a megabyte of text
+        start = max(col - MAX_SOURCE_LINE // 2, 0)
+        line, col = line[start : start + MAX_SOURCE_LINE], col - start
+    return f"{head}\n{line}\n{' ' * col}^{'~' * range_len}"
 
 
 def format_diagnostic(diag: Diag, sources: SourceBuffers | None = None, drop_op_notes: bool = False) -> str:

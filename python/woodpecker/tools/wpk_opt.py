@@ -34,6 +34,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from mlir import ir
@@ -41,15 +42,18 @@ from mlir.passmanager import PassManager
 
 from woodpecker.dialect import create_context
 from woodpecker.errors import WoodpeckerError
-from woodpecker.passes import GRAPH_PIPELINES, OPT_LEVEL_PIPELINES, build_pass_manager, wpk_passes
+from woodpecker.passes import GRAPH_PIPELINES, OPT_LEVEL_PIPELINES, PassChecks, build_pass_manager, wpk_passes
 from woodpecker.tools.diagnostics import (
     Diag,
     DiagnosticCollector,
     DiagnosticVerifier,
     SourceBuffers,
+    SourcePos,
     format_diagnostic,
     from_mlir_error,
 )
+from woodpecker.tools.input_limits import InputLimits, check_input_file, nesting_overflow, read_bounded
+from woodpecker.verify import verify_module
 
 TOOL = "wpk-opt"
 SPLIT_MARKER = "// -----"
@@ -73,6 +77,7 @@ _TOOL_OPTIONS: dict[str, bool] = {
     "mlir-elide-resource-strings-if-larger": True,
     "mlir-timing": False,
     "list-passes": False,
+    "version": False,
     "allow-unregistered-dialect": False,
     "wpk-print-schedules": False,
     "wpk-schedule-stage": True,
@@ -103,7 +108,9 @@ class Options:
     elide_resources: int | None = None
     timing: bool = False
     list_passes: bool = False
+    version: bool = False
     allow_unregistered: bool = False
+    limits: InputLimits = field(default_factory=InputLimits)
 
     def print_kwargs(self) -> dict[str, object]:
         """Keyword arguments of Operation.print/get_asm for the printing flags."""
@@ -156,6 +163,7 @@ def _arg_parser() -> argparse.ArgumentParser:
     flag("mlir-elide-resource-strings-if-larger", type=int, metavar="N", help="elide resources > N chars")
     flag("mlir-timing", action="store_true", help="print pass timing (stderr)")
     flag("list-passes", action="store_true", help="list the wpk passes and pipeline aliases")
+    flag("version", action="store_true", help="print the versions of wpk-opt and of the MLIR it uses")
     flag("allow-unregistered-dialect", action="store_true", help="accept ops of unregistered dialects")
     flag(
         "wpk-print-schedules",
@@ -271,6 +279,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         elide_resources=ns.mlir_elide_resource_strings_if_larger,
         timing=ns.mlir_timing,
         list_passes=ns.list_passes,
+        version=ns.version,
         allow_unregistered=ns.allow_unregistered_dialect,
     )
 
@@ -294,6 +303,20 @@ def list_passes_text() -> str:
         "--pass-pipeline='builtin.module(...)' (see `mlir-opt --help`)."
     )
     return "\n".join(lines) + "\n"
+
+
+def _distribution_version(module: str) -> str:
+    """'name version' of the installed distribution that provides the import package `module`."""
+    names = metadata.packages_distributions().get(module) or [module]
+    try:
+        return f"{names[0]} {metadata.version(names[0])}"
+    except metadata.PackageNotFoundError:
+        return f"{module} (version unknown)"
+
+
+def version_text() -> str:
+    """`wpk-opt --version`: Woodpecker's version and that of the MLIR Python bindings."""
+    return f"{TOOL}: {_distribution_version('woodpecker')}, MLIR Python bindings {_distribution_version('mlir')}\n"
 
 
 # ----------------------------------------------------------------------------
@@ -359,6 +382,19 @@ def parse_source(
     return module.operation, module, {}
 
 
+def verify_loaded(op: ir.Operation) -> bool:
+    """Verifies the IR as read, as mlir-opt does before any pass: MLIR's verifier (raises
+    MLIRError with its diagnostics) and the Woodpecker verifier (wpk-verify's checks: shapes
+    and attributes by the op semantics), whose failures are emitted as error diagnostics at
+    the ops' locations. Returns whether the IR is valid."""
+    op.verify()
+    failures = verify_module(op)
+    with op.context:
+        for failure in failures:
+            failure.location.emit_error(failure.text())
+    return not failures
+
+
 # load(context) -> (module op, the object owning it, file renames for diagnostics)
 Loader = Callable[[ir.Context], tuple[ir.Operation, object, dict[str, str]]]
 
@@ -379,10 +415,17 @@ class Driver:
             context.enable_multithreading(False)
         return context
 
-    def pass_manager(self, context: ir.Context) -> PassManager | None:
+    def pass_manager(self, context: ir.Context, collector: DiagnosticCollector | None = None) -> PassManager | None:
+        """The pipeline's pass manager; the wpk passes verify the module after they ran and
+        report a run that finds nothing to act on as a warning into `collector`."""
         if not self.opts.pipeline:
             return None
-        pm = build_pass_manager(self.opts.pipeline, context)
+
+        def warn(loc: ir.Location, message: str) -> None:
+            if collector is not None:
+                collector.diagnostics.append(Diag.at("warning", loc, message, collector.rename))
+
+        pm = build_pass_manager(self.opts.pipeline, context, checks=PassChecks(verify_each=True, warn=warn))
         if self.opts.print_ir_after_all:
             kwargs = self.opts.print_kwargs()
             pm.enable_ir_printing(
@@ -407,11 +450,12 @@ class Driver:
             try:
                 op, _owner, renames = load(context)
                 collector.rename.update(renames)
-                pm = self.pass_manager(context)
-                if pm is not None:
-                    sys.stdout.flush()
-                    pm.run(op)
-                result.output = op.get_asm(**self.opts.print_kwargs()) + "\n"
+                if verify_loaded(op):
+                    pm = self.pass_manager(context, collector)
+                    if pm is not None:
+                        sys.stdout.flush()
+                        pm.run(op)
+                    result.output = op.get_asm(**self.opts.print_kwargs()) + "\n"
             except ir.MLIRError as err:
                 result.failed = True
                 result.diagnostics.extend(from_mlir_error(err, renames))
@@ -439,7 +483,12 @@ class Driver:
         # The unsplit text of a named file can be re-read by path (see parse_source).
         path = name if name != STDIN_NAME and not self.opts.split_input_file else None
         for chunk in split_chunks(text, self.opts.split_input_file):
-            result = self.run_chunk(lambda ctx, c=chunk: parse_source(c.text, name, ctx, path), name)
+            overflow = nesting_overflow(chunk.text, self.opts.limits.max_nesting)
+            if overflow is None:
+                result = self.run_chunk(lambda ctx, c=chunk: parse_source(c.text, name, ctx, path), name)
+            else:
+                pos = SourcePos(name, overflow.line, overflow.col)
+                result = ChunkResult(diagnostics=[Diag("error", overflow.message(), pos)], failed=True)
             outputs.append(result.output)
             if self.opts.verify_diagnostics:
                 verifier = DiagnosticVerifier.from_text(name, chunk.text, self.sources)
@@ -471,17 +520,6 @@ class Driver:
         return result.output, not result.failed
 
 
-def _read_input(path: str, binary: bool) -> str | bytes:
-    try:
-        if path == "-":
-            return sys.stdin.buffer.read() if binary else sys.stdin.read()
-        return Path(path).read_bytes() if binary else Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot open input file '{path}': {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise UsageError(f"input file '{path}' is not UTF-8 text: {err}") from err
-
-
 def _write_output(path: str | None, text: str) -> None:
     if path is None or path == "-":
         sys.stdout.write(text)
@@ -497,23 +535,25 @@ def run(opts: Options) -> int:
     if opts.list_passes:
         _write_output(None, list_passes_text())
         return 0
+    if opts.version:
+        _write_output(None, version_text())
+        return 0
     driver = Driver(opts)
     # Reject a bad pipeline before reading anything, as mlir-opt does.
     if opts.pipeline:
         build_pass_manager(opts.pipeline, driver.new_context())
     if opts.import_onnx:
         if opts.input == "-":
-            data = _read_input("-", binary=True)
+            data = read_bounded("-", opts.limits, binary=True)
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "stdin.onnx")
                 Path(path).write_bytes(data)  # type: ignore[arg-type]
                 output, ok = driver.run_onnx(path)
         else:
-            if not Path(opts.input).is_file():
-                raise UsageError(f"cannot open input file '{opts.input}': No such file or directory")
+            check_input_file(opts.input, opts.limits)
             output, ok = driver.run_onnx(opts.input)
     else:
-        text = _read_input(opts.input, binary=False)
+        text = read_bounded(opts.input, opts.limits)
         name = STDIN_NAME if opts.input == "-" else opts.input
         output, ok = driver.run_text(text, name)  # type: ignore[arg-type]
     if ok or opts.output in (None, "-"):

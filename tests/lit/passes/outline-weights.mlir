@@ -21,6 +21,7 @@ func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
+// expected-warning @below {{wpk-outline-weights: no wpk ops to outline}}
 // expected-error @below {{outline_weights: module has no func.func @main}}
 module {
   func.func @not_main() {

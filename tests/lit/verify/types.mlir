@@ -1,7 +1,7 @@
 // wpk-verify: tensor types and attribute element kinds, which IRDL checks only by base kind.
 // RUN: wpk-opt %s --split-input-file --verify-diagnostics --wpk-verify
-// IRDL alone accepts all of these:
-// RUN: wpk-opt %s --split-input-file | FileCheck %s --check-prefix=IRDL
+// IRDL alone (upstream mlir-opt with the dialect's IRDL file) accepts all of these:
+// RUN: mlir-opt --irdl-file=%irdl %s --split-input-file | FileCheck %s --check-prefix=IRDL
 // IRDL-COUNT-8: "wpk.
 
 func.func @dynamic_shape(%a: tensor<?x3xf32>) -> tensor<?x3xf32> {

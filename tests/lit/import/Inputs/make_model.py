@@ -69,7 +69,19 @@ def unsupported():
     )
 
 
+def fp16_conv_weight():
+    """An fp16 weight on an fp32 Conv: ONNX's type constraint T wants one type."""
+    w = numpy_helper.from_array(np.ones((1, 1, 1, 1), dtype=np.float16), "w16")
+    return helper.make_graph(
+        [helper.make_node("Conv", ["x", "w16"], ["y"], name="conv_fp16")], "fp16_conv_weight",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])],
+        initializer=[w],
+    )
+
+
 KINDS = {
+    "fp16_conv_weight": fp16_conv_weight,
     "conv_relu_pool": conv_relu_pool,
     "gemm_softmax": gemm_softmax,
     "conv_hard_activations": conv_hard_activations,
