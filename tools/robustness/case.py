@@ -37,6 +37,7 @@ class Case:
     on_success: str = WRONG
     needs: tuple[str, ...] = ()  # fixtures built once per run (see fixtures.py)
     note: str = ""
+    extended: bool = False  # run only with --all
 
     @property
     def id(self) -> str:

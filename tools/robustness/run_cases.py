@@ -35,6 +35,11 @@ CASE_MODULES = ("cases_crashes", "cases_models", "cases_inputs", "cases_argument
 
 def all_cases() -> list[Case]:
     cases = [case for name in CASE_MODULES for case in importlib.import_module(name).CASES]
+    for name in CASE_MODULES:
+        module = importlib.import_module(name)
+        missing = set(getattr(module, "EXTENDED", ())) - {c.name for c in module.CASES}
+        if missing:
+            raise SystemExit(f"run_cases: error: {name}.EXTENDED names no case: {', '.join(sorted(missing))}")
     seen: set[str] = set()
     for case in cases:
         if case.id in seen:
@@ -59,12 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds per case (default: each case's own, 20 or 60)")
     parser.add_argument("--memory-gib", type=float, default=6.0, help="address-space limit of a case")
     parser.add_argument("--json", metavar="FILE", help="write every result (JSON)")
+    parser.add_argument("--all", action="store_true", help="also the extended cases (longer run)")
     parser.add_argument("--list", action="store_true", help="list the cases and stop")
     parser.add_argument("--verbose", "-v", action="store_true", help="print each case as it finishes")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     cases = select(all_cases(), args.classes, args.case)
+    if not args.all:
+        cases = [c for c in cases if not c.extended]
     if args.list:
         for case in cases:
             print(f"{case.id}  [{', '.join(sorted(case.accept))}]  {case.note}")
