@@ -18,14 +18,49 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-F32, F16, F64, I64, I32 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.INT32
+F32, F16, F64, I64, I32 = (
+    TensorProto.FLOAT,
+    TensorProto.FLOAT16,
+    TensorProto.DOUBLE,
+    TensorProto.INT64,
+    TensorProto.INT32,
+)
 REPO = Path(__file__).resolve().parents[2]
 RTOL, ATOL = 1e-4, 1e-5  # the stated tolerance of every numeric comparison (float64)
 
 __all__ = [
-    "F16", "F32", "F64", "I32", "I64", "REPO", "RTOL", "ATOL", "np", "onnx", "helper", "numpy_helper", "Path",
-    "vi", "init", "node", "model", "save", "api", "cli", "wpk_opt", "verdict", "correct", "wrong", "skip",
-    "harness_error", "compare", "ort_run", "check_model", "fixture", "mkfifo",
+    "ATOL",
+    "F16",
+    "F32",
+    "F64",
+    "I32",
+    "I64",
+    "REPO",
+    "RTOL",
+    "Path",
+    "api",
+    "bare_tensor",
+    "check_model",
+    "cli",
+    "compare",
+    "correct",
+    "fixture",
+    "harness_error",
+    "helper",
+    "init",
+    "mkfifo",
+    "model",
+    "node",
+    "np",
+    "numpy_helper",
+    "onnx",
+    "ort_run",
+    "save",
+    "skip",
+    "verdict",
+    "vi",
+    "wpk_opt",
+    "wrong",
 ]  # fmt: skip
 
 
@@ -62,6 +97,16 @@ def vi(name: str, shape: Sequence[int | str] | None, dtype: int = F32) -> onnx.V
 
 def init(name: str, array: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array), name)
+
+
+def bare_tensor(name: str, dtype: int, dims: Sequence[int], raw: bytes | None = None) -> onnx.TensorProto:
+    """A TensorProto as a hostile file could hold it (onnx.helper would refuse to make it)."""
+    tensor = onnx.TensorProto()
+    tensor.name, tensor.data_type = name, dtype
+    tensor.dims.extend(dims)
+    if raw is not None:
+        tensor.raw_data = raw
+    return tensor
 
 
 def node(op: str, inputs: Sequence[str], outputs: Sequence[str], **attrs: Any) -> onnx.NodeProto:
@@ -107,9 +152,7 @@ def api(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except WoodpeckerError as err:
-        Path(os.environ["WPK_CASE_RESULT"]).write_text(
-            json.dumps({"raised": type(err).__name__, "message": str(err)})
-        )
+        Path(os.environ["WPK_CASE_RESULT"]).write_text(json.dumps({"raised": type(err).__name__, "message": str(err)}))
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -142,7 +185,7 @@ def ort_run(path: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray] | str:
     try:
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         return session.run(None, feeds)
-    except Exception as err:  # noqa: BLE001 - any refusal of ONNX Runtime is a fact of the case
+    except Exception as err:
         return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
 
 

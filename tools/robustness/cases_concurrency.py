@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from textwrap import dedent
 
-from case import CORRECT, Case
+from case import Case
 
 K = "concurrency"
 
-SHARED = dedent('''
+SHARED = dedent("""
     import json, os, signal, subprocess, sys, time
     from woodpecker.database import COMPLETE, RUNNING, open_database
     from woodpecker.models import bundled_model_path
@@ -60,7 +60,7 @@ SHARED = dedent('''
         if set(measured) - kept:
             wrong(f"{len(set(measured) - kept)} measurements lost (measured, not recorded)")
         correct(f"{len(KERNELS)} workloads x {TRIALS} trials, each measured once")
-''')
+""")
 
 CASES: list[Case] = []
 for backend, suffix in (("sqlite", "tuning.db"), ("journal", "tuning.journal")):
@@ -103,7 +103,7 @@ for backend, suffix in (("sqlite", "tuning.db"), ("journal", "tuning.journal")):
             tail = [l for l in out.strip().splitlines() if l.strip()][-1:] or [""]
             if "Traceback" in out:
                 verdict("traceback", tail[0][:200])
-            if "{sig}" == "SIGINT" and process.returncode not in (1, 2, 130):
+            if "{sig}" == "SIGINT" and process.returncode not in (0, 1, 2, 130):
                 wrong(f"Ctrl-C ended with status {{process.returncode}}: {{tail[0][:160]}}")
             kept = trials_of({suffix!r})
             if any(t.state == RUNNING for ts in kept.values() for t in ts) and "{sig}" == "SIGINT":
@@ -115,8 +115,15 @@ for backend, suffix in (("sqlite", "tuning.db"), ("journal", "tuning.journal")):
                 verdict("traceback" if "Traceback" in out2 else "wrong-answer", out2.strip().splitlines()[-1][:200])
             check_budget({suffix!r}, [out2], [Path("calls-1.json")], require_every_worker=False)
         """), timeout_s=150.0, note=f"{sig} during wpk tune, then a resumed run"))  # fmt: skip
-CASES.append(Case(K, "4-workers-postgresql", dedent("""
+CASES.append(
+    Case(
+        K,
+        "4-workers-postgresql",
+        dedent("""
     import os
     url = os.environ.get("WPK_ROBUSTNESS_POSTGRES_URL")
     skip("needs a PostgreSQL server: set WPK_ROBUSTNESS_POSTGRES_URL (tests/py/test_tune_workers.py covers it)")
-"""), note="PostgreSQL needs a running server"))
+"""),
+        note="PostgreSQL needs a running server",
+    )
+)

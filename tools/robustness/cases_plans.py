@@ -4,9 +4,8 @@ malformed JSON is an error, never a traceback, a hang, or a file read from outsi
 
 from __future__ import annotations
 
-from textwrap import dedent
-
 from dataclasses import replace
+from textwrap import dedent
 
 from case import Case
 
@@ -125,5 +124,27 @@ for name, setup in BATCH.items():
                       note="wpk measure on a tampered batch directory"))  # fmt: skip
 
 # Run with --all only: kept out of the default run so that it stays within ~12 minutes.
-EXTENDED = {'input-name-a-number', 'plan-json-deep-dict', 'weights-npy-wrong-dtype', 'buffers-of-ints', 'library-spec-a-list', 'plan-json-string', 'ptx-missing', 'version-missing', 'inputs-wrong-type', 'block-too-large', 'steps-of-strings', 'element-type-bogus', 'weights-npy-garbage', 'grid-strings', 'save-entry-name-empty', 'ptx-a-directory', 'cubin-dotdot-path', 'arena-bytes-negative', 'plan-json-null', 'measure-batch-empty-dir', 'buffer-negative-offset'}
+EXTENDED = {
+    "input-name-a-number",
+    "plan-json-deep-dict",
+    "weights-npy-wrong-dtype",
+    "buffers-of-ints",
+    "library-spec-a-list",
+    "plan-json-string",
+    "ptx-missing",
+    "version-missing",
+    "inputs-wrong-type",
+    "block-too-large",
+    "steps-of-strings",
+    "element-type-bogus",
+    "weights-npy-garbage",
+    "grid-strings",
+    "save-entry-name-empty",
+    "ptx-a-directory",
+    "cubin-dotdot-path",
+    "arena-bytes-negative",
+    "plan-json-null",
+    "measure-batch-empty-dir",
+    "buffer-negative-offset",
+}
 CASES = [replace(c, extended=True) if c.name in EXTENDED else c for c in CASES]

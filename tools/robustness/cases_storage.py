@@ -1,12 +1,12 @@
+# ruff: noqa: E501 - case data (IR, model and command lines) reads best one case a line
 """Bad storages for the tuning database, through `wpk tune`, `wpk run`, `wpk tune-report` and
 `CompileOptions(tuning_db=)`: each one line naming the storage, never a traceback, and an
 unknown URL scheme never silently a local file."""
 
 from __future__ import annotations
 
-from textwrap import dedent
-
 from dataclasses import replace
+from textwrap import dedent
 
 from case import Case
 
@@ -53,18 +53,38 @@ GUARD = dedent("""
 CASES: list[Case] = []
 for name, (setup, db, prefix) in STORAGES.items():
     for entry, argv in ENTRY.items():
-        if entry in ("run", "report") and name not in ("directory", "text-file", "corrupt-journal", "foo-scheme",
-                                                        "postgresql-without-driver", "under-a-regular-file"):
+        if entry in ("run", "report") and name not in (
+            "directory",
+            "text-file",
+            "corrupt-journal",
+            "foo-scheme",
+            "postgresql-without-driver",
+            "under-a-regular-file",
+        ):
             continue
         code = f"{setup}{TINY}DB = {db!r}\n{GUARD.format(prefix=prefix) if prefix else ''}cli({argv})\n"
         CASES.append(Case(K, f"{entry}-{name}", code, timeout_s=60.0, note=f"--db {db} ({entry})"))
 for name in ("directory", "foo-scheme", "postgresql-without-driver"):
     setup, db, _ = STORAGES[name]
-    code = (f"{setup}import woodpecker\npath = {TINY.strip()}\n"
-            f"api(lambda: woodpecker.compile(path, options=woodpecker.CompileOptions(tuning_db={db!r})))\n"
-            f"wrong('compiled with tuning_db={db}')\n")
+    code = (
+        f"{setup}import woodpecker\npath = {TINY.strip()}\n"
+        f"api(lambda: woodpecker.compile(path, options=woodpecker.CompileOptions(tuning_db={db!r})))\n"
+        f"wrong('compiled with tuning_db={db}')\n"
+    )
     CASES.append(Case(K, f"api-{name}", code, timeout_s=60.0, note=f"CompileOptions(tuning_db={db!r})"))
 
 # Run with --all only: kept out of the default run so that it stays within ~12 minutes.
-EXTENDED = {'tune-other-apps-sqlite', 'tune-under-a-regular-file', 'report-postgresql-without-driver', 'tune-journal-is-a-directory', 'run-under-a-regular-file', 'report-text-file', 'tune-postgresql-no-server', 'report-corrupt-journal', 'report-under-a-regular-file', 'tune-proc-read-only', 'tune-garbage-sqlite-suffix'}
+EXTENDED = {
+    "tune-other-apps-sqlite",
+    "tune-under-a-regular-file",
+    "report-postgresql-without-driver",
+    "tune-journal-is-a-directory",
+    "run-under-a-regular-file",
+    "report-text-file",
+    "tune-postgresql-no-server",
+    "report-corrupt-journal",
+    "report-under-a-regular-file",
+    "tune-proc-read-only",
+    "tune-garbage-sqlite-suffix",
+}
 CASES = [replace(c, extended=True) if c.name in EXTENDED else c for c in CASES]

@@ -9,8 +9,10 @@ from case import CORRECT, Case
 
 K = "wpk-opt"
 
-RELU_BAD_SHAPE = ('func.func @main(%x: tensor<2x3xf32>) -> tensor<5xf32> {\n'
-                  '  %0 = "wpk.relu"(%x) : (tensor<2x3xf32>) -> tensor<5xf32>\n  return %0 : tensor<5xf32>\n}\n')
+RELU_BAD_SHAPE = (
+    "func.func @main(%x: tensor<2x3xf32>) -> tensor<5xf32> {\n"
+    '  %0 = "wpk.relu"(%x) : (tensor<2x3xf32>) -> tensor<5xf32>\n  return %0 : tensor<5xf32>\n}\n'
+)
 CONV_BAD = ('func.func @main(%x: tensor<1x2x4x4xf32>, %w: tensor<3x2x3x3xf32>) -> tensor<1x3x9x9xf32> {\n'
             '  %c = "wpk.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, '
             'dilations = array<i64: 1, 1>, groups = 1 : i64} : (tensor<1x2x4x4xf32>, tensor<3x2x3x3xf32>) -> '
@@ -21,8 +23,10 @@ WEIGHT_NO_DATA = ('func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {\n'
                   '  %n = "wpk.relu"(%w) : (tensor<4xf32>) -> tensor<4xf32>\n'
                   '  %y = "wpk.add"(%x, %n) : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>\n'
                   '  return %y : tensor<4xf32>\n}\n')  # fmt: skip
-GOOD = ('func.func @main(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {\n'
-        '  %0 = "wpk.relu"(%x) : (tensor<2x3xf32>) -> tensor<2x3xf32>\n  return %0 : tensor<2x3xf32>\n}\n')
+GOOD = (
+    "func.func @main(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {\n"
+    '  %0 = "wpk.relu"(%x) : (tensor<2x3xf32>) -> tensor<2x3xf32>\n  return %0 : tensor<2x3xf32>\n}\n'
+)
 
 IR = {  # name: (IR text, extra argv, outcome when it succeeds)
     "negative-dim": ("func.func @main(%x: tensor<-1xf32>) { return }\n", [], None),
@@ -74,5 +78,16 @@ CASES.append(Case(K, "missing-input-file", "wpk_opt(['nope.mlir'])\n", note="no 
 CASES.append(Case(K, "input-is-a-directory", "Path('d').mkdir()\nwpk_opt(['d'])\n", note="a directory"))
 
 # Run with --all only: kept out of the default run so that it stays within ~12 minutes.
-EXTENDED = {'relu-bad-shape-lower', 'binary-garbage', 'import-onnx-bad-input-shape', 'input-is-a-directory', 'outline-weight-without-data', 'good-ir-O7', 'unknown-dialect-op', 'no-main', 'good-ir-upstream-bad-option', 'good-ir-schedule-stage-bogus'}
+EXTENDED = {
+    "relu-bad-shape-lower",
+    "binary-garbage",
+    "import-onnx-bad-input-shape",
+    "input-is-a-directory",
+    "outline-weight-without-data",
+    "good-ir-O7",
+    "unknown-dialect-op",
+    "no-main",
+    "good-ir-upstream-bad-option",
+    "good-ir-schedule-stage-bogus",
+}
 CASES = [replace(c, extended=True) if c.name in EXTENDED else c for c in CASES]

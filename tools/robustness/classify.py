@@ -74,7 +74,10 @@ def classify(seen: Observed, on_success: str = WRONG) -> tuple[str, str]:
     if seen.returncode in (1, 2):
         line = _error_line(seen.output)
         if line is None:
-            return NO_MESSAGE, f"exit status {seen.returncode} and no error line; last: {_last_line(seen.output)[:120]!r}"
+            return (
+                NO_MESSAGE,
+                f"exit status {seen.returncode} and no error line; last: {_last_line(seen.output)[:120]!r}",
+            )
         return CLEAN_ERROR, line[:300]
     if seen.returncode == 0:
         if on_success == CORRECT:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from case import CLEAN_ERROR, CORRECT, CRASH, HANG, MEMORY, TRACEBACK, WRONG, Result
+from case import CLEAN_ERROR, CORRECT, CRASH, HANG, MEMORY, SKIPPED, TRACEBACK, WRONG, Result
 
 COLUMNS = (("clean-error", CLEAN_ERROR), ("correct", CORRECT), ("traceback", TRACEBACK), ("crash", CRASH),
            ("hang", HANG), ("wrong", WRONG), ("memory", MEMORY))  # fmt: skip
@@ -23,7 +23,9 @@ def table(results: list[Result]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row) -> str:
-        return " | ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+        return " | ".join(
+            str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        )
 
     rule = "-+-".join("-" * w for w in widths)
     others = Counter(r.outcome for r in results if r.outcome not in NAMED)
@@ -38,9 +40,23 @@ def failing_lines(results: list[Result]) -> list[str]:
 def json_report(results: list[Result]) -> dict:
     return {
         "results": [
-            {"case": r.case_id, "class": r.klass, "outcome": r.outcome, "accepted": r.accepted, "detail": r.detail,
-             "seconds": round(r.seconds, 2), "returncode": r.returncode, "output_tail": r.output_tail}
+            {
+                "case": r.case_id,
+                "class": r.klass,
+                "outcome": r.outcome,
+                "accepted": r.accepted,
+                "detail": r.detail,
+                "seconds": round(r.seconds, 2),
+                "returncode": r.returncode,
+                "output_tail": r.output_tail,
+            }
             for r in results
-        ],  # fmt: skip
-        "counts": {k: dict(Counter(r.outcome for r in results if r.klass == k)) for k in sorted({r.klass for r in results})},
+        ],
+        "counts": {
+            k: dict(Counter(r.outcome for r in results if r.klass == k)) for k in sorted({r.klass for r in results})
+        },
     }
+
+
+def skipped_lines(results: list[Result]) -> list[str]:
+    return [f"  {r.case_id}: {r.detail}" for r in results if r.outcome == SKIPPED]

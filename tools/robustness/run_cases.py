@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 
 from case import Case, Result  # noqa: E402
 from fixtures import build_fixtures  # noqa: E402
-from report import failing_lines, json_report, table  # noqa: E402
+from report import failing_lines, json_report, skipped_lines, table  # noqa: E402
 from sandbox import Limits, run_case  # noqa: E402
 
 CASE_MODULES = ("cases_crashes", "cases_models", "cases_inputs", "cases_arguments", "cases_wpk_opt",
@@ -53,7 +53,11 @@ def select(cases: list[Case], classes: Sequence[str], substrings: Sequence[str])
     unknown = [k for k in classes if k not in known]
     if unknown:
         raise SystemExit(f"run_cases: error: no class {', '.join(unknown)} (classes: {', '.join(known)})")
-    return [c for c in cases if (not classes or c.klass in classes) and (not substrings or any(s in c.id for s in substrings))]
+    return [
+        c
+        for c in cases
+        if (not classes or c.klass in classes) and (not substrings or any(s in c.id for s in substrings))
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_case(case, fixtures, limits, timeout_s=args.timeout)
             if args.verbose:
                 mark = "ok  " if result.accepted else "FAIL"
-                print(f"{mark} {result.outcome:13s} {result.seconds:5.1f}s {case.id}: {result.detail[:150]}", flush=True)
+                print(
+                    f"{mark} {result.outcome:13s} {result.seconds:5.1f}s {case.id}: {result.detail[:150]}", flush=True
+                )
             return result
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -99,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"\nall {len(results)} cases acceptable")  # fmt: skip
     for line in failing:
         print(line)
+    skipped = skipped_lines(results)
+    if skipped:
+        print(f"\n{len(skipped)} cases skipped (not failing):")
+        print("\n".join(skipped))
     if args.json:
         Path(args.json).write_text(json.dumps(json_report(results), indent=1))
         print(f"\nwrote {args.json}")

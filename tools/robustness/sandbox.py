@@ -4,6 +4,7 @@ inside it, an address-space limit, no core files, a bounded file size, its own p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from case import Case, Result
+from case import SKIPPED, Case, Result
 from classify import Observed, classify
 
 HERE = Path(__file__).resolve().parent
@@ -81,11 +82,9 @@ def run_case(case: Case, fixtures: Path | None = None, limits: Limits = Limits()
             timed_out = True
             os.killpg(process.pid, signal.SIGKILL)
             raw, _ = process.communicate()
-        finally:
-            try:  # whatever the case left behind in its group (a tuner it started) goes too
+        finally:  # whatever the case left behind in its group (a tuner it started) goes too
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         seconds = time.monotonic() - start
         output = raw[-limits.output_bytes :].decode(errors="replace")
         verdict = None
@@ -96,5 +95,5 @@ def run_case(case: Case, fixtures: Path | None = None, limits: Limits = Limits()
                 verdict = None
     seen = Observed(None if timed_out else process.returncode, output, verdict, timed_out)
     outcome, detail = classify(seen, case.on_success)
-    return Result(case.id, case.klass, outcome, detail, seconds, outcome in case.accept, seen.returncode,
-                  output[-4000:])  # fmt: skip
+    accepted = outcome in case.accept or outcome == SKIPPED  # a stated skip is listed apart, not a failure
+    return Result(case.id, case.klass, outcome, detail, seconds, accepted, seen.returncode, output[-4000:])
