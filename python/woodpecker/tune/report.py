@@ -608,6 +608,8 @@ def plot_kernel_times(
     """A PNG of default and best time per kernel (µs, log axis), named by kernel, the largest
     share of the model's time first; kernels under `min_share` of it are left out (a footnote
     says how many). Returns the figure."""
+    from matplotlib.ticker import FuncFormatter
+
     shares = kernel_shares(summaries, min_share)
     figure = _new_figure(9.0, max(3.0, 0.42 * len(shares.shown) + 1.8))
     ax = figure.subplots()
@@ -622,8 +624,12 @@ def plot_kernel_times(
         ax.set_yticks(positions, labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
-        for y, (s, best) in enumerate(zip(shares.shown, bests, strict=True)):
-            ax.text(best * 1.05, y + height / 2, _speedup(s.speedup), va="center", fontsize=7)
+        values = [v for v in defaults + bests if v > 0]
+        low, high = min(values), max(values)
+        ax.set_xlim(10 ** math.floor(math.log10(low / 1.5)), high * 2.0)  # bars start a decade below the shortest
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        for y, (s, default, best) in enumerate(zip(shares.shown, defaults, bests, strict=True)):
+            ax.text(max(default, best) * 1.05, y, _speedup(s.speedup), va="center", fontsize=7)
         ax.set_xlabel("time per call (µs, log scale)")
         ax.grid(True, axis="x", which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
