@@ -21,7 +21,7 @@ PACKAGE = ROOT / "python" / "woodpecker"
 
 # Bottom to top (docs/DESIGN.md): a package may import packages of its own layer or of lower ones.
 LAYERS: list[set[str]] = [
-    {"errors", "stats", "models"},
+    {"errors", "stats", "models", "table"},
     {"kernels", "database"},
     {"runtime"},
     {"dialect"},

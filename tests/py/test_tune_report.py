@@ -205,9 +205,9 @@ def test_write_trials_csv(db: Path, tmp_path: Path) -> None:
     assert [r["strategy"] for r in mm] == ["default", "ga", "ga", "tpe", "ga", "ga", "tpe", "random"]
     assert mm[2]["state"] == "FAIL" and mm[2]["value_ms"] == "" and mm[2]["error"] == "compile error: boom"
     assert mm[1]["state"] == "COMPLETE" and float(mm[1]["value_ms"]) == pytest.approx(1.5)
-    ga_best = [float(r["best_so_far_ms"]) for r in mm if r["strategy"] == "ga"]
+    ga_best = [float(r["kernel_best_so_far_ms"]) for r in mm if r["strategy"] == "ga"]
     assert ga_best == pytest.approx([1.5, 1.5, 1.5, 1.0])
-    tpe_best = [float(r["best_so_far_ms"]) for r in mm if r["strategy"] == "tpe"]
+    tpe_best = [float(r["kernel_best_so_far_ms"]) for r in mm if r["strategy"] == "tpe"]
     assert tpe_best == pytest.approx([1.8, 1.2])
     assert json.loads(mm[5]["config"]) == {"tile": 64, "shape": [64, 128]}
     conv = [r for r in rows if r["study"] == "conv_bbb"]
@@ -215,7 +215,8 @@ def test_write_trials_csv(db: Path, tmp_path: Path) -> None:
     # `config` attribute is tested with the migration, test_tuning_database.py).
     assert json.loads(conv[1]["config"]) == {"tile": 32, "shape": [64, 128]}
     pool = [r for r in rows if r["study"] == "pool_ccc"]
-    assert [r["best_so_far_ms"] for r in pool] == ["", ""]
+    assert [r["kernel_best_so_far_ms"] for r in pool] == ["", ""]
+    assert [r["model_estimate_best_so_far_ms"] for r in pool] == ["", ""]  # no default time: not in the estimate
     only = write_trials_csv(db, tmp_path / "only.csv", studies=["conv_bbb"])
     with only.open(newline="") as f:
         assert {r["study"] for r in csv.DictReader(f)} == {"conv_bbb"}
@@ -230,8 +231,17 @@ def _assert_png(path: Path, min_size: int = 5000) -> None:
 def test_write_report(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "deep" / "report"
     paths = write_report(db, out)
-    assert [p.name for p in paths] == ["summary.csv", "trials.csv", "convergence.png", "speedups.png"]
+    assert [p.name for p in paths] == [
+        "summary.csv",
+        "trials.csv",
+        "model_estimate.png",
+        "kernel_times.png",
+        "convergence.png",
+        "speedups.png",
+    ]
     assert all(p.parent == out and p.is_file() for p in paths)
+    _assert_png(out / "model_estimate.png")
+    _assert_png(out / "kernel_times.png")
     _assert_png(out / "convergence.png")
     _assert_png(out / "speedups.png")
     with (out / "summary.csv").open(newline="") as f:
@@ -272,13 +282,18 @@ def test_plot_speedups_edge_cases(tmp_path: Path) -> None:
 def test_format_table(db: Path) -> None:
     table = format_table(summarize(db))
     lines = table.splitlines()
-    assert lines[0].split() == ["kernel", "template", "default", "ms", "best", "ms", "speedup", "trials", "failures"]
+    assert lines[0].split() == [
+        "kernel", "description", "weight", "GFLOP", "default", "µs", "best", "µs", "GFLOP/s", "speedup", "trials",
+        "failures",
+    ]  # fmt: skip
     assert set(lines[1].replace(" ", "")) == {"-"}
-    assert len(lines) == 2 + 3
+    assert len(lines) == 2 + 3 + 2  # header, rule, 3 kernels, rule, the weighted total
     mm = next(line for line in lines if line.startswith("matmul"))
-    assert mm.split()[-6:] == ["cpu.matmul", "2.000", "1.000", "2.00x", "7", "1"]
+    assert mm.split()[-7:] == ["0.034", "2000.0", "1000.0", "33.55", "2.00x", "7", "1"]
     pool = next(line for line in lines if line.startswith("pool"))
-    assert pool.split()[-5:] == ["-", "-", "-", "0", "2"]
+    assert pool.split()[-7:] == ["<0.001", "-", "-", "-", "-", "0", "2"]
+    total = lines[-1].split()
+    assert total[0] == "total" and total[-5:] == ["6000.0", "5000.0", "1.20x", "9", "4"]
     # Numbers are right-aligned: every row ends at the same column as the header.
     width = len(lines[0])
     assert all(len(line) == width for line in lines)

@@ -43,7 +43,7 @@ def _location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
 def run_workers(db: str, workers: int, tmp_path: Path, strategy: str = "ga") -> dict:
     """Starts `workers` tuning processes on `db` together; waits for them; what they did."""
     args = ["tune", str(bundled_model_path()), "--db", db, "--trials", str(TRIALS), "--strategy", strategy,
-            "--in-process", "--no-progress", "--confirm", "0"]  # fmt: skip
+            "--in-process", "--no-progress", "--confirm", "0", "--no-end-to-end"]  # fmt: skip
     for kernel in KERNELS:
         args += ["--kernel", kernel]
     barrier = tmp_path / f"barrier-{workers}"

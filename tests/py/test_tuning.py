@@ -454,6 +454,7 @@ def test_killed_run_resumes_without_losing_trials(model_path: Path, tmp_path: Pa
         "--seed",
         "0",
         "--no-progress",
+        "--no-end-to-end",
     ]
     process = _wpk(*args)
     deadline = time.monotonic() + 120
@@ -491,6 +492,7 @@ def test_two_workers_share_a_journal(model_path: Path, tmp_path: Path) -> None:
         task.model_kernels[0],
         "--in-process",
         "--no-progress",
+        "--no-end-to-end",
     ]
     workers = [_wpk(*args, "--seed", str(seed)) for seed in (1, 2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]

@@ -82,7 +82,17 @@ BAD_LOCATIONS: dict[str, tuple[Callable[[Path], str], str]] = {
     "postgresql without psycopg2": (_postgres_without_driver, "psycopg2"),
 }
 COMMANDS = {
-    "tune": ["tune", MODEL, "--kernel", "k9_matmul", "--trials", "1", "--in-process", "--no-progress"],
+    "tune": [
+        "tune",
+        MODEL,
+        "--kernel",
+        "k9_matmul",
+        "--trials",
+        "1",
+        "--in-process",
+        "--no-progress",
+        "--no-end-to-end",
+    ],
     "run": ["run", MODEL, "--no-compare", "--repeat", "1"],
     "compile": ["compile", MODEL],
     "tune-report": ["tune-report", "-o", "{out}"],

@@ -4,8 +4,11 @@
     wpk tune --export-records FILE | --import-records FILE [--db DB]   (records between databases)
     wpk tune --import-optuna OLD_STORAGE [--db DB]       (old Optuna tuning records into the database)
 
-A progress bar per kernel and one overall, then a table per kernel: default time, best time,
-speedup, trials and failures. Records go to the tuning database (`--db`: a path, a .journal
+A progress bar per kernel and one overall, then a table per kernel signature (its kernels,
+how often it occurs, GFLOP, default and best time, GFLOP/s, speedup, trials, failures) with the
+weighted total (the model's estimated time, sum of occurrences x kernel time), then (CPU) the
+end-to-end verdict: the whole model compiled without and with the records, run interleaved,
+medians and spreads (`--no-end-to-end` skips it). Records go to the tuning database (`--db`: a path, a .journal
 file or a postgresql:// URL; default ~/.cache/woodpecker/tuning.db), where `woodpecker.compile`
 and `wpk run` find them. `--trials` is each kernel's budget: several `wpk tune` processes on one
 database share it. Killed, the same command resumes where it stopped; Ctrl-C gives the open
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from woodpecker.cli.common import bundled_model, parse_input_shape
 from woodpecker.database import DatabaseError, open_database
+from woodpecker.tune.report import WeightedTotal
 from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult, TuningInterrupted
 
 PROG = "wpk tune"
@@ -86,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--confirm-rounds", type=int, default=3, metavar="R", help="rounds of that (default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--no-end-to-end",
+        action="store_true",
+        help="do not measure the whole model before and after at the end (CPU; it compiles the model twice)",
+    )
     cuda = parser.add_argument_group("CUDA (--target cuda)")
     cuda.add_argument("--arch", help="GPU architecture (default: the local GPU's, else sm_90)")
     cuda.add_argument(
@@ -160,7 +169,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         f"{args.trials} trials each; records in {url}"
     )
     runner = InProcessCpuRunner(measure) if args.in_process else IsolatedCpuRunner(measure, timeout_s=args.timeout)
-    return _search(tasks, runner, options, args, url)
+    status = _search(tasks, runner, options, args, url)
+    if not args.no_end_to_end:
+        print(_end_to_end(model, args))
+    return status
 
 
 def _location(db: str | None) -> str:
@@ -244,8 +256,9 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
 
 
 def _search(tasks, runner, options: TuneOptions, args: argparse.Namespace, url: str) -> int:
-    """Tunes `tasks` with progress bars, then prints the table of their records."""
-    from woodpecker.tune.report import format_table, summarize
+    """Tunes `tasks` with progress bars, then prints the table of their records, weighted by how
+    often each signature occurs in the model."""
+    from woodpecker.tune.report import format_table, summarize, weighted_total
     from woodpecker.tune.tuner import tune_tasks
 
     bars = _Bars(len(tasks), args.trials, disable=args.no_progress)
@@ -254,20 +267,61 @@ def _search(tasks, runner, options: TuneOptions, args: argparse.Namespace, url: 
     finally:
         runner.close()
         bars.close()
-    print(format_table(summarize(url, [r.task.key for r in results])))
-    _print_totals(results)
+    kernels = {r.task.key: r.task.model_kernels for r in results}
+    summaries = summarize(url, [r.task.key for r in results], kernels)
+    print(format_table(summaries))
+    _print_totals(results, weighted_total(summaries))
     return 0
 
 
-def _print_totals(results: list[TuneResult]) -> None:
+def _print_totals(results: list[TuneResult], total: WeightedTotal) -> None:
+    from woodpecker.table import format_us
+
     measured = sum(r.measured for r in results)
     failures = sum(r.failures for r in results)
-    default = sum(r.default_seconds or 0.0 for r in results)
-    best = sum(r.best_seconds or r.default_seconds or 0.0 for r in results)
     line = f"{measured} candidates measured by the search in this run, {failures} failed trials in the records"
-    if best:
-        line += f"; sum of kernel times {default * 1e3:.3f} ms -> {best * 1e3:.3f} ms ({default / best:.2f}x)"
+    if total.speedup is not None:
+        line += (
+            f"; estimated model time (sum over its {total.kernels} tuned kernels of occurrences x kernel time) "
+            f"{format_us(total.default_seconds)} µs -> {format_us(total.best_seconds)} µs ({total.speedup:.2f}x)"
+        )
     print(line)
+
+
+def _end_to_end(model: str, args: argparse.Namespace) -> str:
+    """The whole model compiled without the tuning records and with them (generated code in
+    both: the libraries off, so only the tuned schedules differ), run interleaved: one line."""
+    import numpy as np
+
+    import woodpecker
+    from woodpecker.backend.cpu import CpuOptions
+    from woodpecker.compiler import random_feeds
+    from woodpecker.tune.end_to_end import measure_interleaved
+
+    shapes = dict(args.input_shape or []) or None
+
+    def build(records: bool):
+        options = woodpecker.CompileOptions(
+            opt_level=args.opt_level,
+            cpu=CpuOptions(threads=args.threads),
+            use_tuning_records=records,
+            tuning_db=args.db,
+            libraries="none",
+        )
+        return woodpecker.compile(model, input_shapes=shapes, options=options)
+
+    before, after = build(False), build(True)
+    feeds = random_feeds(before)
+    line = measure_interleaved(lambda: before.run(None, feeds), lambda: after.run(None, feeds)).line()
+    line += (
+        f" [generated code only, libraries off in both; {after.stats.tuned_kernels} of {after.stats.num_kernels} "
+        "kernels with tuning records]"
+    )
+    for name, old, new in zip(before.output_names, before.run(None, feeds), after.run(None, feeds), strict=True):
+        if not np.allclose(new.astype(np.float64), old.astype(np.float64), rtol=1e-4, atol=1e-5):
+            diff = float(np.max(np.abs(new.astype(np.float64) - old)))
+            line += f"; output '{name}' differs from the untuned model's (max abs diff {diff:.3e})"
+    return line
 
 
 class _Bars:

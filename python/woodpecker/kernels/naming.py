@@ -11,7 +11,15 @@ from collections.abc import Iterable, Sequence
 
 # A kernel's kind is the first of these among its parts' kinds (the CPU's units use a subset).
 KIND_PRIORITY = (
-    "conv", "depthwise_conv", "matmul", "batch_matmul", "pool", "reduction", "gather", "elementwise", "fill"
+    "conv",
+    "depthwise_conv",
+    "matmul",
+    "batch_matmul",
+    "pool",
+    "reduction",
+    "gather",
+    "elementwise",
+    "fill",
 )
 
 
@@ -49,3 +57,11 @@ def assign_names(groups: Sequence[tuple[str | None, str]]) -> list[str]:
 # the next cut of the same module).
 GROUP_ATTR = "wpk.group"
 MODEL_KERNEL_ATTR = "wpk.model_kernel"
+
+
+def join_names(names: Sequence[str], limit: int = 3) -> str:
+    """Model kernel names for one table cell: all of them up to `limit`, else the first
+    `limit - 1` and how many more ('k3_conv,k7_conv,+4')."""
+    if len(names) <= limit:
+        return ",".join(names)
+    return f"{','.join(names[: limit - 1])},+{len(names) - limit + 1}"

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from woodpecker.kernels.naming import join_names
 from woodpecker.select.selection import KernelChoice
+from woodpecker.table import Column
+from woodpecker.table import format_table as text_table
 
 IMPL_ORDER = ("generated", "default", "onednn", "blas", "cudnn", "cublas")
 
@@ -64,20 +67,18 @@ def _cell(choice: KernelChoice, impl: str) -> str:
     return f"{result.seconds * 1e3:.4g}"
 
 
+def _row(choice: KernelChoice, impls: Sequence[str]) -> list[str]:
+    cells = [_cell(choice, impl) for impl in impls]
+    return [join_names(choice.kernel_names), choice.description[:60], *cells, choice.choice, choice.how]
+
+
 def format_table(choices: Sequence[KernelChoice]) -> str:
     """One line per kernel signature: candidates' ms, the choice and how it was made."""
     impls = [i for i in IMPL_ORDER if any(r.impl == i for c in choices for r in c.candidates)]
-    header = ["kernels", "op", *[f"{i} ms" for i in impls], "choice", "how"]
-    rows = []
-    for choice in choices:
-        names = ",".join(choice.kernel_names) if len(choice.kernel_names) <= 3 else (
-            f"{','.join(choice.kernel_names[:2])},+{len(choice.kernel_names) - 2}"
-        )
-        rows.append([names, choice.description[:60], *[_cell(choice, i) for i in impls], choice.choice, choice.how])
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]
-    )
+    columns = [Column("kernels"), Column("op"), *[Column(f"{i} ms", right=True) for i in impls], Column("choice"),
+               Column("how")]  # fmt: skip
+    rows = [_row(choice, impls) for choice in choices]
+    return text_table(columns, rows)
 
 
 def stored_choices(storage_url: str | None) -> list[KernelChoice]:
@@ -127,8 +128,14 @@ def write_selection_csv(path: Path, choices: Sequence[KernelChoice]) -> None:
         for choice in choices:
             for result in choice.candidates:
                 writer.writerow(
-                    [choice.key, choice.description, result.impl, "" if result.seconds is None else result.seconds,
-                     result.error or result.reason or "", int(result.impl == choice.choice)]
+                    [
+                        choice.key,
+                        choice.description,
+                        result.impl,
+                        "" if result.seconds is None else result.seconds,
+                        result.error or result.reason or "",
+                        int(result.impl == choice.choice),
+                    ]
                 )
 
 
@@ -155,8 +162,12 @@ def plot_selection(path: Path, choices: Sequence[KernelChoice]) -> None:
             edges.append("black" if choice.choice == impl else "none")
         ax.bar(xs, heights, width, label=impl, edgecolor=edges, linewidth=1.5)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(choices))])
-    ax.set_xticklabels([c.description.split(" ")[0] + f"\n{'x'.join(map(str, c.output_shape))}" for c in choices],
-                       rotation=60, ha="right", fontsize=7)
+    ax.set_xticklabels(
+        [c.description.split(" ")[0] + f"\n{'x'.join(map(str, c.output_shape))}" for c in choices],
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_yscale("log")
     ax.set_ylabel("ms per call (log)")
     ax.set_title("candidates per kernel signature (outlined: chosen)")

@@ -105,4 +105,3 @@ def search(
             run(claim, trial)
         except ClaimLostError:  # measured past its lease and taken over: that result is not kept
             state.refused(config, trial)
-

@@ -50,6 +50,17 @@ def model_cpu_tasks(
     return model_tasks(target, model, opt_level, input_shapes, kernels)
 
 
+def model_kernel_names(
+    model: ModelSource,
+    opt_level: int = 2,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    threads: int | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """The model's kernels (`k3_conv`) per kernel signature (workload key) on this machine's
+    CPU with `threads`: how often each workload occurs in the model (`wpk tune-report --model`)."""
+    return {task.key: task.model_kernels for task, _ in model_cpu_tasks(model, opt_level, input_shapes, threads)}
+
+
 def tune_model(
     model: ModelSource,
     options: TuneOptions | None = None,
