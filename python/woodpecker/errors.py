@@ -31,3 +31,9 @@ class ShapeError(WoodpeckerError):
 
 class CompilationError(WoodpeckerError):
     """An MLIR pass pipeline or the JIT failed on a module."""
+
+
+class InputError(WoodpeckerError, ValueError):
+    """A model was run with feeds or output names it cannot take (names, types, dtypes or
+    shapes): the message names the input or output and what differs. Also a ValueError, as
+    the checks before it raised."""
