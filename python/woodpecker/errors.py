@@ -45,3 +45,9 @@ class CompilationError(WoodpeckerError):
 
 class WeightDataError(CompilationError):
     """A `wpk.weight` whose data is missing or does not fit its type (a module parsed from text)."""
+
+
+class InputError(WoodpeckerError, ValueError):
+    """A model was run with feeds or output names it cannot take (names, types, dtypes or
+    shapes): the message names the input or output and what differs. Also a ValueError, as
+    the checks before it raised."""

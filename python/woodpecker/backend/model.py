@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from woodpecker.backend.cpu import CpuExecutable
+from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
 from woodpecker.stats import CompileStats
 
 
@@ -26,34 +27,12 @@ class CompiledModel:
     # choice (woodpecker.select.selection.KernelChoice); empty with libraries="none".
     selection: list = field(default_factory=list)
 
-    def run(
-        self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]
-    ) -> list[np.ndarray]:
-        wanted = list(self.output_names if output_names is None else output_names)
-        for name in wanted:
-            if name not in self.output_names:
-                raise ValueError(f"unknown output name '{name}'; outputs are {self.output_names}")
-        inputs = self._check_feeds(feeds)
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Like `onnxruntime.InferenceSession.run`; bad feeds or output names raise an
+        `InputError` naming them (`woodpecker.runtime.feeds`, shared with the CUDA plans)."""
+        wanted = check_output_names(output_names, self.output_names)
+        inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
         results = dict(zip(self.output_names, self.executable(inputs), strict=True))
         return [results[name] for name in wanted]
 
     __call__ = run
-
-    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        unknown = sorted(set(feeds) - set(self.input_names))
-        if unknown:
-            raise ValueError(f"unknown input name '{unknown[0]}'; inputs are {self.input_names}")
-        arrays = []
-        for name in self.input_names:
-            if name not in feeds:
-                raise ValueError(f"missing input '{name}'; inputs are {self.input_names}")
-            value = np.asarray(feeds[name])
-            if value.dtype != np.float32:
-                raise ValueError(f"input '{name}' has dtype {value.dtype}; expected float32")
-            expected = self.input_shapes[name]
-            if tuple(value.shape) != expected:
-                raise ValueError(
-                    f"input '{name}' has shape {tuple(value.shape)}; expected {expected}"
-                )
-            arrays.append(np.ascontiguousarray(value))
-        return arrays

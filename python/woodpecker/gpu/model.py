@@ -58,6 +58,7 @@ from woodpecker.runtime.cuda.launch import (
 )
 from woodpecker.runtime.cuda.model import PlanModel
 from woodpecker.runtime.cuda.plan import InferencePlan, pack_weights
+from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
 from woodpecker.stats import CompileStats
 
 
@@ -127,14 +128,8 @@ class CudaModel:
         """Runs every kernel's schedule (same tiles, no GPU) on the CPU, as `run` would on the GPU."""
         if self.linalg is None:
             raise CompilationError("CudaModel.emulate needs the linalg module, which a loaded model does not have")
-        missing = [n for n in self.input_names if n not in feeds]
-        if missing:
-            raise ValueError(f"missing input '{missing[0]}'; inputs are {self.input_names}")
-        wanted = list(self.output_names if output_names is None else output_names)
-        for name in wanted:
-            if name not in self.output_names:
-                raise ValueError(f"unknown output name '{name}'; outputs are {self.output_names}")
-        inputs = [np.asarray(feeds[n], dtype=np.float32) for n in self.input_names]
+        wanted = check_output_names(output_names, self.output_names)
+        inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
         with self.linalg.context:
             results = run_on_cpu(self.linalg, inputs, self.weights, self.configs(), self.arch)
         by_name = dict(zip(self.output_names, results, strict=True))

@@ -10,11 +10,13 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
 from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError
 from woodpecker.importer.converters import SUPPORTED_OPS
 from woodpecker.importer.type_rules import check_type_rules
+from woodpecker.runtime.feeds import InputSpec, checked_shape
 
 MIN_OPSET = 11
 MAX_OPSET = 25
@@ -141,12 +143,15 @@ def runtime_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 def apply_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> None:
     """Overwrites the declared shapes of graph inputs; drops stale intermediate shapes."""
     inputs = {value.name: value for value in runtime_inputs(model)}
+    if not isinstance(input_shapes, Mapping):
+        raise ShapeError(
+            f"input_shapes must be a dict of input name -> shape, not {type(input_shapes).__name__}; "
+            f"inputs are {sorted(inputs)}"
+        )
     for name, shape in input_shapes.items():
         if name not in inputs:
             raise ShapeError(f"input_shapes names '{name}', which is not a graph input; inputs are {sorted(inputs)}")
-        dims = [int(d) for d in shape]
-        if any(d <= 0 for d in dims):
-            raise ShapeError(f"input_shapes['{name}'] = {list(shape)} must have positive dimensions")
+        dims = list(checked_shape(name, shape, ShapeError))
         tensor_type = inputs[name].type.tensor_type
         if tensor_type.HasField("shape") and len(tensor_type.shape.dim) != len(dims):
             raise ShapeError(
@@ -156,6 +161,26 @@ def apply_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequen
         tensor_type.shape.ClearField("dim")
         for dim in dims:
             tensor_type.shape.dim.add().dim_value = dim
+
+
+def declared_inputs(model: onnx.ModelProto) -> list[InputSpec]:
+    """The runtime inputs as the model declares them: element type and shape, an open
+    dimension given by its name (or "?"); a non-tensor input or one of unknown rank is a
+    ShapeError naming it."""
+    specs = []
+    for value in runtime_inputs(model):
+        tensor_type = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or not tensor_type.HasField("shape"):
+            raise ShapeError(f"graph input '{value.name}' is not a tensor of known rank")
+        try:
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        except (KeyError, TypeError, ValueError):
+            raise ShapeError(f"graph input '{value.name}' has an unknown element type") from None
+        shape = tuple(
+            int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim
+        )
+        specs.append(InputSpec(value.name, dtype, shape))
+    return specs
 
 
 def forget_recorded_shapes(model: onnx.ModelProto) -> None:

@@ -6,8 +6,9 @@ Every format that a manifest describes reads through here, so one set of rules h
   resolved (no absolute path, no `..`, no symbolic link out of it) and is a regular file (not
   a FIFO, a device or a directory) no larger than the bound the caller states;
 - a manifest is a JSON object of bounded size and nesting depth;
-- arrays are `.npy` files read without pickles, their header checked against the dtype and
-  size the manifest promises before any data is read;
+- arrays are `.npy` files (or `.npz` archives of them: `wpk run --inputs`) read without
+  pickles, their header checked against the dtype and size the manifest (or the model input)
+  promises before any data is read, from regular files only (a FIFO never blocks the read);
 - a name that becomes a file name on writing (a kernel's entry, a study's name) is checked to be
   one plain file name.
 
@@ -21,6 +22,9 @@ import json
 import os
 import re
 import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -120,6 +124,63 @@ def read_json(
     return data
 
 
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a `.npy` header promises: the shape, the dtype, the memory order."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+
+    @property
+    def nbytes(self) -> int:
+        count = 1
+        for extent in self.shape:
+            count *= int(extent)
+        return count * self.dtype.itemsize
+
+
+def read_npy_header(f: BinaryIO, path: str | os.PathLike, error: type[Exception]) -> NpyHeader:
+    """The header at the start of the open `.npy` stream `f`; `error` for anything that is not
+    a plain (no object, no pickle) array header."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"npy version {version}")
+    except (OSError, ValueError) as err:
+        raise error(f"{path}: not a .npy array ({_reason(err)})") from None
+    if dtype.hasobject:
+        raise error(f"{path}: {dtype} data holds Python objects (pickles are not read)")
+    return NpyHeader(tuple(int(d) for d in shape), dtype, bool(fortran))
+
+
+def _read_data(
+    f: BinaryIO, header: NpyHeader, available: int, path: str | os.PathLike, error: type[Exception]
+) -> np.ndarray:
+    """The data after `header` in `f`, of which `available` bytes are left: exactly
+    header.nbytes bytes, else `error` (truncated; checked before anything is allocated)."""
+    if available < header.nbytes:
+        raise error(f"{path}: truncated ({header.nbytes} bytes of data expected, {max(available, 0)} there)")
+    data = np.empty(header.nbytes // header.dtype.itemsize if header.dtype.itemsize else 0, dtype=header.dtype)
+    view = memoryview(data).cast("B") if data.nbytes else memoryview(b"")
+    try:
+        got = 0
+        while got < header.nbytes:
+            step = f.readinto(view[got:])
+            if not step:
+                break
+            got += step
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({_reason(err)})") from None
+    if got < header.nbytes:
+        raise error(f"{path}: truncated ({header.nbytes} bytes of data expected, {got} there)")
+    return data.reshape(header.shape, order="F" if header.fortran else "C")
+
+
 def load_npy(
     directory: str | os.PathLike,
     name: object,
@@ -133,33 +194,79 @@ def load_npy(
     `dtype` and its size `nbytes` (or at most `max_bytes`), checked before the data is read."""
     path = member(directory, name, error)
     want = np.dtype(dtype)
+
+    def accept(header: NpyHeader) -> None:
+        if header.dtype != want:
+            raise error(f"{path}: {header.dtype} data, expected {want}")
+        if nbytes is not None and header.nbytes != nbytes:
+            raise error(f"{path}: {header.nbytes} bytes of {want}, the manifest says {nbytes}")
+        if max_bytes is not None and header.nbytes > max_bytes:
+            raise error(f"{path}: {header.nbytes} bytes, more than the {max_bytes} allowed")
+
+    return load_npy_file(path, error, accept)
+
+
+def open_regular(path: str | os.PathLike, error: type[Exception]) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (a FIFO, a device or a directory is
+    `error`, and opening never blocks on one)."""
     try:
-        with _open_regular(path, error) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, got = np.lib.format.read_array_header_1_0(f)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, got = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"npy version {version}")
-            if got != want or got.hasobject:
-                raise error(f"{path}: {got} data, expected {want}")
-            count = 1
-            for extent in shape:
-                count *= int(extent)
-            size = count * want.itemsize
-            if nbytes is not None and size != nbytes:
-                raise error(f"{path}: {size} bytes of {want}, the manifest says {nbytes}")
-            if max_bytes is not None and size > max_bytes:
-                raise error(f"{path}: {size} bytes, more than the {max_bytes} allowed")
-            if os.fstat(f.fileno()).st_size - f.tell() < size:
-                raise error(f"{path}: truncated ({size} bytes of data expected)")
-            data = np.fromfile(f, dtype=want, count=count)
-    except error:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({_reason(err)})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
         raise
-    except (OSError, ValueError) as err:
-        raise error(f"{path}: not a .npy array ({_reason(err)})") from None
-    return data.reshape(shape, order="F" if fortran else "C")
+
+
+def load_npy_file(
+    path: str | os.PathLike, error: type[Exception], accept: Callable[[NpyHeader], None] | None = None
+) -> np.ndarray:
+    """The array in the `.npy` file `path` (a regular file, no pickles); `accept` sees the
+    header before any data is read and raises to refuse it."""
+    with open_regular(path, error) as f:
+        header = read_npy_header(f, path, error)
+        if accept is not None:
+            accept(header)
+        return _read_data(f, header, os.fstat(f.fileno()).st_size - f.tell(), path, error)
+
+
+def load_npz_file(
+    path: str | os.PathLike,
+    error: type[Exception],
+    accept: Callable[[str, NpyHeader], None] | None = None,
+    *,
+    max_arrays: int = 4096,
+) -> dict[str, np.ndarray]:
+    """The arrays of the `.npz` archive `path` (a regular file; members `<key>.npy`, no
+    pickles) by key; `accept` sees each key and header before its data is read."""
+    with open_regular(path, error) as f:
+        try:
+            archive = zipfile.ZipFile(f)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise error(f"{path}: not a .npz archive ({_reason(err)})") from None
+        with archive:
+            members = archive.infolist()
+            if len(members) > max_arrays:
+                raise error(f"{path}: {len(members)} arrays, more than the {max_arrays} allowed")
+            arrays: dict[str, np.ndarray] = {}
+            for info in members:
+                key = info.filename.removesuffix(".npy")
+                where = f"{path}[{key}]"
+                try:
+                    with archive.open(info) as stream:
+                        header = read_npy_header(stream, where, error)  # type: ignore[arg-type]
+                        if accept is not None:
+                            accept(key, header)
+                        left = info.file_size - stream.tell()
+                        arrays[key] = _read_data(stream, header, left, where, error)  # type: ignore[arg-type]
+                except (OSError, zipfile.BadZipFile, NotImplementedError) as err:
+                    raise error(f"{where}: cannot be read ({_reason(err)})") from None
+    return arrays
 
 
 def field(data: Any, key: str, kind: type | tuple[type, ...], error: type[Exception], where: str) -> Any:

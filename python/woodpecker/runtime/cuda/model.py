@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from woodpecker.runtime.cuda.plan import InferencePlan, PlanError
+from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
 
 
 class PlanModel:
@@ -69,14 +70,9 @@ class PlanModel:
         return self._executor
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        wanted = list(self.output_names if output_names is None else output_names)
-        for name in wanted:
-            if name not in self.output_names:
-                raise ValueError(f"unknown output name '{name}'; outputs are {self.output_names}")
-        unknown = sorted(set(feeds) - set(self.input_names))
-        if unknown:
-            raise ValueError(f"unknown input '{unknown[0]}'; inputs are {self.input_names}")
-        results = self.executor.run(feeds)
+        wanted = check_output_names(output_names, self.output_names)
+        arrays = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
+        results = self.executor.run(dict(zip(self.input_names, arrays, strict=True)))
         return [results[name] for name in wanted]
 
     __call__ = run
