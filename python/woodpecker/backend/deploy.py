@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from woodpecker.libs.emit import library_paths
 from woodpecker.runtime.cpu.deploy import INTERFACE_SYMBOL, CpuModelFiles, write_model
 from woodpecker.runtime.cpu.library_calls import handle_symbol
-from woodpecker.runtime.cpu.link import LinkError, link_shared, undefined_symbols
+from woodpecker.runtime.cpu.link import link_shared
 from woodpecker.runtime.cpu.memref import ENTRY_SYMBOL
-from woodpecker.runtime.shared_libs import c_runner_utils, openmp_runtime
+from woodpecker.runtime.shared_libs import openmp_runtime
 
 if TYPE_CHECKING:
     from woodpecker.backend.model import CompiledModel
@@ -42,13 +42,5 @@ def save_compiled(model: CompiledModel, directory: str | os.PathLike) -> Path:
     with tempfile.TemporaryDirectory(prefix="wpk-save-") as scratch:
         obj, library = Path(scratch) / "model.o", Path(scratch) / "model.so"
         obj.write_bytes(executable.object_code())
-        try:
-            link_shared(obj, library, exports, dependencies)
-        except LinkError as err:
-            # Code that calls MLIR's runner utilities (memrefCopy) carries them along.
-            if not undefined_symbols(err):
-                raise
-            utils = c_runner_utils()
-            link_shared(obj, library, exports, [*dependencies, utils], rpath_origin=True)
-            files.bundled = [utils]
+        link_shared(obj, library, exports, dependencies)
         return write_model(directory, files, library)

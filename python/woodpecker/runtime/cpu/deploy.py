@@ -84,7 +84,6 @@ class CpuModelFiles:
     libraries: list[str] = field(default_factory=list)  # of RUNTIME_LIBRARIES
     threads: int = 1
     llvm_opt_level: int = 2
-    bundled: list[Path] = field(default_factory=list)  # shared libraries copied next to the model
 
 
 def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Path) -> Path:
@@ -108,9 +107,6 @@ def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Pat
     _write_atomic(out / WEIGHTS_FILE, lambda f: np.save(f, block, allow_pickle=False))
     data = library.read_bytes()
     _write_atomic(out / LIBRARY_FILE, lambda f: f.write(data))
-    for extra in files.bundled:
-        payload = extra.read_bytes()
-        _write_atomic(out / extra.name, lambda f, payload=payload: f.write(payload))
     manifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -139,7 +135,6 @@ def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Pat
             "originals": {k: entries[v] for k, v in originals.items()},
         },
         "libraries": sorted(files.libraries),
-        "bundled_libraries": [extra.name for extra in files.bundled],
         "library_calls": [spec.to_json() for spec in files.library_calls],
     }
     import json
@@ -211,7 +206,6 @@ class CpuManifest:
     target: dict[str, Any]
     weights: dict[str, Any]
     libraries: list[str]
-    bundled: list[str]
     library_calls: list[LibraryCallSpec]
 
 
@@ -253,9 +247,6 @@ def read_manifest(directory: str | os.PathLike) -> CpuManifest:
         raise CpuModelError(
             f"{where}: libraries: unknown library {unknown[0]!r} (known: {', '.join(RUNTIME_LIBRARIES)})"
         )
-    bundled = bundle.field(data, "bundled_libraries", list, CpuModelError, where)
-    for name in bundled:
-        bundle.checked_name(name, CpuModelError, f"{where}: bundled library")
     calls = []
     for i, item in enumerate(bundle.field(data, "library_calls", list, CpuModelError, where)):
         at = f"{where}: library_calls[{i}]"
@@ -278,7 +269,6 @@ def read_manifest(directory: str | os.PathLike) -> CpuManifest:
         target=target,
         weights=weights,
         libraries=list(libraries),
-        bundled=list(bundled),
         library_calls=calls,
     )
 
@@ -362,12 +352,6 @@ class DeployedCpuModel:
         if hashlib.sha256(data).hexdigest() != library["sha256"]:
             raise CpuModelError(f"{path}: its sha256 is not the manifest's (the file changed after it was saved)")
         _load_runtime_libraries(manifest.libraries, where)
-        self._bundled = [
-            ctypes.CDLL(
-                str(bundle.member(root, name, CpuModelError, max_bytes=MAX_LIBRARY_BYTES)), mode=ctypes.RTLD_GLOBAL
-            )
-            for name in manifest.bundled
-        ]
         try:
             self._lib = ctypes.CDLL(str(path))
             entry = getattr(self._lib, ENTRY_SYMBOL)
