@@ -6,7 +6,6 @@ when the code calls them).
 * `onednn`, `blas`: the vendor libraries through ctypes;
 * `library_calls`: the library objects a compiled model calls and the handle tables through which
   the code reaches them (filled at compile time for the JIT, at load time for a saved model);
-* `feeds`: checking a run's inputs against a model's;
 * `link`: an object file into a shared library (the system's C compiler driver);
 * `deploy`: the saved model directory (shared library, weights, manifest.json) and
   `DeployedCpuModel`, which `woodpecker.load(directory)` returns for it.

@@ -33,7 +33,6 @@ import numpy as np
 from woodpecker.errors import WoodpeckerError
 from woodpecker.runtime import bundle
 from woodpecker.runtime.cpu import host
-from woodpecker.runtime.cpu.feeds import checked_feeds, wanted_outputs
 from woodpecker.runtime.cpu.library_calls import (
     LIBRARY_NAMES,
     ONEDNN_OPS,
@@ -43,6 +42,7 @@ from woodpecker.runtime.cpu.library_calls import (
     json_digest,
 )
 from woodpecker.runtime.cpu.memref import CALLING_CONVENTION, ENTRY_SYMBOL, memref_arg, packed_arguments
+from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
 
 FORMAT = "woodpecker.cpu-model"
 FORMAT_VERSION = 1
@@ -392,8 +392,8 @@ class DeployedCpuModel:
         self.load_seconds = time.perf_counter() - start
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        wanted = wanted_outputs(output_names, self.output_names)
-        inputs = checked_feeds(feeds, self.input_names, self.input_shapes)
+        wanted = check_output_names(output_names, self.output_names)
+        inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
         outputs = [np.empty(self.output_shapes[name], dtype=np.float32) for name in self.output_names]
         args = [memref_arg(a) for a in inputs] + self._weight_args + [memref_arg(o) for o in outputs]
         self._entry(packed_arguments(args))
