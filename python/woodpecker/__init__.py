@@ -2,7 +2,7 @@
 
 Pipeline: import (ONNX -> wpk) -> optimize -> lower (wpk -> linalg) -> schedule (transform
 dialect, per-kernel knobs) -> codegen (LLVM; or PTX for target="cuda") -> run.
-`woodpecker.load(directory)` runs a saved CUDA plan without MLIR.
+`woodpecker.load(directory)` runs a saved CPU model or CUDA plan without MLIR.
 The public names are imported lazily so that `import woodpecker.dialect` stays light.
 """
 
@@ -23,7 +23,7 @@ _EXPORTS = {
     "WoodpeckerError": "woodpecker.errors",
     "InvalidConfigError": "woodpecker.kernels.space",
     "CpuOptions": "woodpecker.backend.cpu",
-    "load": "woodpecker.runtime.cuda.model",
+    "load": "woodpecker.runtime.load",
 }
 
 __all__ = sorted(_EXPORTS)

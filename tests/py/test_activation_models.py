@@ -83,7 +83,7 @@ def test_conv_activation_matches_onnxruntime_on_cpu(activation: str, opt_level: 
 def test_hardswish_epilogue_is_refused_by_onednn_with_a_reason() -> None:
     """x * clip(x / 6 + 1/2, 0, 1) reads the convolution's result twice: no oneDNN post-op chain
     (the epilogue reader refuses it), so the convolution stays generated."""
-    from woodpecker.libs import onednn
+    from woodpecker.runtime.cpu import onednn
 
     if onednn.availability() is not None:
         pytest.skip(f"oneDNN unavailable: {onednn.availability()}")

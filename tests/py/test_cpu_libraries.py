@@ -22,9 +22,9 @@ from woodpecker.backend.cpu import CpuOptions
 from woodpecker.compiler import CompileOptions
 from woodpecker.frontend import lower_model
 from woodpecker.kernels.decision import Library
-from woodpecker.libs import blas, onednn
 from woodpecker.measure.recorded import RecordedRunner
 from woodpecker.models.builders import small_mlp, tiny_resnet
+from woodpecker.runtime.cpu import blas, onednn
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.tasks import cpu_tasks
 from woodpecker.select.candidates import parse_libraries

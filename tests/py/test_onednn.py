@@ -1,4 +1,4 @@
-"""oneDNN bindings (woodpecker.libs.onednn) against float64 numpy references."""
+"""oneDNN bindings (woodpecker.runtime.cpu.onednn) against float64 numpy references."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from woodpecker.libs import onednn
-from woodpecker.libs.onednn import Convolution, MatMul, OneDnnError, Pooling, PostOp
+from woodpecker.runtime.cpu import onednn
+from woodpecker.runtime.cpu.onednn import Convolution, MatMul, OneDnnError, Pooling, PostOp
 
 _REASON = onednn.availability()
 
@@ -363,7 +363,7 @@ _THREADS_SCRIPT = textwrap.dedent(
     """
     import ctypes, json, os
     import numpy as np
-    from woodpecker.libs import onednn
+    from woodpecker.runtime.cpu import onednn
 
     def threads():
         return len(os.listdir("/proc/self/task"))

@@ -1,19 +1,24 @@
-"""CPU backend: linalg on tensors -> LLVM -> MLIR ExecutionEngine, and calling it."""
+"""CPU backend: linalg on tensors -> LLVM -> machine code (MLIR's ExecutionEngine), and calling it.
+
+The compile produces the machine code: `compile_cpu` materializes the engine's code (LLVM's
+code generation runs there, not on the first call), fills the library kernels' handle tables
+and keeps the object file, which `CompiledModel.save` links into a shared library.
+"""
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from mlir import ir
+from mlir.dialects import memref
 from mlir.execution_engine import ExecutionEngine
 from mlir.passmanager import PassManager
-from mlir.runtime import get_ranked_memref_descriptor
-from mlir.runtime.np_to_memref import make_nd_memref_descriptor, make_zero_d_memref_descriptor
 
 from woodpecker.backend.pipelines import cpu_pipeline
 from woodpecker.errors import CompilationError
@@ -22,10 +27,14 @@ from woodpecker.kernels.decision import Decision, split_decisions
 from woodpecker.libs.emit import LibraryKernel, library_paths
 from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import replace_library_kernels
+from woodpecker.runtime.cpu.deploy import INTERFACE_SYMBOL, interface_digest
+from woodpecker.runtime.cpu.library_calls import fill_table, handle_symbol
+from woodpecker.runtime.cpu.memref import ENTRY_SYMBOL, memref_arg, packed_arguments
 from woodpecker.runtime.shared_libs import c_runner_utils, openmp_runtime
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
 from woodpecker.schedule.packing import PackedWeight, prepack_weights
 from woodpecker.schedule.target import CpuMachine
+from woodpecker.stats import CompileStats, timed_stage
 
 
 @dataclass
@@ -42,19 +51,24 @@ class CpuOptions:
 
 @dataclass
 class CpuExecutable:
-    """A JIT-compiled `@main(inputs..., weights..., outputs...)` with fixed shapes."""
+    """A compiled `@main(inputs..., weights..., outputs...)` with fixed shapes: machine code in
+    the engine, its entry point looked up (`main`) and its library tables filled."""
 
     engine: ExecutionEngine
     output_shapes: list[tuple[int, ...]]
     parallel: bool
+    main: Callable[[ctypes.Array], None]  # the packed entry point (woodpecker.runtime.cpu.memref)
     schedules: list[ScheduledKernel] = field(default_factory=list)
     # Weights (by position among the weights) whose layout the code expects changed.
     packed_weights: dict[int, PackedWeight] = field(default_factory=dict)
     _fixed_args: list = field(default_factory=list)
     _keepalive: list = field(default_factory=list)
-    _main: Callable | None = None  # the JIT-ed entry point, looked up once
+    _originals: dict[int, np.ndarray] = field(default_factory=dict)  # packed weights a library call reads
     # Library calls in the code (woodpecker.libs): their objects live as long as the code.
     libraries: list[LibraryKernel] = field(default_factory=list)
+    threads: int = 1
+    llvm_opt_level: int = 2
+    interface: int = 0  # the digest of the argument shapes the code has (INTERFACE_SYMBOL)
 
     def kernel_names(self) -> list[str]:
         """The model kernels of the code, in program order: library calls and scheduled ones."""
@@ -65,17 +79,34 @@ class CpuExecutable:
     def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Fixes the trailing weight arguments (kept alive for the executable's life)."""
         arrays = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
+        read_by_libraries = {index for kernel in self.libraries for index in kernel.spec.weights.values()}
+        self._originals = {i: arrays[i] for i in self.packed_weights if i in read_by_libraries}
         for index, layout in self.packed_weights.items():
             arrays[index] = layout.apply(arrays[index])
         self._keepalive = arrays
-        self._fixed_args = [_memref_arg(a) for a in arrays]
+        self._fixed_args = [memref_arg(a) for a in arrays]
+
+    @property
+    def bound_weights(self) -> list[np.ndarray]:
+        """The weights as the code reads them (packed where `packed_weights` says)."""
+        return list(self._keepalive)
+
+    @property
+    def library_weights(self) -> dict[int, np.ndarray]:
+        """The unpacked arrays of the packed weights that a library call also reads."""
+        return dict(self._originals)
+
+    def object_code(self) -> bytes:
+        """The machine code of the module as one relocatable (position-independent) object file."""
+        with tempfile.TemporaryDirectory(prefix="wpk-object-") as scratch:
+            path = Path(scratch) / "model.o"
+            self.engine.dump_to_object_file(str(path))
+            return path.read_bytes()
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
-        args = [_memref_arg(a) for a in inputs] + self._fixed_args + [_memref_arg(o) for o in outputs]
-        if self._main is None:
-            self._main = self.engine.lookup("main")
-        self._main((ctypes.c_void_p * len(args))(*[ctypes.cast(a, ctypes.c_void_p) for a in args]))
+        args = [memref_arg(a) for a in inputs] + self._fixed_args + [memref_arg(o) for o in outputs]
+        self.main(packed_arguments(args))
         return outputs
 
     def bound_call(self, inputs: Sequence[np.ndarray]) -> tuple[Callable[[], None], list[np.ndarray]]:
@@ -83,9 +114,9 @@ class CpuExecutable:
         and its outputs: what the tuner times, without per-call Python work."""
         outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
         arrays = [np.ascontiguousarray(a) for a in inputs]
-        args = [_memref_arg(a) for a in arrays] + self._fixed_args + [_memref_arg(o) for o in outputs]
-        packed = (ctypes.c_void_p * len(args))(*[ctypes.cast(a, ctypes.c_void_p) for a in args])
-        function = self.engine.lookup("main")
+        args = [memref_arg(a) for a in arrays] + self._fixed_args + [memref_arg(o) for o in outputs]
+        packed = packed_arguments(args)
+        function = self.main
         keep = (arrays, outputs, args, self._keepalive)  # descriptors hold addresses, not references
 
         def call() -> None:
@@ -111,28 +142,6 @@ def thread_count(threads: int | None, parallel: bool) -> int:
     return (threads or available_cores()) if parallel else 1
 
 
-@functools.cache
-def _descriptor_type(rank: int) -> type[ctypes.Structure]:
-    """The ctypes struct of a rank-`rank` f32 memref descriptor (built once: building one per
-    call cost ~100 µs, more than running a small kernel)."""
-    return (
-        make_zero_d_memref_descriptor(ctypes.c_float) if rank == 0 else make_nd_memref_descriptor(rank, ctypes.c_float)
-    )
-
-
-def _memref_arg(array: np.ndarray) -> ctypes.c_void_p:
-    if array.dtype != np.float32:
-        return ctypes.pointer(ctypes.pointer(get_ranked_memref_descriptor(array)))
-    descriptor = _descriptor_type(array.ndim)()
-    descriptor.allocated = array.ctypes.data
-    descriptor.aligned = ctypes.cast(array.ctypes.data, ctypes.POINTER(ctypes.c_float))
-    descriptor.offset = 0
-    if array.ndim:
-        descriptor.shape[:] = array.shape
-        descriptor.strides[:] = [stride // array.itemsize for stride in array.strides]
-    return ctypes.pointer(ctypes.pointer(descriptor))
-
-
 def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
     """Runs the bufferize-to-LLVM pipeline on a module of linalg on tensors, in place."""
     fn = main_func(module)
@@ -150,15 +159,19 @@ def compile_cpu(
     num_weights: int = 0,
     weights: Sequence[np.ndarray] | None = None,
     decisions: Mapping[str, Decision] | None = None,
+    stats: CompileStats | None = None,
 ) -> CpuExecutable:
-    """Lowers `module` (linalg on tensors, `@main` with tensor results) and JIT-compiles it.
+    """Lowers `module` (linalg on tensors, `@main` with tensor results) to machine code.
 
     The last `num_weights` arguments of `@main` are weights: layout changes the schedules
     want for them (packed B panels) are done once, by `bind_weights`. `decisions` (by model
     kernel name, what the selection chose) and `options.schedules` (by name or kind, what the
     caller configured; they win) say per kernel: a `Generated` configuration, or a `Library`
     call (woodpecker.libs), which bakes in its weights: then `weights` must be given.
+    `stats` gets the seconds of each stage: libraries, schedule, lower-to-llvm, machine-code
+    (LLVM's optimization and code generation; nothing is compiled on the first call).
     """
+    stats = stats if stats is not None else CompileStats()
     options = options or CpuOptions()
     omp = openmp_runtime() if options.parallel else None
     parallel = omp is not None
@@ -172,23 +185,67 @@ def compile_cpu(
         raise CompilationError(str(err)) from None
     libraries: list[LibraryKernel] = []
     if calls:
-        libraries = replace_library_kernels(module, calls, weights, num_weights, target.threads)
+        with timed_stage(stats, "libraries"):
+            libraries = replace_library_kernels(module, calls, weights, num_weights, target.threads)
         configs = {name: config for name, config in configs.items() if name not in calls}
-    schedules = apply_schedules(module, configs, target)
-    first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
-    packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}
-    lower_to_llvm(module, parallel)
+    with timed_stage(stats, "schedule"):
+        schedules = apply_schedules(module, configs, target)
+        first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
+        packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}
+    arg_shapes = [tuple(ir.ShapedType(a.type).shape) for a in fn.regions[0].blocks[0].arguments]
+    interface = interface_digest(arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes)
+    _emit_interface(module, interface)
+    with timed_stage(stats, "lower-to-llvm"):
+        lower_to_llvm(module, parallel)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     libs += library_paths({kernel.library for kernel in libraries})
-    try:
-        engine = ExecutionEngine(module, opt_level=options.llvm_opt_level, shared_libs=libs)
-    except Exception as err:  # the bindings raise RuntimeError with LLVM's message
-        raise CompilationError(f"JIT compilation failed: {err}") from None
+    with timed_stage(stats, "machine-code"):
+        engine, main = _machine_code(module, options.llvm_opt_level, libs)
+    for kernel in libraries:
+        address = engine.raw_lookup(handle_symbol(kernel.kernel_name).removeprefix("_mlir_"))  # it adds _mlir_
+        if not address:
+            raise CompilationError(f"kernel {kernel.kernel_name}: the code has no handle table")
+        fill_table(address, kernel.spec, kernel.keep, f"kernel {kernel.kernel_name}", CompilationError)
     return CpuExecutable(
         engine=engine,
         output_shapes=output_shapes,
         parallel=parallel,
+        main=main,
         schedules=schedules,
         packed_weights=packed,
         libraries=libraries,
+        threads=target.threads,
+        llvm_opt_level=options.llvm_opt_level,
+        interface=interface,
     )
+
+
+def _emit_interface(module: ir.Module, digest: int) -> None:
+    """The constant global INTERFACE_SYMBOL: the digest of the code's argument shapes, which a
+    saved model's manifest must match (woodpecker.runtime.cpu.deploy)."""
+    i64 = ir.IntegerType.get_signless(64)
+    with ir.InsertionPoint.at_block_begin(module.body):
+        memref.GlobalOp(
+            INTERFACE_SYMBOL,
+            ir.TypeAttr.get(ir.MemRefType.get([1], i64)),
+            initial_value=ir.DenseElementsAttr.get(
+                np.asarray([digest], dtype=np.int64), type=ir.RankedTensorType.get([1], i64)
+            ),
+            constant=True,
+        )
+
+
+def _machine_code(module: ir.Module, opt_level: int, libs: list[str]) -> tuple[ExecutionEngine, Callable]:
+    """The engine with the module's machine code generated (position-independent, so that its
+    object file links into a shared library) and the packed entry point."""
+    try:
+        engine = ExecutionEngine(
+            module, opt_level=opt_level, shared_libs=libs, enable_object_dump=True, enable_pic=True
+        )
+        # The ExecutionEngine compiles lazily, on the first look-up: this is LLVM's code generation.
+        address = engine.raw_lookup(ENTRY_SYMBOL.removeprefix("_mlir_"))
+    except Exception as err:  # the bindings raise RuntimeError with LLVM's message
+        raise CompilationError(f"machine code generation failed: {err}") from None
+    if not address:
+        raise CompilationError(f"machine code generation failed: no entry point {ENTRY_SYMBOL}")
+    return engine, ctypes.CFUNCTYPE(None, ctypes.c_void_p)(address)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,3 +38,10 @@ class CompiledModel:
         return [results[name] for name in wanted]
 
     __call__ = run
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Writes the model as a deployable directory (a shared library, its weights and
+        manifest.json; see woodpecker.runtime.cpu.deploy) that `woodpecker.load` runs without MLIR."""
+        from woodpecker.backend.deploy import save_compiled
+
+        return save_compiled(self, directory)

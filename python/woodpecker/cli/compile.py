@@ -35,8 +35,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import woodpecker
 
     shapes = dict(args.input_shape or [])
-    if args.output and args.target != "cuda":
-        raise woodpecker.WoodpeckerError("-o saves CUDA plans; a CPU model is compiled in memory (use --report)")
     select = _default_select(args)
     options = woodpecker.CompileOptions(
         target=args.target,
@@ -83,7 +81,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         else:
             write_selection_report(args.report, compiled, Path(args.model), options)
     if args.output:
-        print(f"wrote the plan {compiled.save(args.output)} (run it with woodpecker.load(DIR), no MLIR needed)")
+        what = "plan" if args.target == "cuda" else "model"
+        print(f"wrote the {what} {compiled.save(args.output)} (run it with woodpecker.load(DIR), no MLIR needed)")
     return 0
 
 
@@ -92,6 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, model_help="ONNX file", required=True)
     parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--arch", default="sm_90", help="CUDA architecture (target cuda)")
-    parser.add_argument("-o", "--output", metavar="DIR", help="target cuda: write the plan (plan.json, PTX, weights)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="write the model (cpu: model.so, weights, manifest)")
     add_selection_arguments(parser, None)
 

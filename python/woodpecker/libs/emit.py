@@ -12,22 +12,36 @@ A matched kernel (`LibraryPlan`) becomes, in `@main` (linalg on tensors):
 
 and `%r` replaces the kernel's result. The library objects (primitives with their weights
 reordered once, memory objects, argument arrays; for BLAS the weight array) are built here,
-at compile time, and their addresses are constants of the code: the executable keeps them
-alive (`LibraryKernel.keep`). The ExecutionEngine links the libraries, so the JIT-ed code calls
-them directly, with no Python in between.
+at compile time (`LibraryCallSpec.build`). Their addresses are not constants of the code: each
+`<memory>`, `<primitive>`, ... is a load from the kernel's handle table `@_mlir_wpk_handles_<kernel>`
+(woodpecker.runtime.cpu.library_calls), which the backend fills once the code is compiled and
+a saved model fills at load time with the objects it built again. The executable keeps them
+alive (`LibraryKernel.keep`). The ExecutionEngine (or the saved shared library) links the
+libraries, so the code calls them directly, with no Python in between.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from mlir import ir
 from mlir.dialects import arith, bufferization, func, memref
 
-from woodpecker.libs import blas
 from woodpecker.libs.match import LibraryPlan
+from woodpecker.runtime.cpu import blas
+from woodpecker.runtime.cpu.library_calls import (
+    BLAS_WEIGHTS_SLOT,
+    ONEDNN_STREAM_SLOT,
+    LibraryCallSpec,
+    handle_symbol,
+    onednn_execution_slots,
+    onednn_memory_slot,
+    table_capacity,
+    table_initial_values,
+)
 
 
 @dataclass
@@ -38,53 +52,36 @@ class LibraryKernel:
     kernel_name: str
     library: str
     implementation: str  # e.g. oneDNN's implementation name ("brg_conv_fwd:avx2"), "openblas sgemm"
-    keep: object
+    keep: object  # the library object (its handles fill the kernel's table)
+    spec: LibraryCallSpec  # how to build it again (a saved model does, at load time)
 
 
-def build_call(plan: LibraryPlan, weights_by_arg: dict[int, np.ndarray], threads: int) -> object:
-    """The library object computing `plan`, with its weights baked in."""
-    if plan.library == "blas":
-        blas.load()
-        blas.set_threads(1)  # see woodpecker.libs.blas: no second thread pool next to OpenMP's
-        weights = np.ascontiguousarray(weights_by_arg[plan.weight_args["weights"]], dtype=np.float32)
-        return weights
-    from woodpecker.libs import onednn
-
-    onednn.load()
-    onednn.set_threads(threads)
-    params = plan.params
-    post_ops = [
-        onednn.PostOp(p["kind"], p["alg"], alpha=p["alpha"], beta=p["beta"], shape=tuple(p.get("shape", ())))
-        for p in params.get("post_ops", ())
-    ]
-    bias = weights_by_arg[plan.weight_args["bias"]] if "bias" in plan.weight_args else None
-    if plan.op == "conv":
-        weights = weights_by_arg[plan.weight_args["weights"]].reshape(params["filter_shape"])
-        return onednn.Convolution(
-            params["src_shape"],
-            np.asarray(weights, dtype=np.float32),
-            None if bias is None else np.asarray(bias, dtype=np.float32),
-            strides=params["strides"],
-            pads_begin=params["pads_begin"],
-            pads_end=params["pads_end"],
-            dilations=params["dilations"],
-            groups=params["groups"],
-            post_ops=post_ops,
-        )
-    if plan.op == "matmul":
-        weights = np.asarray(weights_by_arg[plan.weight_args["weights"]], dtype=np.float32)
-        logical = weights.T if params["transposed_weights"] else weights  # (K, N)
-        return onednn.MatMul(
-            params["m"], params["k"], logical, None if bias is None else np.asarray(bias, np.float32), post_ops
-        )
-    return onednn.Pooling(
-        params["src_shape"],
-        params["kind"],
-        kernel=params["kernel"],
-        strides=params["strides"],
-        pads_begin=params["pads_begin"],
-        pads_end=params["pads_end"],
+def call_spec(plan: LibraryPlan, first_weight: int) -> LibraryCallSpec:
+    """What a saved model needs to build `plan`'s library object again: its parameters and its
+    weights as positions among the model's weights."""
+    return LibraryCallSpec(
+        kernel_name=plan.kernel_name,
+        library=plan.library,
+        op=plan.op,
+        params=json_params(plan.params),
+        weights={role: arg - first_weight for role, arg in plan.weight_args.items()},
     )
+
+
+def json_params(value: object) -> Any:
+    """`value` with tuples as lists (what a manifest holds and reads back)."""
+    if isinstance(value, dict):
+        return {str(k): json_params(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_params(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_call(spec: LibraryCallSpec, weights: Sequence[np.ndarray], threads: int) -> object:
+    """The library object computing `spec`, with its weights baked in."""
+    return spec.build({role: weights[index] for role, index in spec.weights.items()}, threads)
 
 
 def _declare(module: ir.Module, name: str, inputs: Sequence[ir.Type], results: Sequence[ir.Type]) -> None:
@@ -95,10 +92,6 @@ def _declare(module: ir.Module, name: str, inputs: Sequence[ir.Type], results: S
     with ir.InsertionPoint.at_block_begin(body):
         declaration = func.FuncOp(name, ir.FunctionType.get(list(inputs), list(results)))
         declaration.attributes["sym_visibility"] = ir.StringAttr.get("private")
-
-
-def _i64(value: int) -> ir.Value:
-    return arith.ConstantOp(ir.IntegerType.get_signless(64), int(value)).result
 
 
 def _i32(value: int) -> ir.Value:
@@ -119,11 +112,35 @@ def _buffer(tensor: ir.Value) -> ir.Value:
     return bufferization.ToBufferOp(ir.MemRefType.get(shape, ir.F32Type.get()), tensor, read_only=True).result
 
 
-def emit_call(module: ir.Module, plan: LibraryPlan, call: object) -> ir.Value:
-    """Emits the library call for `plan` before the op it replaces; returns its result tensor."""
+def _handle_table(module: ir.Module, spec: LibraryCallSpec, capacity: int) -> ir.Value:
+    """Declares the kernel's handle table (a mutable i64 global holding its capacity and the
+    spec's digest, see woodpecker.runtime.cpu.library_calls); returns it as a memref here."""
+    initial = np.asarray(table_initial_values(spec, capacity), dtype=np.int64)
+    table_type = ir.MemRefType.get([initial.size], ir.IntegerType.get_signless(64))
+    name = handle_symbol(spec.kernel_name)
+    with ir.InsertionPoint.at_block_begin(module.body):
+        memref.GlobalOp(
+            name,
+            ir.TypeAttr.get(table_type),
+            initial_value=ir.DenseElementsAttr.get(
+                initial, type=ir.RankedTensorType.get([initial.size], table_type.element_type)
+            ),
+            alignment=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64),
+        )
+    return memref.GetGlobalOp(table_type, name).result
+
+
+def _slot(table: ir.Value, slot: int) -> ir.Value:
+    return memref.LoadOp(table, [arith.ConstantOp(ir.IndexType.get(), slot).result]).result
+
+
+def emit_call(module: ir.Module, plan: LibraryPlan, spec: LibraryCallSpec, call: object) -> ir.Value:
+    """Emits the library call for `plan` before the op it replaces; returns its result tensor.
+    The library objects' handles are read from the kernel's table, not baked in as constants."""
     i32, i64, f32 = ir.IntegerType.get_signless(32), ir.IntegerType.get_signless(64), ir.F32Type.get()
     anchor = plan.replaces
     with ir.InsertionPoint(anchor), anchor.location:
+        table = _handle_table(module, spec, table_capacity(plan.library, call))
         inputs = [_pointer(_buffer(value)) for value in plan.inputs]
         out_type = ir.MemRefType.get(list(plan.output_shape), f32)
         out = memref.AllocOp(out_type, [], [], alignment=64).result
@@ -132,8 +149,6 @@ def emit_call(module: ir.Module, plan: LibraryPlan, call: object) -> ir.Value:
             _declare(module, blas.SGEMM_SYMBOL, [i32] * 6 + [f32, i64, i32, i64, i32, f32, i64, i32], [])
             m, k, n = plan.params["m"], plan.params["k"], plan.params["n"]
             transposed = plan.params["transposed_weights"]
-            weights = call
-            assert isinstance(weights, np.ndarray)
             func.CallOp(
                 [],
                 blas.SGEMM_SYMBOL,
@@ -147,7 +162,7 @@ def emit_call(module: ir.Module, plan: LibraryPlan, call: object) -> ir.Value:
                     _f32(1.0),
                     inputs[0],
                     _i32(k),
-                    _i64(weights.ctypes.data),
+                    _slot(table, BLAS_WEIGHTS_SLOT),
                     _i32(k if transposed else n),
                     _f32(0.0),
                     out_pointer,
@@ -161,15 +176,16 @@ def emit_call(module: ir.Module, plan: LibraryPlan, call: object) -> ir.Value:
             memories = call.runtime_memories
             if len(memories) != len(inputs) + 1:
                 raise ValueError(f"{plan.description}: {len(memories)} run-time memories for {len(inputs) + 1} tensors")
-            for memory, pointer in zip(memories, [*inputs, out_pointer], strict=True):
-                func.CallOp([i32], "dnnl_memory_set_data_handle", [_i64(memory), pointer])
-            for execution in call.executions:
+            stream = _slot(table, ONEDNN_STREAM_SLOT)
+            for index, pointer in enumerate([*inputs, out_pointer]):
+                func.CallOp([i32], "dnnl_memory_set_data_handle", [_slot(table, onednn_memory_slot(index)), pointer])
+            for index in range(len(call.executions)):
+                primitive, nargs, args = onednn_execution_slots(len(memories), index)
+                count = arith.TruncIOp(i32, _slot(table, nargs)).result
                 func.CallOp(
-                    [i32],
-                    "dnnl_primitive_execute",
-                    [_i64(execution.primitive), _i64(call.stream), _i32(execution.nargs), _i64(execution.args)],
+                    [i32], "dnnl_primitive_execute", [_slot(table, primitive), stream, count, _slot(table, args)]
                 )
-            func.CallOp([i32], "dnnl_stream_wait", [_i64(call.stream)])
+            func.CallOp([i32], "dnnl_stream_wait", [stream])
         tensor_type = ir.RankedTensorType.get(list(plan.output_shape), f32)
         return bufferization.ToTensorOp(tensor_type, out, restrict=True, writable=True).result
 
@@ -188,7 +204,7 @@ def library_paths(libraries: set[str]) -> list[str]:
         if path is not None:
             paths.append(str(path))
     if "onednn" in libraries:
-        from woodpecker.libs import onednn
+        from woodpecker.runtime.cpu import onednn
 
         path = onednn.library_path()
         if path is not None:

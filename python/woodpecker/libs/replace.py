@@ -17,7 +17,7 @@ from mlir import ir
 
 from woodpecker.errors import CompilationError
 from woodpecker.kernels.decision import Library
-from woodpecker.libs.emit import LibraryKernel, build_call, emit_call, implementation_name
+from woodpecker.libs.emit import LibraryKernel, build_call, call_spec, emit_call, implementation_name
 from woodpecker.libs.match import NotApplicable, match_kernel
 from woodpecker.schedule.kernels import KERNEL_ATTR, KINDS, ROLE_ATTR, erase_unused, find_kernels, model_kernels
 
@@ -56,7 +56,6 @@ def replace_library_kernels(
     if weights is None or len(weights) != num_weights:
         raise CompilationError("library kernels need the model's weights at compile time")
     first_weight = len(block.arguments) - num_weights
-    by_arg = {first_weight + i: w for i, w in enumerate(weights)}
     emitted: list[LibraryKernel] = []
     for kernel in kernels:
         choice = libraries.get(kernel.name, libraries.get(kernel.kind))
@@ -69,17 +68,23 @@ def replace_library_kernels(
         except NotApplicable as err:
             # The choice was made on the kernel cut out of the model; inside the model it can
             # differ (e.g. a pad the library cannot take): keep the generated kernel.
-            warnings.warn(f"kernel {kernel.name} ({unit.named_op}) cannot use {library} in this model: {err}; "
-                          "using the generated kernel", stacklevel=3)
+            warnings.warn(
+                f"kernel {kernel.name} ({unit.named_op}) cannot use {library} in this model: {err}; "
+                "using the generated kernel",
+                stacklevel=3,
+            )
             continue
         try:
-            call = build_call(plan, by_arg, threads)
+            spec = call_spec(plan, first_weight)
+            call = build_call(spec, weights, threads)
         except Exception as err:  # the library refused the parameters
             raise CompilationError(f"kernel {kernel.name}: {library} failed to build: {err}") from None
         with module.context:
-            result = emit_call(module, plan, call)
+            result = emit_call(module, plan, spec, call)
         plan.replaces.results[0].replace_all_uses_with(result)
-        emitted.append(LibraryKernel(plan.description, kernel.name, library, implementation_name(plan, call), call))
+        emitted.append(
+            LibraryKernel(plan.description, kernel.name, library, implementation_name(plan, call), call, spec)
+        )
     _strip(block, (KERNEL_ATTR, ROLE_ATTR))
     erase_unused(block)
     return emitted

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+from woodpecker.runtime.cpu.host import cpu_flags
 
 
 def _cores() -> int:
@@ -33,7 +24,7 @@ class CpuMachine:
     @classmethod
     def host(cls, threads: int | None = None) -> CpuMachine:
         """This machine: AVX-512 gives 16 lanes and 32 registers, AVX2 8 and 16, else SSE's 4 and 16."""
-        flags = _cpu_flags()
+        flags = cpu_flags()
         if "avx512f" in flags:
             lanes, registers = 16, 32
         elif "avx2" in flags or "avx" in flags:

@@ -50,10 +50,10 @@ _LIBRARY_NAMES = {"onednn": "oneDNN", "blas": "BLAS"}
 def library_availability(library: str) -> str | None:
     """None when `library` loads here, else why not."""
     if library == "blas":
-        from woodpecker.libs import blas
+        from woodpecker.runtime.cpu import blas
 
         return blas.availability()
-    from woodpecker.libs import onednn
+    from woodpecker.runtime.cpu import onednn
 
     return onednn.availability()
 
@@ -176,9 +176,9 @@ class CpuTarget(Target):
     def codegen(self, lowered: LoweredModel, cut: Cut | None, plan: Plan, stats: CompileStats) -> CompiledModel:
         imported, weights = lowered.imported, lowered.weights
         with imported.context, ir.Location.unknown():
-            with timed_stage(stats, "codegen"):
-                executable = compile_cpu(lowered.module, self.cpu, len(weights), weights, plan.decisions)
-            executable.bind_weights(weights)
+            executable = compile_cpu(lowered.module, self.cpu, len(weights), weights, plan.decisions, stats)
+            with timed_stage(stats, "bind-weights"):
+                executable.bind_weights(weights)
         stats.tuned_kernels = plan.tuned_kernels
         stats.library_kernels = len(executable.libraries)  # explicitly configured ones included
         stats.num_kernels = len(executable.kernel_names())
