@@ -200,7 +200,7 @@ def compile_cpu(
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     libs += library_paths({kernel.library for kernel in libraries})
     with timed_stage(stats, "machine-code"):
-        engine, main = _machine_code(module, options.llvm_opt_level, libs)
+        engine, main = machine_code(module, options.llvm_opt_level, libs)
     for kernel in libraries:
         address = engine.raw_lookup(handle_symbol(kernel.kernel_name).removeprefix("_mlir_"))  # it adds _mlir_
         if not address:
@@ -235,7 +235,7 @@ def _emit_interface(module: ir.Module, digest: int) -> None:
         )
 
 
-def _machine_code(module: ir.Module, opt_level: int, libs: list[str]) -> tuple[ExecutionEngine, Callable]:
+def machine_code(module: ir.Module, opt_level: int, libs: list[str]) -> tuple[ExecutionEngine, Callable]:
     """The engine with the module's machine code generated (position-independent, so that its
     object file links into a shared library) and the packed entry point."""
     try:

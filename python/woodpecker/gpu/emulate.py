@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from mlir import ir
-from mlir.execution_engine import ExecutionEngine
 from mlir.passmanager import PassManager
 
-from woodpecker.backend.cpu import CpuExecutable
+from woodpecker.backend.cpu import CpuExecutable, machine_code
 from woodpecker.backend.pipelines import BUFFERIZE, LOOPS_SERIAL, TO_LLVM
 from woodpecker.errors import CompilationError
 from woodpecker.gpu.arch import get_arch
@@ -55,10 +54,13 @@ def compile_kernel_for_cpu(fn: ir.Operation, item: ScheduledKernel, llvm_opt_lev
     main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(fn.context)
     try:
         PassManager.parse(CPU_PIPELINE, context=fn.context).run(module.operation)
-        engine = ExecutionEngine(module, opt_level=llvm_opt_level, shared_libs=[str(c_runner_utils())])
     except (ir.MLIRError, RuntimeError) as err:
         raise CompilationError(f"kernel {item.plan.name}: CPU compilation of the schedule failed: {err}") from None
-    executable = CpuExecutable(engine=engine, output_shapes=[item.plan.output.shape], parallel=False)
+    try:
+        engine, entry = machine_code(module, llvm_opt_level, [str(c_runner_utils())])
+    except CompilationError as err:
+        raise CompilationError(f"kernel {item.plan.name}: {err}") from None
+    executable = CpuExecutable(engine=engine, output_shapes=[item.plan.output.shape], parallel=False, main=entry)
     return CpuKernel(item, executable)
 
 
