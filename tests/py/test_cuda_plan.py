@@ -373,7 +373,9 @@ def test_wpk_compile_cuda_without_a_gpu_states_the_heuristic_and_writes_the_plan
     data = json.loads(report.read_text())
     assert data["mode"] == "heuristic" and data["gpu"].startswith("none") and data["totals"]["signatures"] == 11
     assert woodpecker.load(out).summary()["steps"] == 11
-    assert main(["compile", str(bundled_model_path()), "-o", str(tmp_path / "x")]) == 1  # -o is for CUDA plans
+    # -o on the CPU target writes a deployable CPU model (woodpecker.runtime.cpu), not a CUDA plan.
+    assert main(["compile", str(bundled_model_path()), "-o", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "manifest.json").is_file() and not (tmp_path / "x" / "plan.json").exists()
 
 
 # -- the executor on the fake driver ---------------------------------------------------------------

@@ -223,8 +223,8 @@ def compile_cpu(
 def _emit_interface(module: ir.Module, digest: int) -> None:
     """The constant global INTERFACE_SYMBOL: the digest of the code's argument shapes, which a
     saved model's manifest must match (woodpecker.runtime.cpu.deploy)."""
-    i64 = ir.IntegerType.get_signless(64)
-    with ir.InsertionPoint.at_block_begin(module.body):
+    i64 = ir.IntegerType.get_signless(64, module.context)
+    with ir.Location.unknown(module.context), ir.InsertionPoint.at_block_begin(module.body):
         memref.GlobalOp(
             INTERFACE_SYMBOL,
             ir.TypeAttr.get(ir.MemRefType.get([1], i64)),
