@@ -65,6 +65,16 @@ def apply_shape_options(
     return [by_name[spec.name] for spec in specs]
 
 
+def check_shape_options(model: str | Path, options: Sequence[tuple[str, tuple[int, ...]]] | None) -> None:
+    """`apply_shape_options` on the model file `model`, for a command that compiles from the
+    path (`wpk tune`): a bad `--input-shape` is a usage error before any work."""
+    if not options:
+        return
+    from woodpecker.importer.loader import declared_inputs, read_model
+
+    apply_shape_options(declared_inputs(read_model(model)), options)
+
+
 def static_shapes(specs: Sequence[InputSpec]) -> dict[str, tuple[int, ...]]:
     """The shapes to compile with: those of the inputs whose every dimension is known."""
     return {s.name: tuple(int(d) for d in s.shape) for s in specs if all(isinstance(d, int) for d in s.shape)}

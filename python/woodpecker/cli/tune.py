@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from woodpecker.cli.common import bundled_model, parse_input_shape
+from woodpecker.cli.common import bundled_model, check_shape_options, parse_input_shape
 from woodpecker.cli.parsing import directory_path, non_negative_int, positive_float, positive_int
 from woodpecker.database import DatabaseError, open_database
 from woodpecker.tune.report import WeightedTotal
@@ -162,6 +162,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.export_records or args.import_records:
         return _transfer_records(args)
     model = args.model or str(bundled_model())
+    check_shape_options(model, args.input_shape)
     try:
         options = TuneOptions(
             trials=args.trials,
