@@ -128,7 +128,7 @@ def test_input_options_naming_no_input_or_changing_a_static_dimension(tmp_path: 
         (["run", model, "--input-shape", "z=2x3"], "argument --input-shape z=2x3", "no input 'z'"),
         (["run", model, "--input-shape", "x=4x3"], "argument --input-shape x=4x3", "dimension 0 of input 'x'"),
         (["compile", model, "--input-shape", "x=2x3x1"], "argument --input-shape x=2x3x1", "rank 2"),
-        (["tune", model, "--input-shape", "x=4x3"], "argument --input-shape x=4x3", "is static in the model"),
+        (["tune", model, "--input-shape", "x=4x3"], "argument --input-shape x=4x3", "fixed to 2 by the model"),
     ]
     for argv, option, words in cases:
         assert main(argv) == 2, argv

@@ -58,8 +58,8 @@ def apply_shape_options(
         for axis, (got, declared) in enumerate(zip(shape, spec.shape, strict=True)):
             if isinstance(declared, int) and got != declared:
                 raise UsageError(
-                    f"{option}: dimension {axis} of input '{name}' is static in the model "
-                    f"{spec.shape_text()}, {declared}, not {got}; only open dimensions can be set"
+                    f"{option}: dimension {axis} of input '{name}' is fixed to {declared} by the model "
+                    f"{spec.shape_text()}, not {got}; only open dimensions can be set"
                 )
         by_name[name] = replace(spec, shape=tuple(shape))
     return [by_name[spec.name] for spec in specs]
