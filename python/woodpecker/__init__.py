@@ -17,6 +17,7 @@ _EXPORTS = {
     "CompiledModel": "woodpecker.backend.model",
     "import_onnx": "woodpecker.importer",
     "CompilationError": "woodpecker.errors",
+    "InputError": "woodpecker.errors",
     "ModelLoadError": "woodpecker.errors",
     "ShapeError": "woodpecker.errors",
     "UnsupportedOperatorError": "woodpecker.errors",

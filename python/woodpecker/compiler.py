@@ -161,7 +161,11 @@ def explicit_configs(options: CompileOptions) -> dict[str, Any]:
     return dict(options.gpu_configs or {}) if options.target == "cuda" else dict(options.cpu.schedules or {})
 
 
-def random_feeds(model: CompiledModel, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random float32 inputs of the right shapes (for demos and benchmarks)."""
+def random_feeds(
+    model: CompiledModel, seed: int = 0, names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Random float32 inputs of the right shapes (for demos and benchmarks), drawn in float32
+    (no float64 copy); `names`: only these inputs."""
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(model.input_shapes[name]).astype(np.float32) for name in model.input_names}
+    wanted = model.input_names if names is None else names
+    return {name: rng.standard_normal(model.input_shapes[name], dtype=np.float32) for name in wanted}

@@ -76,6 +76,11 @@ class CpuExecutable:
         names += [s.kernel.model_kernel or s.kernel.name for s in self.schedules]
         return sorted(dict.fromkeys(names), key=_kernel_index)
 
+    @property
+    def weight_bytes(self) -> int:
+        """The bytes of the bound weights (as the code reads them, packed layouts included)."""
+        return sum(a.nbytes for a in self._keepalive)
+
     def bind_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Fixes the trailing weight arguments (kept alive for the executable's life)."""
         arrays = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]

@@ -12,7 +12,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from woodpecker.cli.parsing import (
+    WpkArgumentParser,
+    non_negative_int,
+    parse_with,
+    positive_float,
+    positive_int,
+    run_command,
+)
 from woodpecker.measure import batch
+
+PROG = "wpk measure"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,13 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "directory", type=Path, help="a batch directory, or a directory of batches, from `wpk tune --export`"
     )
-    parser.add_argument("--repeat", type=int, default=batch.DEFAULT_REPEAT, help="timed runs per candidate")
-    parser.add_argument("--warmup", type=int, default=batch.DEFAULT_WARMUP, help="untimed runs first")
-    parser.add_argument("--timeout", type=float, default=batch.DEFAULT_TIMEOUT_S, help="seconds per candidate")
-    parser.add_argument("--rtol", type=float, default=batch.DEFAULT_RTOL, help="output check against the reference")
-    parser.add_argument("--atol", type=float, default=batch.DEFAULT_ATOL,
-                        help="absolute tolerance of that check (times the reference's largest magnitude)")
-    parser.add_argument("--device", type=int, default=0, help="CUDA device index")
+    parser.add_argument("--repeat", type=positive_int, default=batch.DEFAULT_REPEAT, help="timed runs per candidate")
+    parser.add_argument("--warmup", type=non_negative_int, default=batch.DEFAULT_WARMUP, help="untimed runs first")
+    parser.add_argument("--timeout", type=positive_float, default=batch.DEFAULT_TIMEOUT_S, help="seconds per candidate")
+    parser.add_argument("--rtol", type=float, default=batch.DEFAULT_RTOL, help="relative tolerance of the output check")
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=batch.DEFAULT_ATOL,
+        help="absolute tolerance of that check (times the reference's largest magnitude)",
+    )
+    parser.add_argument("--device", type=non_negative_int, default=0, help="CUDA device index")
     parser.add_argument("--no-flush", action="store_true", help="do not flush the L2 cache between repeats")
     parser.add_argument("--retry-failed", action="store_true", help="measure failed candidates again")
     parser.add_argument(
@@ -36,13 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     """`wpk measure` with parsed arguments: 0 done, 1 no usable device, 2 bad directory."""
-    if args.repeat < 1 or args.warmup < 0 or not args.timeout > 0:
-        print("wpk measure: error: --repeat must be >= 1, --warmup >= 0, --timeout > 0", file=sys.stderr)
-        return 2
     try:
         directories = batch.batch_directories(args.directory)
     except batch.BatchError as err:
-        print(f"wpk measure: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     for directory in directories:
         code = _measure_directory(args, directory)
@@ -67,10 +78,10 @@ def _measure_directory(args: argparse.Namespace, directory: Path) -> int:
             log=lambda text: print(text, file=sys.stderr, flush=True),
         )
     except batch.BatchError as err:
-        print(f"wpk measure: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except (batch.NoCudaDeviceError, batch.DeviceMismatchError) as err:
-        print(f"wpk measure: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     print(batch.format_table(directory))
     return 0
@@ -78,9 +89,12 @@ def _measure_directory(args: argparse.Namespace, directory: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`wpk measure DIR [--repeat N] [--warmup N] [--timeout S] ...` (argv without "measure")."""
-    parser = argparse.ArgumentParser(prog="wpk measure", description="measure a batch of compiled kernel candidates")
+    parser = WpkArgumentParser(prog=PROG, description="measure a batch of compiled kernel candidates")
     add_arguments(parser)
-    return cmd_measure(parser.parse_args(sys.argv[1:] if argv is None else list(argv)))
+    args = parse_with(parser, list(sys.argv[1:] if argv is None else argv))
+    if isinstance(args, int):
+        return args
+    return run_command(PROG, lambda: cmd_measure(args))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from woodpecker.cli.common import bundled_model, parse_input_shape
+from woodpecker.cli.common import bundled_model, check_shape_options, parse_input_shape
+from woodpecker.cli.parsing import directory_path, non_negative_int, positive_float, positive_int
 from woodpecker.database import DatabaseError, open_database
 from woodpecker.tune.report import WeightedTotal
 from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult, TuningInterrupted
@@ -31,14 +32,14 @@ PROG = "wpk tune"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="ONNX file (default: the bundled tiny ResNet)")
-    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"], help="what to tune for (default cpu)")
     parser.add_argument(
         "--trials",
-        type=int,
+        type=positive_int,
         default=32,
         help="trials per kernel (default 32): the budget every worker on the database shares",
     )
-    parser.add_argument("--strategy", default="ga", choices=STRATEGIES)
+    parser.add_argument("--strategy", default="ga", choices=STRATEGIES, help="the search (default ga)")
     parser.add_argument(
         "--db",
         metavar="DB",
@@ -65,30 +66,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="copy the tuning records of an old Optuna storage (a .db file, a .journal/.log Optuna journal or "
         "an RDB URL) into --db, then stop",
     )
-    parser.add_argument("--time-budget", type=float, metavar="S", help="seconds for all kernels together")
-    parser.add_argument("--seed", type=int, help="seed of the search")
+    parser.add_argument(
+        "--time-budget", type=positive_float, metavar="S", help="seconds for all kernels together"
+    )
+    parser.add_argument("--seed", type=non_negative_int, help="seed of the search")
     parser.add_argument(
         "--kernel",
         action="append",
         metavar="NAME|KIND",
         help="tune only these kernels (k3_conv) or kinds (conv); repeatable",
     )
-    parser.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...")
-    parser.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
-    parser.add_argument("--threads", type=int, help="threads of the kernels (default: every core)")
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        type=parse_input_shape,
+        metavar="NAME=DxD...",
+        help="the size of an input's open (symbolic) dimensions, e.g. data=1x3x224x224 (repeatable)",
+    )
+    parser.add_argument(
+        "--opt-level", type=int, default=2, choices=[0, 1, 2], help="graph optimization level (default 2)"
+    )
+    parser.add_argument("--threads", type=positive_int, help="threads of the kernels (default: every core)")
     parser.add_argument(
         "--in-process", action="store_true", help="measure in this process (faster; a crashing candidate ends the run)"
     )
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (isolated)")
+    parser.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per candidate (isolated)")
     parser.add_argument(
         "--confirm",
-        type=int,
+        type=non_negative_int,
         default=3,
         metavar="N",
         help="after each kernel's search, re-measure its N best and the default side by side "
         "(default 3; 0: trust the search's times)",
     )
-    parser.add_argument("--confirm-rounds", type=int, default=3, metavar="R", help="rounds of that (default 3)")
+    parser.add_argument(
+        "--confirm-rounds", type=positive_int, default=3, metavar="R", help="rounds of that (default 3)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--no-end-to-end",
@@ -100,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cuda.add_argument(
         "--export",
         metavar="DIR",
-        type=Path,
+        type=directory_path,
         help="no GPU here: write the candidates still missing as batches under DIR for `wpk measure DIR` on a GPU host",
     )
     cuda.add_argument(
@@ -109,6 +122,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="record the results `wpk measure DIR` wrote (then --export the next round)",
     )
+
+
+def records_use(args: argparse.Namespace) -> str:
+    """How `wpk tune` with these arguments uses the tuning database."""
+    if args.export_records and not args.import_records:
+        return "read only"
+    if args.import_records or args.import_optuna or args.import_results:
+        return "written: records are imported"
+    return "read and written"
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -140,6 +162,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.export_records or args.import_records:
         return _transfer_records(args)
     model = args.model or str(bundled_model())
+    check_shape_options(model, args.input_shape)
     try:
         options = TuneOptions(
             trials=args.trials,

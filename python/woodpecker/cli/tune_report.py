@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from woodpecker.cli.common import parse_input_shape
+from woodpecker.cli.parsing import WpkArgumentParser, directory_path, positive_int
 from woodpecker.database import DatabaseError
 from woodpecker.tune import report
 
@@ -35,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the tuning database: a path (SQLite, or a .journal file) or a postgresql:// URL "
         "(default: $WOODPECKER_TUNING_DB, else ~/.cache/woodpecker/tuning.db)",
     )
-    parser.add_argument("-o", "--output-dir", required=True, help="the folder to write the report into")
+    parser.add_argument(
+        "-o", "--output-dir", required=True, type=directory_path, help="the folder to write the report into"
+    )
     parser.add_argument(
         "--study", action="append", default=None, metavar="KEY", help="report only this workload (repeatable)"
     )
@@ -45,17 +48,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ONNX",
         help="report this model's kernels, weighted by their occurrences, with its name in the plot titles (CPU)",
     )
-    model.add_argument("--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...")
-    model.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
-    model.add_argument("--threads", type=int, help="the threads the model was tuned with (default: every core)")
+    model.add_argument(
+        "--input-shape",
+        action="append",
+        type=parse_input_shape,
+        metavar="NAME=DxD...",
+        help="the size of an input's open dimensions, as it was tuned (repeatable)",
+    )
+    model.add_argument(
+        "--opt-level", type=int, default=2, choices=[0, 1, 2], help="the graph optimization level it was tuned at"
+    )
+    model.add_argument(
+        "--threads", type=positive_int, help="the threads the model was tuned with (default: every core)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = WpkArgumentParser(
         prog=PROG, description="Summarize tuning records: CSV files, convergence and speedup plots."
     )
     add_arguments(parser)
     return parser
+
+
+def records_use(args: argparse.Namespace) -> str:
+    """`wpk tune-report` only reads the tuning database."""
+    return "read only"
 
 
 def cmd_tune_report(args: argparse.Namespace) -> int:

@@ -59,10 +59,13 @@ def check_feeds(feeds: object, specs: Sequence[InputSpec]) -> list[np.ndarray]:
     the order of `specs`; an `InputError` naming the input for anything else."""
     names = [spec.name for spec in specs]
     if not isinstance(feeds, Mapping):
-        hint = " in a list: pass {name: array}" if isinstance(feeds, list | tuple) else ""
+        what = "None" if feeds is None else f"a {type(feeds).__name__}"
+        hint = ""
+        if isinstance(feeds, list | tuple):
+            hint = " (write {" + ", ".join(f"{name!r}: array" for name in names) + "})"
         raise InputError(
-            f"feeds must be a dict of input name -> numpy array (as for onnxruntime), not "
-            f"{type(feeds).__name__}{hint}; the inputs are {names}"
+            f"feeds must be a dict {{input name: numpy array}}, as for onnxruntime, not {what}{hint}; "
+            f"the inputs are {names}"
         )
     unknown = [key for key in feeds if key not in names]
     if unknown:
