@@ -21,6 +21,7 @@ from woodpecker.graph.context import DATA_OPS, GraphContext
 from woodpecker.graph.outline_weights import main_func, outline_weights
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
 from woodpecker.lowering import lower_to_linalg
+from woodpecker.lowering.outputs import distinct_results
 from woodpecker.passes import build_pass_manager, opt_level_pipeline
 from woodpecker.stats import CompileStats, timed_stage
 
@@ -49,7 +50,8 @@ def lower_model(
     stats: CompileStats | None = None,
     on_stage: StageCallback | None = None,
 ) -> LoweredModel:
-    """import -> optimize (the graph passes of `opt_level`) -> outline weights -> lower to linalg.
+    """import -> optimize (the graph passes of `opt_level`) -> outline weights -> lower to linalg,
+    every result of @main its own value (`lowering.outputs.distinct_results`).
 
     `on_stage(name, module)` is called after "import", "optimize" and "linalg"."""
     if opt_level not in OPT_LEVELS:
@@ -73,6 +75,7 @@ def lower_model(
             lower_to_linalg(module.operation, kernel_groups=True)
             if opt_level >= 1:
                 run_upstream(module, "builtin.module(canonicalize,cse)")
+            distinct_results(main_func(module))
         _report(on_stage, "linalg", module)
     return LoweredModel(imported, module, weights)
 

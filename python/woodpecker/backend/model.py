@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from woodpecker.backend.cpu import CpuExecutable
-from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
+from woodpecker.runtime.feeds import check_feeds, check_output_names, pick_outputs, static_specs
 from woodpecker.stats import CompileStats
 
 
@@ -34,8 +34,7 @@ class CompiledModel:
         `InputError` naming them (`woodpecker.runtime.feeds`, shared with the CUDA plans)."""
         wanted = check_output_names(output_names, self.output_names)
         inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
-        results = dict(zip(self.output_names, self.executable(inputs), strict=True))
-        return [results[name] for name in wanted]
+        return pick_outputs(self.output_names, self.executable(inputs), None if output_names is None else wanted)
 
     __call__ = run
 

@@ -58,7 +58,7 @@ from woodpecker.runtime.cuda.launch import (
 )
 from woodpecker.runtime.cuda.model import PlanModel
 from woodpecker.runtime.cuda.plan import InferencePlan, pack_weights
-from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
+from woodpecker.runtime.feeds import check_feeds, check_output_names, pick_outputs, static_specs
 from woodpecker.stats import CompileStats
 
 
@@ -132,8 +132,7 @@ class CudaModel:
         inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
         with self.linalg.context:
             results = run_on_cpu(self.linalg, inputs, self.weights, self.configs(), self.arch)
-        by_name = dict(zip(self.output_names, results, strict=True))
-        return [by_name[n] for n in wanted]
+        return pick_outputs(self.output_names, results, None if output_names is None else wanted)
 
     # -- saving ------------------------------------------------------------------------------
 

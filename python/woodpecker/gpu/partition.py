@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlir import ir
-from mlir.dialects import func, linalg, tensor
+from mlir.dialects import func
 from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
@@ -36,13 +36,11 @@ from woodpecker.gpu.prepare import GATHER_TAG, clone_module, clone_with_mapping
 from woodpecker.gpu.program import BufferRef
 from woodpecker.graph.outline_weights import main_func
 from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR, assign_names, kernel_kind
+from woodpecker.lowering.outputs import VIEW_OPS, distinct_results, is_constant_op, producer
 
-VIEW_OPS = frozenset({"tensor.collapse_shape", "tensor.expand_shape", "tensor.reshape"})
-REMAT_LEAVES = frozenset({"tensor.empty", "arith.constant"})
 OP_TAG = "wpk.gpu.op"
 ROOT_TAG = "wpk.gpu.root"
 MAIN_TAG = "wpk.gpu.main"
-MATERIALIZE_TAG = "wpk.gpu.materialize"  # a returned fill: a kernel of its own
 
 _KIND_BY_NAME = {
     "linalg.matmul": "matmul",
@@ -124,21 +122,6 @@ class Partition:
 
 def _op(value_owner: ir.Operation | ir.OpView) -> ir.Operation:
     return value_owner.operation if isinstance(value_owner, ir.OpView) else value_owner
-
-
-def producer(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    return None if isinstance(owner, ir.Block) else _op(owner)
-
-
-def _is_remat(op: ir.Operation) -> bool:
-    if MATERIALIZE_TAG in op.attributes:
-        return False
-    if op.name in REMAT_LEAVES:
-        return True
-    if op.name == "linalg.fill" or op.name in VIEW_OPS:
-        return all(p is not None and _is_remat(p) for p in map(producer, op.operands))
-    return False
 
 
 def _is_compute(op: ir.Operation) -> bool:
@@ -291,7 +274,7 @@ def partition(module: ir.Module, num_inputs: int | None = None) -> Partition:
     if ret.name != "func.return":
         raise CompilationError("@main does not end with func.return")
 
-    _copy_returns(fn, ret, n_args)
+    distinct_results(fn)  # lower_model made them distinct; the canonicalizations since may not have kept it
     PassManager.parse("builtin.module(canonicalize)", context=module.context).run(module.operation)
     ops = _top_level_ops(fn)
     _owner, generic_of = _generalized(module)
@@ -300,7 +283,7 @@ def partition(module: ir.Module, num_inputs: int | None = None) -> Partition:
     group_of: dict[int, int] = {}
     groups: list[list[ir.Operation]] = []
     for op in reversed(ops):
-        if op.name == "func.return" or _is_remat(op) or op.name in VIEW_OPS:
+        if op.name == "func.return" or is_constant_op(op) or op.name in VIEW_OPS:
             continue
         if not _is_compute(op):
             raise CompilationError(f"'{op.name}' at {op.location} is not supported by the GPU backend yet")
@@ -403,34 +386,6 @@ def _launch_names(
     return [r for r in result if r is not None]
 
 
-def _copy_returns(fn: ir.Operation, ret: ir.Operation, n_args: int) -> None:
-    """Returned values that no kernel computes (graph inputs, constants, a value returned twice)
-    get a `linalg.copy` so that every output buffer is written by exactly one kernel."""
-    seen: set[ir.Value] = set()
-    for k, value in enumerate(list(ret.operands)):
-        base_value = value
-        p = producer(base_value)
-        while p is not None and p.name in VIEW_OPS:
-            base_value = p.operands[0]
-            p = producer(base_value)
-        needs_copy = p is None or _is_remat(p) or base_value in seen
-        seen.add(base_value)
-        if not needs_copy:
-            continue
-        if p is not None and p.name == "linalg.fill" and base_value == value:
-            with ir.InsertionPoint(ret):
-                init = producer(p.operands[1]).clone()
-                fill = p.clone()
-            fill.operands[1] = init.results[0]
-            fill.attributes[MATERIALIZE_TAG] = ir.UnitAttr.get()
-            ret.operands[k] = fill.results[0]
-            continue
-        with ret.location, ir.InsertionPoint(ret):
-            shape = _shape(value)
-            init = tensor.EmptyOp(list(shape), ir.RankedTensorType(value.type).element_type).result
-            ret.operands[k] = linalg.copy(value, outs=[init])
-
-
 def _extract(
     device: ir.Module,
     index: int,
@@ -462,7 +417,7 @@ def _extract(
             return
         if p.parent is None or _op(p.parent) != _op(main_block.owner):
             return  # defined inside one of the kernel's own regions
-        if _is_remat(p):
+        if is_constant_op(p):
             for operand in p.operands:
                 need(operand)
             remat_keys.add(_key(p))

@@ -12,10 +12,13 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from woodpecker.errors import InputError
+
+T = TypeVar("T")
 
 FLOAT32 = np.dtype(np.float32)
 
@@ -103,6 +106,18 @@ def check_output_names(output_names: object, outputs: Sequence[str]) -> list[str
         if not isinstance(name, str) or name not in outputs:
             raise InputError(f"unknown output name {name!r}; the outputs are {list(outputs)}")
     return list(output_names)
+
+
+def pick_outputs(outputs: Sequence[str], results: Sequence[T], output_names: Sequence[str] | None) -> list[T]:
+    """`results` (one per graph output, in the order of `outputs`) for `output_names` (None: all,
+    in order; else names `check_output_names` accepted). A graph may list one name several
+    times: each position keeps its own result, and a name asked for gets its first."""
+    if output_names is None:
+        return list(results)
+    first: dict[str, int] = {}
+    for position, name in enumerate(outputs):
+        first.setdefault(name, position)
+    return [results[first[name]] for name in output_names]
 
 
 def checked_shape(name: str, shape: object, error: type[Exception], what: str = "input_shapes") -> tuple[int, ...]:

@@ -42,7 +42,7 @@ from woodpecker.runtime.cpu.library_calls import (
     json_digest,
 )
 from woodpecker.runtime.cpu.memref import CALLING_CONVENTION, ENTRY_SYMBOL, memref_arg, packed_arguments
-from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
+from woodpecker.runtime.feeds import check_feeds, check_output_names, pick_outputs, static_specs
 
 FORMAT = "woodpecker.cpu-model"
 FORMAT_VERSION = 1
@@ -397,8 +397,7 @@ class DeployedCpuModel:
         outputs = [np.empty(self.output_shapes[name], dtype=np.float32) for name in self.output_names]
         args = [memref_arg(a) for a in inputs] + self._weight_args + [memref_arg(o) for o in outputs]
         self._entry(packed_arguments(args))
-        results = dict(zip(self.output_names, outputs, strict=True))
-        return [results[name] for name in wanted]
+        return pick_outputs(self.output_names, outputs, None if output_names is None else wanted)
 
     __call__ = run
 
