@@ -10,12 +10,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
+from woodpecker.errors import ModelLoadError
+from woodpecker.importer.loader import MAX_MODEL_BYTES
 from woodpecker.lowering.outputs import OUTPUT_COPY_ATTR
 
 ort = pytest.importorskip("onnxruntime")
@@ -121,3 +126,82 @@ def test_each_returned_value_of_the_lowered_main_is_distinct() -> None:
         assert len(set(returned)) == len(returned) == 4
         copies = [v.owner for v in returned if OUTPUT_COPY_ATTR in v.owner.attributes]
         assert len(copies) == 3  # r is returned by its matmul once, then copied
+
+
+# -- 4. a model path that is not a regular file of bounded size ---------------------------------
+
+
+def _matmul_model() -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.arange(64 * 8, dtype=np.float32).reshape(64, 8) / 100.0, "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        [w],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _external_model(directory: Path, location: str = "weights.bin") -> Path:
+    path = directory / "model.onnx"
+    onnx.save_model(_matmul_model(), path, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    if location != "weights.bin":
+        model = onnx.load(path, load_external_data=False)
+        for entry in model.graph.initializer[0].external_data:
+            if entry.key == "location":
+                entry.value = location
+        onnx.save_model(model, path)
+    return path
+
+
+def test_a_fifo_as_the_model_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelLoadError, match=r"model.onnx': a FIFO, not a regular file"):
+        woodpecker.import_onnx(fifo)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null"])
+def test_a_device_as_the_model_is_refused(path: str) -> None:
+    with pytest.raises(ModelLoadError, match=rf"'{path}': a character device, not a regular file"):
+        woodpecker.import_onnx(path)
+
+
+def test_a_directory_or_an_oversized_file_as_the_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="a directory, not a regular file"):
+        woodpecker.import_onnx(tmp_path)
+    big = tmp_path / "big.onnx"
+    with open(big, "wb") as f:
+        f.truncate(MAX_MODEL_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(ModelLoadError, match=rf"{MAX_MODEL_BYTES + 1} bytes, more than the {MAX_MODEL_BYTES} allowed"):
+        woodpecker.import_onnx(big)
+
+
+def test_external_data_inside_the_directory_is_loaded(tmp_path: Path) -> None:
+    path = _external_model(tmp_path)
+    x = np.random.default_rng(3).standard_normal((1, 64)).astype(np.float32)
+    (y,) = woodpecker.compile(path).run(None, {"x": x})
+    want = x.astype(np.float64) @ (np.arange(64 * 8).reshape(64, 8) / 100.0)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-4)
+
+
+def test_external_data_outside_the_directory_or_not_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(b"\0" * 64 * 8 * 4)
+    path = _external_model(tmp_path / "model", "../secret.bin")
+    with pytest.raises(ModelLoadError, match="lies outside the directory"):
+        woodpecker.import_onnx(path)
+    (tmp_path / "model" / "link.bin").symlink_to(outside)
+    path = _external_model(tmp_path / "model", "link.bin")
+    with pytest.raises(ModelLoadError, match="lies outside the directory"):
+        woodpecker.import_onnx(path)
+    os.mkfifo(tmp_path / "model" / "fifo.bin")
+    path = _external_model(tmp_path / "model", "fifo.bin")
+    with pytest.raises(ModelLoadError, match=r"fifo\.bin: not a regular file"):
+        woodpecker.import_onnx(path)
+    (tmp_path / "model" / "short.bin").write_bytes(b"\0" * 16)
+    path = _external_model(tmp_path / "model", "short.bin")
+    with pytest.raises(ModelLoadError, match=r"short\.bin: bytes \[\d+, \d+\) lie outside its 16 bytes"):
+        woodpecker.import_onnx(path)

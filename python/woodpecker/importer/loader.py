@@ -6,21 +6,25 @@ or checker traceback chained to it).
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError
 from woodpecker.importer.converters import SUPPORTED_OPS
 from woodpecker.importer.type_rules import check_type_rules
+from woodpecker.runtime.bundle import member, read_range, read_regular_file
 from woodpecker.runtime.feeds import InputSpec, checked_shape
 
 MIN_OPSET = 11
 MAX_OPSET = 25
 DEFAULT_DOMAINS = ("", "ai.onnx")
+MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's limit on one message: larger models keep weights in external data
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,11 @@ def first_line(error: BaseException) -> str:
 
 
 def read_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
-    """A private copy of `model` (a path or a ModelProto), external data loaded."""
+    """A private copy of `model` (a path or a ModelProto), external data loaded.
+
+    A path must name a regular file of at most MAX_MODEL_BYTES (the 2 GiB protobuf limit); a
+    FIFO, a device or a directory is refused before anything is read. External data files
+    must be regular files inside the model's directory (`runtime.bundle.member`)."""
     if isinstance(model, onnx.ModelProto):
         proto = onnx.ModelProto()
         proto.CopyFrom(model)
@@ -68,15 +76,54 @@ def read_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
     if not isinstance(model, str | os.PathLike):
         raise ModelLoadError(f"expected a path or an onnx.ModelProto, got {type(model).__name__}")
     path = os.fspath(model)
+    data = read_regular_file(path, ModelLoadError, max_bytes=MAX_MODEL_BYTES, what="ONNX model")
     try:
-        return onnx.load(path)
-    except OSError as error:
-        reason = error.strerror or first_line(error)
-        raise ModelLoadError(f"cannot read ONNX model '{path}': {reason}") from None
+        proto = onnx.load_model_from_string(data)
     except Exception as error:  # protobuf DecodeError and friends
         raise ModelLoadError(
             f"'{path}' is not a valid ONNX model (protobuf parse failed: {first_line(error)})"
         ) from None
+    load_external_data(proto, os.path.dirname(os.path.abspath(path)), path)
+    return proto
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor of `graph` and its subgraphs: initializers and tensor attributes."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _graph_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graph_tensors(subgraph)
+
+
+def load_external_data(model: onnx.ModelProto, directory: str, path: str) -> None:
+    """Reads the external data of `model`'s tensors into them: each file a regular file inside
+    `directory`, each tensor's bytes inside its file and no more than the tensor's size."""
+    for tensor in _graph_tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        where = f"'{path}': external data of tensor '{tensor.name}'"
+        try:
+            info = ExternalDataInfo(tensor)
+        except ValueError as error:
+            raise ModelLoadError(f"{where}: {first_line(error)}") from None
+        try:
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        except Exception:
+            raise ModelLoadError(f"{where} has data type {tensor.data_type}, which is not stored externally") from None
+        nbytes = math.prod(tensor.dims) * itemsize
+        if info.length is not None and info.length != nbytes:
+            raise ModelLoadError(f"{where} is {info.length} bytes long, its shape {list(tensor.dims)} needs {nbytes}")
+        file = member(directory, info.location, ModelLoadError, max_bytes=None)
+        offset = info.offset or 0
+        tensor.raw_data = read_range(file, ModelLoadError, offset=offset, length=nbytes, max_bytes=nbytes)
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
 
 
 def default_opset(model: onnx.ModelProto) -> int:

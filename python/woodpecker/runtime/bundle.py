@@ -80,6 +80,62 @@ def member(
     return path
 
 
+def read_regular_file(path: str | os.PathLike, error: type[Exception], *, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of the file at `path` (not inside a saved directory: a path the user gave),
+    checked: a regular file (a FIFO, a device or a directory is refused without reading or
+    blocking on it) of at most `max_bytes` bytes."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as err:
+        raise error(f"cannot read {what} '{name}': {_reason(err)}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise error(f"cannot read {what} '{name}': {_file_kind(info.st_mode)}, not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size > max_bytes:
+            raise error(f"cannot read {what} '{name}': {info.st_size} bytes, more than the {max_bytes} allowed")
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as err:
+            raise error(f"cannot read {what} '{name}': {_reason(err)}") from None
+    if len(data) > max_bytes:
+        raise error(f"cannot read {what} '{name}': more than the {max_bytes} bytes allowed")
+    return data
+
+
+def read_range(path: Path, error: type[Exception], *, offset: int, length: int | None, max_bytes: int) -> bytes:
+    """`length` bytes (None: to the end) at `offset` of the regular file `path` (a checked
+    `member`), at most `max_bytes`; the file must hold them."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            length = size - offset if length is None else length
+            if offset < 0 or length < 0 or offset + length > size:
+                raise error(f"{path}: bytes [{offset}, {offset + length}) lie outside its {size} bytes")
+            if length > max_bytes:
+                raise error(f"{path}: {length} bytes, more than the {max_bytes} allowed")
+            f.seek(offset)
+            data = f.read(length)
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({_reason(err)})") from None
+    if len(data) != length:
+        raise error(f"{path}: truncated ({length} bytes expected at offset {offset})")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((text for test, text in kinds if test(mode)), "a special file")
+
+
 def read_bytes(directory: str | os.PathLike, name: object, error: type[Exception], *, max_bytes: int) -> bytes:
     """The bytes of the checked member `name` (see `member`)."""
     path = member(directory, name, error, max_bytes=max_bytes)
