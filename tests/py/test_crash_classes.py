@@ -4,24 +4,34 @@
    buffer-results-to-out-params): every output its own result, on the CPU and the CUDA path;
 2. an intermediate that cannot be allocated: refused before running, naming the buffer;
 3. schedules whose vectors unroll into huge code (GlobalAveragePool): bounded by the host's
-   vector width (see also test_schedule_budget.py);
+   vector width; a structural budget over one kernel of each family at the shapes of
+   ResNet-18/50, MobileNet-V2 and BERT-base;
 4. a model path that is a FIFO, a device or too large: one clear line, no hang.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from mlir import ir
 from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
 from woodpecker.errors import ModelLoadError
+from woodpecker.frontend import lower_model
 from woodpecker.importer.loader import MAX_MODEL_BYTES
 from woodpecker.lowering.outputs import OUTPUT_COPY_ATTR
+from woodpecker.schedule.apply import apply_schedules
+from woodpecker.schedule.kernels import find_kernels
+from woodpecker.schedule.target import CpuMachine
+from woodpecker.schedule.templates import schedule_space
+from woodpecker.schedule.templates.generic import GenericTemplate, tile_vector_elements
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -205,3 +215,141 @@ def test_external_data_outside_the_directory_or_not_a_file_is_refused(tmp_path: 
     path = _external_model(tmp_path / "model", "short.bin")
     with pytest.raises(ModelLoadError, match=r"short\.bin: bytes \[\d+, \d+\) lie outside its 16 bytes"):
         woodpecker.import_onnx(path)
+
+
+# -- 3. no schedule unrolls into huge code: a structural budget over the kernels of real models ---
+
+
+def _conv_node(w: str, k: int, stride: int = 1, group: int = 1) -> dict:
+    return {
+        "op": "Conv",
+        "inputs": ["x", w],
+        "kernel_shape": [k, k],
+        "strides": [stride] * 2,
+        "pads": [k // 2] * 4,
+        "group": group,
+    }
+
+
+# One kernel of each family at the shapes ResNet-18/50, MobileNet-V2 and a BERT-base layer have
+# (name: input shape, initializers by name and shape, nodes), and the GlobalAveragePool of #19.
+BUDGET_CASES: dict[str, tuple[list[int], dict[str, list[int]], list[dict]]] = {
+    "resnet_stem_conv7x7_s2": ([1, 3, 224, 224], {"w": [64, 3, 7, 7]}, [_conv_node("w", 7, 2)]),
+    "resnet_conv3x3": ([1, 64, 56, 56], {"w": [64, 64, 3, 3]}, [_conv_node("w", 3)]),
+    "resnet_conv3x3_s2": ([1, 128, 56, 56], {"w": [128, 128, 3, 3]}, [_conv_node("w", 3, 2)]),
+    "resnet50_conv1x1": ([1, 256, 56, 56], {"w": [64, 256, 1, 1]}, [_conv_node("w", 1)]),
+    "resnet50_downsample_1x1_s2": ([1, 256, 56, 56], {"w": [512, 256, 1, 1]}, [_conv_node("w", 1, 2)]),
+    "resnet_maxpool3x3_s2": (
+        [1, 64, 112, 112],
+        {},
+        [{"op": "MaxPool", "inputs": ["x"], "kernel_shape": [3, 3], "strides": [2, 2], "pads": [1] * 4}],
+    ),
+    "resnet_residual_add_relu": (
+        [1, 256, 56, 56],
+        {"r": [1, 256, 56, 56]},
+        [{"op": "Add", "inputs": ["x", "r"]}, {"op": "Relu", "inputs": ["prev"]}],
+    ),
+    "resnet50_global_avgpool": ([1, 2048, 7, 7], {}, [{"op": "GlobalAveragePool", "inputs": ["x"]}]),
+    "resnet_fc_gemm": (
+        [1, 2048],
+        {"w": [1000, 2048], "b": [1000]},
+        [{"op": "Gemm", "inputs": ["x", "w", "b"], "transB": 1}],
+    ),
+    "mobilenet_depthwise3x3": ([1, 144, 56, 56], {"w": [144, 1, 3, 3]}, [_conv_node("w", 3, 1, 144)]),
+    "mobilenet_depthwise3x3_s2": ([1, 96, 112, 112], {"w": [96, 1, 3, 3]}, [_conv_node("w", 3, 2, 96)]),
+    "mobilenet_relu6": ([1, 144, 56, 56], {"lo": [], "hi": []}, [{"op": "Clip", "inputs": ["x", "lo", "hi"]}]),
+    "mobilenet_global_avgpool": ([1, 1280, 7, 7], {}, [{"op": "GlobalAveragePool", "inputs": ["x"]}]),
+    "bert_matmul_qkv": ([128, 768], {"w": [768, 768]}, [{"op": "MatMul", "inputs": ["x", "w"]}]),
+    "bert_matmul_ffn": ([128, 768], {"w": [768, 3072]}, [{"op": "MatMul", "inputs": ["x", "w"]}]),
+    "bert_attention_batch_matmul": ([12, 128, 64], {"k": [12, 64, 128]}, [{"op": "MatMul", "inputs": ["x", "k"]}]),
+    "bert_softmax": ([1, 12, 128, 128], {}, [{"op": "Softmax", "inputs": ["x"], "axis": -1}]),
+    "bert_layernorm_mean": ([1, 128, 768], {}, [{"op": "ReduceMean", "inputs": ["x"], "axes": [-1], "keepdims": 1}]),
+    "bert_gelu_tanh": ([1, 128, 3072], {}, [{"op": "Tanh", "inputs": ["x"]}]),
+    "issue19_global_avgpool_64x64": ([1, 64, 64, 64], {}, [{"op": "GlobalAveragePool", "inputs": ["x"]}]),
+}
+
+
+def _budget_model(name: str) -> onnx.ModelProto:
+    shape, inits, specs = BUDGET_CASES[name]
+    rng = np.random.default_rng(4)
+    tensors = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in inits.items()]
+    nodes, previous = [], "x"
+    for index, spec in enumerate(specs):
+        attrs = {k: v for k, v in spec.items() if k not in ("op", "inputs")}
+        inputs = [previous if i == "prev" else i for i in spec["inputs"]]
+        previous = f"t{index}"
+        nodes.append(helper.make_node(spec["op"], inputs, [previous], name=f"{spec['op'].lower()}_{index}", **attrs))
+    nodes[-1].output[0] = "y"
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        tensors,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+_VECTOR_TYPE = re.compile(r"vector<((?:\d+x)+)f32>")
+
+
+def scheduled_vector_stats(model: onnx.ModelProto, machine: CpuMachine) -> tuple[int, int]:
+    """(the most elements of one vector value, the lines of IR) after every kernel's default
+    schedule and the vector lowering: what LLVM's code size and compile time grow with."""
+    lowered = lower_model(model)
+    with lowered.imported.context, ir.Location.unknown():
+        apply_schedules(lowered.module, None, machine)
+        text = str(lowered.module)
+    largest = max(
+        (math.prod(int(d) for d in m.group(1).rstrip("x").split("x")) for m in _VECTOR_TYPE.finditer(text)), default=0
+    )
+    return largest, text.count("\n")
+
+
+MACHINES = {
+    "sse": CpuMachine(vector_lanes=4, registers=16, threads=1),
+    "avx2": CpuMachine(vector_lanes=8, registers=16, threads=2),
+    "avx512": CpuMachine(vector_lanes=16, registers=32, threads=2),
+}
+MAX_KERNEL_IR_LINES = 2000  # the largest default schedule of BUDGET_CASES has about 360
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_no_default_schedule_unrolls_past_twice_the_register_file(machine: str) -> None:
+    """After every kernel's default schedule and the vector lowering, no vector value holds more
+    than two register files (lanes x registers x 2) and no kernel's IR exceeds the line budget:
+    the GlobalAveragePool of #19 had a 131072-element vector (8218 lines) on AVX-512, a 16x16
+    one 8192 (5.6 s of LLVM), BERT's mean over 768 24576."""
+    target = MACHINES[machine]
+    bound = 2 * target.vector_lanes * target.registers
+    over = {}
+    for name in BUDGET_CASES:
+        largest, lines = scheduled_vector_stats(_budget_model(name), target)
+        if largest > bound or lines > MAX_KERNEL_IR_LINES:
+            over[name] = (largest, lines)
+    assert over == {}, f"(largest vector, IR lines) over ({bound}, {MAX_KERNEL_IR_LINES}) on {machine}: {over}"
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_generic_vectors_are_bounded_by_the_lanes_times_the_register_budget(machine: str) -> None:
+    """Every vector size the generic templates offer (not only the default) fits the budget."""
+    target = MACHINES[machine]
+    for name in BUDGET_CASES:
+        lowered = lower_model(_budget_model(name))
+        with lowered.imported.context, ir.Location.unknown():
+            for kernel in find_kernels(lowered.module):
+                template, space = schedule_space(kernel, target)
+                if not isinstance(template, GenericTemplate):
+                    continue
+                vectors = next(k.domain for k in space.knobs if k.name == "vector")
+                sizes = {v: tile_vector_elements(kernel, v) for v in vectors}
+                assert max(sizes.values()) <= target.max_vector_elements, f"{name} {kernel.name}: {sizes}"
+
+
+def test_the_global_average_pool_of_issue_19_compiles_in_a_plain_schedule() -> None:
+    shape = BUDGET_CASES["issue19_global_avgpool_64x64"][0]
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    compiled = woodpecker.compile(_budget_model("issue19_global_avgpool_64x64"))
+    (y,) = compiled.run(None, {"x": x})
+    np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)

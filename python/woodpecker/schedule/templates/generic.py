@@ -10,10 +10,14 @@ Loops of the main op (generic form). The schedule:
    and `vector` elements along the innermost (`0`: one element, scalar code); reductions are
    done whole inside each tile;
 3. tiles of `vector > 0` are vectorized (only offered when every indexing map is a projected
-   permutation, i.e. no sliding windows or gathers, and `vector` divides the extent).
+   permutation, i.e. no sliding windows or gathers, and `vector` divides the extent, and when
+   the tile's vector, its output elements times the whole reduction, has at most
+   `CpuMachine.max_vector_elements`: the host's lanes times a small register budget).
 """
 
 from __future__ import annotations
+
+import math
 
 from mlir import ir
 
@@ -31,6 +35,19 @@ def split_dim(kernel: Kernel) -> int | None:
         if extent > 1:
             return dim
     return None
+
+
+def tile_vector_elements(kernel: Kernel, vector: int) -> int:
+    """The elements of the vector a tile of `vector` output elements (along the innermost
+    output dim) becomes: the tile's output elements times every reduction loop, done whole.
+    Vectorization unrolls it completely (convert-vector-to-scf{full-unroll}), so it is what
+    the code size and the compile time grow with (a 64x64 GlobalAveragePool: 4096 elements)."""
+    if vector == 0:
+        return 0
+    inner = kernel.output_shape[-1] if kernel.output_shape else 1
+    loops = kernel.loops
+    reduced = math.prod(e for e, parallel in zip(loops.extents, loops.parallel, strict=True) if not parallel)
+    return min(vector, inner) * reduced
 
 
 def _vectorizable(kernel: Kernel) -> bool:
@@ -77,6 +94,8 @@ class GenericTemplate:
             vector = (0, *(v for v in (lanes // 2, lanes, 2 * lanes, 4 * lanes) if v > 0 and inner % v == 0))
             if len(vector) == 1 and inner <= 4 * lanes:
                 vector = (0, inner)
+            # A tile's vector holds `vector` output elements times the whole reduction: bounded.
+            vector = tuple(v for v in vector if tile_vector_elements(kernel, v) <= target.max_vector_elements)
         knobs = (
             Knob("chunks", chunks, "pieces of the outermost non-unit output dim run in parallel (1: serial)"),
             Knob("vector", vector, "elements of the innermost output dim per tile, vectorized (0: scalar)"),
