@@ -18,6 +18,7 @@ _EXPORTS = {
     "import_onnx": "woodpecker.importer",
     "CompilationError": "woodpecker.errors",
     "InputError": "woodpecker.errors",
+    "MemoryLimitError": "woodpecker.errors",
     "ModelLoadError": "woodpecker.errors",
     "ShapeError": "woodpecker.errors",
     "UnsupportedOperatorError": "woodpecker.errors",

@@ -21,9 +21,11 @@ from mlir import ir
 
 from woodpecker.backend.cpu import CpuOptions
 from woodpecker.errors import CompilationError
-from woodpecker.frontend import OPT_LEVELS, lower_model
+from woodpecker.frontend import OPT_LEVELS, LoweredModel, lower_model
+from woodpecker.graph.activations import check_activation_memory
 from woodpecker.importer import ImportedModel
 from woodpecker.kernels.target import Target
+from woodpecker.runtime.memory import host_available_bytes
 from woodpecker.select.candidates import parse_libraries
 from woodpecker.select.plan import PlanRequest, plan_kernels
 from woodpecker.select.selection import MODES
@@ -65,6 +67,10 @@ class CompileOptions:
     # (never measure).
     libraries: str = "all"
     select: str = "records"
+    # The bytes the model's activations may take at their peak (CompileStats.peak_activation_bytes);
+    # more is a MemoryLimitError naming the largest buffer, before any code is generated. None:
+    # the memory available on this machine for target="cpu" (MemAvailable), unchecked for cuda.
+    memory_limit: int | None = None
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -79,6 +85,10 @@ class CompileOptions:
             raise CompilationError(f"select must be one of {', '.join(MODES)}, got {self.select!r}")
         if self.opt_level not in OPT_LEVELS:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
+        if self.memory_limit is not None and (
+            isinstance(self.memory_limit, bool) or not isinstance(self.memory_limit, int) or self.memory_limit <= 0
+        ):
+            raise CompilationError(f"memory_limit must be a positive number of bytes, got {self.memory_limit!r}")
         if self.target == "cuda":
             from woodpecker.gpu.arch import ARCHS
 
@@ -143,6 +153,7 @@ def compile(
     backend = make_target(options)
     stats = CompileStats()
     lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage)
+    check_memory(lowered, options)
     request = PlanRequest(
         libraries=parse_libraries(options.libraries, options.target),
         mode=options.select,
@@ -154,6 +165,20 @@ def compile(
         with timed_stage(stats, "select"):
             cut, plan = plan_kernels(backend, lowered, request)
         return backend.codegen(lowered, cut, plan, stats)
+
+
+def check_memory(lowered: LoweredModel, options: CompileOptions) -> None:
+    """Refuses a model whose peak activation memory exceeds `options.memory_limit` (None: what
+    this machine has available, for the CPU; the GPU's memory is not known here)."""
+    if lowered.activations is None:
+        return
+    if options.memory_limit is not None:
+        limit, source = options.memory_limit, "allowed by memory_limit"
+    elif options.target == "cpu":
+        limit, source = host_available_bytes()
+    else:
+        return
+    check_activation_memory(lowered.activations, limit, source)
 
 
 def explicit_configs(options: CompileOptions) -> dict[str, Any]:

@@ -51,3 +51,7 @@ class InputError(WoodpeckerError, ValueError):
     """A model was run with feeds or output names it cannot take (names, types, dtypes or
     shapes): the message names the input or output and what differs. Also a ValueError, as
     the checks before it raised."""
+
+
+class MemoryLimitError(WoodpeckerError):
+    """The model's activations (or one buffer of them) do not fit in the memory it may use."""

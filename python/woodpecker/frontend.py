@@ -17,6 +17,7 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from woodpecker.errors import CompilationError
+from woodpecker.graph.activations import ActivationPlan, plan_activations
 from woodpecker.graph.context import DATA_OPS, GraphContext
 from woodpecker.graph.outline_weights import main_func, outline_weights
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
@@ -37,6 +38,7 @@ class LoweredModel:
     imported: ImportedModel
     module: ir.Module
     weights: list[np.ndarray]  # the trailing arguments of @main, in order
+    activations: ActivationPlan | None = None  # the optimized graph's activation buffers, planned
 
     @property
     def num_inputs(self) -> int:
@@ -67,6 +69,8 @@ def lower_model(
             optimize_graph(module, opt_level, GraphContext(imported.weights))
         _report(on_stage, "optimize", module)
         stats.num_graph_ops = count_graph_ops(module)
+        activations = plan_activations(module)
+        stats.peak_activation_bytes = activations.peak_bytes
         with timed_stage(stats, "outline-weights"):
             outlined = outline_weights(module)
             imported.weights.retain({w.resource for w in outlined})
@@ -77,7 +81,7 @@ def lower_model(
                 run_upstream(module, "builtin.module(canonicalize,cse)")
             distinct_results(main_func(module))
         _report(on_stage, "linalg", module)
-    return LoweredModel(imported, module, weights)
+    return LoweredModel(imported, module, weights, activations)
 
 
 def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext) -> None:

@@ -24,6 +24,9 @@ class CompileStats:
     num_kernels: int = 0  # the model kernels the code has
     tuned_kernels: int = 0  # kernels compiled with a tuning record instead of their default
     library_kernels: int = 0  # kernels computed by a library call (oneDNN, BLAS, cuDNN, cuBLAS)
+    # The most bytes of activations (graph inputs, kernel outputs) live at once, as the arena
+    # planner places them (woodpecker.graph.activations); compile() refuses what cannot fit.
+    peak_activation_bytes: int = 0
     parallel: bool = False
 
     @property

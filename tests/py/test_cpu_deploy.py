@@ -222,7 +222,7 @@ TAMPERED: dict[str, tuple[Callable[[Path], None], str]] = {
         "is not a plain file name",
     ),
     "unknown runtime library": (_edit(lambda m: m["libraries"].append("libfoo")), "unknown library 'libfoo'"),
-    "format version": (_edit(lambda m: m.update(version=99)), "expected 'woodpecker.cpu-model' version 1"),
+    "format version": (_edit(lambda m: m.update(version=99)), "expected 'woodpecker.cpu-model' version 2"),
     "other machine": (_edit(lambda m: m["target"].update(machine="riscv64")), "compiled for riscv64"),
 }
 

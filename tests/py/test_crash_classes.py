@@ -353,3 +353,86 @@ def test_the_global_average_pool_of_issue_19_compiles_in_a_plain_schedule() -> N
     compiled = woodpecker.compile(_budget_model("issue19_global_avgpool_64x64"))
     (y,) = compiled.run(None, {"x": x})
     np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+# -- 2. an intermediate that cannot be allocated ---------------------------------------------------
+
+
+def _outer_product_model(n: int) -> onnx.ModelProto:
+    """x [n, 1] @ w [1, n] = an n x n intermediate ('outer'), reduced to [n]: a small model
+    (8n bytes of input and weights) with a huge intermediate."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["big"], name="outer"),
+            helper.make_node("ReduceMean", ["big"], ["y"], name="mean", axes=[1], keepdims=0),
+        ],
+        "outer_product",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])],
+        [numpy_helper.from_array(np.ones((1, n), np.float32), "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+HUGE = 1 << 20  # a 4 TiB intermediate
+
+
+def test_the_peak_activation_memory_is_the_planners_number() -> None:
+    compiled = woodpecker.compile(_outer_product_model(64))
+    # x [64, 1] (256 B) lives until the matmul writes 'big' [64, 64] (16 KiB), which lives until
+    # the mean writes y [64] (256 B): at most 16 KiB + 256 B are live at once.
+    assert compiled.stats.peak_activation_bytes == 16384 + 256
+    x = np.random.default_rng(6).standard_normal((64, 1)).astype(np.float32)
+    (y,) = compiled.run(None, {"x": x})
+    np.testing.assert_allclose(y, x[:, 0].astype(np.float64), rtol=1e-5, atol=1e-6)
+
+
+def test_a_huge_intermediate_is_refused_at_compile_time_naming_its_node() -> None:
+    with pytest.raises(woodpecker.MemoryLimitError) as caught:
+        woodpecker.compile(_outer_product_model(HUGE))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "the model needs 4.0 TiB of activation memory at its peak" in message
+    assert "node 'outer' (wpk.matmul) [1048576, 1048576] (4.0 TiB)" in message
+    assert "available on this machine" in message
+
+
+def test_the_memory_limit_option_sets_the_limit() -> None:
+    options = woodpecker.CompileOptions(memory_limit=8192)
+    with pytest.raises(woodpecker.MemoryLimitError, match=r"more than the 8.0 KiB allowed by memory_limit"):
+        woodpecker.compile(_outer_product_model(64), options=options)
+    with pytest.raises(woodpecker.CompilationError, match="memory_limit must be a positive number of bytes"):
+        woodpecker.compile(_outer_product_model(64), options=woodpecker.CompileOptions(memory_limit=0))
+
+
+def _overcommits_everything() -> bool:
+    try:
+        return Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_overcommits_everything(), reason="vm.overcommit_memory=1: a 4 TiB allocation would succeed")
+def test_a_buffer_that_cannot_be_allocated_at_run_time_is_an_error_not_a_segfault() -> None:
+    """Past the compile-time check (the limit overridden), the code's buffers are one arena
+    that Python allocates before the call: the failure names the buffer, nothing has run."""
+    options = woodpecker.CompileOptions(memory_limit=1 << 62)
+    compiled = woodpecker.compile(_outer_product_model(HUGE), options=options)
+    assert compiled.executable.arena.nbytes >= HUGE * HUGE * 4
+    x = np.ones((HUGE, 1), np.float32)
+    with pytest.raises(woodpecker.MemoryLimitError) as caught:
+        compiled.run(None, {"x": x})
+    assert "cannot allocate the 4.0 TiB of the model's buffers for this run" in str(caught.value)
+    assert "the buffer of node 'outer' [1048576, 1048576] (4.0 TiB)" in str(caught.value)
+
+
+def test_the_cpu_code_allocates_no_top_level_buffer_itself() -> None:
+    """Every buffer of @main is a view of the arena argument: the code calls no malloc."""
+    from woodpecker.backend.cpu import CpuOptions, compile_cpu
+
+    lowered = lower_model(_outer_product_model(64))
+    with lowered.imported.context, ir.Location.unknown():
+        executable = compile_cpu(lowered.module, CpuOptions(parallel=False), len(lowered.weights), lowered.weights)
+        code = str(lowered.module)
+    assert "@malloc" not in code
+    assert {b.what for b in executable.arena.buffers} == {"the buffer of node 'mean'", "the buffer of node 'outer'"}

@@ -20,7 +20,8 @@ from mlir.dialects import memref
 from mlir.execution_engine import ExecutionEngine
 from mlir.passmanager import PassManager
 
-from woodpecker.backend.pipelines import cpu_pipeline
+from woodpecker.backend.arena import Arena, place_in_arena
+from woodpecker.backend.pipelines import cpu_bufferization, cpu_lowering
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
 from woodpecker.kernels.decision import Decision, split_decisions
@@ -69,6 +70,8 @@ class CpuExecutable:
     threads: int = 1
     llvm_opt_level: int = 2
     interface: int = 0  # the digest of the argument shapes the code has (INTERFACE_SYMBOL)
+    # @main's buffers: its last argument, allocated (and checked) by every call (backend.arena).
+    arena: Arena = field(default_factory=lambda: Arena(0, ()))
 
     def kernel_names(self) -> list[str]:
         """The model kernels of the code, in program order: library calls and scheduled ones."""
@@ -110,8 +113,9 @@ class CpuExecutable:
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
+        arena = self.arena.allocate()
         args = [memref_arg(a) for a in inputs] + self._fixed_args + [memref_arg(o) for o in outputs]
-        self.main(packed_arguments(args))
+        self.main(packed_arguments([*args, memref_arg(arena)]))
         return outputs
 
     def bound_call(self, inputs: Sequence[np.ndarray]) -> tuple[Callable[[], None], list[np.ndarray]]:
@@ -119,10 +123,12 @@ class CpuExecutable:
         and its outputs: what the tuner times, without per-call Python work."""
         outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
         arrays = [np.ascontiguousarray(a) for a in inputs]
+        arena = self.arena.allocate()
         args = [memref_arg(a) for a in arrays] + self._fixed_args + [memref_arg(o) for o in outputs]
+        args.append(memref_arg(arena))
         packed = packed_arguments(args)
         function = self.main
-        keep = (arrays, outputs, args, self._keepalive)  # descriptors hold addresses, not references
+        keep = (arrays, outputs, arena, args, self._keepalive)  # descriptors hold addresses, not references
 
         def call() -> None:
             function(packed)
@@ -147,13 +153,22 @@ def thread_count(threads: int | None, parallel: bool) -> int:
     return (threads or available_cores()) if parallel else 1
 
 
-def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
-    """Runs the bufferize-to-LLVM pipeline on a module of linalg on tensors, in place."""
+def bufferize_into_arena(module: ir.Module) -> Arena:
+    """The first part of the bufferize-to-LLVM pipeline, in place: bufferization, then @main's
+    buffers moved into a trailing arena argument (`backend.arena`)."""
     fn = main_func(module)
     fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-    pipeline = cpu_pipeline(parallel)
     try:
-        PassManager.parse(pipeline, context=module.context).run(module.operation)
+        PassManager.parse(cpu_bufferization(), context=module.context).run(module.operation)
+    except ir.MLIRError as err:
+        raise CompilationError(f"CPU bufferization failed: {err}") from None
+    return place_in_arena(main_func(module))
+
+
+def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
+    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM."""
+    try:
+        PassManager.parse(cpu_lowering(parallel), context=module.context).run(module.operation)
     except ir.MLIRError as err:
         raise CompilationError(f"CPU lowering to LLVM failed: {err}") from None
 
@@ -198,9 +213,12 @@ def compile_cpu(
         first_weight = len(fn.regions[0].blocks[0].arguments) - num_weights
         packed = {p.arg_index - first_weight: p for p in prepack_weights(fn, first_weight)} if num_weights else {}
     arg_shapes = [tuple(ir.ShapedType(a.type).shape) for a in fn.regions[0].blocks[0].arguments]
-    interface = interface_digest(arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes)
-    _emit_interface(module, interface)
     with timed_stage(stats, "lower-to-llvm"):
+        arena = bufferize_into_arena(module)
+        interface = interface_digest(
+            arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes
+        )
+        _emit_interface(module, interface)
         lower_to_llvm(module, parallel)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     libs += library_paths({kernel.library for kernel in libraries})
@@ -222,6 +240,7 @@ def compile_cpu(
         threads=target.threads,
         llvm_opt_level=options.llvm_opt_level,
         interface=interface,
+        arena=arena,
     )
 
 

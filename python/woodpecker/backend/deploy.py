@@ -38,6 +38,8 @@ def save_compiled(model: CompiledModel, directory: str | os.PathLike) -> Path:
         libraries=runtime,
         threads=executable.threads,
         llvm_opt_level=executable.llvm_opt_level,
+        arena_bytes=executable.arena.nbytes,
+        arena_largest=executable.arena.largest_text(),
     )
     with tempfile.TemporaryDirectory(prefix="wpk-save-") as scratch:
         obj, library = Path(scratch) / "model.o", Path(scratch) / "model.so"

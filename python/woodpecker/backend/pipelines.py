@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-BUFFERIZE = (
+# Bufferization in two parts: between them the CPU backend moves @main's allocations into an
+# arena argument (backend/arena.py), so the deallocation pipeline frees only what is left.
+ALLOCATE = (
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
-    "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},"
-    "buffer-deallocation-pipeline"
+    "buffer-results-to-out-params{modify-public-functions hoist-static-allocs}"
 )
+DEALLOCATE = "buffer-deallocation-pipeline"
+BUFFERIZE = f"{ALLOCATE},{DEALLOCATE}"
 
 # Loops: the scf.forall of the schedules (woodpecker.schedule) become OpenMP parallel loops
 # (or serial loops); what stayed linalg becomes plain loops; vector ops go to LLVM's.
@@ -29,6 +32,16 @@ TO_LLVM = (
 
 def cpu_pipeline(parallel: bool) -> str:
     """The whole bufferize-to-LLVM pipeline as `builtin.module(...)` text."""
+    return f"builtin.module(canonicalize,{ALLOCATE},{cpu_lowering(parallel)[len('builtin.module(') :]}"
+
+
+def cpu_bufferization() -> str:
+    """The first part of `cpu_pipeline`: bufferization up to the allocations of @main."""
+    return f"builtin.module(canonicalize,{ALLOCATE})"
+
+
+def cpu_lowering(parallel: bool) -> str:
+    """The rest of `cpu_pipeline`: deallocation, loops, LLVM."""
     loops = LOOPS_PARALLEL if parallel else LOOPS_SERIAL
     to_llvm = TO_LLVM.format(openmp="convert-openmp-to-llvm," if parallel else "")
-    return f"builtin.module(canonicalize,{BUFFERIZE},{loops},{to_llvm})"
+    return f"builtin.module({DEALLOCATE},{loops},{to_llvm})"

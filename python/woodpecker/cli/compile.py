@@ -41,6 +41,7 @@ def _select(args: argparse.Namespace) -> str:
 def cmd_compile(args: argparse.Namespace) -> int:
     import woodpecker
     from woodpecker.importer.loader import declared_inputs, read_model
+    from woodpecker.runtime.memory import format_bytes
 
     proto = read_model(args.model)
     apply_shape_options(declared_inputs(proto), args.input_shape)  # a bad --input-shape: before compiling
@@ -60,7 +61,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     stats = compiled.stats
     print(
         f"compiled {args.model} for {args.target} in {seconds:.2f}s: {stats.num_kernels} kernels "
-        f"({stats.tuned_kernels} with tuning records, {stats.library_kernels} library calls)"
+        f"({stats.tuned_kernels} with tuning records, {stats.library_kernels} library calls); "
+        f"peak activation memory {format_bytes(stats.peak_activation_bytes)}"
     )
     if compiled.selection:
         from woodpecker.select.report import format_table

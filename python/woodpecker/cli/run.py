@@ -120,15 +120,15 @@ def _feeds(compiled, files: dict[str, Feed], seed: int) -> dict[str, np.ndarray]
 
 
 def memory_estimate(compiled, compare_with_reference: bool) -> str:
-    """One line: the bytes of the inputs, outputs and weights (the CPU code's activations are
-    allocated by the code itself and not known here)."""
+    """One line: the bytes of the inputs, outputs and weights, and the peak activation memory
+    (the planner's number, `CompileStats.peak_activation_bytes`, inputs and outputs included)."""
     inputs = sum(int(np.prod(s)) * 4 for s in compiled.input_shapes.values())
     outputs = sum(int(np.prod(s)) * 4 for s in compiled.output_shapes.values())
     weights = compiled.executable.weight_bytes
     total = inputs + outputs + weights
     line = (
         f"memory estimate: inputs {mib(inputs)} + outputs {mib(outputs)} + weights {mib(weights)} = {mib(total)}, "
-        "plus the activations (not known for the CPU code)"
+        f"; peak activation memory {mib(compiled.stats.peak_activation_bytes)} (inputs and outputs included)"
     )
     if compare_with_reference:
         line += "; onnxruntime adds its own weights, activations and outputs"

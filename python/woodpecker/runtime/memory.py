@@ -11,8 +11,14 @@ at most the sum of the buffers and usually close to the peak of live bytes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from woodpecker.errors import MemoryLimitError
 
 ALIGNMENT = 256  # cudaMalloc's alignment; cuDNN and cuBLAS want at least 16 bytes
 
@@ -90,3 +96,48 @@ def conflicts(lifetimes: Sequence[Lifetime], offsets: dict[str, int], alignment:
             if a0 < b0 + align(b.nbytes, alignment) and b0 < a0 + align(a.nbytes, alignment):
                 found.append(f"{a.name} [{a.first}, {a.last}] and {b.name} [{b.first}, {b.last}] share bytes")
     return found
+
+
+def format_bytes(nbytes: int) -> str:
+    """`nbytes` in the largest binary unit that keeps it at least 1 (`12.0 GiB`, `512 B`)."""
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{nbytes} B"
+
+
+def host_available_bytes() -> tuple[int, str]:
+    """The memory this machine can give a process now, and where that number comes from:
+    MemAvailable of /proc/meminfo (Linux), else the available physical pages (`os.sysconf`)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024, "available on this machine (MemAvailable in /proc/meminfo)"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(pages), "available on this machine (free physical pages)"
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62, "(the available memory is unknown)"
+
+
+HOST_ALIGNMENT = 64  # what the CPU code aligns its buffers to
+
+
+def allocate_arena(nbytes: int, largest: str = "") -> np.ndarray:
+    """`nbytes` of host memory aligned to HOST_ALIGNMENT for the buffers of a CPU model's run (see
+    woodpecker.backend.arena); a `MemoryLimitError` naming the model's largest buffer (`largest`,
+    described) when they cannot be allocated, before any code runs."""
+    size = max(int(nbytes), 1)
+    try:
+        block = np.empty(size + HOST_ALIGNMENT, dtype=np.uint8)
+    except MemoryError:
+        culprit = f"; the largest is {largest}" if largest else ""
+        raise MemoryLimitError(
+            f"cannot allocate the {format_bytes(size)} of the model's buffers for this run{culprit}"
+        ) from None
+    start = -block.ctypes.data % HOST_ALIGNMENT
+    return block[start : start + size]

@@ -5,14 +5,16 @@
                     was compiled for (machine, model, instruction-set extensions, threads, LLVM
                     -O level); the weights (block file, bytes, per array offset and shape); the
                     runtime libraries the code calls (openmp, onednn, blas); the library calls
-                    (kernel, library, op, parameters, weights) whose objects the loader builds
+                    (kernel, library, op, parameters, weights) whose objects the loader builds;
+                    the arena (bytes, the largest buffer in it)
     model.so        the machine code: `_mlir__mlir_ciface_main(void **args)`, args = pointers to
-                    pointers to the memref descriptors of the inputs, weights, outputs (f32)
+                    pointers to the memref descriptors of the inputs, weights, outputs (f32) and
+                    the arena (bytes, allocated by each run: `runtime.memory.allocate_arena`)
     weights.npy     one f32 block: every weight as the code reads it (packed where it packs),
                     then the originals of packed weights a library call also reads
 
-The manifest is bound to the code: the code holds the digest of its argument shapes
-(`INTERFACE_SYMBOL`) and each library call's table the digest of its spec, and loading refuses a
+The manifest is bound to the code: the code holds the digest of its argument shapes and arena
+size (`INTERFACE_SYMBOL`) and each library call's table the digest of its spec, and loading refuses a
 manifest that does not match them. Every file is read through woodpecker.runtime.bundle (paths
 inside the directory, regular files, exact sizes, bounded JSON, npy headers checked).
 """
@@ -43,9 +45,10 @@ from woodpecker.runtime.cpu.library_calls import (
 )
 from woodpecker.runtime.cpu.memref import CALLING_CONVENTION, ENTRY_SYMBOL, memref_arg, packed_arguments
 from woodpecker.runtime.feeds import check_feeds, check_output_names, pick_outputs, static_specs
+from woodpecker.runtime.memory import allocate_arena
 
 FORMAT = "woodpecker.cpu-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the arena argument (the code's buffers, allocated by each run)
 MANIFEST = "manifest.json"
 LIBRARY_FILE = "model.so"
 WEIGHTS_FILE = "weights.npy"
@@ -63,13 +66,18 @@ class CpuModelError(WoodpeckerError):
 
 
 def interface_digest(
-    inputs: Sequence[Sequence[int]], weights: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]
+    inputs: Sequence[Sequence[int]],
+    weights: Sequence[Sequence[int]],
+    outputs: Sequence[Sequence[int]],
+    arena_bytes: int = 0,
 ) -> int:
-    """The digest of the code's argument shapes (all f32), which the code holds and a manifest must match."""
+    """The digest of the code's argument shapes (all f32) and of the bytes of its arena (the
+    last argument: its buffers, woodpecker.backend.arena), which the code holds and a manifest
+    must match."""
     shapes = {
         k: [[int(d) for d in s] for s in v] for k, v in (("inputs", inputs), ("weights", weights), ("outputs", outputs))
     }
-    return json_digest({"dtype": "float32", **shapes})
+    return json_digest({"dtype": "float32", **shapes, "arena_bytes": int(arena_bytes)})
 
 
 @dataclass
@@ -84,6 +92,8 @@ class CpuModelFiles:
     libraries: list[str] = field(default_factory=list)  # of RUNTIME_LIBRARIES
     threads: int = 1
     llvm_opt_level: int = 2
+    arena_bytes: int = 0  # the code's buffers, allocated by each run (the last argument)
+    arena_largest: str = ""  # the largest of them, described (for the error when it cannot be allocated)
 
 
 def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Path) -> Path:
@@ -118,8 +128,10 @@ def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Pat
             "sha256": hashlib.sha256(data).hexdigest(),
             "entry": ENTRY_SYMBOL,
             "calling_convention": CALLING_CONVENTION,
-            "arguments": "inputs, weights, outputs: void **args, args[i] -> pointer to a ranked f32 memref descriptor",
+            "arguments": "inputs, weights, outputs, arena: void **args, args[i] -> pointer to a ranked memref "
+            "descriptor (f32; the arena: bytes)",
         },
+        "arena": {"bytes": files.arena_bytes, "largest": files.arena_largest},
         "target": {
             "machine": host.machine(),
             "cpu": host.cpu_model(),
@@ -207,6 +219,8 @@ class CpuManifest:
     weights: dict[str, Any]
     libraries: list[str]
     library_calls: list[LibraryCallSpec]
+    arena_bytes: int = 0
+    arena_largest: str = ""
 
 
 def read_manifest(directory: str | os.PathLike) -> CpuManifest:
@@ -247,6 +261,11 @@ def read_manifest(directory: str | os.PathLike) -> CpuManifest:
         raise CpuModelError(
             f"{where}: libraries: unknown library {unknown[0]!r} (known: {', '.join(RUNTIME_LIBRARIES)})"
         )
+    arena = bundle.field(data, "arena", dict, CpuModelError, where)
+    arena_bytes = bundle.field(arena, "bytes", int, CpuModelError, f"{where}: arena")
+    if arena_bytes < 0:
+        raise CpuModelError(f"{where}: arena: bytes {arena_bytes} is negative")
+    arena_largest = bundle.field(arena, "largest", str, CpuModelError, f"{where}: arena")
     calls = []
     for i, item in enumerate(bundle.field(data, "library_calls", list, CpuModelError, where)):
         at = f"{where}: library_calls[{i}]"
@@ -270,6 +289,8 @@ def read_manifest(directory: str | os.PathLike) -> CpuManifest:
         weights=weights,
         libraries=list(libraries),
         library_calls=calls,
+        arena_bytes=arena_bytes,
+        arena_largest=arena_largest[:200],
     )
 
 
@@ -344,7 +365,10 @@ class DeployedCpuModel:
             )
         )
         digest = interface_digest(
-            [s for _, s in manifest.inputs], [w.shape for w in weights], [s for _, s in manifest.outputs]
+            [s for _, s in manifest.inputs],
+            [w.shape for w in weights],
+            [s for _, s in manifest.outputs],
+            arena_bytes=manifest.arena_bytes,
         )
         library = manifest.library
         path = bundle.member(root, library["file"], CpuModelError, size=library["bytes"])
@@ -360,7 +384,8 @@ class DeployedCpuModel:
             raise CpuModelError(f"{path}: cannot be loaded ({err})") from None
         if code_digest != digest:
             raise CpuModelError(
-                f"{where}: the inputs, weights and outputs it lists do not match the code's arguments (shapes differ)"
+                f"{where}: the inputs, weights, outputs and arena it lists do not match the code's arguments "
+                "(shapes or sizes differ)"
             )
         entry.restype, entry.argtypes = None, [ctypes.c_void_p]
         self._entry = entry
@@ -395,8 +420,9 @@ class DeployedCpuModel:
         wanted = check_output_names(output_names, self.output_names)
         inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
         outputs = [np.empty(self.output_shapes[name], dtype=np.float32) for name in self.output_names]
+        arena = allocate_arena(self.manifest.arena_bytes, self.manifest.arena_largest)
         args = [memref_arg(a) for a in inputs] + self._weight_args + [memref_arg(o) for o in outputs]
-        self._entry(packed_arguments(args))
+        self._entry(packed_arguments([*args, memref_arg(arena)]))
         return pick_outputs(self.output_names, outputs, None if output_names is None else wanted)
 
     __call__ = run
