@@ -12,11 +12,6 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-# The vector registers one vectorized tile may span: a tile's vector is fully unrolled into
-# register-sized pieces, so its elements are bounded by the lanes times this small budget.
-VECTOR_REGISTER_BUDGET = 8
-
-
 @dataclass(frozen=True)
 class CpuMachine:
     """f32 lanes per vector register, vector registers, cores and cache sizes."""
@@ -40,8 +35,10 @@ class CpuMachine:
 
     @property
     def max_vector_elements(self) -> int:
-        """The most f32 elements one vectorized tile may have: `VECTOR_REGISTER_BUDGET` registers."""
-        return self.vector_lanes * min(VECTOR_REGISTER_BUDGET, self.registers)
+        """The most f32 elements one vectorized tile may have: one register file. A tile's vector
+        is unrolled completely into register-sized pieces; larger ones only spill, and their
+        code (and LLVM's time) grows with them."""
+        return self.vector_lanes * self.registers
 
     def describe(self) -> str:
         return f"{self.threads} threads, {self.vector_lanes} f32 lanes x {self.registers} vector registers"

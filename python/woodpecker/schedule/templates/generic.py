@@ -7,12 +7,14 @@ Loops of the main op (generic form). The schedule:
    `scf.forall` (OpenMP) when `chunks > 1`; the fill, main op and epilogue are computed chunk
    by chunk;
 2. the output is walked in tiles of one element along every output dim but the innermost,
-   and `vector` elements along the innermost (`0`: one element, scalar code); reductions are
-   done whole inside each tile;
+   and `vector` elements along the innermost (`0`: one element, scalar code); a vectorized
+   tile of a kernel without epilogue reduces in pieces (one step of every reduction loop but
+   the innermost, a divisor of that one) so that its vector fits the registers; other
+   reductions are done whole inside each tile;
 3. tiles of `vector > 0` are vectorized (only offered when every indexing map is a projected
    permutation, i.e. no sliding windows or gathers, and `vector` divides the extent, and when
-   the tile's vector, its output elements times the whole reduction, has at most
-   `CpuMachine.max_vector_elements`: the host's lanes times a small register budget).
+   the tile's vector, its output elements times the reduction it does at once, has at most
+   `CpuMachine.max_vector_elements`: the host's lanes times its registers).
 """
 
 from __future__ import annotations
@@ -37,17 +39,42 @@ def split_dim(kernel: Kernel) -> int | None:
     return None
 
 
-def tile_vector_elements(kernel: Kernel, vector: int) -> int:
+def _reduction_loops(kernel: Kernel) -> list[int]:
+    loops = kernel.loops
+    return [i for i, parallel in enumerate(loops.parallel) if not parallel and loops.extents[i] > 1]
+
+
+def reduction_chunk(kernel: Kernel, vector: int, target: CpuMachine) -> int | None:
+    """Elements of the innermost reduction loop one vectorized tile reduces at a time (the
+    other reduction loops step by one), so that the tile's vector fits
+    `target.max_vector_elements`; None where the tile reduces everything at once (a kernel with
+    an epilogue, whose main op is fused into the epilogue's tiles, or no reduction)."""
+    reduced = _reduction_loops(kernel)
+    if not reduced or kernel.epilogue is not None or vector == 0:
+        return None
+    extent = kernel.loops.extents[reduced[-1]]
+    room = max(1, target.max_vector_elements // _outputs_per_tile(kernel, vector))
+    return max(d for d in range(1, min(extent, room) + 1) if extent % d == 0)
+
+
+def _outputs_per_tile(kernel: Kernel, vector: int) -> int:
+    inner = kernel.output_shape[-1] if kernel.output_shape else 1
+    return min(vector, inner)
+
+
+def tile_vector_elements(kernel: Kernel, vector: int, target: CpuMachine) -> int:
     """The elements of the vector a tile of `vector` output elements (along the innermost
-    output dim) becomes: the tile's output elements times every reduction loop, done whole.
-    Vectorization unrolls it completely (convert-vector-to-scf{full-unroll}), so it is what
-    the code size and the compile time grow with (a 64x64 GlobalAveragePool: 4096 elements)."""
+    output dim) becomes: its outputs times the part of the reduction it does at once (see
+    `reduction_chunk`). Vectorization unrolls it completely (convert-vector-to-scf{full-unroll}),
+    so it is what register pressure, code size and LLVM's time grow with (a 64x64
+    GlobalAveragePool reduced whole: 4096 elements per output, minutes of LLVM)."""
     if vector == 0:
         return 0
-    inner = kernel.output_shape[-1] if kernel.output_shape else 1
-    loops = kernel.loops
-    reduced = math.prod(e for e, parallel in zip(loops.extents, loops.parallel, strict=True) if not parallel)
-    return min(vector, inner) * reduced
+    chunk = reduction_chunk(kernel, vector, target)
+    if chunk is None:
+        extents = kernel.loops.extents
+        chunk = math.prod(extents[i] for i in _reduction_loops(kernel))
+    return _outputs_per_tile(kernel, vector) * chunk
 
 
 def _vectorizable(kernel: Kernel) -> bool:
@@ -95,7 +122,7 @@ class GenericTemplate:
             if len(vector) == 1 and inner <= 4 * lanes:
                 vector = (0, inner)
             # A tile's vector holds `vector` output elements times the whole reduction: bounded.
-            vector = tuple(v for v in vector if tile_vector_elements(kernel, v) <= target.max_vector_elements)
+            vector = tuple(v for v in vector if tile_vector_elements(kernel, v, target) <= target.max_vector_elements)
         knobs = (
             Knob("chunks", chunks, "pieces of the outermost non-unit output dim run in parallel (1: serial)"),
             Knob("vector", vector, "elements of the innermost output dim per tile, vectorized (0: scalar)"),
@@ -149,11 +176,13 @@ class GenericTemplate:
                 root, loop = s.tile_forall(root, sizes)
         main = root
         fill = None
+        fill_elements = math.prod(shape)  # what a vectorized fill writes at once
         if loop is not None:
             if has_epilogue:
                 main, loop = s.fuse_into(s.match_role(kernel.index, "main"), loop)
             if kernel.fill is not None:
                 fill, loop = s.fuse_into(s.match_role(kernel.index, "fill"), loop)
+                fill_elements = fill_elements // shape[dim] * sizes[out_dim_loop[dim]]
         # Inner tiles: one element along every output dim but the innermost.
         sizes = [0] * root_loops
         for d, position in enumerate(out_dim_loop):
@@ -165,6 +194,13 @@ class GenericTemplate:
                 sizes[position] = config["vector"] if config["vector"] < shape[d] else 0
             else:
                 sizes[position] = 1 if shape[d] > 1 else 0
+        chunk = reduction_chunk(kernel, config["vector"], target)
+        if chunk is not None:  # the reduction in pieces that fit the registers (no epilogue: root is main)
+            reduced = _reduction_loops(kernel)
+            for position in reduced[:-1]:
+                sizes[position] = 1
+            extent = kernel.loops.extents[reduced[-1]]
+            sizes[reduced[-1]] = chunk if chunk < extent else 0
         root, inner = s.tile_for(root, sizes)
         if not has_epilogue:
             main = root
@@ -176,9 +212,12 @@ class GenericTemplate:
             if kernel.fill is not None and has_epilogue:
                 producer = fill if fill is not None else s.match_role(kernel.index, "fill")
                 fill, innermost = s.fuse_into(producer, innermost)
+                fill_elements = _outputs_per_tile(kernel, config["vector"])
         elif has_epilogue and loop is None:
             main = s.match_role(kernel.index, "main")
         if config["vector"]:
+            # A fill of a whole chunk of outputs stays a loop unless it fits the registers.
+            fill = fill if fill_elements <= target.max_vector_elements else None
             for op in (root, main if has_epilogue else None, fill):
                 if op is not None:
                     s.vectorize(op)
