@@ -128,7 +128,8 @@ def memory_estimate(compiled, compare_with_reference: bool) -> str:
     total = inputs + outputs + weights
     line = (
         f"memory estimate: inputs {mib(inputs)} + outputs {mib(outputs)} + weights {mib(weights)} = {mib(total)}, "
-        f"; peak activation memory {mib(compiled.stats.peak_activation_bytes)} (inputs and outputs included)"
+        f"plus the activations: peak activation memory {mib(compiled.stats.peak_activation_bytes)} "
+        "(inputs and outputs included)"
     )
     if compare_with_reference:
         line += "; onnxruntime adds its own weights, activations and outputs"
