@@ -439,3 +439,24 @@ def test_the_cpu_code_allocates_no_top_level_buffer_itself() -> None:
         code = str(lowered.module)
     assert "@malloc" not in code
     assert {b.what for b in executable.arena.buffers} == {"the buffer of node 'mean'", "the buffer of node 'outer'"}
+
+
+@pytest.mark.skipif(_overcommits_everything(), reason="vm.overcommit_memory=1: a 4 TiB allocation would succeed")
+def test_a_saved_cpu_model_allocates_its_arena_checked_and_bound_to_the_code(tmp_path: Path) -> None:
+    """A saved model's run allocates the arena the manifest states; the code's interface digest
+    covers its size, so a manifest that shrinks it is refused at load."""
+    import json
+
+    from woodpecker.runtime.cpu.deploy import CpuModelError
+
+    options = woodpecker.CompileOptions(memory_limit=1 << 62)
+    woodpecker.compile(_outer_product_model(HUGE), options=options).save(tmp_path / "huge")
+    loaded = woodpecker.load(tmp_path / "huge")
+    with pytest.raises(woodpecker.MemoryLimitError, match=r"the buffer of node 'outer' \[1048576, 1048576\]"):
+        loaded.run(None, {"x": np.ones((HUGE, 1), np.float32)})
+    manifest_path = tmp_path / "huge" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["arena"]["bytes"] = 64
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CpuModelError, match="do not match the code's arguments"):
+        woodpecker.load(tmp_path / "huge")

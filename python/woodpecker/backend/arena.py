@@ -101,6 +101,11 @@ def _plain(memref_type: ir.Type) -> bool:
 
 def place_in_arena(fn: ir.Operation) -> Arena:
     """Moves the static top-level allocations of `fn` into a new trailing `memref<Nxi8>` argument."""
+    with fn.context, fn.location:
+        return _place_in_arena(fn)
+
+
+def _place_in_arena(fn: ir.Operation) -> Arena:
     body = fn.regions[0].blocks[0]
     ops = [op.operation for op in body.operations]
     position = {op: i for i, op in enumerate(ops)}
