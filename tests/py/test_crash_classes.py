@@ -460,3 +460,12 @@ def test_a_saved_cpu_model_allocates_its_arena_checked_and_bound_to_the_code(tmp
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CpuModelError, match="do not match the code's arguments"):
         woodpecker.load(tmp_path / "huge")
+
+
+def test_the_limit_is_what_this_process_may_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under an address-space limit (ulimit -v) the limit is what it leaves, not the machine's memory."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1 << 30, resource.RLIM_INFINITY))
+    with pytest.raises(woodpecker.MemoryLimitError, match=r"left by this process's address-space limit \(RLIMIT_AS"):
+        woodpecker.compile(_outer_product_model(1 << 15))  # a 4 GiB intermediate

@@ -109,8 +109,16 @@ def format_bytes(nbytes: int) -> str:
 
 
 def host_available_bytes() -> tuple[int, str]:
-    """The memory this machine can give a process now, and where that number comes from:
-    MemAvailable of /proc/meminfo (Linux), else the available physical pages (`os.sysconf`)."""
+    """The memory this process can get now, and where that number comes from: the least of the
+    machine's (MemAvailable of /proc/meminfo, else the free physical pages of `os.sysconf`),
+    what the process's address-space limit (RLIMIT_AS) leaves beside what it maps already, and
+    what its cgroup's memory.max leaves."""
+    limits = [_machine_available(), _address_space_left(), _cgroup_left()]
+    known = [limit for limit in limits if limit is not None]
+    return min(known, default=(1 << 62, "(the available memory is unknown)"))
+
+
+def _machine_available() -> tuple[int, str] | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -118,10 +126,33 @@ def host_available_bytes() -> tuple[int, str]:
     except (OSError, ValueError, IndexError):
         pass
     try:
-        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return int(pages), "available on this machine (free physical pages)"
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available on this machine (free pages)"
     except (ValueError, OSError, AttributeError):
-        return 1 << 62, "(the available memory is unknown)"
+        return None
+
+
+def _address_space_left() -> tuple[int, str] | None:
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        mapped = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return max(0, soft - mapped), f"left by this process's address-space limit (RLIMIT_AS {format_bytes(soft)})"
+
+
+def _cgroup_left() -> tuple[int, str] | None:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        return max(0, int(limit) - used), f"left by this cgroup's memory.max ({format_bytes(int(limit))})"
+    except (OSError, ValueError):
+        return None
 
 
 HOST_ALIGNMENT = 64  # what the CPU code aligns its buffers to
