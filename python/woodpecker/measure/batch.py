@@ -45,7 +45,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,16 +463,18 @@ def load_reference(path: Path | None) -> list[np.ndarray] | None:
     if path is None or not os.path.lexists(path):
         return None
     checked = bundle.member(path.parent, path.name, BatchError, max_bytes=MAX_REFERENCE_BYTES)
-    try:
-        with zipfile.ZipFile(checked) as archive:  # bounded once unpacked too
-            unpacked = sum(info.file_size for info in archive.infolist())
+    unpacked = 0
+
+    def bounded(key: str, header: bundle.NpyHeader) -> None:  # bounded once unpacked too
+        nonlocal unpacked
+        unpacked += header.nbytes
         if unpacked > MAX_REFERENCE_BYTES:
-            raise BatchError(f"{path}: {unpacked} bytes unpacked, more than the {MAX_REFERENCE_BYTES} allowed")
-        with np.load(checked, allow_pickle=False) as data:
-            return [np.asarray(data[f"arr_{k}"], dtype=np.float32) for k in range(len(data.files))]
-    except BatchError:
-        raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            raise BatchError(f"{path}: more than the {MAX_REFERENCE_BYTES} bytes allowed, unpacked")
+
+    arrays = bundle.load_npz_file(checked, BatchError, bounded, follow_links=False)
+    try:
+        return [np.asarray(arrays[f"arr_{k}"], dtype=np.float32) for k in range(len(arrays))]
+    except (KeyError, ValueError, TypeError) as err:
         raise BatchError(f"{path}: not the reference outputs ({type(err).__name__}: {err})") from None
 
 

@@ -86,16 +86,16 @@ def read_regular_file(path: str | os.PathLike, error: type[Exception], *, max_by
     blocking on it) of at most `max_bytes` bytes."""
     name = os.fspath(path)
     try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        fd, mode = _open_fd(name, follow_links=True)
     except OSError as err:
         raise error(f"cannot read {what} '{name}': {_reason(err)}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise error(f"cannot read {what} '{name}': {_file_kind(info.st_mode)}, not a regular file")
+        raise error(f"cannot read {what} '{name}': {file_kind(mode)}, not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if info.st_size > max_bytes:
-            raise error(f"cannot read {what} '{name}': {info.st_size} bytes, more than the {max_bytes} allowed")
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise error(f"cannot read {what} '{name}': {size} bytes, more than the {max_bytes} allowed")
         try:
             data = f.read(max_bytes + 1)
         except OSError as err:
@@ -125,7 +125,8 @@ def read_range(path: Path, error: type[Exception], *, offset: int, length: int |
     return data
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """'a directory', 'a FIFO', 'a character device', ... for a file mode that is not a regular file."""
     kinds = [
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a FIFO"),
@@ -140,7 +141,7 @@ def read_bytes(directory: str | os.PathLike, name: object, error: type[Exception
     """The bytes of the checked member `name` (see `member`)."""
     path = member(directory, name, error, max_bytes=max_bytes)
     try:
-        with _open_regular(path, error) as f:
+        with open_regular(path, error, follow_links=False) as f:
             data = f.read(max_bytes + 1)
     except error:
         raise
@@ -259,19 +260,20 @@ def load_npy(
         if max_bytes is not None and header.nbytes > max_bytes:
             raise error(f"{path}: {header.nbytes} bytes, more than the {max_bytes} allowed")
 
-    return load_npy_file(path, error, accept)
+    return load_npy_file(path, error, accept, follow_links=False)
 
 
-def open_regular(path: str | os.PathLike, error: type[Exception]) -> BinaryIO:
+def open_regular(path: str | os.PathLike, error: type[Exception], *, follow_links: bool = True) -> BinaryIO:
     """`path` opened for reading if it is a regular file (a FIFO, a device or a directory is
-    `error`, and opening never blocks on one)."""
+    `error`, and opening never blocks on one). follow_links=False for a checked `member`: a
+    link that replaced the file since `member` resolved it is refused too."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd, mode = _open_fd(path, follow_links=follow_links)
     except OSError as err:
         raise error(f"{path}: cannot be read ({_reason(err)})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise error(f"{path}: not a regular file")
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: not a regular file ({file_kind(mode)})")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -279,12 +281,30 @@ def open_regular(path: str | os.PathLike, error: type[Exception]) -> BinaryIO:
         raise
 
 
+def _open_fd(path: str | os.PathLike, *, follow_links: bool) -> tuple[int, int]:
+    """A read-only descriptor of `path`, opened without blocking (a FIFO has no writer to wait
+    for) nor becoming a controlling terminal, and its file mode; OSError as os.open raises it."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        return fd, os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load_npy_file(
-    path: str | os.PathLike, error: type[Exception], accept: Callable[[NpyHeader], None] | None = None
+    path: str | os.PathLike,
+    error: type[Exception],
+    accept: Callable[[NpyHeader], None] | None = None,
+    *,
+    follow_links: bool = True,
 ) -> np.ndarray:
     """The array in the `.npy` file `path` (a regular file, no pickles); `accept` sees the
-    header before any data is read and raises to refuse it."""
-    with open_regular(path, error) as f:
+    header before any data is read and raises to refuse it (follow_links: see open_regular)."""
+    with open_regular(path, error, follow_links=follow_links) as f:
         header = read_npy_header(f, path, error)
         if accept is not None:
             accept(header)
@@ -297,10 +317,12 @@ def load_npz_file(
     accept: Callable[[str, NpyHeader], None] | None = None,
     *,
     max_arrays: int = 4096,
+    follow_links: bool = True,
 ) -> dict[str, np.ndarray]:
     """The arrays of the `.npz` archive `path` (a regular file; members `<key>.npy`, no
-    pickles) by key; `accept` sees each key and header before its data is read."""
-    with open_regular(path, error) as f:
+    pickles) by key; `accept` sees each key and header before its data is read (follow_links:
+    see open_regular)."""
+    with open_regular(path, error, follow_links=follow_links) as f:
         try:
             archive = zipfile.ZipFile(f)
         except (OSError, zipfile.BadZipFile) as err:
@@ -407,17 +429,6 @@ def _depth(value: Any) -> int:
                 nxt.extend(item)
         level = nxt
     return depth - 1
-
-
-def _open_regular(path: Path, error: type[Exception]) -> BinaryIO:
-    """`path` opened for reading without blocking on a FIFO or following a link that replaced
-    the checked file since `member` looked at it; `error` unless it is still a regular file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    f = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-        f.close()
-        raise error(f"{path}: not a regular file")
-    return f
 
 
 def _reason(err: BaseException) -> str:

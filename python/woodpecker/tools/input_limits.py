@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from woodpecker.errors import WoodpeckerError
+from woodpecker.runtime.bundle import file_kind
 
 GIB = 1 << 30
 
@@ -81,7 +82,7 @@ def check_input_file(path: str, limits: InputLimits) -> None:
     except OSError as err:
         raise InputError(f"cannot open {what}: {err.strerror or err}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{what} is not a regular file ({_file_kind(info.st_mode)}); give a file or '-'")
+        raise InputError(f"{what} is not a regular file ({file_kind(info.st_mode)}); give a file or '-'")
     if info.st_size > limits.max_bytes:
         raise InputError(f"{what} is {info.st_size} bytes, over the limit of {limits.max_bytes} bytes")
 
@@ -113,14 +114,3 @@ def read_bounded(path: str, limits: InputLimits, binary: bool = False) -> str | 
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{what} is not UTF-8 text: {err}") from None
-
-
-def _file_kind(mode: int) -> str:
-    kinds = [
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISSOCK, "a socket"),
-    ]
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
