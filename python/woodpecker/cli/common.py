@@ -114,20 +114,11 @@ def mib(nbytes: int) -> str:
 def add_model_arguments(parser: argparse.ArgumentParser, model_help: str, required: bool = False) -> None:
     """The model, its input shapes, the opt level and the records: shared by `run` and `compile`."""
     parser.add_argument("model", nargs=None if required else "?", help=model_help)
-    parser.add_argument(
-        "--input-shape",
-        action="append",
-        type=parse_input_shape,
-        metavar="NAME=DxD...",
-        help="the size of an input's open (symbolic) dimensions, e.g. data=1x3x224x224 (repeatable; "
+    add_shape_arguments(
+        parser,
+        shape_help="the size of an input's open (symbolic) dimensions, e.g. data=1x3x224x224 (repeatable; "
         "a dimension the model fixes may be repeated, not changed)",
-    )
-    parser.add_argument(
-        "--opt-level",
-        type=int,
-        default=2,
-        choices=[0, 1, 2],
-        help="graph optimization: 0 none, 1 folding, 2 folding and fusion (default 2)",
+        opt_help="graph optimization: 0 none, 1 folding, 2 folding and fusion (default 2)",
     )
     parser.add_argument(
         "--db",
@@ -136,6 +127,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, model_help: str, requir
         "(default $WOODPECKER_TUNING_DB, else ~/.cache/woodpecker/tuning.db)",
     )
     parser.add_argument("--no-records", action="store_true", help="ignore tuning records: default schedules")
+
+
+def add_shape_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, shape_help: str, opt_help: str
+) -> None:
+    """--input-shape and --opt-level, which say which graph a model becomes: `run`, `compile`,
+    `tune` and `tune-report` (the same graph, the same kernels) declare them here."""
+    parser.add_argument(
+        "--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...", help=shape_help
+    )
+    parser.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2], help=opt_help)
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:

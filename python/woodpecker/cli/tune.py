@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from woodpecker.cli.common import bundled_model, check_shape_options, parse_input_shape
+from woodpecker.cli.common import add_shape_arguments, bundled_model, check_shape_options
 from woodpecker.cli.parsing import directory_path, non_negative_int, positive_float, positive_int
 from woodpecker.database import DatabaseError, open_database
 from woodpecker.tune.report import WeightedTotal
@@ -76,15 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME|KIND",
         help="tune only these kernels (k3_conv) or kinds (conv); repeatable",
     )
-    parser.add_argument(
-        "--input-shape",
-        action="append",
-        type=parse_input_shape,
-        metavar="NAME=DxD...",
-        help="the size of an input's open (symbolic) dimensions, e.g. data=1x3x224x224 (repeatable)",
-    )
-    parser.add_argument(
-        "--opt-level", type=int, default=2, choices=[0, 1, 2], help="graph optimization level (default 2)"
+    add_shape_arguments(
+        parser,
+        shape_help="the size of an input's open (symbolic) dimensions, e.g. data=1x3x224x224 (repeatable)",
+        opt_help="graph optimization level (default 2)",
     )
     parser.add_argument("--threads", type=positive_int, help="threads of the kernels (default: every core)")
     parser.add_argument(

@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from woodpecker.cli.common import parse_input_shape
+from woodpecker.cli.common import add_shape_arguments
 from woodpecker.cli.parsing import WpkArgumentParser, directory_path, positive_int
 from woodpecker.database import DatabaseError
 from woodpecker.tune import report
@@ -48,15 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ONNX",
         help="report this model's kernels, weighted by their occurrences, with its name in the plot titles (CPU)",
     )
-    model.add_argument(
-        "--input-shape",
-        action="append",
-        type=parse_input_shape,
-        metavar="NAME=DxD...",
-        help="the size of an input's open dimensions, as it was tuned (repeatable)",
-    )
-    model.add_argument(
-        "--opt-level", type=int, default=2, choices=[0, 1, 2], help="the graph optimization level it was tuned at"
+    add_shape_arguments(
+        model,
+        shape_help="the size of an input's open dimensions, as it was tuned (repeatable)",
+        opt_help="the graph optimization level it was tuned at",
     )
     model.add_argument(
         "--threads", type=positive_int, help="the threads the model was tuned with (default: every core)"
