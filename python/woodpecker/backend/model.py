@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from woodpecker.backend.cpu import CpuExecutable
-from woodpecker.runtime.feeds import check_feeds, check_output_names, pick_outputs, static_specs
+from woodpecker.runtime.feeds import InputSpec, check_feeds, check_output_names, pick_outputs, static_specs
 from woodpecker.stats import CompileStats
 
 
@@ -33,10 +34,15 @@ class CompiledModel:
         """Like `onnxruntime.InferenceSession.run`; bad feeds or output names raise an
         `InputError` naming them (`woodpecker.runtime.feeds`, shared with the CUDA plans)."""
         wanted = check_output_names(output_names, self.output_names)
-        inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
+        inputs = check_feeds(feeds, self.input_specs)
         return pick_outputs(self.output_names, self.executable(inputs), None if output_names is None else wanted)
 
     __call__ = run
+
+    @cached_property
+    def input_specs(self) -> list[InputSpec]:
+        """What `run` checks the feeds against (computed once, not per run)."""
+        return static_specs(self.input_names, self.input_shapes)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Writes the model as a deployable directory (a shared library, its weights and

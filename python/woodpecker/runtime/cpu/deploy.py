@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from woodpecker.runtime.cpu.library_calls import (
     json_digest,
 )
 from woodpecker.runtime.cpu.memref import CALLING_CONVENTION, ENTRY_SYMBOL, memref_arg, packed_arguments
-from woodpecker.runtime.feeds import check_feeds, check_output_names, pick_outputs, static_specs
+from woodpecker.runtime.feeds import InputSpec, check_feeds, check_output_names, pick_outputs, static_specs
 from woodpecker.runtime.memory import allocate_arena
 
 FORMAT = "woodpecker.cpu-model"
@@ -416,9 +417,14 @@ class DeployedCpuModel:
         self._weight_args = [memref_arg(w) for w in weights]
         self.load_seconds = time.perf_counter() - start
 
+    @cached_property
+    def input_specs(self) -> list[InputSpec]:
+        """What `run` checks the feeds against (computed once, not per run)."""
+        return static_specs(self.input_names, self.input_shapes)
+
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         wanted = check_output_names(output_names, self.output_names)
-        inputs = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
+        inputs = check_feeds(feeds, self.input_specs)
         outputs = [np.empty(self.output_shapes[name], dtype=np.float32) for name in self.output_names]
         arena = allocate_arena(self.manifest.arena_bytes, self.manifest.arena_largest)
         args = [memref_arg(a) for a in inputs] + self._weight_args + [memref_arg(o) for o in outputs]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from woodpecker.runtime.cuda.plan import InferencePlan, PlanError
-from woodpecker.runtime.feeds import check_feeds, check_output_names, static_specs
+from woodpecker.runtime.feeds import InputSpec, check_feeds, check_output_names, static_specs
 
 
 class PlanModel:
@@ -69,9 +70,14 @@ class PlanModel:
             self._executor = PlanExecutor(self.plan, self.weight_block, self.device)
         return self._executor
 
+    @cached_property
+    def input_specs(self) -> list[InputSpec]:
+        """What `run` checks the feeds against (computed once, not per run)."""
+        return static_specs(self.input_names, self.input_shapes)
+
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         wanted = check_output_names(output_names, self.output_names)
-        arrays = check_feeds(feeds, static_specs(self.input_names, self.input_shapes))
+        arrays = check_feeds(feeds, self.input_specs)
         results = self.executor.run(dict(zip(self.input_names, arrays, strict=True)))
         return [results[name] for name in wanted]
 
