@@ -194,7 +194,7 @@ class JournalDatabase(TransactionalDatabase):
             entry = json.loads(raw)
             for op in entry["ops"]:
                 self._state.apply(op)
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             raise DatabaseError(
                 f"{self._path} line {self._lines} is not a valid journal entry ({type(error).__name__}: {error}); "
                 f"the journal is refused rather than replayed without it: restore the file, or delete that line "
@@ -207,7 +207,7 @@ class JournalDatabase(TransactionalDatabase):
             raise DatabaseError(f"{where} is an SQLite database, not a journal: give --db a path without .journal")
         try:
             header = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             header = None
         if isinstance(header, dict) and "op_code" in header:
             raise DatabaseError(

@@ -100,7 +100,7 @@ def read_transfer(path: str | os.PathLike) -> TransferContents:
             _add_entry(contents, json.loads(line))
         except DatabaseError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             raise DatabaseError(
                 f"{source} line {number}: not a valid tuning-record line ({type(error).__name__}: {error}); "
                 f"nothing was imported: fix or remove that line"
@@ -113,7 +113,7 @@ def read_transfer(path: str | os.PathLike) -> TransferContents:
 def _check_header(source: Path, line: str) -> None:
     try:
         entry = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         entry = None
     if not isinstance(entry, dict) or entry.get("format") != FORMAT:
         raise DatabaseError(

@@ -23,6 +23,7 @@ from woodpecker.importer.loader import (
 )
 from woodpecker.importer.node import NodeContext, ValueInfo
 from woodpecker.importer.values import ValueMap
+from woodpecker.runtime.feeds import check_element_count
 
 
 @dataclass
@@ -70,13 +71,15 @@ def initializer_arrays(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _store_results(values: ValueMap, node: onnx.NodeProto, results: list) -> None:
+def _store_results(values: ValueMap, node: onnx.NodeProto, label: str, results: list) -> None:
     for name, result in zip(node.output, results, strict=False):
         if not name or result is None:
             continue
         if isinstance(result, np.ndarray):
             values.set_constant(name, result)
         else:
+            shape = shape_of(result)
+            check_element_count(shape, ShapeError, f"node '{label}' (op {node.op_type}): output '{name}' {list(shape)}")
             values.set_value(name, result)
 
 
@@ -108,7 +111,7 @@ def build_module(loaded: LoadedModel, context: ir.Context) -> ImportedModel:
         with ir.InsertionPoint(block):
             for index, node in enumerate(graph.node):
                 ctx = NodeContext(node, node_name(node, index), loaded.opset, values, infos, used, SUPPORTED_OPS)
-                _store_results(values, node, list(CONVERTERS[node.op_type](ctx)))
+                _store_results(values, node, ctx.name, list(CONVERTERS[node.op_type](ctx)))
             check_graph_outputs(model)
             results = []
             for name in output_names:

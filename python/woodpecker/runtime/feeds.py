@@ -21,6 +21,9 @@ from woodpecker.errors import InputError
 T = TypeVar("T")
 
 FLOAT32 = np.dtype(np.float32)
+# The most elements one tensor may have (2^48: 1 PiB of f32): far beyond any machine, and far
+# from where MLIR's int64 sizes and strides overflow (which aborts the process).
+MAX_TENSOR_ELEMENTS = 1 << 48
 
 # A dimension of an input: its size, or the name (or "?") of one the model leaves open.
 Dim = int | str
@@ -133,7 +136,17 @@ def checked_shape(name: str, shape: object, error: type[Exception], what: str = 
         if dim <= 0:
             raise error(f"{where} must have positive dimensions")
         dims.append(int(dim))
+    check_element_count(dims, error, where)
     return tuple(dims)
+
+
+def check_element_count(shape: Sequence[int], error: type[Exception], where: str) -> None:
+    """`error` naming `where` when a tensor of `shape` has more than MAX_TENSOR_ELEMENTS."""
+    count = 1
+    for dim in shape:
+        count *= max(int(dim), 0)
+    if count > MAX_TENSOR_ELEMENTS:
+        raise error(f"{where}: {count} elements, more than the {MAX_TENSOR_ELEMENTS} (2^48) a tensor may have")
 
 
 def _shape_text(shape: Sequence[Dim]) -> str:

@@ -36,18 +36,19 @@ import shlex
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 from mlir import ir
 
 from woodpecker.errors import WoodpeckerError
+from woodpecker.runtime.bundle import read_regular_file
 from woodpecker.schedule.apply import ScheduledKernel, apply_schedules
 from woodpecker.schedule.target import CpuMachine
 
 TARGETS = ("cpu", "cuda")
 STAGES = ("schedule", "nvvm")
 FILE_KEYS = ("target", "arch", "cpu", "kernels")
+MAX_REQUEST_BYTES = 64 << 20  # a schedule file: configurations, not data
 _BOOL = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -129,15 +130,18 @@ def _cpu_fields(value: Any, source: str) -> dict[str, int]:
 
 
 def load_request(path: str) -> ScheduleRequest:
+    data = read_regular_file(path, ScheduleRequestError, max_bytes=MAX_REQUEST_BYTES, what="schedule file")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ScheduleRequestError(f"cannot read schedule file '{path}': {err.strerror or err}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScheduleRequestError(f"{path}: not UTF-8 text") from None
     try:
-        data = json.loads(text)
+        request = json.loads(text)
     except json.JSONDecodeError as err:
         raise ScheduleRequestError(f"{path}: invalid JSON: {err}") from None
-    return parse_request(data, path)
+    except RecursionError:
+        raise ScheduleRequestError(f"{path}: invalid JSON: nested deeper than Python's parser goes") from None
+    return parse_request(request, path)
 
 
 def parse_options(options: str | None) -> ScheduleRequest:
