@@ -1,4 +1,4 @@
-"""One converter per ONNX op type: ONNX node -> `wpk` ops.
+"""The core converters: constants, elementwise, conv, matmul/gemm, pooling, softmax, reshapes, pad.
 
 A converter takes a `NodeContext` and returns one entry per node output: an
 MLIR value, a numpy array (the output is a compile-time constant, e.g. a
@@ -13,37 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from types import MappingProxyType
 
 import numpy as np
 from mlir import ir
 
 from woodpecker.dialect import wpk
 from woodpecker.importer import shapes
+from woodpecker.importer.converters.registry import Converter, Result, converts
 from woodpecker.importer.node import NodeContext
 from woodpecker.ops.shape import PAD_MODES
-
-Result = ir.Value | np.ndarray | None
-Converter = Callable[[NodeContext], Sequence[Result]]
-
-_CONVERTERS: dict[str, Converter] = {}
-
-CONVERTERS: MappingProxyType[str, Converter] = MappingProxyType(_CONVERTERS)
-"""ONNX op type -> converter (filled by `converts` as this module is imported)."""
-
-
-def converts(*op_types: str) -> Callable[[Converter], Converter]:
-    """Registers the decorated converter for the ONNX op types `op_types` (once per type)."""
-
-    def register(convert: Converter) -> Converter:
-        for op_type in op_types:
-            if op_type in _CONVERTERS:
-                raise ValueError(f"ONNX op type '{op_type}' already has a converter")
-            _CONVERTERS[op_type] = convert
-        return convert
-
-    return register
-
 
 # ----------------------------------------------------------------------------
 # Helpers.
@@ -552,9 +530,3 @@ def convert_pad(ctx: NodeContext) -> Sequence[Result]:
             )
     shape = ctx.output_shape(0, lambda: shapes.pad_shape(x_shape, pads))
     return [ctx.emit(wpk.PadOp, shape, x, pads, mode, value)]
-
-
-# ----------------------------------------------------------------------------
-# What the registrations above add up to.
-
-SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))

@@ -1,0 +1,19 @@
+"""One converter per ONNX op type: ONNX node -> `wpk` ops, one module per op family.
+
+Each converter is registered for its ONNX op type(s) by `@converts("Conv")` (registry.py) next
+to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` lists them.
+
+| module | ONNX ops |
+| --- | --- |
+| core.py | Constant, Identity, Dropout, elementwise, Clip, MatMul, Gemm, Conv, |
+|  | BatchNormalization, pooling, Softmax, ReduceMean, Reshape, Flatten, Squeeze, |
+|  | Unsqueeze, Transpose, Concat, Pad |
+"""
+
+from woodpecker.importer.converters import core  # noqa: F401 (registers)
+from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
+
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))
+"""The ONNX op types the importer converts, sorted."""
+
+__all__ = ["CONVERTERS", "SUPPORTED_OPS", "Converter", "Result", "converts"]
