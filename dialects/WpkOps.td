@@ -221,6 +221,52 @@ def Wpk_ReduceMeanOp : Wpk_Op<"reduce_mean"> {
 // Fused kernels, created by the graph passes (wpk-fold-batchnorm, wpk-fuse).
 //===----------------------------------------------------------------------===//
 
+// ---- data movement and shape ops ----
+
+def Wpk_SliceOp : Wpk_Op<"slice"> {
+  let summary = "Strided slice: result[i] = input[starts + i * steps] per dimension";
+  let description = [{
+    One start and one non-zero step per dimension (negative steps walk
+    backwards); the result type gives the number of elements taken per
+    dimension. Every index read lies inside the input (ONNX Slice's clamping
+    is done at import).
+  }];
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$starts,
+                       DenseI64ArrayAttr:$steps);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ExpandOp : Wpk_Op<"expand"> {
+  let summary = "Broadcast to the result shape (numpy rules, ONNX Expand)";
+  let arguments = (ins F32Tensor:$input);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_GatherElementsOp : Wpk_Op<"gather_elements"> {
+  let summary = "result[i] = input[i with dimension `axis` replaced by indices[i]]";
+  let description = [{
+    `indices` holds the constant, non-negative indices in row-major order of
+    the result shape.
+  }];
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$indices,
+                       I64Attr:$axis);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ResizeOp : Wpk_Op<"resize"> {
+  let summary = "ONNX Resize, mode nearest or linear, to the result shape";
+  let description = [{
+    `scales` holds one scale per dimension (the factor of the coordinate
+    transformation, output size / input size unless given); mode `nearest`
+    rounds by `nearest_mode`, mode `linear` interpolates every dimension whose
+    coordinates are not the identity, clamping at the edges.
+  }];
+  let arguments = (ins F32Tensor:$input, DenseF32ArrayAttr:$scales,
+                       StrAttr:$mode, StrAttr:$coordinate_transformation_mode,
+                       StrAttr:$nearest_mode);
+  let results = (outs F32Tensor:$output);
+}
+
 def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {
   let summary = "A fused chain of elementwise steps: one kernel, one pass over memory";
   let description = [{

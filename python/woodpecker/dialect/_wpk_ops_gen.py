@@ -603,6 +603,34 @@ def elementwise(output, input, steps, params, *, side0=None, side1=None, side2=N
   return ElementwiseOp(output=output, input=input, steps=steps, params=params, side0=side0, side1=side1, side2=side2, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class ExpandOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.expand"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def expand(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ExpandOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class FlattenOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.flatten"
 
@@ -1071,6 +1099,67 @@ class FusedMatMulOp(_ods_ir.OpView):
 
 def fused_matmul(output, lhs, rhs, epilogue, epilogue_params, *, side0=None, side1=None, side2=None, loc=None, ip=None) -> _ods_ir.OpResult:
   return FusedMatMulOp(output=output, lhs=lhs, rhs=rhs, epilogue=epilogue, epilogue_params=epilogue_params, side0=side0, side1=side1, side2=side2, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class GatherElementsOp(_ods_ir.OpView):
+  r"""
+  `indices` holds the constant, non-negative indices in row-major order of
+  the result shape.
+  """
+
+  OPERATION_NAME = "wpk.gather_elements"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, indices, axis, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["indices"] = (indices if (
+    isinstance(indices, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(indices, context=_ods_context))
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def indices(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["indices"]
+
+  @indices.setter
+  def indices(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["indices"] = value
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def gather_elements(output, input, indices, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return GatherElementsOp(output=output, input=input, indices=indices, axis=axis, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class GemmOp(_ods_ir.OpView):
@@ -1672,6 +1761,97 @@ def reshape(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return ReshapeOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class ResizeOp(_ods_ir.OpView):
+  r"""
+  `scales` holds one scale per dimension (the factor of the coordinate
+  transformation, output size / input size unless given); mode `nearest`
+  rounds by `nearest_mode`, mode `linear` interpolates every dimension whose
+  coordinates are not the identity, clamping at the edges.
+  """
+
+  OPERATION_NAME = "wpk.resize"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, scales, mode, coordinate_transformation_mode, nearest_mode, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["scales"] = (scales if (
+    isinstance(scales, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseF32ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseF32ArrayAttr')(scales, context=_ods_context))
+    attributes["mode"] = (mode if (
+    isinstance(mode, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(mode, context=_ods_context))
+    attributes["coordinate_transformation_mode"] = (coordinate_transformation_mode if (
+    isinstance(coordinate_transformation_mode, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(coordinate_transformation_mode, context=_ods_context))
+    attributes["nearest_mode"] = (nearest_mode if (
+    isinstance(nearest_mode, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(nearest_mode, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def scales(self) -> _ods_ir.DenseF32ArrayAttr:
+    return self.operation.attributes["scales"]
+
+  @scales.setter
+  def scales(self, value: _ods_ir.DenseF32ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["scales"] = value
+
+  @builtins.property
+  def mode(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["mode"]
+
+  @mode.setter
+  def mode(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["mode"] = value
+
+  @builtins.property
+  def coordinate_transformation_mode(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["coordinate_transformation_mode"]
+
+  @coordinate_transformation_mode.setter
+  def coordinate_transformation_mode(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["coordinate_transformation_mode"] = value
+
+  @builtins.property
+  def nearest_mode(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["nearest_mode"]
+
+  @nearest_mode.setter
+  def nearest_mode(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["nearest_mode"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def resize(output, input, scales, mode, coordinate_transformation_mode, nearest_mode, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ResizeOp(output=output, input=input, scales=scales, mode=mode, coordinate_transformation_mode=coordinate_transformation_mode, nearest_mode=nearest_mode, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class SigmoidOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.sigmoid"
 
@@ -1698,6 +1878,69 @@ class SigmoidOp(_ods_ir.OpView):
 
 def sigmoid(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return SigmoidOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class SliceOp(_ods_ir.OpView):
+  r"""
+  One start and one non-zero step per dimension (negative steps walk
+  backwards); the result type gives the number of elements taken per
+  dimension. Every index read lies inside the input (ONNX Slice's clamping
+  is done at import).
+  """
+
+  OPERATION_NAME = "wpk.slice"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, starts, steps, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["starts"] = (starts if (
+    isinstance(starts, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(starts, context=_ods_context))
+    attributes["steps"] = (steps if (
+    isinstance(steps, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(steps, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def starts(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["starts"]
+
+  @starts.setter
+  def starts(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["starts"] = value
+
+  @builtins.property
+  def steps(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["steps"]
+
+  @steps.setter
+  def steps(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["steps"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def slice(output, input, starts, steps, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SliceOp(output=output, input=input, starts=starts, steps=steps, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class SoftmaxOp(_ods_ir.OpView):

@@ -97,6 +97,13 @@ irdl.dialect @wpk {
     irdl.results(output: %6)
     irdl.attributes {"steps" = %4, "params" = %5}
   }
+  // Broadcast to the result shape (numpy rules, ONNX Expand)
+  irdl.operation @expand {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %1)
+  }
   // Collapse to 2-D: dimensions before `axis` and from `axis` on
   irdl.operation @flatten {
     %0 = irdl.base "!builtin.tensor"
@@ -157,6 +164,16 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1, side0: optional %2, side1: optional %3, side2: optional %4)
     irdl.results(output: %7)
     irdl.attributes {"epilogue" = %5, "epilogue_params" = %6}
+  }
+  // result[i] = input[i with dimension `axis` replaced by indices[i]]
+  irdl.operation @gather_elements {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"indices" = %1, "axis" = %2}
   }
   // alpha * op(A) * op(B) + beta * C (ONNX Gemm)
   irdl.operation @gemm {
@@ -269,12 +286,34 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
+  // ONNX Resize, mode nearest or linear, to the result shape
+  irdl.operation @resize {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.string"
+    %3 = irdl.base "#builtin.string"
+    %4 = irdl.base "#builtin.string"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %5)
+    irdl.attributes {"scales" = %1, "mode" = %2, "coordinate_transformation_mode" = %3, "nearest_mode" = %4}
+  }
   // 1 / (1 + exp(-x))
   irdl.operation @sigmoid {
     %0 = irdl.base "!builtin.tensor"
     %1 = irdl.base "!builtin.tensor"
     irdl.operands(input: %0)
     irdl.results(output: %1)
+  }
+  // Strided slice: result[i] = input[starts + i * steps] per dimension
+  irdl.operation @slice {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.dense_array"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"starts" = %1, "steps" = %2}
   }
   // exp(x) / sum(exp(x)) along one non-negative axis
   irdl.operation @softmax {

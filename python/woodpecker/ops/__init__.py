@@ -14,6 +14,8 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | pooling.py | max_pool, avg_pool, global_avg_pool |
 | reduction.py | softmax, reduce_mean |
 | shape.py | reshape, flatten, transpose, concat, pad |
+| movement.py | slice, expand, gather_elements |
+| resize.py | resize (nearest, linear) |
 | data.py | weight, constant |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
 
@@ -22,7 +24,7 @@ Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 step's scalar lowering (lowering/elementwise.py).
 """
 
-from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401 (register)
+from woodpecker.ops import conv, data, elementwise, fused, matmul, movement, pooling, reduction, resize, shape  # noqa: F401 (register)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind

@@ -9,7 +9,9 @@ Rules (shared by tests/py/test_node_conformance.py and tools/conformance_report.
 * Frozen inputs (FROZEN_INPUTS): ONNX passes some operands as tensors that Woodpecker needs at
   compile time (they become `wpk` attributes or static result shapes, see dialects/WpkOps.td):
   Reshape `shape`, Pad `pads`/`constant_value`/`axes`, Clip `min`/`max`, ReduceMean `axes`,
-  Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`. When such an operand is a graph
+  Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`, Slice `starts`/`ends`/`axes`/`steps`,
+  Split `split`, Expand `shape`, Tile `repeats`, GatherElements `indices`, Resize `roi`/`scales`/`sizes`,
+  ConstantOfShape's shape and Range's operands. When such an operand is a graph
   input in a node test, it is moved into an initializer holding the test's value before
   compiling (as onnx-simplifier or `freeze_params` would). The operation and data are unchanged;
   every other input is fed at run time.
@@ -59,6 +61,14 @@ FROZEN_INPUTS: dict[str, tuple[int, ...]] = {
     "Dropout": (1, 2),  # ratio, training_mode
     "Squeeze": (1,),  # axes (opset >= 13)
     "Unsqueeze": (1,),  # axes (opset >= 13)
+    "Slice": (1, 2, 3, 4),  # starts, ends, axes, steps
+    "Split": (1,),  # split (opset >= 13)
+    "Expand": (1,),  # shape
+    "Tile": (1,),  # repeats
+    "GatherElements": (1,),  # indices
+    "Resize": (1, 2, 3),  # roi, scales, sizes
+    "ConstantOfShape": (0,),  # the shape
+    "Range": (0, 1, 2),  # start, limit, delta (the result folds to a constant)
 }
 
 _EXPANDED = re.compile(r"_expanded(_ver\d+)?$")

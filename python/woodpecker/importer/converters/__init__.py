@@ -8,9 +8,11 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 | core.py | Constant, Identity, Dropout, elementwise, Clip, MatMul, Gemm, Conv, |
 |  | BatchNormalization, pooling, Softmax, ReduceMean, Reshape, Flatten, Squeeze, |
 |  | Unsqueeze, Transpose, Concat, Pad |
+| movement.py | Shape, Size, ConstantOfShape, Range, Mod, If (folded at import); Slice, Split, |
+|  | Expand, Tile, DepthToSpace, SpaceToDepth, GatherElements, Resize |
 """
 
-from woodpecker.importer.converters import core  # noqa: F401 (registers)
+from woodpecker.importer.converters import core, movement  # noqa: F401 (registers)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))
