@@ -80,7 +80,38 @@ def fp16_conv_weight():
     )
 
 
+def data_movement():
+    """A shape subgraph folded at import, and data-movement ops on the run-time tensor."""
+    ints = lambda name, v: numpy_helper.from_array(np.asarray(v, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape", start=0, end=2),
+        helper.make_node("Concat", ["shape", "minus1"], ["target"], name="target", axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"], name="flat"),
+        helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["rev"], name="rev"),
+        helper.make_node("Split", ["rev", "split"], ["lo", "hi"], name="split", axis=1),
+        helper.make_node("Resize", ["lo", "", "scales"], ["up"], name="up", mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("Tile", ["hi", "repeats"], ["tiled"], name="tile"),
+        helper.make_node("Expand", ["hi", "expand_shape"], ["wide"], name="wide"),
+        helper.make_node("GatherElements", ["x", "indices"], ["picked"], name="pick", axis=3),
+        helper.make_node("DepthToSpace", ["x"], ["d2s"], name="d2s", blocksize=2, mode="CRD"),
+    ]
+    return helper.make_graph(
+        nodes, "data_movement",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in [
+            ("flat", [1, 4, 64]), ("up", [1, 1, 16, 16]), ("tiled", [1, 6, 8, 8]), ("wide", [2, 3, 8, 8]),
+            ("picked", [1, 4, 8, 1]), ("d2s", [1, 1, 16, 16])]],
+        initializer=[ints("minus1", [-1]), ints("starts", [-1]), ints("ends", [-100]), ints("axes", [1]),
+                     ints("steps", [-1]), ints("split", [1, 3]),
+                     numpy_helper.from_array(np.asarray([1, 1, 2, 2], dtype=np.float32), "scales"),
+                     ints("repeats", [1, 2, 1, 1]), ints("expand_shape", [2, 1, 1, 1]),
+                     ints("indices", np.zeros((1, 4, 8, 1)))],
+    )
+
+
 KINDS = {
+    "data_movement": data_movement,
     "fp16_conv_weight": fp16_conv_weight,
     "conv_relu_pool": conv_relu_pool,
     "gemm_softmax": gemm_softmax,
