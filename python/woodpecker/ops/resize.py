@@ -1,10 +1,8 @@
-"""Resize (ONNX Resize, modes nearest and linear): where each output coordinate reads the input.
+"""Resize (ONNX Resize, modes nearest and linear), evaluated as the ONNX reference does.
 
-The source taps of one dimension depend only on its sizes, scale and modes, so they are
-computed here once, in float64, for both the numpy evaluation and the lowering (which embeds
-them as constant index and weight tables): `nearest_taps` gives one input index per output
-index, `linear_taps` two indices and the weight of the second. A dimension is resized unless
-its scale is 1 and its size unchanged (then it is read as is, as in the ONNX reference).
+A dimension is resized unless its scale is 1 and its size unchanged. Each resized dimension is
+interpolated in turn over a two-tap window of the edge-padded input (the reference's
+formulation; the lowering, lowering/resize.py, computes its index tables on its own).
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from woodpecker.dialect import wpk
-from woodpecker.ops.args import OpArgs, Shape
+from woodpecker.ops.args import NotEvaluable, OpArgs, Shape
 from woodpecker.ops.registry import OpSemantics, register
 from woodpecker.ops.rules import fail, fmt
 
@@ -28,56 +26,45 @@ COORDINATE_MODES = (
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
-def is_resized(in_size: int, out_size: int, scale: float) -> bool:
-    return not (in_size == out_size and scale == 1.0)
-
-
-def source_coordinates(in_size: int, out_size: int, scale: float, mode: str) -> np.ndarray:
-    """The (fractional) input coordinate of each output index of one dimension."""
-    y = np.arange(out_size, dtype=np.float64)
-    width = scale * in_size  # the unrounded output size, as the ONNX reference uses it
+def _coordinate(y: np.ndarray, in_size: int, out_size: int, scale: float, mode: str) -> np.ndarray:
+    """ONNX Resize's x_original of output coordinates `y` (the reference's formulas)."""
+    output_width = scale * in_size
+    if mode == "align_corners":
+        return np.zeros_like(y) if output_width == 1 else y * (in_size - 1) / (output_width - 1)
+    if mode == "asymmetric":
+        return y / scale
+    if mode == "pytorch_half_pixel":
+        return np.full_like(y, -0.5) if output_width == 1 else (y + 0.5) / scale - 0.5
     if mode == "half_pixel":
         return (y + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
-        offset = in_size / 2 * (1 - out_size / width)
-        return offset + (y + 0.5) / scale - 0.5
-    if mode == "pytorch_half_pixel":
-        return np.full(out_size, -0.5) if width == 1 else (y + 0.5) / scale - 0.5
-    if mode == "align_corners":
-        return np.zeros(out_size) if width == 1 else y * (in_size - 1) / (width - 1)
-    if mode == "asymmetric":
-        return y / scale
+        return in_size / 2 * (1 - out_size / output_width) + (y + 0.5) / scale - 0.5
     if mode == "tf_half_pixel_for_nn":
         return (y + 0.5) / scale
-    raise ValueError(f"coordinate_transformation_mode '{mode}' is not one of {', '.join(COORDINATE_MODES)}")
+    raise NotEvaluable(f"coordinate_transformation_mode '{mode}'")
 
 
-def nearest_taps(in_size: int, out_size: int, scale: float, mode: str, nearest_mode: str) -> np.ndarray:
-    """The input index each output index copies (int64, clamped into the input)."""
-    x = source_coordinates(in_size, out_size, scale, mode)
-    low = np.floor(x)
-    ratio = x - low
+def _window(x: np.ndarray, mode: str, nearest_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's two-tap window [left, left + 1] around each x (left of an integer x is x - 1,
+    ratio 1) and the coefficients of both taps."""
+    left = np.floor(x)
+    integer = x == left
+    ratio = np.where(integer, 1.0, x - left)
+    left = np.where(integer, left - 1, left)
+    if mode == "linear":
+        return left, np.stack([1 - ratio, ratio], axis=-1)
     if nearest_mode == "round_prefer_floor":
-        up = ratio > 0.5
+        right = ratio > 0.5
     elif nearest_mode == "round_prefer_ceil":
-        up = ratio >= 0.5
+        right = ratio >= 0.5
     elif nearest_mode == "floor":
-        up = np.zeros(out_size, dtype=bool)
+        right = np.zeros_like(integer)
     elif nearest_mode == "ceil":
-        up = ratio > 0
+        right = np.ones_like(integer)
     else:
-        raise ValueError(f"nearest_mode '{nearest_mode}' is not one of {', '.join(NEAREST_MODES)}")
-    return np.clip(low + up, 0, in_size - 1).astype(np.int64)
-
-
-def linear_taps(in_size: int, out_size: int, scale: float, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(low index, high index, weight of high) per output index; indices clamped (edge)."""
-    x = source_coordinates(in_size, out_size, scale, mode)
-    low = np.floor(x)
-    weight = x - low
-    lo = np.clip(low, 0, in_size - 1).astype(np.int64)
-    hi = np.clip(low + 1, 0, in_size - 1).astype(np.int64)
-    return lo, hi, weight
+        raise NotEvaluable(f"nearest_mode '{nearest_mode}'")
+    right = right | integer
+    return left, np.stack([~right, right], axis=-1).astype(np.float64)
 
 
 def check_resize(args: OpArgs[Shape]) -> None:
@@ -96,22 +83,23 @@ def check_resize(args: OpArgs[Shape]) -> None:
 
 
 def evaluate_resize(args: OpArgs[np.ndarray]) -> np.ndarray:
-    """One dimension at a time (nearest: a gather; linear: a blend of two gathers)."""
+    """One dimension at a time, as the ONNX reference: each output element is the coefficient-
+    weighted sum of a two-tap window of edge-padded input (nearest: coefficients 0 and 1)."""
     result = args["input"]
-    mode, coordinates = args.attr("mode"), args.attr("coordinate_transformation_mode")
+    mode = args.attr("mode")
     for axis, (n_in, n_out, scale) in enumerate(
         zip(result.shape, args.result_shape(), args.attr("scales"), strict=True)
     ):
-        if not is_resized(n_in, n_out, float(scale)):
+        scale = float(scale)
+        if n_in == n_out and scale == 1.0:
             continue
-        if mode == "nearest":
-            result = np.take(
-                result, nearest_taps(n_in, n_out, float(scale), coordinates, args.attr("nearest_mode")), axis
-            )
-            continue
-        lo, hi, weight = linear_taps(n_in, n_out, float(scale), coordinates)
-        w = weight.reshape((1,) * axis + (n_out,) + (1,) * (result.ndim - axis - 1))
-        result = np.take(result, lo, axis) * (1 - w) + np.take(result, hi, axis) * w
+        y = np.arange(n_out, dtype=np.float64)
+        x = _coordinate(y, n_in, n_out, scale, args.attr("coordinate_transformation_mode"))
+        left, coeffs = _window(x, mode, args.attr("nearest_mode"))
+        taps = np.clip(left[:, None] + np.arange(2)[None, :], 0, n_in - 1).astype(np.intp)
+        gathered = np.take(result, taps, axis=axis)  # [..., n_out, 2, ...]
+        shape = (1,) * axis + coeffs.shape + (1,) * (result.ndim - axis - 1)
+        result = (gathered * coeffs.reshape(shape)).sum(axis=axis + 1)
     return result
 
 
