@@ -83,7 +83,9 @@ def _onnx_resize(x: np.ndarray, scales: list[float], mode: str, coordinates: str
 
 
 RESIZE_CASES = [
-    ("nearest", "asymmetric", "floor", [1.0, 1.0, 2.0, 2.0]),
+    ("nearest", "asymmetric", "floor", [1.0, 1.0, 2.0, 2.0]),  # an affine copy (d floordiv 2)
+    ("nearest", "asymmetric", "floor", [1.0, 1.0, 0.5, 0.5]),  # an affine copy (d * 2)
+    ("nearest", "asymmetric", "floor", [1.0, 1.0, 0.25, 3.0]),  # 4 -> 1 rows: the index tables
     ("nearest", "half_pixel", "round_prefer_ceil", [1.0, 1.0, 1.5, 0.5]),
     ("nearest", "tf_half_pixel_for_nn", "ceil", [1.0, 1.0, 3.0, 2.0]),
     ("linear", "half_pixel", "round_prefer_floor", [1.0, 1.0, 2.0, 2.0]),

@@ -89,9 +89,44 @@ def _f32_table(values: np.ndarray) -> ir.Value:
     return arith.ConstantOp(tensor_of(values.shape), attr).result
 
 
+def affine_tap(taps: np.ndarray) -> tuple[int, int, int] | None:
+    """(m, q, c) when the nearest taps are `(i * m) floordiv q + c`: every m-th input from c
+    (integer downsampling, q = 1) or each input q times (integer upsampling, m = 1); else None."""
+    i = np.arange(len(taps))
+    c = int(taps[0])
+    step = int(taps[1] - taps[0]) if len(taps) > 1 else 1
+    if step >= 1 and np.array_equal(taps, i * step + c):
+        return step, 1, c
+    repeats = int(np.sum(taps == taps[0]))
+    if np.array_equal(taps, i // repeats + c):
+        return 1, repeats, c
+    return None
+
+
+def _nearest_copy(x: ir.Value, out: list[int], affine: dict[int, tuple[int, int, int]]) -> ir.Value:
+    """Nearest resize with every resized dimension an affine tap: a linalg.generic copy whose
+    input map reads `(d * m) floordiv q + c` (no gather, so it vectorizes like a copy)."""
+    rank = len(out)
+    exprs: list[ir.AffineExpr] = []
+    for d in range(rank):
+        expr: ir.AffineExpr = ir.AffineDimExpr.get(d)
+        if d in affine:
+            m, q, c = affine[d]
+            if m != 1:
+                expr = ir.AffineMulExpr.get(expr, ir.AffineConstantExpr.get(m))
+            if q != 1:
+                expr = ir.AffineFloorDivExpr.get(expr, ir.AffineConstantExpr.get(q))
+            if c:
+                expr = ir.AffineAddExpr.get(expr, ir.AffineConstantExpr.get(c))
+        exprs.append(expr)
+    read = ir.AffineMap.get(rank, 0, exprs)
+    return generic([x], [read, identity_map(rank)], empty(out), lambda args: args[0])
+
+
 @lowers(wpk.ResizeOp)
 def lower_resize(op: ir.Operation) -> ir.Value:
-    """Nearest: one table of source indices per resized dimension. Linear: per resized
+    """Nearest with integer factors: a copy with affine reads (`_nearest_copy`). Otherwise
+    nearest: one table of source indices per resized dimension. Linear: per resized
     dimension a low and a high index table and the high tap's weight; the result blends the
     2^k corners of the k resized dimensions."""
     x, out = op.operands[0], shape_of(op.results[0])
@@ -101,6 +136,16 @@ def lower_resize(op: ir.Operation) -> ir.Value:
         raise LoweringError(f"resize of {shape} to {out} needs one scale per dimension, got {scales}")
     rank = len(out)
     axes = [d for d in range(rank) if is_resized(shape[d], out[d], scales[d])]
+    try:
+        if mode == "nearest":
+            nearest_mode = attr_str(op, "nearest_mode")
+            affine = {d: affine_tap(nearest_taps(shape[d], out[d], scales[d], coordinates, nearest_mode)) for d in axes}
+            # linalg infers loop bounds from bare-dimension reads: one must keep its size
+            bare = [d for d, tap in affine.items() if tap == (1, 1, 0) and shape[d] != out[d]]
+            if not bare and all(tap is not None for tap in affine.values()):
+                return _nearest_copy(x, out, {d: tap for d, tap in affine.items() if tap is not None})
+    except ValueError as err:
+        raise LoweringError(str(err)) from err
     tables: list[ir.Value] = []
     maps: list[ir.AffineMap] = []
     try:

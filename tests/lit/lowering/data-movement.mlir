@@ -2,13 +2,15 @@
 // tensor.extract_slice, a negative step a linalg.generic gather (index = start + i * step);
 // expand is a broadcast copy; gather_elements and resize read their source with tensor.extract
 // at indices from inline i64 tables (resize linear: two taps and a weight per resized
-// dimension, four corners blended for 2-D bilinear).
+// dimension, four corners blended for 2-D bilinear); a nearest resize by integer factors is a
+// plain copy whose input map reads (d floordiv 2).
 // RUN: wpk-opt %s --wpk-verify --wpk-lower-to-linalg | FileCheck %s
 // RUN: wpk-opt %s --wpk-lower | FileCheck %s --check-prefix=NOWPK
 
 // NOWPK-NOT: "wpk.
 
 module {
+// CHECK: #[[UP:map[0-9]*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2 floordiv 2, d3 floordiv 2)>
 // CHECK-LABEL: func.func @slice_neg(
 // CHECK:         linalg.generic
 // CHECK:           %[[I:.*]] = linalg.index 0 : index
@@ -44,15 +46,23 @@ module {
     return %0 : tensor<2x2xf32>
   }
 // CHECK-LABEL: func.func @nearest(
-// CHECK:         arith.constant dense<[0, 0, 1, 1]> : tensor<4xi64>
-// CHECK:         arith.constant dense<[0, 0, 1, 1]> : tensor<4xi64>
-// CHECK:         linalg.generic
-// CHECK-COUNT-1:   tensor.extract %arg0
+// CHECK:         linalg.generic {indexing_maps = [#[[UP]], #{{.*}}]{{.*}} ins(%arg0 : tensor<1x1x2x2xf32>)
 // CHECK-NOT:       tensor.extract
 // CHECK:         linalg.yield
   func.func @nearest(%arg0: tensor<1x1x2x2xf32>) -> tensor<1x1x4x4xf32> {
     %0 = "wpk.resize"(%arg0) {coordinate_transformation_mode = "asymmetric", mode = "nearest", nearest_mode = "floor", scales = array<f32: 1.0, 1.0, 2.0, 2.0>} : (tensor<1x1x2x2xf32>) -> tensor<1x1x4x4xf32>
     return %0 : tensor<1x1x4x4xf32>
+  }
+// CHECK-LABEL: func.func @nearest_table(
+// CHECK:         arith.constant dense<[0, 1, 1]> : tensor<3xi64>
+// CHECK:         arith.constant dense<[0, 1, 1]> : tensor<3xi64>
+// CHECK:         linalg.generic
+// CHECK-COUNT-1:   tensor.extract %arg0
+// CHECK-NOT:       tensor.extract
+// CHECK:         linalg.yield
+  func.func @nearest_table(%arg0: tensor<1x1x2x2xf32>) -> tensor<1x1x3x3xf32> {
+    %0 = "wpk.resize"(%arg0) {coordinate_transformation_mode = "half_pixel", mode = "nearest", nearest_mode = "round_prefer_ceil", scales = array<f32: 1.0, 1.0, 1.5, 1.5>} : (tensor<1x1x2x2xf32>) -> tensor<1x1x3x3xf32>
+    return %0 : tensor<1x1x3x3xf32>
   }
 // CHECK-LABEL: func.func @bilinear(
 // CHECK:         arith.constant dense<[0, 0, 0, 1]> : tensor<4xi64>
