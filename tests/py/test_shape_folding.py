@@ -7,17 +7,23 @@
   Split) matches ONNX Runtime at O0 and O2 (rtol 1e-5, atol 1e-5: the same f32 arithmetic).
 * An If on a constant condition inlines its taken branch; bad inputs get one error line naming
   the node.
+* A float ConstantOfShape or Expand too large to fold (16 GiB) is left to run time as wpk.expand
+  (the import stays under 1 GiB of memory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from test_fold_budget import MAX_RSS_MIB
+from test_fold_budget import _compile_in_subprocess as compile_in_subprocess
+from test_fold_budget import _model as fold_budget_model
 
 import woodpecker
 from woodpecker.errors import ShapeError, UnsupportedOperatorError
@@ -312,3 +318,34 @@ def test_empty_slice_is_one_error_naming_the_node() -> None:
     proto = model([node], {"x": [4, 4]}, {"y": [0, 4]}, [ints("starts", [5]), ints("ends", [9])])
     with pytest.raises(ShapeError, match=r"node 'cut' \(op Slice\): the result shape \[0, 4\] is empty"):
         import_onnx(proto)
+
+
+# ----------------------------------------------------------------------------
+# Folds over the budget are left to run time (as in test_fold_budget.py).
+
+
+def _huge_constant_of_shape() -> onnx.ModelProto:
+    """A 65536x65536 f32 ConstantOfShape (16 GiB): a wpk.expand of its one value."""
+    node = helper.make_node(
+        "ConstantOfShape",
+        ["shape"],
+        ["c"],
+        name="huge_fill",
+        value=numpy_helper.from_array(np.asarray([2.0], dtype=np.float32)),
+    )
+    return fold_budget_model([node], [ints("shape", [65536, 65536])])
+
+
+def _huge_expand() -> onnx.ModelProto:
+    """A [1, 1] f32 constant expanded to 65536x65536."""
+    node = helper.make_node("Expand", ["one", "shape"], ["c"], name="huge_expand")
+    one = numpy_helper.from_array(np.ones((1, 1), np.float32), "one")
+    return fold_budget_model([node], [one, ints("shape", [65536, 65536])])
+
+
+@pytest.mark.parametrize("make", [_huge_constant_of_shape, _huge_expand], ids=["constant-of-shape", "expand"])
+def test_huge_shape_fold_is_left_to_run_time(make: Callable[[], onnx.ModelProto], tmp_path: Path) -> None:
+    report = compile_in_subprocess(make(), tmp_path)
+    assert "wpk.expand" in report["optimized_ops"], report
+    assert report["max_rss_mib"] < MAX_RSS_MIB, report
+    assert report["refused"] and "activation memory" in report["refused"], report
