@@ -279,26 +279,19 @@ def convert_split(ctx: NodeContext) -> Sequence[Result]:
 # Expand, Tile, DepthToSpace, SpaceToDepth.
 
 
-def _expand(ctx: NodeContext, x: Result, out_shape: list[int], out: int = 0) -> Result:
-    assert x is not None
-    if isinstance(x, np.ndarray):
-        if _fold_admitted(ctx, out_shape, x.dtype):
-            return np.broadcast_to(x, out_shape).copy()
-        x = ctx.tensor(0)
-    if ctx.shape_of(x) == out_shape:
-        return x
-    _no_empty(ctx, out_shape)
-    return ctx.emit(wpk.ExpandOp, out_shape, x)
-
-
 @converts("Expand")
 def convert_expand(ctx: NodeContext) -> Sequence[Result]:
     target = _ints(ctx.constant(1, "shape"))
     out_shape = ctx.compute(shapes.broadcast, ctx.input_shape(0), target)
     data = _data(ctx)
-    if data is None:
-        ctx.output_shape(0, lambda: out_shape)
-    return [_expand(ctx, data if data is not None else ctx.tensor(0), out_shape)]
+    if data is not None and _fold_admitted(ctx, out_shape, data.dtype):
+        return [np.broadcast_to(data, out_shape).copy()]
+    x = ctx.tensor(0)
+    shape = ctx.output_shape(0, lambda: out_shape)
+    if ctx.shape_of(x) == shape:
+        return [x]
+    _no_empty(ctx, shape)
+    return [ctx.emit(wpk.ExpandOp, shape, x)]
 
 
 @converts("Tile")
