@@ -21,6 +21,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 from test_fold_budget import MAX_RSS_MIB
 from test_fold_budget import _compile_in_subprocess as compile_in_subprocess
 from test_fold_budget import _model as fold_budget_model
@@ -349,3 +350,37 @@ def test_huge_shape_fold_is_left_to_run_time(make: Callable[[], onnx.ModelProto]
     assert "wpk.expand" in report["optimized_ops"], report
     assert report["max_rss_mib"] < MAX_RSS_MIB, report
     assert report["refused"] and "activation memory" in report["refused"], report
+
+
+@pytest.mark.parametrize("fmod", [0, 1])
+def test_folded_float_mod_matches_the_onnx_reference(fmod: int) -> None:
+    a = np.asarray([-4.5, 7.25, 5.0, -3.0], np.float32)
+    b = np.asarray([3.0, -3.0, 2.5, 2.0], np.float32)
+    nodes = [helper.make_node("Mod", ["a", "b"], ["m"], fmod=fmod), helper.make_node("Add", ["x", "m"], ["y"])]
+    inits = [numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b")]
+    proto = model(nodes, {"x": [4]}, {"y": [4]}, inits)
+    assert wpk_op_names(proto)[-2:] == ["wpk.add", "func.return"]
+    x = np.zeros(4, np.float32)
+    (got,) = woodpecker.compile(proto, opt_level=0).run(None, {"x": x})
+    (expected,) = ReferenceEvaluator(proto).run(None, {"x": x})
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("fmod", [0, 1])
+def test_folded_integer_mod_matches_the_onnx_reference(fmod: int) -> None:
+    """Mod of int64 constants read as Tile repeats: the result's shape shows the folded values
+    (fmod=0: [2, -2] + 2, 3 = [4, 1]; fmod=1: [-1, 1] + 2, 3 = [1, 4])."""
+    a, b, offset = (np.asarray(v, np.int64) for v in ([-4, 7], [3, -3], [2, 3]))
+    nodes = [
+        helper.make_node("Mod", ["a", "b"], ["m"], fmod=fmod),
+        helper.make_node("Add", ["m", "offset"], ["repeats"]),
+        helper.make_node("Tile", ["x", "repeats"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(v, n) for n, v in (("a", a), ("b", b), ("offset", offset))]
+    repeats = [4, 1] if fmod == 0 else [1, 4]
+    proto = model(nodes, {"x": [2, 3]}, {"y": [2 * repeats[0], 3 * repeats[1]]}, inits)
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    (expected,) = ReferenceEvaluator(proto).run(None, {"x": x})
+    (got,) = woodpecker.compile(proto, opt_level=0).run(None, {"x": x})
+    assert got.shape == expected.shape == (2 * repeats[0], 3 * repeats[1])
+    np.testing.assert_array_equal(got, expected)

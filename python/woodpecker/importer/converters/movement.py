@@ -121,11 +121,9 @@ def convert_mod(ctx: NodeContext) -> Sequence[Result]:
     if not (ctx.is_constant(0) and ctx.is_constant(1)):
         raise ctx.unsupported("Mod is only folded at import (both inputs constant); run-time Mod is not supported")
     a, b = ctx.constant(0, "A"), ctx.constant(1, "B")
-    if a.dtype.kind == "f" and not fmod:
-        raise ctx.unsupported("a floating-point Mod needs fmod=1 (ONNX)")
     if b.dtype.kind in "iu" and np.any(b == 0):
         raise ctx.shape_error("integer Mod by zero")
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # fmod=0: the sign of the divisor (Python), fmod=1: of the dividend (C)
         result = np.fmod(a, b) if fmod else np.mod(a, b)
     return [np.asarray(result).astype(np.result_type(a, b))]
 
