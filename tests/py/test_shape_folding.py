@@ -384,3 +384,36 @@ def test_folded_integer_mod_matches_the_onnx_reference(fmod: int) -> None:
     (got,) = woodpecker.compile(proto, opt_level=0).run(None, {"x": x})
     assert got.shape == expected.shape == (2 * repeats[0], 3 * repeats[1])
     np.testing.assert_array_equal(got, expected)
+
+
+def test_inlined_branch_reads_outer_values_and_its_own_initializers() -> None:
+    """The taken branch folds its own shape arithmetic (Shape of an outer value, a branch
+    initializer) and computes on the outer run-time tensor."""
+    branch = helper.make_graph(
+        [
+            helper.make_node("Shape", ["x"], ["x_shape"]),
+            helper.make_node("Slice", ["x_shape", "zero", "one"], ["rows"]),
+            helper.make_node("Concat", ["rows", "minus_one"], ["target"], axis=0),
+            helper.make_node("Reshape", ["x", "target"], ["flat"]),
+            helper.make_node("Mul", ["flat", "half"], ["then_out"]),
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_out", F32, [2, 12])],
+        [ints("zero", [0]), ints("one", [1]), numpy_helper.from_array(np.asarray(0.5, np.float32), "half")],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["else_out"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_out", F32, [2, 12])],
+    )
+    node = helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=other)
+    proto = model(
+        [node],
+        {"x": [2, 3, 4]},
+        {"y": [2, 12]},
+        [numpy_helper.from_array(np.asarray(True), "cond"), ints("minus_one", [-1])],
+    )
+    assert wpk_op_names(proto) == ["wpk.reshape", "wpk.constant", "wpk.mul", "func.return"]
+    check_against_ort(proto, {"x": RNG.standard_normal((2, 3, 4)).astype(np.float32)}, 2)
