@@ -9,10 +9,11 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 |  | BatchNormalization, pooling, Softmax, ReduceMean, Reshape, Flatten, Squeeze, |
 |  | Unsqueeze, Transpose, Concat, Pad |
 | movement.py | Shape, Size, ConstantOfShape, Range, Mod, If (folded at import); Slice, Split, |
-|  | Expand, Tile, DepthToSpace, SpaceToDepth, GatherElements, Resize |
+|  | Expand, Tile, DepthToSpace, SpaceToDepth, GatherElements |
+| resize.py | Resize |
 """
 
-from woodpecker.importer.converters import core, movement  # noqa: F401 (registers)
+from woodpecker.importer.converters import core, movement, resize  # noqa: F401 (registers)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))

@@ -12,7 +12,8 @@ constants here, so no shape op reaches the IR. On run-time f32 tensors:
 | Tile | reshape, expand, reshape |
 | DepthToSpace, SpaceToDepth | reshape, transpose, reshape |
 | GatherElements (constant indices) | gather_elements |
-| Resize (nearest, linear) | resize |
+
+Resize is in resize.py.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from woodpecker.importer import shapes
 from woodpecker.importer.converters.registry import CONVERTERS, Result, converts
 from woodpecker.importer.node import NodeContext, ValueInfo
 from woodpecker.importer.values import materialize, sanitize_resource_name
-from woodpecker.ops.resize import COORDINATE_MODES, NEAREST_MODES, RESIZE_MODES
 
 _EMPTY = "empty (zero-sized) tensors are not compiled"
 
@@ -36,7 +36,7 @@ _EMPTY = "empty (zero-sized) tensors are not compiled"
 # Helpers.
 
 
-def _ints(array: np.ndarray) -> list[int]:
+def ints(array: np.ndarray) -> list[int]:
     return [int(v) for v in np.asarray(array).reshape(-1)]
 
 
@@ -65,7 +65,7 @@ def _fold_admitted(ctx: NodeContext, shape: Sequence[int], dtype: np.dtype) -> b
     )
 
 
-def _no_empty(ctx: NodeContext, shape: Sequence[int]) -> None:
+def no_empty(ctx: NodeContext, shape: Sequence[int]) -> None:
     ctx.check(all(d > 0 for d in shape), f"the result shape {list(shape)} is empty; {_EMPTY}")
 
 
@@ -89,13 +89,13 @@ def convert_size(ctx: NodeContext) -> Sequence[Result]:
 
 @converts("ConstantOfShape")
 def convert_constant_of_shape(ctx: NodeContext) -> Sequence[Result]:
-    shape = _ints(ctx.constant(0, "input (the shape)"))
+    shape = ints(ctx.constant(0, "input (the shape)"))
     ctx.check(all(d >= 0 for d in shape), f"shape {shape} has a negative dimension")
     value = np.asarray(ctx.attr("value", np.zeros(1, dtype=np.float32)))
     ctx.check(value.size == 1, f"attribute 'value' must hold one element, got shape {list(value.shape)}")
     if _fold_admitted(ctx, shape, value.dtype):
         return [np.full(shape, value.reshape(()), dtype=value.dtype)]
-    _no_empty(ctx, shape)
+    no_empty(ctx, shape)
     fill = value.astype(np.float32).reshape([1] * len(shape))
     scalar = materialize(fill, sanitize_resource_name(f"{ctx.name}_value"), ctx.values.weights, ctx.loc)
     return [ctx.emit(wpk.ExpandOp, ctx.output_shape(0, lambda: shape), scalar)]
@@ -183,11 +183,11 @@ def _inline(ctx: NodeContext, graph: onnx.GraphProto) -> list[Result]:
 def _slice_dims(ctx: NodeContext, in_shape: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
     """Per dimension: the first index read, the step and the element count (ONNX clamping)."""
     rank = len(in_shape)
-    starts_in, ends_in = _ints(ctx.constant(1, "starts")), _ints(ctx.constant(2, "ends"))
+    starts_in, ends_in = ints(ctx.constant(1, "starts")), ints(ctx.constant(2, "ends"))
     axes_array = ctx.optional_constant(3, "axes")
-    axes = _ints(axes_array) if axes_array is not None else list(range(len(starts_in)))
+    axes = ints(axes_array) if axes_array is not None else list(range(len(starts_in)))
     steps_array = ctx.optional_constant(4, "steps")
-    steps_in = _ints(steps_array) if steps_array is not None else [1] * len(starts_in)
+    steps_in = ints(steps_array) if steps_array is not None else [1] * len(starts_in)
     ctx.check(
         len(starts_in) == len(ends_in) == len(axes) == len(steps_in),
         f"starts {starts_in}, ends {ends_in}, axes {axes} and steps {steps_in} differ in length",
@@ -221,7 +221,7 @@ def _slice(ctx: NodeContext, starts: list[int], steps: list[int], counts: list[i
     in_shape = ctx.input_shape(0)
     if counts == list(in_shape) and all(t == 1 for t in steps):
         return ctx.tensor(0)
-    _no_empty(ctx, counts)
+    no_empty(ctx, counts)
     x = ctx.tensor(0)
     shape = ctx.output_shape(out, lambda: counts)
     return ctx.emit(wpk.SliceOp, shape, x, starts, steps)
@@ -237,7 +237,7 @@ def _split_sizes(ctx: NodeContext, dim: int) -> list[int]:
     outputs = len(ctx.node.output)
     if ctx.opset >= 13:
         split_array = ctx.optional_constant(1, "split")
-        split = _ints(split_array) if split_array is not None else None
+        split = ints(split_array) if split_array is not None else None
     else:
         split = ctx.attr_ints("split")
     if split is not None:
@@ -279,7 +279,7 @@ def convert_split(ctx: NodeContext) -> Sequence[Result]:
 
 @converts("Expand")
 def convert_expand(ctx: NodeContext) -> Sequence[Result]:
-    target = _ints(ctx.constant(1, "shape"))
+    target = ints(ctx.constant(1, "shape"))
     out_shape = ctx.compute(shapes.broadcast, ctx.input_shape(0), target)
     data = _data(ctx)
     if data is not None and _fold_admitted(ctx, out_shape, data.dtype):
@@ -288,21 +288,21 @@ def convert_expand(ctx: NodeContext) -> Sequence[Result]:
     shape = ctx.output_shape(0, lambda: out_shape)
     if ctx.shape_of(x) == shape:
         return [x]
-    _no_empty(ctx, shape)
+    no_empty(ctx, shape)
     return [ctx.emit(wpk.ExpandOp, shape, x)]
 
 
 @converts("Tile")
 def convert_tile(ctx: NodeContext) -> Sequence[Result]:
     in_shape = ctx.input_shape(0)
-    repeats = _ints(ctx.constant(1, "repeats"))
+    repeats = ints(ctx.constant(1, "repeats"))
     ctx.check(len(repeats) == len(in_shape), f"repeats {repeats} should have {len(in_shape)} values")
     ctx.check(all(r >= 0 for r in repeats), f"repeats {repeats} must be non-negative")
     out_shape = [d * r for d, r in zip(in_shape, repeats, strict=True)]
     data = _data(ctx)
     if data is not None and _fold_admitted(ctx, out_shape, data.dtype):
         return [np.tile(data, repeats)]
-    _no_empty(ctx, out_shape)
+    no_empty(ctx, out_shape)
     x = ctx.tensor(0)
     ctx.output_shape(0, lambda: out_shape)
     if out_shape == in_shape:
@@ -380,83 +380,7 @@ def convert_gather_elements(ctx: NodeContext) -> Sequence[Result]:
         grid = list(np.indices(indices.shape, sparse=True))
         grid[axis] = indices
         return [data[tuple(grid)]]
-    _no_empty(ctx, list(indices.shape))
+    no_empty(ctx, list(indices.shape))
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, lambda: list(indices.shape))
-    return [ctx.emit(wpk.GatherElementsOp, shape, x, _ints(indices), axis)]
-
-
-# ----------------------------------------------------------------------------
-# Resize.
-
-
-def _resize_axes(ctx: NodeContext, rank: int) -> list[int]:
-    axes = ctx.attr_ints("axes")
-    if axes is None:
-        return list(range(rank))
-    axes = [ctx.compute(shapes.normalize_axis, a, rank) for a in axes]
-    ctx.check(len(set(axes)) == len(axes), f"axes {axes} repeat a dimension")
-    return axes
-
-
-def _resize_target(ctx: NodeContext, in_shape: list[int]) -> tuple[list[int], list[float]]:
-    """The output shape and the per-dimension scales of the coordinate transformation."""
-    rank = len(in_shape)
-    axes = _resize_axes(ctx, rank)
-    scales_array = ctx.optional_constant(2, "scales")
-    sizes_array = ctx.optional_constant(3, "sizes") if ctx.has_input(3) else None
-    if scales_array is not None and scales_array.size == 0:
-        scales_array = None
-    if sizes_array is not None and sizes_array.size == 0:
-        sizes_array = None
-    if (scales_array is None) == (sizes_array is None):
-        raise ctx.unsupported("exactly one of the inputs scales and sizes must be given")
-    if scales_array is not None:
-        given = [float(np.float32(s)) for s in np.asarray(scales_array).reshape(-1)]
-        ctx.check(len(given) == len(axes), f"scales {given} should have {len(axes)} values")
-        ctx.check(all(s > 0 for s in given), f"scales {given} must be positive")
-        scales = [1.0] * rank
-        for a, s in zip(axes, given, strict=True):
-            scales[a] = s
-        return [int(s * d) for s, d in zip(scales, in_shape, strict=True)], scales
-    given_sizes = _ints(sizes_array)
-    ctx.check(len(given_sizes) == len(axes), f"sizes {given_sizes} should have {len(axes)} values")
-    out = list(in_shape)
-    for a, s in zip(axes, given_sizes, strict=True):
-        out[a] = s
-    scales = [o / d for o, d in zip(out, in_shape, strict=True)]
-    policy = ctx.attr("keep_aspect_ratio_policy", "stretch") or "stretch"
-    if policy == "stretch":
-        return out, scales
-    if policy not in ("not_larger", "not_smaller"):
-        raise ctx.unsupported(f"keep_aspect_ratio_policy '{policy}' is not supported")
-    pick = min if policy == "not_larger" else max
-    scale = pick(scales[a] for a in axes)
-    scales = [scale if a in axes else 1.0 for a in range(rank)]
-    return [int(scale * d + 0.5) if a in axes else d for a, d in enumerate(in_shape)], scales
-
-
-@converts("Resize")
-def convert_resize(ctx: NodeContext) -> Sequence[Result]:
-    mode = ctx.attr("mode", "nearest") or "nearest"
-    if mode not in RESIZE_MODES:
-        raise ctx.unsupported(f"mode '{mode}' is not supported (expected one of {', '.join(RESIZE_MODES)})")
-    coordinates = ctx.attr("coordinate_transformation_mode", "half_pixel") or "half_pixel"
-    if coordinates not in COORDINATE_MODES:
-        raise ctx.unsupported(
-            f"coordinate_transformation_mode '{coordinates}' is not supported (expected one of "
-            f"{', '.join(COORDINATE_MODES)})"
-        )
-    nearest_mode = ctx.attr("nearest_mode", "round_prefer_floor") or "round_prefer_floor"
-    if nearest_mode not in NEAREST_MODES:
-        raise ctx.unsupported(f"nearest_mode '{nearest_mode}' is not supported")
-    if int(ctx.attr("antialias", 0)):
-        raise ctx.unsupported("antialias=1 is not supported")
-    x = ctx.tensor(0)
-    in_shape = ctx.shape_of(x)
-    out_shape, scales = _resize_target(ctx, in_shape)
-    _no_empty(ctx, out_shape)
-    shape = ctx.output_shape(0, lambda: out_shape)
-    if shape == in_shape and all(s == 1.0 for s in scales):
-        return [x]
-    return [ctx.emit(wpk.ResizeOp, shape, x, scales, mode, coordinates, nearest_mode)]
+    return [ctx.emit(wpk.GatherElementsOp, shape, x, ints(indices), axis)]
