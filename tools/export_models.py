@@ -12,8 +12,11 @@ defined here. Every BatchNorm gets random statistics (as in export_torchvision_m
 that BatchNorm folding is not trivially exact. Each export is checked with onnx.checker and,
 where onnxruntime imports, run once with ONNX Runtime.
 
-Inputs: transformers take `input_ids` and `attention_mask` (int64, 1 x 128); image models a
-float32 `input` (1 x 3 x 224 x 224; YOLOv8n and DBNet 1 x 3 x 640 x 640).
+The CNNs are exported with TorchScript (opset 17, every BatchNormalization kept); the
+transformers, ViT, Swin and YOLOv8n with torch.export (opset 18), whose static graphs are free
+of the shape arithmetic TorchScript leaves (needs onnxscript). Inputs: transformers take
+`input_ids` and `attention_mask` (int64, 1 x 128); image models a float32 `input`
+(1 x 3 x 224 x 224; YOLOv8n and DBNet 1 x 3 x 640 x 640).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ class Spec:
     inputs: str  # "tokens" or "image"
     size: int = 224  # image side
     needs: tuple[str, ...] = ()
+    # "torchscript" keeps every BatchNormalization (what Woodpecker's folding is tested on);
+    # "dynamo" (torch.export, opset >= 18) for the models whose TorchScript graph is mostly
+    # shape arithmetic (Swin-T: 473 Shape, 322 Slice nodes) that a static export does not need.
+    exporter: str = "torchscript"
 
 
 def _randomize_batchnorm(model):  # (torch.nn.Module) -> torch.nn.Module
@@ -171,16 +178,16 @@ def _dbnet():
 
 
 MODELS: dict[str, Spec] = {
-    "bert_base": Spec(_transformer("bert_base"), "tokens", needs=("transformers",)),
-    "distilbert": Spec(_transformer("distilbert"), "tokens", needs=("transformers",)),
-    "gpt2": Spec(_transformer("gpt2"), "tokens", needs=("transformers",)),
-    "vit_b_16": Spec(_torchvision("vit_b_16"), "image"),
-    "swin_t": Spec(_torchvision("swin_t"), "image"),
+    "bert_base": Spec(_transformer("bert_base"), "tokens", needs=("transformers",), exporter="dynamo"),
+    "distilbert": Spec(_transformer("distilbert"), "tokens", needs=("transformers",), exporter="dynamo"),
+    "gpt2": Spec(_transformer("gpt2"), "tokens", needs=("transformers",), exporter="dynamo"),
+    "vit_b_16": Spec(_torchvision("vit_b_16"), "image", exporter="dynamo"),
+    "swin_t": Spec(_torchvision("swin_t"), "image", exporter="dynamo"),
     "convnext_tiny": Spec(_torchvision("convnext_tiny"), "image"),
     "mobilenet_v3_large": Spec(_torchvision("mobilenet_v3_large"), "image"),
     "regnet_y_400mf": Spec(_torchvision("regnet_y_400mf"), "image"),
     "efficientnet_b0": Spec(_torchvision("efficientnet_b0"), "image"),
-    "yolov8n": Spec(_yolov8n, "image", size=640, needs=("ultralytics",)),
+    "yolov8n": Spec(_yolov8n, "image", size=640, needs=("ultralytics",), exporter="dynamo"),
     "dbnet": Spec(_dbnet, "image", size=640),
 }
 
@@ -206,12 +213,17 @@ def export(name: str, out_dir: Path, opset: int) -> Path:
     example, input_names = example_inputs(spec)
     path, tmp = out_dir / f"{name}.onnx", out_dir / f"{name}.tmp.onnx"
     torch.backends.mha.set_fastpath_enabled(False)  # ViT: plain ops, not aten::_native_multi_head_attention
+    names = {"input_names": input_names, "output_names": ["output"]}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, example, str(tmp), dynamo=False, opset_version=opset,
-                          training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True,
-                          input_names=input_names, output_names=["output"])
-        expected = model(*example)
+        expected = model(*example)  # before exporting: tracing may leave fake tensors in caches (YOLOv8 anchors)
+        if spec.exporter == "dynamo":
+            program = torch.onnx.export(model, example, dynamo=True, opset_version=max(opset, 18),
+                                        external_data=False, **names)
+            program.save(str(tmp), external_data=False)
+        else:
+            torch.onnx.export(model, example, str(tmp), dynamo=False, opset_version=opset,
+                              training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True, **names)
     proto = onnx.load(str(tmp))
     onnx.checker.check_model(proto, full_check=True)
     try:
@@ -233,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help=f"output directory (default: {DEFAULT_DIR})")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument("--opset", type=int, default=17,
+                        help="ONNX opset (default: 17; at least 18 for the models exported with dynamo)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = sorted(set(names) - set(MODELS))
@@ -242,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
     for name in names:
-        missing = [m for m in ("torch", "torchvision", "onnx", *MODELS[name].needs) if not _imports(m)]
+        spec = MODELS[name]
+        extra = ("onnxscript",) if spec.exporter == "dynamo" else ()
+        missing = [m for m in ("torch", "torchvision", "onnx", *spec.needs, *extra) if not _imports(m)]
         if missing:
             print(f"{name}: skipped ({', '.join(missing)} not installed)", file=sys.stderr)
             failed += 1
