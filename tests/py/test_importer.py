@@ -730,11 +730,18 @@ def test_missing_file_is_a_model_load_error(tmp_path: Path) -> None:
         import_onnx(tmp_path / "missing.onnx")
 
 
-@pytest.mark.parametrize("opset", [10, 29])  # below MIN_OPSET, above MAX_OPSET
+@pytest.mark.parametrize("opset", [0, 29])  # no opset at all, above MAX_OPSET
 def test_opset_out_of_range(opset: int) -> None:
+    """Newer than supported, or no opset at all (opsets 1..10 are converted to 11 instead of
+    refused: tests/py/test_loader_leniency.py)."""
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": [2]}, {"y": [2]}, opset=opset)
     with pytest.raises(ModelLoadError, match=f"opset {opset}"):
         import_onnx(model)
+
+
+def test_opset_10_is_converted_not_refused() -> None:
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": [2]}, {"y": [2]}, opset=10)
+    assert import_onnx(model) is not None
 
 
 def test_dynamic_dim_is_a_shape_error_with_the_fix() -> None:

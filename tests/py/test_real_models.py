@@ -4,6 +4,11 @@
 The .onnx files are written by `python tools/export_torchvision_models.py` (needs PyTorch and
 torchvision, an optional extra) into `<repo>/.cache/models/` (or `$WPK_MODELS_DIR`); each test
 skips, saying so, when its file is absent, so CI without PyTorch runs none of them.
+
+The rest of the issue-#16 list (BERT-base, DistilBERT, GPT-2, ViT-B/16, Swin-T, ConvNeXt-T,
+MobileNetV3-L, RegNet-Y 400MF, EfficientNet-B0, YOLOv8n, DBNet-style) comes from
+`python tools/export_models.py`: each is compared with ONNX Runtime (relative L2 <= 1e-4), or
+skipped with the op types it needs and Woodpecker lacks, computed from the file.
 """
 
 from __future__ import annotations
@@ -75,3 +80,35 @@ def test_real_model_kernels_at_o2(name: str) -> None:
     assert stats.num_ops_before == sum(n for op, n in ops.items() if op not in {"Constant", "Identity"})
     assert stats.num_graph_ops == sum(n for op, n in ops.items() if op not in ABSORBED)
     assert _compiled(name, 0).stats.num_graph_ops == stats.num_ops_before
+
+
+# The rest of the issue-#16 model list (tools/export_models.py: transformers from configs,
+# torchvision, YOLOv8n, a DBNet-style detector; random weights, static shapes). Each is compiled
+# with default options and compared with ONNX Runtime on one seeded input (tests/py/model_check.py,
+# what tools/model_report.py reports). A model with op types Woodpecker has no converter for is
+# skipped with those ops, counted from the file (not a pass, and not a list kept here).
+EXPORTED = ("bert_base", "distilbert", "gpt2", "vit_b_16", "swin_t", "convnext_tiny", "mobilenet_v3_large",
+            "regnet_y_400mf", "efficientnet_b0", "yolov8n", "dbnet")
+EXPORTED_REL_L2 = 1e-4
+
+
+def _exported_path(name: str) -> Path:
+    path = MODELS_DIR / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: run `python tools/export_models.py --out {MODELS_DIR}` "
+                    "(needs torch, torchvision; transformers or ultralytics for some models)")
+    return path
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_exported_model_matches_onnxruntime(name: str) -> None:
+    from model_check import blocking_ops, check
+
+    path = _exported_path(name)
+    blocking = blocking_ops(onnx.load(str(path), load_external_data=False))
+    if blocking:
+        ops = ", ".join(f"{op} x{n}" for op, n in blocking.most_common())
+        pytest.skip(f"SKIPPED, NOT PASSING: {name} does not compile yet, no converter for: {ops}")
+    row = check(path)
+    assert row.compiles, f"{name}: {row.error}"
+    assert row.rel_l2 is not None and row.rel_l2 <= EXPORTED_REL_L2, f"{name}: relative L2 {row.rel_l2:.2e} vs ORT"

@@ -1,6 +1,7 @@
 """Every CPU schedule template has a valid default for every kernel it claims, whatever the host's
 vector width: a property test over random convolution, matmul and pooling shapes, for AVX2
-(8 f32 lanes, 16 vector registers) and AVX-512 (16 lanes, 32 registers) machines.
+(8 f32 lanes, 16 vector registers) and AVX-512 (16 lanes, 32 registers) machines, and for
+SSE-only hosts (4 lanes, 16 registers) in the full convolution sweep.
 
 A missing default used to be a bare `ValueError: max() arg is an empty sequence` in the middle
 of a compile (the squeeze-excitation convolutions of RegNet with 22/26/110 input channels; a
@@ -23,6 +24,7 @@ from woodpecker.schedule.templates import schedule_space
 
 MACHINES = {"avx2": CpuMachine(vector_lanes=8, registers=16, threads=2),
             "avx512": CpuMachine(vector_lanes=16, registers=32, threads=2)}
+ALL_WIDTHS = {"sse": CpuMachine(vector_lanes=4, registers=16, threads=2), **MACHINES}
 
 
 def _model(node: onnx.NodeProto, x_shape, y_shape, inits) -> onnx.ModelProto:
@@ -33,8 +35,8 @@ def _model(node: onnx.NodeProto, x_shape, y_shape, inits) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _conv(c: int, f: int, hw: int, k: int, stride: int, depthwise: bool) -> onnx.ModelProto:
-    groups = c if depthwise else 1
+def _conv(c: int, f: int, hw: int, k: int, stride: int, depthwise: bool, groups: int = 1) -> onnx.ModelProto:
+    groups = c if depthwise else groups
     f = c if depthwise else f
     w = numpy_helper.from_array(np.ones((f, c // groups, k, k), np.float32), "w")
     pad = k // 2
@@ -44,11 +46,11 @@ def _conv(c: int, f: int, hw: int, k: int, stride: int, depthwise: bool) -> onnx
     return _model(node, (1, c, hw, hw), (1, f, out, out), [w])
 
 
-def _check_defaults(model: onnx.ModelProto) -> None:
+def _check_defaults(model: onnx.ModelProto, machines: dict[str, CpuMachine] = MACHINES) -> None:
     lowered = lower_model(model, opt_level=2)
     with lowered.imported.context, ir.Location.unknown():
         for kernel in find_kernels(lowered.module):
-            for name, machine in MACHINES.items():
+            for name, machine in machines.items():
                 template, space = schedule_space(kernel, machine)  # raised ValueError before the fix
                 problems = space.violations(space.default)
                 assert problems == [], f"{kernel.name} ({template.name}, {name}): {problems}"
@@ -67,11 +69,43 @@ def test_every_convolution_has_a_valid_default(c: int, f: int, hw: int, k: int, 
     _check_defaults(_conv(c, f, hw, k, stride, depthwise))
 
 
+@st.composite
+def _conv_shapes(draw: st.DrawFn) -> tuple[int, int, int, int, int, int]:
+    """(c, f, hw, k, stride, groups): channels 1..300, kernels 1/3/5/7, strides 1/2, and groups
+    1, depthwise (groups = c = f) or a common divisor of both channel counts."""
+    c = draw(st.integers(1, 300))
+    kind = draw(st.sampled_from(["dense", "depthwise", "grouped"]))
+    if kind == "depthwise":
+        f, groups = c, c
+    else:
+        f = draw(st.integers(1, 300))
+        common = [g for g in range(2, min(c, f) + 1) if c % g == 0 and f % g == 0]
+        groups = draw(st.sampled_from(common)) if kind == "grouped" and common else 1
+    k = draw(st.sampled_from([1, 3, 5, 7]))
+    hw = draw(st.integers(max(1, k // 2), 16))
+    return c, f, hw, k, draw(st.sampled_from([1, 2])), groups
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=_conv_shapes())
+def test_every_convolution_has_a_valid_default_at_every_vector_width(
+    shape: tuple[int, int, int, int, int, int],
+) -> None:
+    """4, 8 and 16 f32 lanes: a default exists (no ValueError from an empty domain) and it
+    satisfies every constraint of its space."""
+    c, f, hw, k, stride, groups = shape
+    _check_defaults(_conv(c, f, hw, k, stride, False, groups), ALL_WIDTHS)
+
+
 def test_the_shapes_that_crashed_have_defaults() -> None:
     _check_defaults(_conv(22, 8, 1, 1, 1, False))  # squeeze-excitation: 22 input channels
     _check_defaults(_conv(110, 26, 1, 1, 1, False))
     _check_defaults(_conv(128, 160, 28, 3, 2, False))  # strided, 160 output channels (AVX-512)
     _check_defaults(_conv(128, 192, 28, 3, 2, False))
+    for c in (22, 26, 110):  # RegNet-Y 400MF's squeeze-excitation reductions, at every width
+        _check_defaults(_conv(c, 8, 1, 1, 1, False), ALL_WIDTHS)
+    for f in (160, 192):
+        _check_defaults(_conv(128, f, 14, 3, 2, False), ALL_WIDTHS)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,7 +113,7 @@ def test_the_shapes_that_crashed_have_defaults() -> None:
        n=st.sampled_from([1, 3, 10, 16, 24, 1000]))
 def test_every_matmul_has_a_valid_default(m: int, k: int, n: int) -> None:
     w = numpy_helper.from_array(np.ones((k, n), np.float32), "w")
-    _check_defaults(_model(helper.make_node("MatMul", ["x", "w"], ["y"]), (m, k), (m, n), [w]))
+    _check_defaults(_model(helper.make_node("MatMul", ["x", "w"], ["y"]), (m, k), (m, n), [w]), ALL_WIDTHS)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -91,7 +125,7 @@ def test_every_pooling_has_a_valid_default(c: int, hw: int, kind: str) -> None:
     else:
         node = helper.make_node(kind, ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
         out = (1, c, hw // 2, hw // 2)
-    _check_defaults(_model(node, (1, c, hw, hw), out, []))
+    _check_defaults(_model(node, (1, c, hw, hw), out, []), ALL_WIDTHS)
 
 
 def test_the_shapes_that_crashed_compile_and_match_onnxruntime() -> None:

@@ -17,6 +17,7 @@ from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError
 from woodpecker.importer.converters import SUPPORTED_OPS
+from woodpecker.importer.opset_upgrade import complete_output_types, upgrade_opset
 from woodpecker.importer.type_rules import check_type_rules
 from woodpecker.runtime.bundle import member, read_range, read_regular_file
 from woodpecker.runtime.feeds import InputSpec, checked_shape
@@ -42,6 +43,12 @@ def load_model(
     """Parses, checks, applies `input_shapes`, requires static inputs and infers shapes."""
     proto = read_model(model)
     opset = default_opset(proto)
+    complete_output_types(proto)
+    if opset < MIN_OPSET:  # as ONNX Runtime does: convert it, fold what the adapters add
+        check_model(proto)
+        if input_shapes:
+            apply_input_shapes(proto, input_shapes)
+        proto, opset = upgrade_opset(proto, opset, MIN_OPSET), MIN_OPSET
     check_nodes(proto)
     check_model(proto)
     if input_shapes:
@@ -127,16 +134,16 @@ def load_external_data(model: onnx.ModelProto, directory: str, path: str) -> Non
 
 
 def default_opset(model: onnx.ModelProto) -> int:
-    """The opset version of the default ONNX domain; must lie in [MIN_OPSET, MAX_OPSET]."""
+    """The opset version of the default ONNX domain; at most MAX_OPSET (older than MIN_OPSET
+    is converted by `load_model`)."""
     versions = [entry.version for entry in model.opset_import if entry.domain in DEFAULT_DOMAINS]
     if not versions:
         raise ModelLoadError("the model imports no opset of the default ONNX domain (ai.onnx)")
     opset = int(versions[0])
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ModelLoadError(
-            f"the model uses ONNX opset {opset}; Woodpecker supports opsets {MIN_OPSET} to {MAX_OPSET} "
-            f"(convert it with onnx.version_converter.convert_version(model, 17))"
-        )
+    if opset > MAX_OPSET:
+        raise ModelLoadError(f"the model uses ONNX opset {opset}; Woodpecker supports opsets up to {MAX_OPSET}")
+    if opset < 1:
+        raise ModelLoadError(f"the model declares ONNX opset {opset}, which does not exist")
     return opset
 
 
