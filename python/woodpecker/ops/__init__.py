@@ -15,6 +15,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | reduction.py | softmax, reduce_mean |
 | shape.py | reshape, flatten, transpose, concat, pad |
 | data.py | weight, constant |
+| typed.py | cast, gather, compare, logical, not, is_nan, is_inf, where (i64/i32/i1 tensors) |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
 
 Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
@@ -22,7 +23,7 @@ Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 step's scalar lowering (lowering/elementwise.py).
 """
 
-from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401 (register)
+from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape, typed  # noqa: F401 (register)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind

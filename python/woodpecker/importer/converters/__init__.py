@@ -8,9 +8,11 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 | core.py | Constant, Identity, Dropout, elementwise, Clip, MatMul, Gemm, Conv, |
 |  | BatchNormalization, pooling, Softmax, ReduceMean, Reshape, Flatten, Squeeze, |
 |  | Unsqueeze, Transpose, Concat, Pad |
+| typed.py | Cast, Gather, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And, Or, |
+|  | Xor, IsNaN, IsInf, Where (f32, i64, i32 and bool tensors) |
 """
 
-from woodpecker.importer.converters import core  # noqa: F401 (registers)
+from woodpecker.importer.converters import core, typed  # noqa: F401 (registers)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))
