@@ -223,8 +223,10 @@ def compile_cpu(
     arg_shapes = [tuple(ir.ShapedType(a.type).shape) for a in fn.regions[0].blocks[0].arguments]
     with timed_stage(stats, "lower-to-llvm"):
         arena = bufferize_into_arena(module)
+        input_types = [ir.ShapedType(a.type).element_type for a in fn.regions[0].blocks[0].arguments][:first_weight]
+        dtypes = [_stored_dtype(t).name for t in input_types] + [d.name for d in output_dtypes]
         interface = interface_digest(
-            arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes
+            arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes, dtypes=dtypes
         )
         _emit_interface(module, interface)
         lower_to_llvm(module, parallel)
