@@ -798,7 +798,7 @@ def test_int64_input_to_a_float_op_is_refused_naming_the_node() -> None:
     model = make_model([node], {"x": [2]}, {"y": [2]}, [init("k", np.array([1, 2], np.int64))])
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
     model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
-    with pytest.raises(UnsupportedOperatorError, match="int_add.*'x' is int64 data at run time; Add takes float32"):
+    with pytest.raises(UnsupportedOperatorError, match=r"int_add.*'x' is int64 data at run time; Add takes float32"):
         import_onnx(model)
 
 
