@@ -180,9 +180,9 @@ def Wpk_SoftmaxOp : Wpk_Op<"softmax"> {
 }
 
 def Wpk_ReshapeOp : Wpk_Op<"reshape"> {
-  let summary = "Same elements, the shape of the result type";
-  let arguments = (ins F32Tensor:$input);
-  let results = (outs F32Tensor:$output);
+  let summary = "Same elements, the shape of the result type (of any element type: an int64 mask unsqueezed)";
+  let arguments = (ins Wpk_AnyTensor:$input);
+  let results = (outs Wpk_AnyTensor:$output);
 }
 
 def Wpk_FlattenOp : Wpk_Op<"flatten"> {

@@ -67,11 +67,11 @@ def test_embedding_model_matches_numpy_exactly(opt_level: int) -> None:
 
 
 def mask_model() -> onnx.ModelProto:
-    """attention_mask [1, 128] int64 -> Cast float -> (1 - m) * -10000 added to scores (the
-    Unsqueeze after the Cast: reshapes take float32 data at run time)."""
+    """attention_mask [1, 128] int64 -> Unsqueeze (int64 at run time) -> Cast float ->
+    (1 - m) * -10000 added to scores, as exported BERT models compute it."""
     nodes = [
-        helper.make_node("Cast", ["attention_mask"], ["mask2"], to=TensorProto.FLOAT, name="cast"),
-        helper.make_node("Unsqueeze", ["mask2", "axes"], ["maskf"], name="unsqueeze"),
+        helper.make_node("Unsqueeze", ["attention_mask", "axes"], ["mask4"], name="unsqueeze"),
+        helper.make_node("Cast", ["mask4"], ["maskf"], to=TensorProto.FLOAT, name="cast"),
         helper.make_node("Sub", ["one", "maskf"], ["inverted"], name="invert"),
         helper.make_node("Mul", ["inverted", "big"], ["bias"], name="scale"),
         helper.make_node("Add", ["scores", "bias"], ["masked"], name="add_mask"),
@@ -102,6 +102,31 @@ def test_mask_model_matches_onnxruntime(opt_level: int) -> None:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (expected,) = session.run(None, feeds)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
+
+
+def test_int_and_bool_reshapes_at_run_time() -> None:
+    """Reshape, Squeeze and Unsqueeze move int64 and bool data at run time."""
+    nodes = [
+        helper.make_node("Reshape", ["ids", "shape"], ["r"]),
+        helper.make_node("Unsqueeze", ["r", "axes"], ["u"]),
+        helper.make_node("Greater", ["u", "zero"], ["b"]),
+        helper.make_node("Squeeze", ["b", "axes"], ["s"]),
+    ]
+    model = _model(
+        nodes,
+        [("ids", TensorProto.INT64, [2, 6])],
+        [("u", TensorProto.INT64, [1, 3, 4]), ("s", TensorProto.BOOL, [3, 4])],
+        [
+            ("shape", np.array([3, 4], np.int64)),
+            ("axes", np.array([0], np.int64)),
+            ("zero", np.array(0, np.int64)),
+        ],
+    )
+    ids = np.arange(-6, 6, dtype=np.int64).reshape(2, 6) * (1 << 40)
+    for opt_level in (0, 2):
+        u, b = woodpecker.compile(model, opt_level=opt_level).run(None, {"ids": ids})
+        np.testing.assert_array_equal(u, ids.reshape(1, 3, 4))
+        np.testing.assert_array_equal(b, ids.reshape(3, 4) > 0)
 
 
 def test_bool_and_int_outputs_and_inputs() -> None:

@@ -231,7 +231,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.pad": {"input": ("f32",), "output": ("f32",)},
     "wpk.reduce_mean": {"input": ("f32",), "output": ("f32",)},
     "wpk.relu": {"input": ("f32",), "output": ("f32",)},
-    "wpk.reshape": {"input": ("f32",), "output": ("f32",)},
+    "wpk.reshape": {"input": ("f32", "i64", "i32", "i1"), "output": ("f32", "i64", "i32", "i1")},
     "wpk.sigmoid": {"input": ("f32",), "output": ("f32",)},
     "wpk.softmax": {"input": ("f32",), "output": ("f32",)},
     "wpk.sub": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},

@@ -323,7 +323,7 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
-  // Same elements, the shape of the result type
+  // Same elements, the shape of the result type (of any element type: an int64 mask unsqueezed)
   irdl.operation @reshape {
     %0 = irdl.base "!builtin.tensor"
     %1 = irdl.base "!builtin.tensor"

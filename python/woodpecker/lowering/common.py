@@ -213,11 +213,15 @@ def _grouping(long: Sequence[int], short: Sequence[int]) -> list[list[int]] | No
 def collapse(value: ir.Value, groups: Sequence[Sequence[int]]) -> ir.Value:
     shape = shape_of(value)
     result_shape = [int(np.prod([shape[d] for d in g], dtype=np.int64)) for g in groups]
-    return tensor.CollapseShapeOp(tensor_of(result_shape), value, [list(g) for g in groups]).result
+    element = ir.RankedTensorType(value.type).element_type
+    return tensor.CollapseShapeOp(tensor_of(result_shape, element), value, [list(g) for g in groups]).result
 
 
 def expand(value: ir.Value, groups: Sequence[Sequence[int]], shape: Sequence[int]) -> ir.Value:
-    return tensor.ExpandShapeOp(tensor_of(shape), value, [list(g) for g in groups], [], [int(d) for d in shape]).result
+    element = ir.RankedTensorType(value.type).element_type
+    return tensor.ExpandShapeOp(
+        tensor_of(shape, element), value, [list(g) for g in groups], [], [int(d) for d in shape]
+    ).result
 
 
 def reshape(value: ir.Value, shape: Sequence[int]) -> ir.Value:
