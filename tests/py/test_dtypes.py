@@ -281,3 +281,23 @@ def test_gather_of_an_out_of_range_constant_index_is_an_error() -> None:
     )
     with pytest.raises(ShapeError, match=r"bad_gather.*index 4 is out of range for axis 0 of size 4"):
         woodpecker.compile(model)
+
+
+def test_tuning_feeds_kernels_their_argument_dtypes() -> None:
+    """The tuner's random arrays for a gather kernel are int64 indices (0 or 1, in bounds) and
+    the f32 table, not f32 arrays half the size of the indices; the kernel measures."""
+    from woodpecker.frontend import lower_model
+    from woodpecker.measure.cpu_runner import InProcessCpuRunner, task_arrays
+    from woodpecker.schedule.target import CpuMachine
+    from woodpecker.schedule.tasks import cpu_tasks
+    from woodpecker.stats import CompileStats
+
+    model, _, _ = embedding_model(np.random.default_rng(5))
+    lowered = lower_model(model, 2, None, CompileStats(), None)
+    with lowered.imported.context:
+        tasks = [t.task for t in cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=1))]
+    gather = next(t for t in tasks if t.arg_shapes[0] == (1, SEQ))
+    inputs, weights = task_arrays(gather, seed=0)
+    assert [a.dtype for a in inputs + weights] == [np.dtype(np.int64), np.dtype(np.float32)]
+    assert set(np.unique(inputs[0])) <= {0, 1}
+    assert InProcessCpuRunner().measure_one(gather, {}).error is None
