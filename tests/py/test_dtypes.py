@@ -301,3 +301,11 @@ def test_tuning_feeds_kernels_their_argument_dtypes() -> None:
     assert [a.dtype for a in inputs + weights] == [np.dtype(np.int64), np.dtype(np.float32)]
     assert set(np.unique(inputs[0])) <= {0, 1}
     assert InProcessCpuRunner().measure_one(gather, {}).error is None
+
+
+def test_cuda_target_refuses_int_inputs_in_one_line() -> None:
+    from woodpecker.errors import CompilationError
+
+    model, _, _ = embedding_model(np.random.default_rng(6))
+    with pytest.raises(CompilationError, match="input 'input_ids' is int64; the CUDA target compiles float32"):
+        woodpecker.compile(model, target="cuda")
