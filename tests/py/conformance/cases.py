@@ -216,6 +216,9 @@ DTYPE_OPS: dict[str, frozenset[str]] = {
     "IsNaN": frozenset({"bool"}),
     "IsInf": frozenset({"bool"}),
     "Identity": _INT_BOOL,
+    "Reshape": _INT_BOOL,
+    "Squeeze": _INT_BOOL,
+    "Unsqueeze": _INT_BOOL,
 }
 
 
