@@ -91,13 +91,8 @@ class Folder:
             filt = self.weight(w * s[:, None, None, None], "filter")
             bias = self.weight(b * s + t, "bias")
             attrs = {name: attr for name, attr in conv.attributes.items()}
-            new = create_op(
-                "conv2d",
-                [conv.operands[0], filt, bias],
-                [self.bn.results[0].type],
-                attrs,
-                fused_location(conv, self.bn),
-            )
+            new = create_op("conv2d", [conv.operands[0], filt, bias], [self.bn.results[0].type], attrs,
+                            fused_location(conv, self.bn))
         self.replace(new, conv)
         return True
 

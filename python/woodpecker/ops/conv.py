@@ -75,7 +75,9 @@ def conv2d(
 
 def evaluate_conv2d(args: OpArgs[np.ndarray]) -> np.ndarray:
     a = args.attrs
-    return conv2d(args["input"], args["filter"], args.get("bias"), a["strides"], a["pads"], a["dilations"], a["groups"])
+    return conv2d(
+        args["input"], args["filter"], args.get("bias"), a["strides"], a["pads"], a["dilations"], a["groups"]
+    )
 
 
 register(OpSemantics(wpk.Conv2DOp, shape=conv2d_shape, evaluate=evaluate_conv2d))
