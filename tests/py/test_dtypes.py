@@ -129,6 +129,18 @@ def test_int_and_bool_reshapes_at_run_time() -> None:
         np.testing.assert_array_equal(b, ids.reshape(3, 4) > 0)
 
 
+def test_identity_of_int_and_bool_inputs_passes_them_through() -> None:
+    model = _model(
+        [helper.make_node("Identity", ["i"], ["j"]), helper.make_node("Not", ["b"], ["n"])],
+        [("i", TensorProto.INT32, [3]), ("b", TensorProto.BOOL, [2, 2])],
+        [("j", TensorProto.INT32, [3]), ("n", TensorProto.BOOL, [2, 2])],
+    )
+    i, b = np.array([-5, 0, 2**31 - 1], np.int32), np.array([[True, False], [False, True]])
+    j, n = woodpecker.compile(model).run(None, {"i": i, "b": b})
+    np.testing.assert_array_equal(j, i)
+    np.testing.assert_array_equal(n, ~b)
+
+
 def test_bool_and_int_outputs_and_inputs() -> None:
     """A bool input, int32 indices, comparisons, logic, Where and Cast back to int64, with
     int64, int32 and bool outputs, against numpy."""

@@ -97,7 +97,7 @@ def _forward(ctx: NodeContext) -> Result:
     """The input itself: a constant stays a constant, a tensor stays the same SSA value."""
     if ctx.is_constant(0):
         return ctx.values.constants[ctx.input_name(0)]
-    return ctx.tensor(0)
+    return ctx.typed_tensor(0)  # of any element type
 
 
 @converts("Identity")
