@@ -21,6 +21,14 @@ from woodpecker.dialect.wpk import OpClass
 from woodpecker.errors import ShapeError, UnsupportedOperatorError
 from woodpecker.importer.values import ValueMap
 
+# ONNX element types a run-time tensor may have, and their numpy dtypes.
+_RUNTIME_ELEMENTS = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
 
 @dataclass(frozen=True)
 class ValueInfo:
@@ -180,6 +188,12 @@ class NodeContext:
         info = self.infos.get(name)
         if dtype is None and info is not None and info.elem_type not in (0, onnx.TensorProto.FLOAT):
             raise self.unsupported(f"output '{name}' has element type {info.type_name}; only float32 data is supported")
+        if dtype is not None and info is not None and info.elem_type in _RUNTIME_ELEMENTS:
+            declared = np.dtype(_RUNTIME_ELEMENTS[info.elem_type])
+            if declared != np.dtype(dtype):
+                raise self.unsupported(
+                    f"output '{name}' has element type {info.type_name}; the conversion computes {np.dtype(dtype)}"
+                )
         if computed is not None:
             return [int(d) for d in self.compute(computed)]
         if info is None or info.shape is None:
