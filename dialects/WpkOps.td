@@ -59,6 +59,15 @@ def Wpk_Dialect : Dialect {
 class Wpk_Op<string mnemonic, list<Trait> traits = []>
     : Op<Wpk_Dialect, mnemonic, traits>;
 
+// Element types beyond f32 (the integer, bool and indexing ops, and constants):
+// wpk-verify checks each operand's and result's element type against its
+// constraint (the ELEMENT_TYPES table generated from this file).
+def Wpk_AnyTensor : AnyTypeOf<[F32Tensor, I64Tensor, I32Tensor, I1Tensor],
+    "f32, i64, i32 or i1 tensor">;
+def Wpk_NumberTensor : AnyTypeOf<[F32Tensor, I64Tensor, I32Tensor],
+    "f32, i64 or i32 tensor">;
+def Wpk_IndexTensor : AnyTypeOf<[I64Tensor, I32Tensor], "i64 or i32 tensor">;
+
 // Weights are held as `dense_resource` blobs so that IR dumps stay readable.
 def Wpk_WeightOp : Wpk_Op<"weight"> {
   let summary = "A constant weight tensor held in a dense_resource blob";
@@ -67,9 +76,9 @@ def Wpk_WeightOp : Wpk_Op<"weight"> {
 }
 
 def Wpk_ConstantOp : Wpk_Op<"constant"> {
-  let summary = "A small constant tensor written inline";
+  let summary = "A small constant tensor written inline (f32, or an integer or bool tensor)";
   let arguments = (ins Builtin_DenseIntOrFPElementsAttr:$value);
-  let results = (outs F32Tensor:$output);
+  let results = (outs Wpk_AnyTensor:$output);
 }
 
 def Wpk_Conv2DOp : Wpk_Op<"conv2d"> {
@@ -171,9 +180,9 @@ def Wpk_SoftmaxOp : Wpk_Op<"softmax"> {
 }
 
 def Wpk_ReshapeOp : Wpk_Op<"reshape"> {
-  let summary = "Same elements, the shape of the result type";
-  let arguments = (ins F32Tensor:$input);
-  let results = (outs F32Tensor:$output);
+  let summary = "Same elements, the shape of the result type (of any element type: an int64 mask unsqueezed)";
+  let arguments = (ins Wpk_AnyTensor:$input);
+  let results = (outs Wpk_AnyTensor:$output);
 }
 
 def Wpk_FlattenOp : Wpk_Op<"flatten"> {
@@ -215,6 +224,69 @@ def Wpk_ReduceMeanOp : Wpk_Op<"reduce_mean"> {
   let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$axes,
                        BoolAttr:$keepdims);
   let results = (outs F32Tensor:$output);
+}
+
+// ---- integer, bool and indexing ops ----
+
+def Wpk_CastOp : Wpk_Op<"cast"> {
+  let summary = "Element type conversion (ONNX Cast) between f32, i64, i32 and i1";
+  let description = [{
+    Float to integer truncates toward zero; to i1 is `x != 0`; i1 to a number
+    is 0 or 1.
+  }];
+  let arguments = (ins Wpk_AnyTensor:$input);
+  let results = (outs Wpk_AnyTensor:$output);
+}
+
+def Wpk_GatherOp : Wpk_Op<"gather"> {
+  let summary = "Take slices of `data` along `axis` at `indices` (ONNX Gather)";
+  let description = [{
+    The result shape is data[:axis] + indices + data[axis+1:]. A negative
+    index counts from the end of the axis; out-of-range indices are clamped
+    into it (ONNX leaves them undefined).
+  }];
+  let arguments = (ins Wpk_AnyTensor:$data, Wpk_IndexTensor:$indices, I64Attr:$axis);
+  let results = (outs Wpk_AnyTensor:$output);
+}
+
+def Wpk_CompareOp : Wpk_Op<"compare"> {
+  let summary = "Elementwise comparison with numpy broadcasting, an i1 result";
+  let description = [{
+    `predicate` is one of `eq`, `lt`, `le`, `gt`, `ge` (ONNX Equal, Less,
+    LessOrEqual, Greater, GreaterOrEqual); both operands have one element type.
+  }];
+  let arguments = (ins Wpk_NumberTensor:$lhs, Wpk_NumberTensor:$rhs, StrAttr:$predicate);
+  let results = (outs I1Tensor:$output);
+}
+
+def Wpk_LogicalOp : Wpk_Op<"logical"> {
+  let summary = "Elementwise `and`, `or` or `xor` of i1 tensors with numpy broadcasting";
+  let arguments = (ins I1Tensor:$lhs, I1Tensor:$rhs, StrAttr:$kind);
+  let results = (outs I1Tensor:$output);
+}
+
+def Wpk_NotOp : Wpk_Op<"not"> {
+  let summary = "Elementwise logical negation of an i1 tensor";
+  let arguments = (ins I1Tensor:$input);
+  let results = (outs I1Tensor:$output);
+}
+
+def Wpk_IsNaNOp : Wpk_Op<"is_nan"> {
+  let summary = "Elementwise x != x (ONNX IsNaN)";
+  let arguments = (ins F32Tensor:$input);
+  let results = (outs I1Tensor:$output);
+}
+
+def Wpk_IsInfOp : Wpk_Op<"is_inf"> {
+  let summary = "Elementwise x == +inf (if detect_positive) or x == -inf (if detect_negative)";
+  let arguments = (ins F32Tensor:$input, BoolAttr:$detect_positive, BoolAttr:$detect_negative);
+  let results = (outs I1Tensor:$output);
+}
+
+def Wpk_WhereOp : Wpk_Op<"where"> {
+  let summary = "condition ? lhs : rhs elementwise, with numpy broadcasting of all three";
+  let arguments = (ins I1Tensor:$condition, Wpk_AnyTensor:$lhs, Wpk_AnyTensor:$rhs);
+  let results = (outs Wpk_AnyTensor:$output);
 }
 
 //===----------------------------------------------------------------------===//

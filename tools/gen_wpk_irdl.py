@@ -18,11 +18,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# ODS constraint record -> the IRDL base name that checks it.
-TYPE_BASES = {
-    "F32Tensor": "!builtin.tensor",
-    "AnyRankedTensor": "!builtin.tensor",
+# ODS type constraint record -> the element types it allows (all are tensors: IRDL checks the
+# `!builtin.tensor` base, wpk-verify the element type from the ELEMENT_TYPES table that
+# tools/gen_wpk_python.py writes).
+TYPE_ELEMENTS = {
+    "F32Tensor": ("f32",),
+    "I64Tensor": ("i64",),
+    "I32Tensor": ("i32",),
+    "I1Tensor": ("i1",),
+    "Wpk_AnyTensor": ("f32", "i64", "i32", "i1"),
+    "Wpk_NumberTensor": ("f32", "i64", "i32"),
+    "Wpk_IndexTensor": ("i64", "i32"),
+    "AnyRankedTensor": ("f32", "i64", "i32", "i1"),
 }
+# ODS constraint record -> the IRDL base name that checks it.
+TYPE_BASES = dict.fromkeys(TYPE_ELEMENTS, "!builtin.tensor")
 # ODS attribute constraint -> (the IRDL base name that checks it, the element kind wpk-verify
 # checks beyond it; tools/gen_wpk_python.py writes the kinds into the attribute tables).
 ATTR_CONSTRAINTS = {
@@ -95,6 +105,7 @@ class Value:
     name: str
     constraint: str  # operands/results: the base type constraint; attributes: the ODS attribute constraint
     variadicity: str = ""  # operands/results: single, optional or variadic; "" for an attribute
+    elements: tuple[str, ...] = ()  # operands/results: the element types the constraint allows
 
     @property
     def is_attribute(self) -> bool:
@@ -130,14 +141,14 @@ def op_signature(records: dict, rec_name: str) -> OpSignature:
         cname = arg["def"]
         if "TypeConstraint" in records[cname]["!superclasses"]:
             variadicity, base = _value_kind(records, cname)
-            arguments.append(Value(arg_name, _type_base(op, base), variadicity))
+            arguments.append(Value(arg_name, _type_base(op, base), variadicity, TYPE_ELEMENTS[base]))
         else:
             _attr_base(records, op, cname)
             arguments.append(Value(arg_name, cname))
     results = []
     for res, res_name in rec["results"]["args"]:
         variadicity, base = _value_kind(records, res["def"])
-        results.append(Value(res_name, _type_base(op, base), variadicity))
+        results.append(Value(res_name, _type_base(op, base), variadicity, TYPE_ELEMENTS[base]))
     traits = {t["def"] for t in rec.get("traits") or []}
     return OpSignature(op, rec["summary"], tuple(arguments), tuple(results), "AttrSizedOperandSegments" in traits)
 

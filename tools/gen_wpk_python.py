@@ -84,6 +84,8 @@ ATTRIBUTE_KINDS: op name -> {attribute name: kind}, the element kinds wpk-verify
   payload of a weight or constant (dense_resource or dense elements).
 OPERANDS: op name -> ((operand name, "single" | "optional" | "variadic"), ...) in declaration order.
 SEGMENTED: the ops whose operands are sized by an `operandSegmentSizes` attribute.
+ELEMENT_TYPES: op name -> {operand or result name: the element types it may have ("f32", "i64",
+  "i32", "i1")}, which wpk-verify checks.
 """'''
 
 
@@ -97,7 +99,7 @@ def _entry(key: str, items: list[str], opening: str, closing: str, indent: str =
 
 def generate_tables(records: dict, dialect: str = "wpk") -> str:
     sigs = [gen_wpk_irdl.op_signature(records, r) for r in gen_wpk_irdl.wpk_op_records(records, dialect)]
-    kinds, operands = [], []
+    kinds, operands, elements = [], [], []
     for sig in sigs:
         name = f"{dialect}.{sig.name}"
         attrs = [f"{a.name!r}: {gen_wpk_irdl.ATTR_KINDS[a.constraint]!r}" for a in sig.attributes]
@@ -106,6 +108,8 @@ def generate_tables(records: dict, dialect: str = "wpk") -> str:
         if len(values) == 1:
             values[0] += ","
         operands.append(_entry(name, values, "(", ")"))
+        typed = [f"{v.name!r}: {v.elements!r}" for v in (*sig.operands, *sig.results)]
+        elements.append(_entry(name, typed, "{", "}"))
     segmented = ", ".join(f'"{dialect}.{s.name}"' for s in sigs if s.segmented)
     return "\n".join(
         [
@@ -125,6 +129,10 @@ def generate_tables(records: dict, dialect: str = "wpk") -> str:
             "}",
             "",
             f"SEGMENTED: frozenset[str] = frozenset({{{segmented}}})",
+            "",
+            "ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {",
+            *elements,
+            "}",
             "",
         ]
     )

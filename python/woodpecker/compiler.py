@@ -189,8 +189,17 @@ def explicit_configs(options: CompileOptions) -> dict[str, Any]:
 def random_feeds(
     model: CompiledModel, seed: int = 0, names: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """Random float32 inputs of the right shapes (for demos and benchmarks), drawn in float32
-    (no float64 copy); `names`: only these inputs."""
+    """Random inputs of the right shapes and dtypes (for demos and benchmarks): float32 drawn
+    from a standard normal in float32 (no float64 copy), int64/int32 and bool ones 0 or 1 (valid
+    as indices and as masks); `names`: only these inputs."""
     rng = np.random.default_rng(seed)
     wanted = model.input_names if names is None else names
-    return {name: rng.standard_normal(model.input_shapes[name], dtype=np.float32) for name in wanted}
+    dtypes = getattr(model, "input_dtypes", {})
+    feeds = {}
+    for name in wanted:
+        shape, dtype = model.input_shapes[name], np.dtype(dtypes.get(name, np.float32))
+        if dtype == np.float32:
+            feeds[name] = rng.standard_normal(shape, dtype=np.float32)
+        else:
+            feeds[name] = rng.integers(0, 2, shape).astype(dtype)
+    return feeds

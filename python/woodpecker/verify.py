@@ -4,7 +4,9 @@ IRDL checks operand/result counts and the base kind of every type and attribute
 (`!builtin.tensor`, `#builtin.integer`, ...). This pass checks the rest of the
 contract in docs/DESIGN.md and dialects/WpkOps.td:
 
-* every operand and result of a `wpk` op is a ranked, statically shaped f32 tensor;
+* every operand and result of a `wpk` op is a ranked, statically shaped tensor of an element
+  type its ODS constraint allows (f32 for most ops; `ELEMENT_TYPES`, generated from the .td),
+  and the op's own element-type rule holds (both sides of a compare alike, ...);
 * attribute element kinds: I64Attr is a 64-bit integer, BoolAttr an i1, F32Attr an
   f32 float, DenseI64ArrayAttr an `array<i64: ...>` (the kinds of every op's attributes are
   generated from the .td: `ATTRIBUTE_KINDS`, woodpecker/dialect/_wpk_tables_gen.py);
@@ -25,7 +27,15 @@ from typing import Any
 
 from mlir import ir
 
-from woodpecker.dialect.signature import ATTRIBUTE_KINDS, SignatureError, attribute_values, split_operands
+from woodpecker.dialect import dtype_of
+from woodpecker.dialect.signature import (
+    ATTRIBUTE_KINDS,
+    ELEMENT_TYPES,
+    SignatureError,
+    attribute_values,
+    element_name,
+    split_operands,
+)
 from woodpecker.dialect.wpk import OP_CLASSES
 from woodpecker.ops import OpArgs, ShapeRuleError, semantics_of
 from woodpecker.ops.rules import broadcast_shapes
@@ -68,8 +78,52 @@ class VerificationFailure:
 # Types and attributes.
 
 
-def _static_f32_tensor(t: ir.Type) -> bool:
-    return isinstance(t, ir.RankedTensorType) and t.has_static_shape and isinstance(t.element_type, ir.F32Type)
+def _static_tensor_of(t: ir.Type, elements: tuple[str, ...]) -> bool:
+    return isinstance(t, ir.RankedTensorType) and t.has_static_shape and element_name(t.element_type) in elements
+
+
+def _value_constraints(op: ir.Operation) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """The element types allowed for each operand and each result of `op`, by position
+    (f32 where the op is not in ELEMENT_TYPES or its operands do not fit its signature)."""
+    allowed = ELEMENT_TYPES.get(op.name)
+    f32 = ("f32",)
+    if allowed is None:
+        return [f32] * len(op.operands), [f32] * len(op.results)
+    try:
+        names = split_operands(op, list(range(len(op.operands))))
+    except SignatureError:
+        return [f32] * len(op.operands), [f32] * len(op.results)
+    operands: list[tuple[str, ...]] = [f32] * len(op.operands)
+    for name, position in names.items():
+        if position is not None:
+            operands[position] = allowed[name]
+    result_names = [name for name in allowed if name not in names]
+    results = [allowed[name] if i < len(result_names) else f32 for i, name in enumerate(result_names)]
+    return operands, results[: len(op.results)] + [f32] * (len(op.results) - len(results))
+
+
+def _elements_rule_failure(op: ir.Operation) -> str | None:
+    """The failed element-type rule of the op's semantics (both sides of a compare alike, ...)."""
+    if op.name not in OP_CLASSES or not op.results:
+        return None
+    try:
+        operands = split_operands(op)
+    except SignatureError as err:
+        return str(err)
+    elements = {
+        name: element_name(ir.RankedTensorType(value.type).element_type)
+        for name, value in operands.items()
+        if value is not None
+    }
+    try:
+        semantics_of(op.name).check_elements(
+            elements, element_name(ir.RankedTensorType(op.results[0].type).element_type)
+        )
+    except ShapeRuleError as err:
+        return str(err)
+    except KeyError:
+        return None
+    return None
 
 
 def _shape(value: ir.Value) -> list[int]:
@@ -99,18 +153,29 @@ def _attr_ok(attr: ir.Attribute, kind: str) -> bool:
 def _shape_args(op: ir.Operation) -> OpArgs[list[int]]:
     """The op's operand shapes by name, its attributes as Python values and its result shape."""
     shapes = split_operands(op, [_shape(v) for v in op.operands])
-    return OpArgs(shapes, attribute_values(op), tuple(_shape(op.results[0])) if op.results else None)
+    result = tuple(_shape(op.results[0])) if op.results else None
+    dtype = None
+    if op.results:
+        try:
+            dtype = dtype_of(ir.RankedTensorType(op.results[0].type).element_type)
+        except ValueError:
+            dtype = None
+    return OpArgs(shapes, attribute_values(op), result, dtype)
 
 
 def verify_op(op: ir.Operation) -> str | None:
     """The first failed check of one `wpk` op (without the op prefix), or None."""
     name = op.name
-    for i, value in enumerate(op.operands):
-        if not _static_f32_tensor(value.type):
-            return f"operand #{i} must be a statically shaped f32 tensor, but got {value.type}"
-    for i, value in enumerate(op.results):
-        if not _static_f32_tensor(value.type):
-            return f"result #{i} must be a statically shaped f32 tensor, but got {value.type}"
+    operand_types, result_types = _value_constraints(op)
+    for i, (value, elements) in enumerate(zip(op.operands, operand_types, strict=True)):
+        if not _static_tensor_of(value.type, elements):
+            return f"operand #{i} must be a statically shaped {' or '.join(elements)} tensor, but got {value.type}"
+    for i, (value, elements) in enumerate(zip(op.results, result_types, strict=True)):
+        if not _static_tensor_of(value.type, elements):
+            return f"result #{i} must be a statically shaped {' or '.join(elements)} tensor, but got {value.type}"
+    failure = _elements_rule_failure(op)
+    if failure is not None:
+        return failure
     for attr_name, kind in ATTRIBUTE_KINDS.get(name, {}).items():
         if attr_name not in op.attributes:
             return f"attribute '{attr_name}' is required"

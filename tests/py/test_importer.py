@@ -789,11 +789,23 @@ def test_non_f32_graph_input_is_rejected() -> None:
 
 
 def test_integer_graph_input_is_rejected() -> None:
+    """A graph input of an element type Woodpecker does not compile (uint8; float32, int64,
+    int32 and bool are) is one ShapeError naming it."""
+    node = helper.make_node("Add", ["x", "k"], ["y"], name="int_add")
+    model = make_model([node], {"x": [2]}, {"y": [2]}, [init("k", np.array([1, 2], np.uint8))])
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    with pytest.raises(ShapeError, match="graph input 'x' has element type UINT8"):
+        import_onnx(model)
+
+
+def test_int64_input_to_a_float_op_is_refused_naming_the_node() -> None:
+    """An int64 graph input is compiled, but an op taking float32 only refuses it at import."""
     node = helper.make_node("Add", ["x", "k"], ["y"], name="int_add")
     model = make_model([node], {"x": [2]}, {"y": [2]}, [init("k", np.array([1, 2], np.int64))])
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
     model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
-    with pytest.raises(ShapeError, match="graph input 'x' has element type INT64"):
+    with pytest.raises(UnsupportedOperatorError, match=r"int_add.*'x' is int64 data at run time; Add takes float32"):
         import_onnx(model)
 
 

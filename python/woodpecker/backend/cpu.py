@@ -22,6 +22,7 @@ from mlir.passmanager import PassManager
 
 from woodpecker.backend.arena import Arena, place_in_arena
 from woodpecker.backend.pipelines import cpu_bufferization, cpu_lowering
+from woodpecker.dialect import dtype_of
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
 from woodpecker.kernels.decision import Decision, split_decisions
@@ -72,6 +73,12 @@ class CpuExecutable:
     interface: int = 0  # the digest of the argument shapes the code has (INTERFACE_SYMBOL)
     # @main's buffers: its last argument, allocated (and checked) by every call (backend.arena).
     arena: Arena = field(default_factory=lambda: Arena(0, ()))
+    # The numpy dtype of each output (float32, int64, int32, bool), in order; empty: all float32.
+    output_dtypes: list[np.dtype] = field(default_factory=list)
+
+    def _new_outputs(self) -> list[np.ndarray]:
+        dtypes = self.output_dtypes or [np.dtype(np.float32)] * len(self.output_shapes)
+        return [np.empty(shape, dtype=dtype) for shape, dtype in zip(self.output_shapes, dtypes, strict=True)]
 
     def kernel_names(self) -> list[str]:
         """The model kernels of the code, in program order: library calls and scheduled ones."""
@@ -112,7 +119,7 @@ class CpuExecutable:
             return path.read_bytes()
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
+        outputs = self._new_outputs()
         arena = self.arena.allocate()
         args = [memref_arg(a) for a in inputs] + self._fixed_args + [memref_arg(o) for o in outputs]
         self.main(packed_arguments([*args, memref_arg(arena)]))
@@ -121,7 +128,7 @@ class CpuExecutable:
     def bound_call(self, inputs: Sequence[np.ndarray]) -> tuple[Callable[[], None], list[np.ndarray]]:
         """A call with its arguments built once (the inputs and outputs stay the same arrays),
         and its outputs: what the tuner times, without per-call Python work."""
-        outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
+        outputs = self._new_outputs()
         arrays = [np.ascontiguousarray(a) for a in inputs]
         arena = self.arena.allocate()
         args = [memref_arg(a) for a in arrays] + self._fixed_args + [memref_arg(o) for o in outputs]
@@ -198,6 +205,7 @@ def compile_cpu(
     fn = main_func(module)
     result_types = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value).results
     output_shapes = [tuple(ir.RankedTensorType(t).shape) for t in result_types]
+    output_dtypes = [_stored_dtype(ir.RankedTensorType(t).element_type) for t in result_types]
     target = CpuMachine.host(threads=thread_count(options.threads, parallel))
     try:
         calls, configs = split_decisions({**dict(decisions or {}), **dict(options.schedules or {})}, LIBRARIES)
@@ -215,8 +223,10 @@ def compile_cpu(
     arg_shapes = [tuple(ir.ShapedType(a.type).shape) for a in fn.regions[0].blocks[0].arguments]
     with timed_stage(stats, "lower-to-llvm"):
         arena = bufferize_into_arena(module)
+        input_types = [ir.ShapedType(a.type).element_type for a in fn.regions[0].blocks[0].arguments][:first_weight]
+        dtypes = [_stored_dtype(t).name for t in input_types] + [d.name for d in output_dtypes]
         interface = interface_digest(
-            arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes
+            arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes, dtypes=dtypes
         )
         _emit_interface(module, interface)
         lower_to_llvm(module, parallel)
@@ -241,7 +251,16 @@ def compile_cpu(
         llvm_opt_level=options.llvm_opt_level,
         interface=interface,
         arena=arena,
+        output_dtypes=output_dtypes,
     )
+
+
+def _stored_dtype(element: ir.Type) -> np.dtype:
+    """The numpy dtype of a lowered result's elements: i8 is how a bool (i1) tensor is stored
+    (lowering.common.storage_type), read as numpy bool (one byte, 0 or 1)."""
+    if isinstance(element, ir.IntegerType) and element.width == 8:
+        return np.dtype(np.bool_)
+    return dtype_of(element)
 
 
 def _emit_interface(module: ir.Module, digest: int) -> None:

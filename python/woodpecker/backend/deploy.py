@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from woodpecker.libs.emit import library_paths
 from woodpecker.runtime.cpu.deploy import INTERFACE_SYMBOL, CpuModelFiles, write_model
 from woodpecker.runtime.cpu.library_calls import handle_symbol
@@ -40,6 +42,8 @@ def save_compiled(model: CompiledModel, directory: str | os.PathLike) -> Path:
         llvm_opt_level=executable.llvm_opt_level,
         arena_bytes=executable.arena.nbytes,
         arena_largest=executable.arena.largest_text(),
+        input_dtypes=[np.dtype(model.input_dtypes.get(name, np.float32)).name for name in model.input_names],
+        output_dtypes=[np.dtype(model.output_dtypes.get(name, np.float32)).name for name in model.output_names],
     )
     with tempfile.TemporaryDirectory(prefix="wpk-save-") as scratch:
         obj, library = Path(scratch) / "model.o", Path(scratch) / "model.so"

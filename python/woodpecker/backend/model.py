@@ -26,6 +26,9 @@ class CompiledModel:
     executable: CpuExecutable
     stats: CompileStats
     target: str = "cpu"
+    # Numpy dtypes of the inputs and outputs by name (float32 where not named).
+    input_dtypes: dict[str, np.dtype] = field(default_factory=dict)
+    output_dtypes: dict[str, np.dtype] = field(default_factory=dict)
     # Per kernel signature: the candidates (generated, oneDNN, BLAS), their times and the
     # choice (woodpecker.select.selection.KernelChoice); empty with libraries="none".
     selection: list = field(default_factory=list)
@@ -42,7 +45,7 @@ class CompiledModel:
     @cached_property
     def input_specs(self) -> list[InputSpec]:
         """What `run` checks the feeds against (computed once, not per run)."""
-        return static_specs(self.input_names, self.input_shapes)
+        return static_specs(self.input_names, self.input_shapes, self.input_dtypes)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Writes the model as a deployable directory (a shared library, its weights and

@@ -105,7 +105,8 @@ def _overrides(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]]) -> di
 
 
 def _feeds(compiled, files: dict[str, Feed], seed: int) -> dict[str, np.ndarray]:
-    """The feeds: the arrays read from files, random float32 ones for the other inputs."""
+    """The feeds: the arrays read from files, random ones for the other inputs (float32 normal,
+    integers and bools 0 or 1)."""
     from woodpecker.compiler import random_feeds
 
     missing = [name for name in compiled.input_names if name not in files]
@@ -115,15 +116,20 @@ def _feeds(compiled, files: dict[str, Feed], seed: int) -> dict[str, np.ndarray]
             feed = files[name]
             print(f"input '{name}': {feed.source}, shape {tuple(feed.array.shape)}")
         else:
-            print(f"input '{name}': random normal (float32, seed {seed}), shape {compiled.input_shapes[name]}")
+            dtype = np.dtype(compiled.input_dtypes.get(name, np.float32))
+            what = "random normal (float32" if dtype == np.float32 else f"random 0 or 1 ({dtype}"
+            print(f"input '{name}': {what}, seed {seed}), shape {compiled.input_shapes[name]}")
     return {name: files[name].array if name in files else feeds[name] for name in compiled.input_names}
 
 
 def memory_estimate(compiled, compare_with_reference: bool) -> str:
     """One line: the bytes of the inputs, outputs and weights, and the peak activation memory
     (the planner's number, `CompileStats.peak_activation_bytes`, inputs and outputs included)."""
-    inputs = sum(int(np.prod(s)) * 4 for s in compiled.input_shapes.values())
-    outputs = sum(int(np.prod(s)) * 4 for s in compiled.output_shapes.values())
+    def nbytes(shapes: dict, dtypes: dict) -> int:
+        return sum(int(np.prod(s)) * np.dtype(dtypes.get(n, np.float32)).itemsize for n, s in shapes.items())
+
+    inputs = nbytes(compiled.input_shapes, compiled.input_dtypes)
+    outputs = nbytes(compiled.output_shapes, compiled.output_dtypes)
     weights = compiled.executable.weight_bytes
     total = inputs + outputs + weights
     line = (

@@ -94,6 +94,41 @@ def tensor_type(shape: Sequence[int], element: ir.Type | None = None) -> ir.Rank
     return ir.RankedTensorType.get([int(d) for d in shape], element or ir.F32Type.get())
 
 
+# The element types a `wpk` tensor may have and their numpy dtypes (f32 for most ops; the
+# integer, bool and indexing ops also take i64, i32 and i1).
+ELEMENT_DTYPES: dict[str, np.dtype] = {
+    "f32": np.dtype(np.float32),
+    "i64": np.dtype(np.int64),
+    "i32": np.dtype(np.int32),
+    "i1": np.dtype(np.bool_),
+}
+
+
+def element_type_of(dtype: np.dtype | type) -> ir.Type:
+    """The MLIR element type of numpy `dtype` (float32, int64, int32, bool; needs a context);
+    ValueError for any other."""
+    dtype = np.dtype(dtype)
+    for name, candidate in ELEMENT_DTYPES.items():
+        if candidate == dtype:
+            return ir.F32Type.get() if name == "f32" else ir.IntegerType.get_signless(int(name[1:]))
+    raise ValueError(f"dtype {dtype} is not a wpk element type (float32, int64, int32, bool)")
+
+
+def dtype_of(element: ir.Type) -> np.dtype:
+    """The numpy dtype of a `wpk` element type (f32, i64, i32, i1); ValueError for any other."""
+    from woodpecker.dialect.signature import element_name
+
+    name = element_name(element)
+    if name not in ELEMENT_DTYPES:
+        raise ValueError(f"element type {element} is not a wpk element type (f32, i64, i32, i1)")
+    return ELEMENT_DTYPES[name]
+
+
+def value_dtype(value: ir.Value) -> np.dtype:
+    """The numpy dtype of a tensor value's elements."""
+    return dtype_of(ir.RankedTensorType(value.type).element_type)
+
+
 def create_op(
     name: str,
     operands: Sequence[ir.Value],

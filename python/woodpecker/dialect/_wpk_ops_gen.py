@@ -231,6 +231,39 @@ def batch_norm(output, input, scale, bias, mean, variance, epsilon, *, loc=None,
   return BatchNormOp(output=output, input=input, scale=scale, bias=bias, mean=mean, variance=variance, epsilon=epsilon, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class CastOp(_ods_ir.OpView):
+  r"""
+  Float to integer truncates toward zero; to i1 is `x != 0`; i1 to a number
+  is 0 or 1.
+  """
+
+  OPERATION_NAME = "wpk.cast"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def cast(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return CastOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class ClipOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.clip"
 
@@ -285,6 +318,58 @@ class ClipOp(_ods_ir.OpView):
 
 def clip(output, input, min, max, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return ClipOp(output=output, input=input, min=min, max=max, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class CompareOp(_ods_ir.OpView):
+  r"""
+  `predicate` is one of `eq`, `lt`, `le`, `gt`, `ge` (ONNX Equal, Less,
+  LessOrEqual, Greater, GreaterOrEqual); both operands have one element type.
+  """
+
+  OPERATION_NAME = "wpk.compare"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, predicate, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["predicate"] = (predicate if (
+    isinstance(predicate, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(predicate, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def predicate(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["predicate"]
+
+  @predicate.setter
+  def predicate(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["predicate"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def compare(output, lhs, rhs, predicate, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return CompareOp(output=output, lhs=lhs, rhs=rhs, predicate=predicate, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class ConcatOp(_ods_ir.OpView):
@@ -1162,6 +1247,59 @@ def gather_elements(output, input, indices, axis, *, loc=None, ip=None) -> _ods_
   return GatherElementsOp(output=output, input=input, indices=indices, axis=axis, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class GatherOp(_ods_ir.OpView):
+  r"""
+  The result shape is data[:axis] + indices + data[axis+1:]. A negative
+  index counts from the end of the axis; out-of-range indices are clamped
+  into it (ONNX leaves them undefined).
+  """
+
+  OPERATION_NAME = "wpk.gather"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, data, indices, axis, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(data)
+    operands.append(indices)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def data(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def indices(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def gather(output, data, indices, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return GatherOp(output=output, data=data, indices=indices, axis=axis, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class GemmOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.gemm"
 
@@ -1368,6 +1506,90 @@ def hard_swish(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return HardSwishOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class IsInfOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.is_inf"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, detect_positive, detect_negative, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["detect_positive"] = (detect_positive if (
+    isinstance(detect_positive, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(detect_positive, context=_ods_context))
+    attributes["detect_negative"] = (detect_negative if (
+    isinstance(detect_negative, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(detect_negative, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def detect_positive(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["detect_positive"]
+
+  @detect_positive.setter
+  def detect_positive(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["detect_positive"] = value
+
+  @builtins.property
+  def detect_negative(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["detect_negative"]
+
+  @detect_negative.setter
+  def detect_negative(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["detect_negative"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def is_inf(output, input, detect_positive, detect_negative, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return IsInfOp(output=output, input=input, detect_positive=detect_positive, detect_negative=detect_negative, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class IsNaNOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.is_nan"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def is_nan(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return IsNaNOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class LeakyReluOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.leaky_relu"
 
@@ -1408,6 +1630,53 @@ class LeakyReluOp(_ods_ir.OpView):
 
 def leaky_relu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return LeakyReluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class LogicalOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.logical"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, kind, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["kind"] = (kind if (
+    isinstance(kind, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(kind, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def kind(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["kind"]
+
+  @kind.setter
+  def kind(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["kind"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def logical(output, lhs, rhs, kind, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return LogicalOp(output=output, lhs=lhs, rhs=rhs, kind=kind, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class MatMulOp(_ods_ir.OpView):
@@ -1572,6 +1841,34 @@ class MulOp(_ods_ir.OpView):
 
 def mul(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return MulOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class NotOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.not"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def not_(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return NotOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class PadOp(_ods_ir.OpView):
@@ -2123,3 +2420,41 @@ class WeightOp(_ods_ir.OpView):
 
 def weight(output, value, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return WeightOp(output=output, value=value, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class WhereOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.where"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, condition, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(condition)
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def condition(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[2]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def where(output, condition, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return WhereOp(output=output, condition=condition, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result

@@ -6,7 +6,9 @@ tools/gen_wpk_python.py from the `llvm-tblgen --dump-json` records that also mak
 * `ATTRIBUTE_KINDS`: op name -> {attribute name: kind} ("i64", "bool", "f32", "i64s", "str",
   "strs", "f32s", "value");
 * `OPERANDS`: op name -> ((operand name, variadicity), ...);
-* `SEGMENTED`: the ops whose operands an `operandSegmentSizes` attribute sizes.
+* `SEGMENTED`: the ops whose operands an `operandSegmentSizes` attribute sizes;
+* `ELEMENT_TYPES`: op name -> {operand or result name: allowed element types ("f32", "i64",
+  "i32", "i1")}; `element_name` names an MLIR element type the same way.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from typing import Any, TypeVar
 
 from mlir import ir
 
-from woodpecker.dialect._wpk_tables_gen import ATTRIBUTE_KINDS, OPERANDS, SEGMENTED
+from woodpecker.dialect._wpk_tables_gen import ATTRIBUTE_KINDS, ELEMENT_TYPES, OPERANDS, SEGMENTED
 
 __all__ = [
     "ATTRIBUTE_KINDS",
+    "ELEMENT_TYPES",
     "OPERANDS",
     "SEGMENTED",
     "SEGMENTS_ATTR",
     "SignatureError",
     "attribute_value",
     "attribute_values",
+    "element_name",
     "operand_names",
     "segment_sizes",
     "split_operands",
@@ -38,6 +42,15 @@ T = TypeVar("T")
 
 class SignatureError(ValueError):
     """An op whose operands do not fit its declared operand list."""
+
+
+def element_name(element: ir.Type) -> str:
+    """'f32', 'i64', 'i32', 'i1' (signless integers), else the type as MLIR prints it."""
+    if isinstance(element, ir.F32Type):
+        return "f32"
+    if isinstance(element, ir.IntegerType) and element.is_signless and element.width in (1, 32, 64):
+        return f"i{element.width}"
+    return str(element)
 
 
 def operand_names(op_name: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlir import ir
 
-from woodpecker.dialect import create_op, tensor_type, weight_attr
+from woodpecker.dialect import create_op, dtype_of, element_type_of, tensor_type, weight_attr
 from woodpecker.errors import WeightDataError
 
 # Constants with at most this many elements are written inline as `wpk.constant`.
@@ -77,13 +77,18 @@ class WeightTable:
             raise WeightDataError(
                 f"'{op.name}' at {op.location}: {reason}", location=op.location, reason=f"'{op.name}' op {reason}"
             )
-        return np.array(ir.DenseElementsAttr(attr), dtype=np.float32).reshape(shape)
+        dtype = dtype_of(ir.RankedTensorType(op.results[0].type).element_type)
+        return np.array(ir.DenseElementsAttr(attr)).astype(dtype).reshape(shape)
 
 
 def materialize(array: np.ndarray, name: str, weights: WeightTable, loc: ir.Location | None = None) -> ir.Value:
     """A `wpk.constant` (tiny arrays) or `wpk.weight` op holding the f32 `array`, at the
     current insertion point; a weight's blob is named after `name` (made unique by MLIR)
-    and its array registered in `weights`."""
+    and its array registered in `weights`. An int64, int32 or bool `array` becomes a
+    `wpk.constant` of that element type whatever its size (weights are f32 blobs)."""
+    array = np.asarray(array)
+    if array.dtype.kind in "biu":
+        return materialize_typed(array, loc)
     array = np.asarray(array, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
     with loc if loc is not None else ir.Location.unknown():
         result_type = tensor_type(array.shape)
@@ -93,3 +98,22 @@ def materialize(array: np.ndarray, name: str, weights: WeightTable, loc: ir.Loca
         attr = weight_attr(array, name)
         weights.add(resource_name(attr), array)
         return create_op("weight", [], [result_type], {"value": attr}).result
+
+
+def materialize_typed(array: np.ndarray, loc: ir.Location | None = None) -> ir.Value:
+    """A `wpk.constant` holding an int64, int32 or bool `array` inline (other integer dtypes
+    are converted to int64), at the current insertion point."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iu" and array.dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
+        array = array.astype(np.int64)
+    array = np.ascontiguousarray(array)
+    with loc if loc is not None else ir.Location.unknown():
+        element = element_type_of(array.dtype)
+        result_type = tensor_type(array.shape, element)
+        if array.dtype == np.bool_:
+            attr = ir.DenseElementsAttr.get(
+                np.packbits(array.reshape(-1), bitorder="little"), type=element, shape=list(array.shape)
+            )
+        else:
+            attr = ir.DenseElementsAttr.get(array, type=element, shape=list(array.shape))
+        return create_op("constant", [], [result_type], {"value": attr}).result

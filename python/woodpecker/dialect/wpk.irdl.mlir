@@ -35,6 +35,13 @@ irdl.dialect @wpk {
     irdl.results(output: %6)
     irdl.attributes {"epsilon" = %5}
   }
+  // Element type conversion (ONNX Cast) between f32, i64, i32 and i1
+  irdl.operation @cast {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %1)
+  }
   // min(max(x, min), max); an absent bound is +-inf
   irdl.operation @clip {
     %0 = irdl.base "!builtin.tensor"
@@ -44,6 +51,16 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %3)
     irdl.attributes {"min" = %1, "max" = %2}
+  }
+  // Elementwise comparison with numpy broadcasting, an i1 result
+  irdl.operation @compare {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.string"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"predicate" = %2}
   }
   // Concatenate two tensors along one non-negative axis
   irdl.operation @concat {
@@ -55,7 +72,7 @@ irdl.dialect @wpk {
     irdl.results(output: %3)
     irdl.attributes {"axis" = %2}
   }
-  // A small constant tensor written inline
+  // A small constant tensor written inline (f32, or an integer or bool tensor)
   irdl.operation @constant {
     %0 = irdl.base "#builtin.dense_int_or_fp_elements"
     %1 = irdl.base "!builtin.tensor"
@@ -165,6 +182,16 @@ irdl.dialect @wpk {
     irdl.results(output: %7)
     irdl.attributes {"epilogue" = %5, "epilogue_params" = %6}
   }
+  // Take slices of `data` along `axis` at `indices` (ONNX Gather)
+  irdl.operation @gather {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(data: %0, indices: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"axis" = %2}
+  }
   // result[i] = input[i with dimension `axis` replaced by indices[i]]
   irdl.operation @gather_elements {
     %0 = irdl.base "!builtin.tensor"
@@ -213,6 +240,23 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
+  // Elementwise x == +inf (if detect_positive) or x == -inf (if detect_negative)
+  irdl.operation @is_inf {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"detect_positive" = %1, "detect_negative" = %2}
+  }
+  // Elementwise x != x (ONNX IsNaN)
+  irdl.operation @is_nan {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %1)
+  }
   // x if x >= 0 else alpha * x
   irdl.operation @leaky_relu {
     %0 = irdl.base "!builtin.tensor"
@@ -221,6 +265,16 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %2)
     irdl.attributes {"alpha" = %1}
+  }
+  // Elementwise `and`, `or` or `xor` of i1 tensors with numpy broadcasting
+  irdl.operation @logical {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.string"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"kind" = %2}
   }
   // Batched matrix product with numpy broadcasting (ONNX MatMul)
   irdl.operation @matmul {
@@ -251,6 +305,13 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // Elementwise logical negation of an i1 tensor
+  irdl.operation @not {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %1)
+  }
   // Pad with mode constant, reflect, edge or wrap (ONNX Pad)
   irdl.operation @pad {
     %0 = irdl.base "!builtin.tensor"
@@ -279,7 +340,7 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
-  // Same elements, the shape of the result type
+  // Same elements, the shape of the result type (of any element type: an int64 mask unsqueezed)
   irdl.operation @reshape {
     %0 = irdl.base "!builtin.tensor"
     %1 = irdl.base "!builtin.tensor"
@@ -354,5 +415,14 @@ irdl.dialect @wpk {
     %1 = irdl.base "!builtin.tensor"
     irdl.results(output: %1)
     irdl.attributes {"value" = %0}
+  }
+  // condition ? lhs : rhs elementwise, with numpy broadcasting of all three
+  irdl.operation @where {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(condition: %0, lhs: %1, rhs: %2)
+    irdl.results(output: %3)
   }
 }

@@ -41,8 +41,12 @@ class GraphContext:
         return self.weights.value_of(owner.operation)
 
     def constant(self, array: np.ndarray, name: str, loc: ir.Location | None = None) -> ir.Value:
-        """A new `wpk.weight` (or tiny `wpk.constant`) holding `array`, at the current insertion point."""
-        return materialize(np.asarray(array, dtype=np.float32), name, self.weights, loc)
+        """A new `wpk.weight` (or tiny `wpk.constant`) holding `array`, at the current insertion
+        point; an integer or bool array becomes a `wpk.constant` of its element type."""
+        array = np.asarray(array)
+        if array.dtype.kind not in "biu":
+            array = array.astype(np.float32)
+        return materialize(array, name, self.weights, loc)
 
     def used_resources(self, root: ir.Operation) -> set[str]:
         """Resource names of the `wpk.weight` ops under `root`."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
@@ -10,7 +10,7 @@ import onnx
 from mlir import ir
 from mlir.dialects import func
 
-from woodpecker.dialect import shape_of, str_attr, tensor_type
+from woodpecker.dialect import element_type_of, shape_of, str_attr, tensor_type, value_dtype
 from woodpecker.dialect.weights import WeightTable
 from woodpecker.errors import CompilationError, ModelLoadError, ShapeError
 from woodpecker.importer.converters import CONVERTERS, SUPPORTED_OPS
@@ -37,6 +37,9 @@ class ImportedModel:
     output_names: list[str]
     input_shapes: dict[str, tuple[int, ...]]
     output_shapes: dict[str, tuple[int, ...]]
+    # Numpy dtypes (float32, int64, int32, bool) of the inputs and outputs, by name.
+    input_dtypes: dict[str, np.dtype] = field(default_factory=dict)
+    output_dtypes: dict[str, np.dtype] = field(default_factory=dict)
 
 
 def value_infos(model: onnx.ModelProto) -> dict[str, ValueInfo]:
@@ -100,11 +103,15 @@ def build_module(loaded: LoadedModel, context: ir.Context) -> ImportedModel:
     input_names = [value.name for value in inputs]
     input_shapes = {value.name: tuple(int(d.dim_value) for d in value.type.tensor_type.shape.dim) for value in inputs}
     output_names = [value.name for value in graph.output]
+    input_dtypes = {
+        value.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)) for value in inputs
+    }
 
     with context, ir.Location.unknown():
         module = ir.Module.create()
         with ir.InsertionPoint(module.body):
-            fn = func.FuncOp("main", ([tensor_type(input_shapes[n]) for n in input_names], []))
+            arg_types = [tensor_type(input_shapes[n], element_type_of(input_dtypes[n])) for n in input_names]
+            fn = func.FuncOp("main", (arg_types, []))
         block = fn.add_entry_block()
         for name, arg in zip(input_names, block.arguments, strict=True):
             values.set_value(name, arg)
@@ -117,7 +124,7 @@ def build_module(loaded: LoadedModel, context: ir.Context) -> ImportedModel:
             for name in output_names:
                 if not values.has(name):
                     raise ShapeError(f"graph output '{name}' is not produced by any node")
-                results.append(values.tensor(name, ir.Location.name(name)))
+                results.append(_output_value(values, name))
             func.ReturnOp(results)
         fn.attributes["function_type"] = ir.TypeAttr.get(
             ir.FunctionType.get([a.type for a in block.arguments], [r.type for r in results])
@@ -129,6 +136,7 @@ def build_module(loaded: LoadedModel, context: ir.Context) -> ImportedModel:
         except ir.MLIRError as error:
             raise CompilationError(f"the imported module does not verify: {error}") from None
         output_shapes = {name: tuple(shape_of(r)) for name, r in zip(output_names, results, strict=True)}
+        output_dtypes = {name: value_dtype(r) for name, r in zip(output_names, results, strict=True)}
 
     return ImportedModel(
         module=module,
@@ -138,4 +146,14 @@ def build_module(loaded: LoadedModel, context: ir.Context) -> ImportedModel:
         output_names=output_names,
         input_shapes=input_shapes,
         output_shapes=output_shapes,
+        input_dtypes=input_dtypes,
+        output_dtypes=output_dtypes,
     )
+
+
+def _output_value(values: ValueMap, name: str) -> ir.Value:
+    """The tensor of graph output `name` in its own element type (a constant materialized)."""
+    try:
+        return values.typed_tensor(name, ir.Location.name(name))
+    except TypeError as error:
+        raise ShapeError(f"graph output '{name}': {error}") from None

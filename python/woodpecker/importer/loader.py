@@ -26,6 +26,14 @@ MIN_OPSET = 11
 MAX_OPSET = 28  # the newest opset of the onnx release installed (1.23)
 DEFAULT_DOMAINS = ("", "ai.onnx")
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's limit on one message: larger models keep weights in external data
+# The element types of the tensors a compiled model takes and returns.
+RUNTIME_ELEMENT_TYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.BOOL: "bool",
+}
+_RUNTIME_TYPES_TEXT = "float32 (FLOAT), int64, int32 and bool"
 
 
 @dataclass(frozen=True)
@@ -269,17 +277,17 @@ def _fix_hint(name: str, example: Sequence[int]) -> str:
 
 
 def check_graph_inputs(model: onnx.ModelProto) -> None:
-    """Every runtime input must be a float32 tensor of static, positive shape."""
+    """Every runtime input must be a float32, int64, int32 or bool tensor of static, positive shape."""
     for value in runtime_inputs(model):
         name = value.name
         if not value.type.HasField("tensor_type"):
-            raise ShapeError(f"graph input '{name}' is not a tensor; only float32 tensors are supported")
+            raise ShapeError(f"graph input '{name}' is not a tensor; only {_RUNTIME_TYPES_TEXT} tensors are supported")
         tensor_type = value.type.tensor_type
-        if tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        if tensor_type.elem_type not in RUNTIME_ELEMENT_TYPES:
             raise ShapeError(
                 f"graph input '{name}' has element type "
                 f"{onnx.TensorProto.DataType.Name(tensor_type.elem_type)}; "
-                "Woodpecker compiles float32 (FLOAT) inputs only"
+                f"Woodpecker compiles {_RUNTIME_TYPES_TEXT} inputs only"
             )
         if not tensor_type.HasField("shape"):
             raise ShapeError(f"graph input '{name}' has no shape (unknown rank); " + _fix_hint(name, (1, 3, 224, 224)))
@@ -307,15 +315,17 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def check_graph_outputs(model: onnx.ModelProto) -> None:
-    """Every graph output must be float32 (checked after conversion, which explains more)."""
+    """Every graph output must be float32, int64, int32 or bool (checked after conversion, which
+    explains more)."""
     for value in model.graph.output:
         tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type") or tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        if not value.type.HasField("tensor_type") or tensor_type.elem_type not in RUNTIME_ELEMENT_TYPES:
             kind = (
                 onnx.TensorProto.DataType.Name(tensor_type.elem_type)
                 if value.type.HasField("tensor_type")
                 else "a non-tensor type"
             )
             raise ShapeError(
-                f"graph output '{value.name}' has element type {kind}; Woodpecker compiles float32 (FLOAT) outputs only"
+                f"graph output '{value.name}' has element type {kind}; "
+                f"Woodpecker compiles {_RUNTIME_TYPES_TEXT} outputs only"
             )

@@ -16,10 +16,18 @@ import numpy as np
 import onnx
 from mlir import ir
 
-from woodpecker.dialect import shape_of, tensor_type
+from woodpecker.dialect import element_type_of, shape_of, tensor_type, value_dtype
 from woodpecker.dialect.wpk import OpClass
 from woodpecker.errors import ShapeError, UnsupportedOperatorError
 from woodpecker.importer.values import ValueMap
+
+# ONNX element types a run-time tensor may have, and their numpy dtypes.
+_RUNTIME_ELEMENTS = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.BOOL: np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -118,17 +126,41 @@ class NodeContext:
         return self.constant(index, what) if self.has_input(index) else None
 
     def tensor(self, index: int) -> ir.Value:
-        """Input `index` as an f32 tensor value (materializing constants)."""
+        """Input `index` as an f32 tensor value (materializing constants); an input of another
+        element type is an error naming it (the ops of other families take f32 only)."""
+        if not self.has_input(index):
+            raise self.unsupported(f"required input {index} is missing")
+        name = self.input_name(index)
+        if not self.values.has(name):
+            raise self.unsupported(f"input '{name}' is not produced by any node or graph input")
+        if name in self.values.values and value_dtype(self.values.values[name]) != np.float32:
+            dtype = value_dtype(self.values.values[name])
+            raise self.unsupported(f"input '{name}' is {dtype} data at run time; {self.op_type} takes float32 only")
+        try:
+            return self.values.tensor(name, self.loc)
+        except TypeError:
+            dtype = self.values.constants[name].dtype
+            raise self.unsupported(f"input '{name}' holds {dtype} data; only float32 tensors are supported") from None
+
+    def typed_tensor(self, index: int) -> ir.Value:
+        """Input `index` as a tensor value of its own element type (f32, i64, i32 or i1; a
+        constant of another integer type becomes i64), for the ops that take them."""
         if not self.has_input(index):
             raise self.unsupported(f"required input {index} is missing")
         name = self.input_name(index)
         if not self.values.has(name):
             raise self.unsupported(f"input '{name}' is not produced by any node or graph input")
         try:
-            return self.values.tensor(name, self.loc)
-        except TypeError:
-            dtype = self.values.constants[name].dtype
-            raise self.unsupported(f"input '{name}' holds {dtype} data; only float32 tensors are supported") from None
+            return self.values.typed_tensor(name, self.loc)
+        except TypeError as error:
+            raise self.unsupported(f"input '{name}': {error}") from None
+
+    def input_dtype(self, index: int) -> np.dtype:
+        """The numpy dtype of input `index` (a constant's array or a run-time value's elements)."""
+        name = self.input_name(index)
+        if self.values.is_constant(name):
+            return self.values.constants[name].dtype
+        return value_dtype(self.values.values[name])
 
     def input_shape(self, index: int) -> list[int]:
         name = self.input_name(index)
@@ -141,8 +173,11 @@ class NodeContext:
     def output_used(self, index: int) -> bool:
         return index < len(self.node.output) and self.node.output[index] != "" and self.node.output[index] in self.used
 
-    def output_shape(self, index: int, computed: Callable[[], Sequence[int]] | None = None) -> list[int]:
-        """The static shape of output `index`; also requires the output to be float32.
+    def output_shape(
+        self, index: int, computed: Callable[[], Sequence[int]] | None = None, dtype: np.dtype | None = None
+    ) -> list[int]:
+        """The static shape of output `index`; also requires the output to be float32 (or, when
+        given, of `dtype`: what the converter computes).
 
         `computed` derives it from the operand shapes and attributes; where it is given it
         wins over ONNX shape inference, which is used when it is not. (ONNX inference can
@@ -151,8 +186,14 @@ class NodeContext:
         """
         name = self.node.output[index]
         info = self.infos.get(name)
-        if info is not None and info.elem_type not in (0, onnx.TensorProto.FLOAT):
+        if dtype is None and info is not None and info.elem_type not in (0, onnx.TensorProto.FLOAT):
             raise self.unsupported(f"output '{name}' has element type {info.type_name}; only float32 data is supported")
+        if dtype is not None and info is not None and info.elem_type in _RUNTIME_ELEMENTS:
+            declared = np.dtype(_RUNTIME_ELEMENTS[info.elem_type])
+            if declared != np.dtype(dtype):
+                raise self.unsupported(
+                    f"output '{name}' has element type {info.type_name}; the conversion computes {np.dtype(dtype)}"
+                )
         if computed is not None:
             return [int(d) for d in self.compute(computed)]
         if info is None or info.shape is None:
@@ -166,6 +207,12 @@ class NodeContext:
         its typed class (woodpecker.dialect.wpk): positional operands, then its attributes and
         optional operands by name (MLIR attributes or Python values)."""
         return op(tensor_type(shape), *operands, **kwargs, loc=self.loc).result
+
+    def emit_typed(
+        self, op: OpClass, shape: Sequence[int], dtype: np.dtype, *operands: ir.Value, **kwargs: Any
+    ) -> ir.Value:
+        """`emit` with a result of element type `dtype` (float32, int64, int32 or bool)."""
+        return op(tensor_type(shape, element_type_of(dtype)), *operands, **kwargs, loc=self.loc).result
 
     def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Calls a shape function; its ValueError becomes a ShapeError naming the node."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlir import ir
 
-from woodpecker.dialect.weights import INLINE_MAX_ELEMENTS, WeightTable, materialize
+from woodpecker.dialect.weights import INLINE_MAX_ELEMENTS, WeightTable, materialize, materialize_typed
 from woodpecker.graph.fold_budget import FoldBudget
 
 __all__ = ["INLINE_MAX_ELEMENTS", "ValueMap", "is_float_array", "materialize", "sanitize_resource_name"]
@@ -70,4 +70,24 @@ class ValueMap:
             raise TypeError(f"constant '{name}' has dtype {array.dtype}, not a float type")
         value = materialize(array.astype(np.float32), sanitize_resource_name(name), self.weights, loc)
         self._materialized[name] = value
+        return value
+
+    def typed_tensor(self, name: str, loc: ir.Location) -> ir.Value:
+        """The tensor value of `name` in its own element type: a float constant materializes as
+        f32 (float64/float16 data is converted), an integer one as i64 (an int32 one as i32),
+        a bool one as i1. Raises TypeError for other dtypes (strings, complex)."""
+        if name in self.values:
+            return self.values[name]
+        array = self.constants[name]
+        if is_float_array(array):
+            return self.tensor(name, loc)
+        key = name + "\0typed"
+        if key in self._materialized:
+            return self._materialized[key]
+        if array.dtype.kind not in "biu":
+            raise TypeError(f"constant '{name}' has dtype {array.dtype}, which has no wpk element type")
+        if array.dtype.kind in "iu" and array.dtype != np.int32:
+            array = array.astype(np.int64)
+        value = materialize_typed(array, loc)
+        self._materialized[key] = value
         return value

@@ -19,8 +19,20 @@ from woodpecker.errors import CompilationError
 from woodpecker.kernels.naming import GROUP_ATTR
 
 # The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
-from woodpecker.lowering import constants, conv, elementwise, fused, matmul, movement, pooling, reduction, resize, shape  # noqa: F401
-from woodpecker.lowering.common import LoweringError
+from woodpecker.lowering import (  # noqa: F401
+    constants,
+    conv,
+    elementwise,
+    fused,
+    matmul,
+    movement,
+    pooling,
+    reduction,
+    resize,
+    shape,
+    typed,
+)
+from woodpecker.lowering.common import LoweringError, storage_type
 from woodpecker.lowering.registry import LOWERINGS, Lowering, lowering_of, lowers
 
 PASS_NAME = "wpk-lower-to-linalg"
@@ -76,8 +88,8 @@ def lower_op(op: ir.Operation, group: int | None = None) -> None:
         raise _fail(op, str(err)) from err
     except (ValueError, TypeError, IndexError, KeyError, ir.MLIRError) as err:
         raise _fail(op, f"building the replacement failed: {err}") from err
-    if value.type != op.results[0].type:
-        raise _fail(op, f"lowering produced {value.type}, expected {op.results[0].type}")
+    if value.type != storage_type(op.results[0].type):
+        raise _fail(op, f"lowering produced {value.type}, expected {storage_type(op.results[0].type)}")
     if group is not None:
         _tag_replacement(value, op, group)
     op.results[0].replace_all_uses_with(value)
@@ -107,6 +119,28 @@ def _tag_replacement(value: ir.Value, op: ir.Operation, group: int) -> None:
                     pending.extend(nested.operation.operands)
 
 
+def _store_arguments(func: ir.Operation) -> None:
+    """Bool (i1) tensor arguments become i8 tensors (`storage_type`) before the ops that read
+    them are lowered."""
+    for block in func.regions[0].blocks:
+        for argument in block.arguments:
+            argument.set_type(storage_type(argument.type))
+
+
+def _update_function_type(func: ir.Operation) -> None:
+    """The function type from the (stored) argument and returned types, after lowering."""
+    blocks = list(func.regions[0].blocks)
+    if not blocks:
+        return
+    results: list[ir.Type] = []
+    for block in blocks:
+        terminator = list(block.operations)[-1].operation if len(block.operations) else None
+        if terminator is not None and terminator.name == "func.return":
+            results = [v.type for v in terminator.operands]
+    arguments = [a.type for a in blocks[0].arguments]
+    func.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(arguments, results))
+
+
 def lower_to_linalg(op: ir.Operation, pass_: ExternalPass | None = None, *, kernel_groups: bool = False) -> None:
     """Lowers every `wpk` op in the func.func ops at or below `op` (a Python pass callable).
 
@@ -114,8 +148,10 @@ def lower_to_linalg(op: ir.Operation, pass_: ExternalPass | None = None, *, kern
     op = op.operation
     try:
         for func in _functions(op):
+            _store_arguments(func)
             for position, wpk_op in enumerate(_wpk_ops(func)):
                 lower_op(wpk_op, position if kernel_groups else None)
+            _update_function_type(func)
     except CompilationError:
         if pass_ is not None:
             pass_.signal_pass_failure()

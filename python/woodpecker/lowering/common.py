@@ -31,6 +31,23 @@ def f32() -> ir.Type:
     return ir.F32Type.get()
 
 
+def storage_element(element: ir.Type) -> ir.Type:
+    """The element type a tensor of `element` has after lowering: i8 (0 or 1) for i1, which
+    LLVM would store bit-packed from vector code and byte-wise from scalar code; else itself."""
+    if isinstance(element, ir.IntegerType) and element.width == 1:
+        return ir.IntegerType.get_signless(8, element.context)
+    return element
+
+
+def storage_type(t: ir.Type) -> ir.Type:
+    """`t` with its element type stored as after lowering (a tensor of i1 becomes one of i8)."""
+    if isinstance(t, ir.RankedTensorType):
+        element = storage_element(t.element_type)
+        if element != t.element_type:
+            return ir.RankedTensorType.get(list(t.shape), element, loc=ir.Location.unknown(t.context))
+    return t
+
+
 def tensor_of(shape: Sequence[int], element: ir.Type | None = None) -> ir.RankedTensorType:
     return ir.RankedTensorType.get([int(d) for d in shape], element or f32())
 
@@ -196,11 +213,15 @@ def _grouping(long: Sequence[int], short: Sequence[int]) -> list[list[int]] | No
 def collapse(value: ir.Value, groups: Sequence[Sequence[int]]) -> ir.Value:
     shape = shape_of(value)
     result_shape = [int(np.prod([shape[d] for d in g], dtype=np.int64)) for g in groups]
-    return tensor.CollapseShapeOp(tensor_of(result_shape), value, [list(g) for g in groups]).result
+    element = ir.RankedTensorType(value.type).element_type
+    return tensor.CollapseShapeOp(tensor_of(result_shape, element), value, [list(g) for g in groups]).result
 
 
 def expand(value: ir.Value, groups: Sequence[Sequence[int]], shape: Sequence[int]) -> ir.Value:
-    return tensor.ExpandShapeOp(tensor_of(shape), value, [list(g) for g in groups], [], [int(d) for d in shape]).result
+    element = ir.RankedTensorType(value.type).element_type
+    return tensor.ExpandShapeOp(
+        tensor_of(shape, element), value, [list(g) for g in groups], [], [int(d) for d in shape]
+    ).result
 
 
 def reshape(value: ir.Value, shape: Sequence[int]) -> ir.Value:

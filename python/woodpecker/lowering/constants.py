@@ -7,7 +7,7 @@ from mlir import ir
 from mlir.dialects import arith
 
 from woodpecker.dialect import wpk
-from woodpecker.lowering.common import LoweringError, dense_constant
+from woodpecker.lowering.common import LoweringError, dense_constant, storage_type
 from woodpecker.lowering.registry import lowers
 
 
@@ -25,6 +25,12 @@ def lower_weight(op: ir.Operation) -> ir.Value:
 def lower_constant(op: ir.Operation) -> ir.Value:
     attr = op.attributes["value"]
     result_type = op.results[0].type
+    if storage_type(result_type) != result_type:
+        # A bool constant: stored as i8 (lowering/common.storage_type).
+        array = np.array(ir.DenseElementsAttr(attr)).astype(np.int8).reshape(ir.RankedTensorType(result_type).shape)
+        stored = storage_type(result_type)
+        dense = ir.DenseElementsAttr.get(np.ascontiguousarray(array), type=ir.RankedTensorType(stored).element_type)
+        return arith.ConstantOp(stored, dense).result
     if attr.type == result_type:
         return arith.ConstantOp(result_type, attr).result
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import select
 import signal
 import statistics
@@ -75,10 +76,31 @@ def as_config(candidate: Config | Decision) -> Config:
     return dict(candidate) if isinstance(candidate, dict) else config_of(candidate)
 
 
+_ARG_ELEMENT = re.compile(r"%\w+: tensor<(?:[0-9]+x)*(f32|i64|i32|i8)>")
+_ARG_DTYPES = {"f32": np.float32, "i64": np.int64, "i32": np.int32, "i8": np.bool_}
+
+
+def arg_dtypes(task: KernelTask) -> list[np.dtype]:
+    """The numpy dtype of each argument of the task's kernel function (float32, or int64/int32,
+    or bool for the i8 storage of i1), read from its signature; float32 where it cannot be read."""
+    for line in task.module_text.splitlines():
+        if "func.func" in line and "(" in line:
+            found = [np.dtype(_ARG_DTYPES[e]) for e in _ARG_ELEMENT.findall(line.split("->")[0])]
+            if len(found) == len(task.arg_shapes):
+                return found
+    return [np.dtype(np.float32)] * len(task.arg_shapes)
+
+
 def task_arrays(task: KernelTask, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Random normal inputs and weights of the task's argument shapes."""
+    """Random inputs and weights of the task's argument shapes and dtypes: standard normal
+    float32; integers and bools 0 or 1 (valid indices and masks, in bounds for a gather)."""
     rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in task.arg_shapes]
+    arrays = []
+    for shape, dtype in zip(task.arg_shapes, arg_dtypes(task), strict=True):
+        if dtype == np.float32:
+            arrays.append(rng.standard_normal(shape).astype(np.float32))
+        else:
+            arrays.append(rng.integers(0, 2, shape).astype(dtype))
     split = len(arrays) - task.num_weights
     return arrays[:split], arrays[split:]
 

@@ -17,6 +17,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | movement.py | slice, expand, gather_elements |
 | resize.py | resize (nearest, linear) |
 | data.py | weight, constant |
+| typed.py | cast, gather, compare, logical, not, is_nan, is_inf, where (i64/i32/i1 tensors) |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
 
 Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
@@ -24,7 +25,19 @@ Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 step's scalar lowering (lowering/elementwise.py).
 """
 
-from woodpecker.ops import conv, data, elementwise, fused, matmul, movement, pooling, reduction, resize, shape  # noqa: F401 (register)
+from woodpecker.ops import (  # noqa: F401 (register)
+    conv,
+    data,
+    elementwise,
+    fused,
+    matmul,
+    movement,
+    pooling,
+    reduction,
+    resize,
+    shape,
+    typed,
+)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind

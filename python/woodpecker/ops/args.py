@@ -33,6 +33,7 @@ class OpArgs(Generic[T]):
     operands: Mapping[str, T | None]
     attrs: Mapping[str, Any] = field(default_factory=dict)
     result: tuple[int, ...] | None = None
+    result_dtype: Any = None  # the result's numpy dtype where an evaluation needs it (cast)
 
     def __getitem__(self, name: str) -> T:
         value = self.operands.get(name)

@@ -6,7 +6,10 @@ An entry says, for its op class (woodpecker.dialect.wpk):
   with the result type); it raises ShapeRuleError naming what is wrong;
 * `check`: instead of `shape`, for an op whose result shape is not a function of its operands
   (reshape, pooling's floor-or-ceil windows, a weight's payload): checks `args.result`;
-* `evaluate`: its numpy semantics in float64 (constant folding, the tests' reference);
+* `evaluate`: its numpy semantics in float64 (constant folding, the tests' reference); an
+  integer or bool result keeps its dtype (the integer, bool and indexing ops, ops/typed.py);
+* `elements`: for an op with other element types than f32, the rule relating them (operand
+  name -> element type name, the result's), raising ShapeRuleError (the verifier checks it);
 * `step` (and `swapped_step` for a binary op whose running value is its right operand): the
   step it becomes in a fused kernel; for these ops `evaluate` is the step's numpy code.
 """
@@ -28,6 +31,7 @@ from woodpecker.ops.steps import Step, StepKind, register_step
 
 ShapeRule = Callable[[OpArgs[Shape]], Shape]
 ShapeCheck = Callable[[OpArgs[Shape]], None]
+ElementRule = Callable[[Mapping[str, str], str], None]
 Evaluator = Callable[[OpArgs[np.ndarray]], np.ndarray]
 
 
@@ -41,6 +45,7 @@ class OpSemantics:
     evaluate: Evaluator | None = None
     step: StepKind | None = None
     swapped_step: StepKind | None = None
+    elements: ElementRule | None = None
 
     @property
     def name(self) -> str:
@@ -58,6 +63,11 @@ class OpSemantics:
         if got != list(expected):
             fail(f"result shape {fmt(got)} does not match the expected shape {fmt(expected)}")
 
+    def check_elements(self, operands: Mapping[str, str], result: str) -> None:
+        """Checks the op's element-type rule (operand name -> 'f32'/'i64'/...; raises ShapeRuleError)."""
+        if self.elements is not None:
+            self.elements(operands, result)
+
     def result_shape(self, args: OpArgs[Shape]) -> Shape:
         """The result shape for these operands and attributes (raises ShapeRuleError)."""
         if self.shape is None:
@@ -65,11 +75,13 @@ class OpSemantics:
         return list(self.shape(args))
 
     def run(self, args: OpArgs[np.ndarray]) -> np.ndarray:
-        """The float64 numpy result (raises NotEvaluable)."""
+        """The numpy result: float64, or an integer or bool array as the op computes it (raises
+        NotEvaluable)."""
         if self.evaluate is None:
             raise NotEvaluable(f"no numpy evaluation for '{self.name}'")
         with np.errstate(all="ignore"):
-            return np.asarray(self.evaluate(args), dtype=np.float64)
+            result = np.asarray(self.evaluate(args))
+        return result if result.dtype.kind in "biu" else result.astype(np.float64)
 
     def op_step(self, attrs: Mapping[str, Any], position: int = 0) -> Step | None:
         """The step of this op with its parameters read from `attrs`, the running value being

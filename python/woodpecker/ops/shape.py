@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -93,7 +94,13 @@ def evaluate_pad(args: OpArgs[np.ndarray]) -> np.ndarray:
     return np.pad(x, widths, mode=mode)
 
 
-register(OpSemantics(wpk.ReshapeOp, check=check_reshape, evaluate=evaluate_reshape))
+def same_element(operands: Mapping[str, str], result: str) -> None:
+    """A reshape keeps the element type (any of f32, i64, i32, i1)."""
+    if "input" in operands and operands["input"] != result:
+        fail(f"the result element type {result} differs from the input's {operands['input']}")
+
+
+register(OpSemantics(wpk.ReshapeOp, check=check_reshape, evaluate=evaluate_reshape, elements=same_element))
 register(OpSemantics(wpk.FlattenOp, shape=flatten_shape, evaluate=evaluate_flatten))
 register(OpSemantics(wpk.TransposeOp, shape=transpose_shape, evaluate=evaluate_transpose))
 register(OpSemantics(wpk.ConcatOp, shape=concat_shape, evaluate=evaluate_concat))

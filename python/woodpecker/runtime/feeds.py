@@ -41,9 +41,18 @@ class InputSpec:
         return _shape_text(self.shape)
 
 
-def static_specs(input_names: Sequence[str], input_shapes: Mapping[str, Sequence[int]]) -> list[InputSpec]:
-    """The specs of a compiled model's inputs: float32, static shapes."""
-    return [InputSpec(name, FLOAT32, tuple(int(d) for d in input_shapes[name])) for name in input_names]
+def static_specs(
+    input_names: Sequence[str],
+    input_shapes: Mapping[str, Sequence[int]],
+    input_dtypes: Mapping[str, np.dtype] | None = None,
+) -> list[InputSpec]:
+    """The specs of a compiled model's inputs: static shapes, of `input_dtypes` (float32 for an
+    input it does not name)."""
+    dtypes = input_dtypes or {}
+    return [
+        InputSpec(name, np.dtype(dtypes.get(name, FLOAT32)), tuple(int(d) for d in input_shapes[name]))
+        for name in input_names
+    ]
 
 
 def check_feed(spec: InputSpec, dtype: np.dtype, shape: Sequence[int], source: str = "") -> None:

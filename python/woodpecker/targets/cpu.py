@@ -188,6 +188,8 @@ class CpuTarget(Target):
             output_names=list(imported.output_names),
             input_shapes={k: tuple(v) for k, v in imported.input_shapes.items()},
             output_shapes={k: tuple(v) for k, v in imported.output_shapes.items()},
+            input_dtypes=dict(imported.input_dtypes),
+            output_dtypes=dict(imported.output_dtypes),
             executable=executable,
             stats=stats,
             target=self.name,

@@ -81,6 +81,7 @@ class CudaTarget(Target):
         return get_arch(self.arch).chip
 
     def cut(self, lowered: LoweredModel) -> Cut:
+        _require_float32(lowered)
         with lowered.imported.context:
             cuts = cuda_kernel_cuts(lowered.module, self.arch, num_inputs=lowered.num_inputs)
         # A kernel's space is its main launch's (what the standalone task's re-partition gives too).
@@ -136,6 +137,7 @@ class CudaTarget(Target):
         }
 
     def codegen(self, lowered: LoweredModel, cut: Cut | None, plan: Plan, stats: CompileStats) -> CudaModel:
+        _require_float32(lowered)
         cuts: dict[str, KernelCut] = dict(cut.state) if cut is not None else {}
         configs: dict[str, Any] = {}
         for name, decision in plan.decisions.items():
@@ -175,3 +177,16 @@ class CudaTarget(Target):
             else:
                 impls[name] = KernelImpl(None, how.get(name, "only candidate"))
         return impls
+
+
+def _require_float32(lowered: LoweredModel) -> None:
+    """The CUDA target compiles float32 inputs and outputs only (int64, int32 and bool tensors
+    are compiled for the CPU): one CompilationError naming the first other one."""
+    imported = lowered.imported
+    for kind, dtypes in (("input", imported.input_dtypes), ("output", imported.output_dtypes)):
+        for name, dtype in dtypes.items():
+            if dtype != "float32":
+                raise CompilationError(
+                    f"{kind} '{name}' is {dtype}; the CUDA target compiles float32 inputs and outputs only "
+                    "(int64, int32 and bool tensors: target='cpu')"
+                )

@@ -15,8 +15,14 @@ Rules (shared by tests/py/test_node_conformance.py and tools/conformance_report.
   input in a node test, it is moved into an initializer holding the test's value before
   compiling (as onnx-simplifier or `freeze_params` would). The operation and data are unchanged;
   every other input is fed at run time.
-* Skip rule 1 (dtype): after freezing, an input or output that is not a float32 tensor
-  (Woodpecker compiles f32 only) skips the test; the reason names the tensor and its dtype.
+* Lifted opsets (lift_opset): a test model of an opset older than Woodpecker's oldest
+  (importer.loader.MIN_OPSET, 11) imports that opset instead when every op of its graph has
+  the same schema there (And, Or, Xor since opset 7, Not since 1): the same model, declared
+  in an opset Woodpecker reads.
+* Skip rule 1 (dtype): after freezing, an input or output that is not a float32 tensor skips
+  the test, unless it is an int64, int32 or bool tensor that only ops taking that dtype
+  (DTYPE_OPS: the integer, bool and indexing ops) read or write; the reason names the tensor,
+  its dtype and the op that does not take it.
 * Skip rule 2 (known limitation): `woodpecker.compile` raises UnsupportedOperatorError and the
   test is listed in the caller's KNOWN_LIMITATIONS {test_name: reason}.
 * Everything else fails: any other exception (another UnsupportedOperatorError included),
@@ -202,13 +208,86 @@ def _describe_type(value_info: onnx.ValueInfoProto) -> str | None:
     return onnx.TensorProto.DataType.Name(elem).lower()
 
 
+# Op type -> the non-f32 dtypes its inputs and outputs may have at run time (onnx names).
+_INT_BOOL = frozenset({"int64", "int32", "bool"})
+DTYPE_OPS: dict[str, frozenset[str]] = {
+    "Cast": _INT_BOOL,
+    "Gather": _INT_BOOL,
+    "Where": _INT_BOOL,
+    "Equal": _INT_BOOL,
+    "Less": _INT_BOOL,
+    "LessOrEqual": _INT_BOOL,
+    "Greater": _INT_BOOL,
+    "GreaterOrEqual": _INT_BOOL,
+    "Not": frozenset({"bool"}),
+    "And": frozenset({"bool"}),
+    "Or": frozenset({"bool"}),
+    "Xor": frozenset({"bool"}),
+    "IsNaN": frozenset({"bool"}),
+    "IsInf": frozenset({"bool"}),
+    "Identity": _INT_BOOL,
+    "Reshape": _INT_BOOL,
+    "Squeeze": _INT_BOOL,
+    "Unsqueeze": _INT_BOOL,
+}
+
+
+def _op_refusing(model: onnx.ModelProto, name: str, dtype: str) -> str | None:
+    """The first op type reading or writing `name` that does not take `dtype`, else None."""
+    for node in model.graph.node:
+        touches = name in node.input or name in node.output
+        if touches and dtype not in DTYPE_OPS.get(node.op_type, frozenset()):
+            return node.op_type
+    return None
+
+
+def lift_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` importing MIN_OPSET instead of an older default-domain opset when all its ops
+    keep their schema from the one to the other (else `model` itself, which the loader refuses)."""
+    from onnx import defs
+
+    from woodpecker.importer.loader import MIN_OPSET
+
+    entries = [entry for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+    if not entries or entries[0].version >= MIN_OPSET:
+        return model
+    old = entries[0].version
+    for node in model.graph.node:
+        try:
+            same = (
+                defs.get_schema(node.op_type, old).since_version
+                == defs.get_schema(node.op_type, MIN_OPSET).since_version
+            )
+        except defs.SchemaError:
+            return model
+        if not same:
+            return model
+    lifted = onnx.ModelProto()
+    lifted.CopyFrom(model)
+    for entry in lifted.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = MIN_OPSET
+    return lifted
+
+
 def check_dtypes(model: onnx.ModelProto) -> None:
-    """Skip rule 1: raises SkipCase naming the first non-f32 input or output."""
+    """Skip rule 1: raises SkipCase naming the first input or output of a dtype Woodpecker does
+    not compile there (not float32, or int64/int32/bool read or written by an op without it)."""
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for vi in values:
             desc = _describe_type(vi)
-            if desc is not None:
-                raise SkipCase(f"non-f32 dtype: {kind} '{vi.name}' is {desc} (Woodpecker compiles f32 only)")
+            if desc is None:
+                continue
+            if desc not in _INT_BOOL:
+                raise SkipCase(
+                    f"non-f32 dtype: {kind} '{vi.name}' is {desc} "
+                    "(Woodpecker compiles float32, int64, int32 and bool tensors)"
+                )
+            refusing = _op_refusing(model, vi.name, desc)
+            if refusing is not None:
+                raise SkipCase(
+                    f"non-f32 dtype: {kind} '{vi.name}' is {desc}, which {refusing} does not take in Woodpecker"
+                )
 
 
 def tolerances(name: str) -> tuple[float, float]:
@@ -224,8 +303,15 @@ def compare_outputs(
     for name, g, e in zip(names, got, expected, strict=True):
         g = np.asarray(g)
         e = np.asarray(e)
-        assert g.dtype == np.float32, f"output '{name}': dtype {g.dtype}, expected float32"
+        assert g.dtype == e.dtype, f"output '{name}': dtype {g.dtype}, expected {e.dtype}"
         assert g.shape == e.shape, f"output '{name}': shape {g.shape}, expected {e.shape}"
+        if e.dtype.kind in "biu":
+            bad = g != e
+            assert not bad.any(), (
+                f"output '{name}': {int(bad.sum())}/{g.size} {e.dtype} values differ (exact comparison); "
+                f"first at {tuple(int(i) for i in np.argwhere(bad)[0])}"
+            )
+            continue
         if not np.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True):
             err = np.abs(g.astype(np.float64) - e.astype(np.float64))
             bad = ~np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
@@ -248,6 +334,7 @@ def check_node_case(
     Raises SkipCase for a documented skip, anything else for a failure.
     """
     model, data_sets = load_case(case)
+    model = lift_opset(model)
     frozen_all: list[str] = []
     for ds in data_sets:
         frozen_model, frozen = freeze_inputs(model, ds.inputs)

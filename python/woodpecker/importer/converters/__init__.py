@@ -11,9 +11,11 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 | movement.py | Shape, Size, ConstantOfShape, Range, Mod, If (folded at import); Slice, Split, |
 |  | Expand, Tile, DepthToSpace, SpaceToDepth, GatherElements |
 | resize.py | Resize |
+| typed.py | Cast, Gather, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And, Or, |
+|  | Xor, IsNaN, IsInf, Where (f32, i64, i32 and bool tensors) |
 """
 
-from woodpecker.importer.converters import core, movement, resize  # noqa: F401 (registers)
+from woodpecker.importer.converters import core, movement, resize, typed  # noqa: F401 (registers)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))

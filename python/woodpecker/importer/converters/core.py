@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from mlir import ir
 
-from woodpecker.dialect import wpk
+from woodpecker.dialect import value_dtype, wpk
 from woodpecker.importer import shapes
 from woodpecker.importer.converters.registry import Converter, Result, converts
 from woodpecker.importer.node import NodeContext
@@ -97,7 +97,7 @@ def _forward(ctx: NodeContext) -> Result:
     """The input itself: a constant stays a constant, a tensor stays the same SSA value."""
     if ctx.is_constant(0):
         return ctx.values.constants[ctx.input_name(0)]
-    return ctx.tensor(0)
+    return ctx.typed_tensor(0)  # of any element type
 
 
 @converts("Identity")
@@ -399,9 +399,10 @@ def _reshaped(ctx: NodeContext, compute: Callable[[], Sequence[int]] | None) -> 
     if ctx.is_constant(0) and compute is not None:
         target = ctx.compute(compute)
         return ctx.values.constants[ctx.input_name(0)].reshape(target)
-    x = ctx.tensor(0)
-    shape = ctx.output_shape(0, compute)
-    return ctx.emit(wpk.ReshapeOp, shape, x)
+    x = ctx.typed_tensor(0)  # any element type: reshapes also move int64/int32/bool data
+    dtype = value_dtype(x)
+    shape = ctx.output_shape(0, compute, dtype=dtype)
+    return ctx.emit_typed(wpk.ReshapeOp, shape, dtype, x)
 
 
 @converts("Reshape")

@@ -71,14 +71,21 @@ def interface_digest(
     weights: Sequence[Sequence[int]],
     outputs: Sequence[Sequence[int]],
     arena_bytes: int = 0,
+    dtypes: Sequence[str] = (),
 ) -> int:
-    """The digest of the code's argument shapes (all f32) and of the bytes of its arena (the
-    last argument: its buffers, woodpecker.backend.arena), which the code holds and a manifest
-    must match."""
+    """The digest of the code's argument shapes and of the bytes of its arena (the last
+    argument: its buffers, woodpecker.backend.arena), which the code holds and a manifest must
+    match. The weights are float32; `dtypes` are those of the inputs then the outputs (TENSOR_DTYPES
+    names), part of the digest where one is not float32."""
     shapes = {
         k: [[int(d) for d in s] for s in v] for k, v in (("inputs", inputs), ("weights", weights), ("outputs", outputs))
     }
-    return json_digest({"dtype": "float32", **shapes, "arena_bytes": int(arena_bytes)})
+    typed = {"dtypes": list(dtypes)} if any(d != "float32" for d in dtypes) else {}
+    return json_digest({"dtype": "float32", **shapes, "arena_bytes": int(arena_bytes), **typed})
+
+
+# The dtypes of a saved model's inputs and outputs (a bool is one byte, 0 or 1).
+TENSOR_DTYPES = ("float32", "int64", "int32", "bool")
 
 
 @dataclass
@@ -95,6 +102,8 @@ class CpuModelFiles:
     llvm_opt_level: int = 2
     arena_bytes: int = 0  # the code's buffers, allocated by each run (the last argument)
     arena_largest: str = ""  # the largest of them, described (for the error when it cannot be allocated)
+    input_dtypes: list[str] = field(default_factory=list)  # per input (TENSOR_DTYPES); empty: all float32
+    output_dtypes: list[str] = field(default_factory=list)  # per output
 
 
 def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Path) -> Path:
@@ -121,8 +130,14 @@ def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Pat
     manifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "inputs": [{"name": n, "dtype": "float32", "shape": list(s)} for n, s in files.inputs],
-        "outputs": [{"name": n, "dtype": "float32", "shape": list(s)} for n, s in files.outputs],
+        "inputs": [
+            {"name": n, "dtype": d, "shape": list(s)}
+            for (n, s), d in zip(files.inputs, files.input_dtypes or ["float32"] * len(files.inputs), strict=True)
+        ],
+        "outputs": [
+            {"name": n, "dtype": d, "shape": list(s)}
+            for (n, s), d in zip(files.outputs, files.output_dtypes or ["float32"] * len(files.outputs), strict=True)
+        ],
         "library": {
             "file": LIBRARY_FILE,
             "bytes": len(data),
@@ -130,7 +145,7 @@ def write_model(directory: str | os.PathLike, files: CpuModelFiles, library: Pat
             "entry": ENTRY_SYMBOL,
             "calling_convention": CALLING_CONVENTION,
             "arguments": "inputs, weights, outputs, arena: void **args, args[i] -> pointer to a ranked memref "
-            "descriptor (f32; the arena: bytes)",
+            "descriptor (of the tensor's dtype, a bool one byte; the weights f32; the arena: bytes)",
         },
         "arena": {"bytes": files.arena_bytes, "largest": files.arena_largest},
         "target": {
@@ -187,11 +202,21 @@ def _tensors(manifest: dict, key: str, where: str) -> list[tuple[str, tuple[int,
     for i, item in enumerate(items):
         at = f"{where}: {key}[{i}]"
         name = bundle.field(item, "name", str, CpuModelError, at)
-        dtype = bundle.field(item, "dtype", str, CpuModelError, at)
-        if dtype != "float32":
-            raise CpuModelError(f"{at}: dtype {dtype!r}; the code takes float32")
+        _dtype(item, at)
         result.append((name, _shape(bundle.field(item, "shape", list, CpuModelError, at), at)))
     return result
+
+
+def _dtype(item: Any, at: str) -> str:
+    dtype = bundle.field(item, "dtype", str, CpuModelError, at)
+    if dtype not in TENSOR_DTYPES:
+        raise CpuModelError(f"{at}: dtype {dtype!r}; the code takes {', '.join(TENSOR_DTYPES)} tensors")
+    return dtype
+
+
+def _tensor_dtypes(manifest: dict, key: str, where: str) -> list[str]:
+    items = bundle.field(manifest, key, list, CpuModelError, where)
+    return [_dtype(item, f"{where}: {key}[{i}]") for i, item in enumerate(items)]
 
 
 def _arrays(block: np.ndarray, entries: Any, where: str) -> list[np.ndarray]:
@@ -222,6 +247,8 @@ class CpuManifest:
     library_calls: list[LibraryCallSpec]
     arena_bytes: int = 0
     arena_largest: str = ""
+    input_dtypes: list[str] = field(default_factory=list)  # per input, TENSOR_DTYPES names
+    output_dtypes: list[str] = field(default_factory=list)
 
 
 def read_manifest(directory: str | os.PathLike) -> CpuManifest:
@@ -292,6 +319,8 @@ def read_manifest(directory: str | os.PathLike) -> CpuManifest:
         library_calls=calls,
         arena_bytes=arena_bytes,
         arena_largest=arena_largest[:200],
+        input_dtypes=_tensor_dtypes(data, "inputs", where),
+        output_dtypes=_tensor_dtypes(data, "outputs", where),
     )
 
 
@@ -351,6 +380,10 @@ class DeployedCpuModel:
         self.output_names = [n for n, _ in manifest.outputs]
         self.input_shapes = dict(manifest.inputs)
         self.output_shapes = dict(manifest.outputs)
+        self.input_dtypes = {n: np.dtype(d) for (n, _), d in zip(manifest.inputs, manifest.input_dtypes, strict=True)}
+        self.output_dtypes = {
+            n: np.dtype(d) for (n, _), d in zip(manifest.outputs, manifest.output_dtypes, strict=True)
+        }
         if len(set(self.input_names)) != len(self.input_names) or len(set(self.output_names)) != len(self.output_names):
             raise CpuModelError(f"{where}: input or output names repeat")
         info = manifest.weights
@@ -370,6 +403,7 @@ class DeployedCpuModel:
             [w.shape for w in weights],
             [s for _, s in manifest.outputs],
             arena_bytes=manifest.arena_bytes,
+            dtypes=[*manifest.input_dtypes, *manifest.output_dtypes],
         )
         library = manifest.library
         path = bundle.member(root, library["file"], CpuModelError, size=library["bytes"])
@@ -420,12 +454,12 @@ class DeployedCpuModel:
     @cached_property
     def input_specs(self) -> list[InputSpec]:
         """What `run` checks the feeds against (computed once, not per run)."""
-        return static_specs(self.input_names, self.input_shapes)
+        return static_specs(self.input_names, self.input_shapes, self.input_dtypes)
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         wanted = check_output_names(output_names, self.output_names)
         inputs = check_feeds(feeds, self.input_specs)
-        outputs = [np.empty(self.output_shapes[name], dtype=np.float32) for name in self.output_names]
+        outputs = [np.empty(self.output_shapes[name], dtype=self.output_dtypes[name]) for name in self.output_names]
         arena = allocate_arena(self.manifest.arena_bytes, self.manifest.arena_largest)
         args = [memref_arg(a) for a in inputs] + self._weight_args + [memref_arg(o) for o in outputs]
         self._entry(packed_arguments([*args, memref_arg(arena)]))

@@ -110,8 +110,31 @@ def data_movement():
     )
 
 
+def embedding_mask():
+    """int64 input_ids -> Gather from an f32 table; int64 mask -> Unsqueeze, Cast, Greater, Where."""
+    table = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "table")
+    axes = numpy_helper.from_array(np.array([2], dtype=np.int64), "axes")
+    half = numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half")
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["emb"], name="gather"),
+        helper.make_node("Unsqueeze", ["mask", "axes"], ["mask3"], name="unsqueeze"),
+        helper.make_node("Cast", ["mask3"], ["maskf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Greater", ["maskf", "half"], ["keep"], name="greater"),
+        helper.make_node("Where", ["keep", "emb", "half"], ["y"], name="where"),
+    ]
+    return helper.make_graph(
+        nodes, "embedding_mask",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 3]),
+         helper.make_tensor_value_info("mask", TensorProto.INT64, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4]),
+         helper.make_tensor_value_info("keep", TensorProto.BOOL, [1, 3, 1])],
+        initializer=[table, axes, half],
+    )
+
+
 KINDS = {
     "data_movement": data_movement,
+    "embedding_mask": embedding_mask,
     "fp16_conv_weight": fp16_conv_weight,
     "conv_relu_pool": conv_relu_pool,
     "gemm_softmax": gemm_softmax,
