@@ -78,8 +78,8 @@ def _store_results(values: ValueMap, node: onnx.NodeProto, label: str, results: 
     for name, result in zip(node.output, results, strict=False):
         if not name or result is None:
             continue
-        if isinstance(result, np.ndarray):
-            values.set_constant(name, result)
+        if isinstance(result, np.ndarray | np.generic):  # a fold may give a numpy scalar (np.take)
+            values.set_constant(name, np.asarray(result))
         else:
             shape = shape_of(result)
             check_element_count(shape, ShapeError, f"node '{label}' (op {node.op_type}): output '{name}' {list(shape)}")
