@@ -11,11 +11,11 @@ the same thread count (OMP_NUM_THREADS, ORT intra_op_num_threads, OpenVINO INFER
 with f32 precision, IREE's task topology, TVM_NUM_THREADS) and the same seeded input. Per engine:
 compile/load time, the first run, the median and inter-quartile range of the latency over all timed
 runs, and the relative L2 error of its outputs against ONNX Runtime's. The engines are interleaved:
-R rounds, each a block of N runs of every engine in turn (a pause between blocks lets the previous
-engine's spinning threads sleep), so the machine's drift hits them all. The machine's load (the load
-average, the other processes' CPU use over a second, a fixed reference loop's time) is measured
-before and after and printed. --scaling runs every engine at 1 thread and at --threads and prints
-the speedup.
+R rounds, each a block of N runs (after --warmup untimed ones) of every engine in turn (a pause
+between blocks lets the previous engine's spinning threads sleep), so the machine's drift hits them
+all. The machine's load (the load average, the other processes' CPU use over a second, a fixed
+reference loop's time) is measured before and after and printed. --scaling runs every engine at 1
+thread and at --threads and prints the speedup.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ DEFAULT_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "bert_base")
 MODEL_FILES = {"bert_base": ("bert_base.onnx", "bert-base.onnx", "bert_base_uncased.onnx", "bert-base-uncased.onnx")}
 DEFAULT_SEQUENCE = 128  # an open sequence dimension (BERT)
 WORKER = Path(__file__).resolve().parent / "peer_engines.py"
-DETAIL_COLUMNS = ("model", "engine", "threads", "compile s", "first run ms", "median ms", "IQR ms", "runs",
-                  "rel L2 vs ORT")
+DETAIL_COLUMNS = ("model", "engine", "threads", "OS threads", "compile s", "first run ms", "median ms", "IQR ms",
+                  "runs", "rel L2 vs ORT")
 RATIO_COLUMNS = ("model", "threads", "woodpecker ms", "onnxruntime ms", "openvino ms", "woodpecker / ORT",
                  "woodpecker / OpenVINO")
 SCALING_COLUMNS = ("model", "engine", "1 thread ms", "N threads ms", "speedup 1 -> N")
@@ -167,6 +167,7 @@ class Result:
     version: str = ""
     compile_s: float = math.nan
     first_run_ms: float = math.nan
+    os_threads: int = 0  # the worker process's threads after its first run (the engine's pool and the rest)
     samples_ms: list[float] = field(default_factory=list)
     rel_l2: float = math.nan
     log: str = ""
@@ -227,12 +228,13 @@ class Worker:
         self.result.compile_s = message["compile_s"]
         self.result.first_run_ms = message["first_run_ms"]
         self.result.version = message["version"]
+        self.result.os_threads = message["os_threads"]
         with np.load(self.outputs_file) as data:
             return [data[f"arr_{i}"] for i in range(len(data.files))]
 
-    def time_block(self, runs: int) -> None:
+    def time_block(self, runs: int, warmup: int) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(f"run {runs}\n")
+        self.process.stdin.write(f"run {runs} {warmup}\n")
         self.process.stdin.flush()
         message = self._receive()
         if "ms" in message:
@@ -292,7 +294,7 @@ def bench_model(name: str, path: Path, args: argparse.Namespace, scratch: Path) 
         for _ in range(args.rounds):
             for worker, runs in running:
                 if worker.result.status == "ready":
-                    worker.time_block(runs)
+                    worker.time_block(runs, args.warmup)
                     time.sleep(args.pause_s)
     finally:
         for worker, _ in running:
@@ -321,9 +323,9 @@ def detail_table(results: list[Result]) -> str:
         if r.status == "not installed":  # one line of its own above the table
             continue
         if r.status != "ready":
-            rows.append([r.model, r.engine, str(r.threads), r.status, "-", "-", "-", "-", "-"])
+            rows.append([r.model, r.engine, str(r.threads), "-", r.status, "-", "-", "-", "-", "-"])
             continue
-        rows.append([r.model, r.engine, str(r.threads), _num(r.compile_s), _num(r.first_run_ms, 1),
+        rows.append([r.model, r.engine, str(r.threads), str(r.os_threads), _num(r.compile_s), _num(r.first_run_ms, 1),
                      _num(r.median_ms, 3), _num(r.iqr_ms, 3), str(len(r.samples_ms)), f"{r.rel_l2:.2e}"
                      if math.isfinite(r.rel_l2) else "-"])
     return _markdown(DETAIL_COLUMNS, rows)
@@ -389,6 +391,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10, help="timed runs of each engine per round")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs at the start of each block")
     parser.add_argument("--block-budget-s", type=float, default=10.0,
                         help="an engine whose one run is slow gets fewer runs per round, to stay about this long")
     parser.add_argument("--pause-s", type=float, default=0.3, help="pause after each block (spinning threads sleep)")
@@ -438,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         if r.status == "failed":
             print(f"{r.model} {r.engine} x{r.threads}: failed: {r.detail}")
-    print(f"\n{args.rounds} rounds x {args.runs} runs of each engine, {args.threads} threads, interleaved; "
-          "median and IQR over all timed runs\n")
+    print(f"\n{args.rounds} rounds x {args.runs} runs of each engine (fewer for one whose run takes over "
+          f"{args.block_budget_s:g} s / {args.runs}), {args.threads} threads, interleaved; median and IQR over all "
+          "timed runs; OS threads: the worker process's after its first run\n")
     print(detail_table(results))
     ratios = ratio_rows(results, args.threads)
     print()

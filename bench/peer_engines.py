@@ -8,11 +8,13 @@ SPEC.json: {"engine", "model" (an .onnx path), "feeds" (an .npz of the seeded in
 The worker answers on its standard output, one JSON object a line (whatever an engine prints goes
 to the standard error, which the parent sends to a log file):
 
-    {"status": "ready", "compile_s": ..., "first_run_ms": ..., "version": ...}   loaded and run once
+    {"status": "ready", "compile_s": ..., "first_run_ms": ..., "version": ..., "os_threads": ...}
+                                                      loaded and run once (os_threads: the process's threads then)
     {"status": "not installed", "detail": ...}                                    the engine does not import
     {"status": "failed", "detail": ...}                                           it imports but cannot run the model
 
-then, for each line "run N" it reads, {"ms": [N latencies]}; "quit" (or the end of the input) ends it.
+then, for each line "run N [W]" it reads (W untimed warm-up runs first), {"ms": [N latencies]};
+"quit" (or the end of the input) ends it.
 The thread count is set in the environment by the parent (OMP_NUM_THREADS, TVM_NUM_THREADS, ...) and
 passed to each engine's own knob here.
 """
@@ -255,11 +257,14 @@ def serve(spec: dict[str, Any], answer: Callable[[dict[str, Any]], None]) -> Non
         traceback.print_exc()
         answer({"status": "failed", "detail": one_line(error)})
         return
-    answer({"status": "ready", "compile_s": loaded.compile_s, "first_run_ms": first_ms, "version": loaded.version})
+    answer({"status": "ready", "compile_s": loaded.compile_s, "first_run_ms": first_ms, "version": loaded.version,
+            "os_threads": len(os.listdir("/proc/self/task"))})
     for line in sys.stdin:
         command = line.split()
         if not command or command[0] == "quit":
             return
+        for _ in range(int(command[2]) if len(command) > 2 else 0):  # untimed warm-up runs
+            loaded.run()
         samples = []
         for _ in range(int(command[1])):
             start = time.perf_counter()

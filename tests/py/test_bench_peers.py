@@ -64,6 +64,7 @@ def test_woodpecker_and_onnxruntime_on_the_tiny_model(tmp_path: Path) -> None:
         result = by_engine[engine]
         assert result["status"] == "ready" and result["threads"] == 2
         assert result["runs"] == 2 and result["median_ms"] > 0 and result["compile_s"] > 0
+        assert result["os_threads"] >= 1
     assert by_engine["onnxruntime"]["rel_l2"] == 0.0
     l2 = by_engine["woodpecker"]["rel_l2"]
     assert l2 is not None and math.isfinite(l2) and l2 < 1e-4
