@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -194,8 +195,9 @@ class Worker:
     """One engine on one model at one thread count, in its own process."""
 
     def __init__(self, result: Result, model: Path, feeds_file: Path, scratch: Path, woodpecker: dict[str, Any],
-                 python: str) -> None:
+                 python: str, timeout_s: float) -> None:
         self.result = result
+        self.timeout_s = timeout_s
         self.outputs_file = scratch / f"{result.model}-{result.engine}-{result.threads}.npz"
         spec = {"engine": result.engine, "model": str(model), "feeds": str(feeds_file), "threads": result.threads,
                 "outputs": str(self.outputs_file), "woodpecker": woodpecker}
@@ -211,6 +213,10 @@ class Worker:
 
     def _receive(self) -> dict[str, Any]:
         assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], self.timeout_s)
+        if not ready:  # an engine that hangs (or compiles for ever) is one failed line, not a stuck benchmark
+            self.process.kill()
+            return {"status": "failed", "detail": f"no answer in {self.timeout_s:g} s (log: {self.result.log})"}
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait()
@@ -276,7 +282,7 @@ def bench_model(name: str, path: Path, args: argparse.Namespace, scratch: Path) 
         for engine in args.engines:
             result = Result(name, engine, threads)
             results.append(result)
-            worker = Worker(result, path, feeds_file, scratch, woodpecker, args.python)
+            worker = Worker(result, path, feeds_file, scratch, woodpecker, args.python, args.timeout_s)
             got = worker.start()
             print(f"  {name} {engine} x{threads}: " + (
                 f"ready ({result.version}), compile {result.compile_s:.2f} s, first run {result.first_run_ms:.1f} ms"
@@ -395,6 +401,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--block-budget-s", type=float, default=10.0,
                         help="an engine whose one run is slow gets fewer runs per round, to stay about this long")
     parser.add_argument("--pause-s", type=float, default=0.3, help="pause after each block (spinning threads sleep)")
+    parser.add_argument("--timeout-s", type=float, default=1200.0,
+                        help="an engine that does not answer in this long (loading, or one block) is killed: failed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--woodpecker-options", default="",
                         help="comma-separated: opt_level=0|1|2, db=RECORDS (the tuned plan), schedule=FILE, "

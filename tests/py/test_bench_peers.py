@@ -135,3 +135,21 @@ def test_relative_l2_and_block_runs() -> None:
     assert bench_peers.block_runs(10, first_run_ms=5.0, budget_s=10.0) == 10
     assert bench_peers.block_runs(10, first_run_ms=4000.0, budget_s=10.0) == 2
     assert bench_peers.block_runs(10, first_run_ms=60000.0, budget_s=10.0) == 1
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("exec sleep 30", "failed: no answer in 1 s"),
+    ("exit 3", "failed: the worker exited with code 3"),
+])
+def test_a_worker_that_hangs_or_dies_is_one_failed_line(tmp_path: Path, body: str, expected: str) -> None:
+    """The workers' interpreter replaced by a script that hangs or exits: the benchmark goes on, one line each."""
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    done = _run("--models", str(TINY), "--engines", "woodpecker,onnxruntime", "--rounds", "1", "--runs", "1",
+                "--python", str(fake), "--timeout-s", "1", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    for engine in ("woodpecker", "onnxruntime"):
+        assert any(line.startswith(f"tiny_resnet {engine} x2: {expected}") for line in done.stdout.splitlines()), (
+            done.stdout)
