@@ -12,7 +12,8 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | conv.py | conv2d |
 | matmul.py | matmul, gemm |
 | pooling.py | max_pool, avg_pool, global_avg_pool |
-| reduction.py | softmax, reduce_mean |
+| reduction.py | softmax, log_softmax, hardmax, the reduce_* family, global_max_pool |
+| normalization.py | layer_norm, instance_norm, group_norm, lrn |
 | shape.py | reshape, flatten, transpose, concat, pad |
 | data.py | weight, constant |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
@@ -22,7 +23,7 @@ Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 step's scalar lowering (lowering/elementwise.py).
 """
 
-from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401 (register)
+from woodpecker.ops import conv, data, elementwise, fused, matmul, normalization, pooling, reduction, shape  # noqa: F401 (register)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind

@@ -6,11 +6,13 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 | module | ONNX ops |
 | --- | --- |
 | core.py | Constant, Identity, Dropout, elementwise, Clip, MatMul, Gemm, Conv, |
-|  | BatchNormalization, pooling, Softmax, ReduceMean, Reshape, Flatten, Squeeze, |
-|  | Unsqueeze, Transpose, Concat, Pad |
+|  | BatchNormalization, pooling, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, |
+|  | Concat, Pad |
+| normalization.py | Softmax, LogSoftmax, Hardmax, Reduce{Mean,Sum,Max,Min,Prod,L1,L2,SumSquare, |
+|  | LogSum,LogSumExp}, GlobalMaxPool, LRN, Layer/Instance/GroupNormalization |
 """
 
-from woodpecker.importer.converters import core  # noqa: F401 (registers)
+from woodpecker.importer.converters import core, normalization  # noqa: F401 (registers)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))
