@@ -28,7 +28,7 @@ from woodpecker.lowering.common import (
     reshape,
     scalar,
 )
-from woodpecker.lowering.reduction import REDUCE_LOWERINGS, accumulate
+from woodpecker.lowering.reduction import REDUCE_LOWERINGS, STAGE_THRESHOLD, accumulate
 from woodpecker.lowering.registry import lowers
 from woodpecker.ops.normalization import lrn_window
 
@@ -41,6 +41,29 @@ def _count(shape: Sequence[int], axes: Sequence[int]) -> int:
     for a in axes:
         n *= shape[a]
     return n
+
+
+def _sum_squared_deviation(x: ir.Value, mean: ir.Value, axes: Sequence[int], kept: ir.AffineMap) -> ir.Value:
+    """sum((x - mean)^2) over `axes`: one reduction reading x and mean, or, past
+    STAGE_THRESHOLD elements, a staged sum over the materialized deviations."""
+    shape = shape_of(x)
+    rank = len(shape)
+    ident = identity_map(rank)
+
+    def deviation(a: Sequence[ir.Value]) -> ir.Value:
+        return arith.SubFOp(a[0], a[1]).result
+
+    if _count(shape, axes) > STAGE_THRESHOLD:
+        centered = generic([x, mean], [ident, kept, ident], empty(shape), deviation)
+        return accumulate(centered, axes, REDUCE_LOWERINGS["sum_square"].pre)
+    kept_shape = [shape[d] for d in range(rank) if d not in set(axes)]
+    iterators = ["reduction" if d in set(axes) else "parallel" for d in range(rank)]
+
+    def body(a: Sequence[ir.Value]) -> ir.Value:
+        d = deviation(a)
+        return arith.AddFOp(arith.MulFOp(d, d).result, a[2]).result
+
+    return generic([x, mean], [ident, kept, kept], fill(0.0, kept_shape), body, iterators)
 
 
 def _stats(x: ir.Value, axes: Sequence[int], epsilon: float) -> tuple[ir.Value, ir.Value, ir.AffineMap]:
@@ -56,14 +79,7 @@ def _stats(x: ir.Value, axes: Sequence[int], epsilon: float) -> tuple[ir.Value, 
     mean = generic(
         [accumulate(x, axes)], [flat, flat], empty(kept_shape), lambda a: arith.MulFOp(a[0], scalar(inv_n)).result
     )
-    centered = generic(
-        [x, mean],
-        [identity_map(rank), kept, identity_map(rank)],
-        empty(shape),
-        lambda a: arith.SubFOp(a[0], a[1]).result,
-    )
-    square = REDUCE_LOWERINGS["sum_square"].pre
-    total = accumulate(centered, axes, square)
+    total = _sum_squared_deviation(x, mean, axes, kept)
 
     def rstd_of(a: Sequence[ir.Value]) -> ir.Value:
         var = arith.MulFOp(a[0], scalar(inv_n)).result

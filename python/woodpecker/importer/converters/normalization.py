@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from mlir import ir
 
 from woodpecker.dialect import wpk
@@ -156,19 +155,6 @@ def convert_instance_norm(ctx: NodeContext) -> Sequence[Result]:
     return [ctx.emit(wpk.InstanceNormOp, shape, x, scale, bias, float(ctx.attr("epsilon", 1e-5)))]
 
 
-def _group_param(ctx: NodeContext, index: int, what: str, channels: int, groups: int) -> ir.Value:
-    """Opset 21: one value per channel. Opset 18: one per group (it must then be a constant),
-    repeated per channel here as a new constant."""
-    if ctx.opset >= 21:
-        return _per_channel(ctx, index, what, channels)
-    values = ctx.constant(index, what)
-    ctx.check(list(values.shape) == [groups], f"{what} shape {list(values.shape)} must be [{groups}] (one per group)")
-    name = f"{ctx.input_name(index)}.per_channel"
-    if not ctx.values.has(name):
-        ctx.values.set_constant(name, np.repeat(np.asarray(values, dtype=np.float32), channels // groups))
-    return ctx.values.tensor(name, ctx.loc)
-
-
 @converts("GroupNormalization")
 def convert_group_norm(ctx: NodeContext) -> Sequence[Result]:
     _stash_type(ctx)
@@ -180,7 +166,9 @@ def convert_group_norm(ctx: NodeContext) -> Sequence[Result]:
         raise ctx.unsupported("attribute 'num_groups' is required")
     groups, channels = int(groups), x_shape[1]
     ctx.check(groups >= 1 and channels % groups == 0, f"num_groups {groups} must divide the {channels} channels")
-    scale, bias = (_group_param(ctx, i, what, channels, groups) for i, what in ((1, "scale"), (2, "bias")))
+    # Opset 21's per-channel scale and bias; onnx's checker refuses the deprecated opset-18
+    # GroupNormalization (per-group values) before a converter runs.
+    scale, bias = _per_channel(ctx, 1, "scale", channels), _per_channel(ctx, 2, "bias", channels)
     shape = ctx.output_shape(0, lambda: x_shape)
     return [ctx.emit(wpk.GroupNormOp, shape, x, scale, bias, groups, float(ctx.attr("epsilon", 1e-5)))]
 
