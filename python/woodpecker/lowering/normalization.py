@@ -28,7 +28,7 @@ from woodpecker.lowering.common import (
     reshape,
     scalar,
 )
-from woodpecker.lowering.reduction import REDUCE_LOWERINGS, STAGE_THRESHOLD, accumulate
+from woodpecker.lowering.reduction import LANES, REDUCE_LOWERINGS, STAGE_THRESHOLD, accumulate, lane_view
 from woodpecker.lowering.registry import lowers
 from woodpecker.ops.normalization import lrn_window
 
@@ -56,14 +56,29 @@ def _sum_squared_deviation(x: ir.Value, mean: ir.Value, axes: Sequence[int], kep
     if _count(shape, axes) > STAGE_THRESHOLD:
         centered = generic([x, mean], [ident, kept, ident], empty(shape), deviation)
         return accumulate(centered, axes, REDUCE_LOWERINGS["sum_square"].pre)
-    kept_shape = [shape[d] for d in range(rank) if d not in set(axes)]
-    iterators = ["reduction" if d in set(axes) else "parallel" for d in range(rank)]
+    kept_dims = [d for d in range(rank) if d not in set(axes)]
+    kept_shape = [shape[d] for d in kept_dims]
 
     def body(a: Sequence[ir.Value]) -> ir.Value:
         d = deviation(a)
         return arith.AddFOp(arith.MulFOp(d, d).result, a[2]).result
 
-    return generic([x, mean], [ident, kept, kept], fill(0.0, kept_shape), body, iterators)
+    view = lane_view(x, axes)
+    if view is None:
+        iterators = ["reduction" if d in set(axes) else "parallel" for d in range(rank)]
+        return generic([x, mean], [ident, kept, kept], fill(0.0, kept_shape), body, iterators)
+    # [kept..., steps, LANES]: LANES partial sums per output along the hidden axis, then those.
+    k = len(kept_shape)
+    loops = k + 2
+    lanes = [*range(k), k + 1]
+    partial = generic(
+        [view, mean],
+        [identity_map(loops), projection_map(loops, list(range(k))), projection_map(loops, lanes)],
+        fill(0.0, [*kept_shape, LANES]),
+        body,
+        ["parallel"] * k + ["reduction", "parallel"],
+    )
+    return accumulate(partial, [k])
 
 
 def _stats(x: ir.Value, axes: Sequence[int], epsilon: float) -> tuple[ir.Value, ir.Value, ir.AffineMap]:

@@ -42,6 +42,11 @@ STAGE_THRESHOLD = 1 << 14
 """Sums over more elements per output than this are staged."""
 STAGE_BLOCK = 1024
 """Elements one block of a staged sum adds sequentially."""
+LANES = 16
+"""Partial results per output of a reduction over trailing dims (`lane_view`): one AVX-512
+vector of f32 (two AVX2 ones)."""
+MIN_LANE_STEPS = 8
+"""A reduction of fewer than MIN_LANE_STEPS * LANES elements per output stays one loop."""
 
 Combine = Callable[[ir.Value, ir.Value], ir.Value]
 Unary = Callable[[ir.Value], ir.Value]
@@ -90,6 +95,34 @@ def _reduced_last(value: ir.Value, axes: Sequence[int]) -> ir.Value:
     return reshape(moved, [*[shape[d] for d in kept], _count(shape, axes)])
 
 
+def lane_view(value: ir.Value, axes: Sequence[int]) -> ir.Value | None:
+    """`value` as [kept..., n / LANES, LANES] when `axes` are its trailing dims and their n
+    elements split into at least MIN_LANE_STEPS rows of LANES, else None.
+
+    Reducing over the n / LANES dim first leaves LANES partial results per output, innermost
+    and contiguous in memory: a schedule vectorizes that loop along the reduced (hidden) axis,
+    with unit-stride loads, instead of across outputs a whole row apart. A second, short
+    reduction then folds the LANES partials."""
+    shape = shape_of(value)
+    rank = len(shape)
+    if not axes or sorted(axes) != list(range(rank - len(axes), rank)):
+        return None
+    n = _count(shape, axes)
+    if n % LANES or n < MIN_LANE_STEPS * LANES:
+        return None
+    return reshape(value, [*shape[: rank - len(axes)], n // LANES, LANES])
+
+
+def reduce_lanes(value: ir.Value, axes: Sequence[int], init: float, combine: Combine, first: Combine) -> ir.Value:
+    """Reduces over `axes` (dropped): `first(element, acc)` on the elements, `combine` between
+    partial results; through `lane_view` where it applies."""
+    view = lane_view(value, axes)
+    if view is None:
+        return reduce(value, axes, init, first)
+    k = len(shape_of(view)) - 2
+    return reduce(reduce(view, [k], init, first), [k], init, combine)
+
+
 def accumulate(value: ir.Value, axes: Sequence[int], pre: Unary | None = None) -> ir.Value:
     """The sum of `pre(x)` (x itself without `pre`) over `axes`, dropped from the result; staged
     (see the module docstring) when more than STAGE_THRESHOLD elements fold into one output.
@@ -98,14 +131,13 @@ def accumulate(value: ir.Value, axes: Sequence[int], pre: Unary | None = None) -
     n = _count(shape, axes)
     element = pre or (lambda v: v)
     if n <= STAGE_THRESHOLD:
-        return reduce(value, axes, 0.0, lambda e, acc: _add(element(e), acc))
+        return reduce_lanes(value, axes, 0.0, _add, lambda e, acc: _add(element(e), acc))
     flat = _reduced_last(value, axes)
     rank = len(shape_of(flat))
     blocks = -(-n // STAGE_BLOCK)
     padded = pad(flat, [0] * rank, [0] * (rank - 1) + [blocks * STAGE_BLOCK - n], 0.0)
     split = reshape(padded, [*shape_of(flat)[:-1], blocks, STAGE_BLOCK])
-    partial = reduce(split, [rank], 0.0, lambda e, acc: _add(element(e), acc))
-    return accumulate(partial, [rank - 1])
+    return accumulate(accumulate(split, [rank], pre), [rank - 1])
 
 
 def _finite_or_zero(v: ir.Value) -> ir.Value:
@@ -120,7 +152,7 @@ def _shifted_exp_sum(x: ir.Value, axes: Sequence[int]) -> tuple[ir.Value, ir.Val
     rank = len(shape)
     kept = projection_map(rank, [d for d in range(rank) if d not in set(axes)])
     ident = identity_map(rank)
-    peak = _map_each(reduce(x, axes, -math.inf, _max), _finite_or_zero)
+    peak = _map_each(reduce_lanes(x, axes, -math.inf, _max, _max), _finite_or_zero)
     exps = generic(
         [x, peak], [ident, kept, ident], empty(shape), lambda a: mmath.ExpOp(arith.SubFOp(a[0], a[1]).result).result
     )
@@ -165,7 +197,7 @@ def reduced(x: ir.Value, kind: str, axes: Sequence[int]) -> ir.Value:
         )
     how = REDUCE_LOWERINGS[kind]
     if how.combine is not None and how.init is not None:
-        out = reduce(x, axes, how.init, how.combine)
+        out = reduce_lanes(x, axes, how.init, how.combine, how.combine)
     else:
         out = accumulate(x, axes, how.pre)
     if how.post is not None:
@@ -221,7 +253,7 @@ def lower_softmax(op: ir.Operation) -> ir.Value:
     rank = len(shape)
     kept = projection_map(rank, [d for d in range(rank) if d != axis])
     ident = identity_map(rank)
-    peak = reduce(x, [axis], -math.inf, _max)
+    peak = reduce_lanes(x, [axis], -math.inf, _max, _max)
     exps = generic(
         [x, peak],
         [ident, kept, ident],
