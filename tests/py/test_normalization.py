@@ -123,8 +123,9 @@ def _long_sum_model(op_type: str, n: int) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("op_type", ["ReduceSum", "ReduceMean"])
 def test_staged_sum_of_2_pow_22(op_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 1 x 2^22 sum (and mean) is within 2e-6 (relative) of numpy float64; the same sum
-    accumulated sequentially in f32 (staging switched off) is not, so the test can fail."""
+    """A 1 x 2^22 sum (and mean) is within 3e-7 (relative, ~5 f32 ulps) of numpy float64; the
+    same reduction without staging (16 lane partials of 2^18 adds each) is not (measured 4e-10
+    staged, 1.9e-6 unstaged), so the test can fail."""
     n = 1 << 22
     x = np.random.default_rng(2).random((1, n)).astype(np.float32)
     exact = x.astype(np.float64).sum(axis=1)
@@ -133,12 +134,12 @@ def test_staged_sum_of_2_pow_22(op_type: str, monkeypatch: pytest.MonkeyPatch) -
     model = _long_sum_model(op_type, n)
     (staged,) = woodpecker.compile(model).run(None, {"x": x})
     staged_err = abs(float(staged[0]) - float(exact[0])) / abs(float(exact[0]))
-    assert staged_err < 2e-6, f"staged {op_type} relative error {staged_err:.2e}"
+    assert staged_err < 3e-7, f"staged {op_type} relative error {staged_err:.2e}"
 
     monkeypatch.setattr(reduction, "STAGE_THRESHOLD", 1 << 40)
     (sequential,) = woodpecker.compile(model).run(None, {"x": x})
     sequential_err = abs(float(sequential[0]) - float(exact[0])) / abs(float(exact[0]))
-    assert sequential_err > 10 * staged_err, f"sequential {sequential_err:.2e} vs staged {staged_err:.2e}"
+    assert sequential_err > 3e-7, f"unstaged {sequential_err:.2e} vs staged {staged_err:.2e}"
 
 
 def test_staged_softmax_total() -> None:
