@@ -25,10 +25,10 @@ from woodpecker.dialect.wpk import OP_CLASSES
 from woodpecker.lowering.common import (
     LoweringError,
     empty,
+    extract_slice,
     f32,
     generic,
     identity_map,
-    pad,
     projection_map,
     reduce,
     reshape,
@@ -126,18 +126,31 @@ def reduce_lanes(value: ir.Value, axes: Sequence[int], init: float, combine: Com
 def accumulate(value: ir.Value, axes: Sequence[int], pre: Unary | None = None) -> ir.Value:
     """The sum of `pre(x)` (x itself without `pre`) over `axes`, dropped from the result; staged
     (see the module docstring) when more than STAGE_THRESHOLD elements fold into one output.
-    `pre(0)` must be 0 (a staged sum pads its last block with zeros)."""
+    The last block may be partial (summed on its own, from a slice)."""
     shape = shape_of(value)
     n = _count(shape, axes)
     element = pre or (lambda v: v)
     if n <= STAGE_THRESHOLD:
         return reduce_lanes(value, axes, 0.0, _add, lambda e, acc: _add(element(e), acc))
     flat = _reduced_last(value, axes)
-    rank = len(shape_of(flat))
-    blocks = -(-n // STAGE_BLOCK)
-    padded = pad(flat, [0] * rank, [0] * (rank - 1) + [blocks * STAGE_BLOCK - n], 0.0)
-    split = reshape(padded, [*shape_of(flat)[:-1], blocks, STAGE_BLOCK])
-    return accumulate(accumulate(split, [rank], pre), [rank - 1])
+    kept_shape = shape_of(flat)[:-1]
+    rank = len(kept_shape) + 1
+    blocks = n // STAGE_BLOCK
+    fused = lambda e, acc: _add(element(e), acc)  # noqa: E731
+    # Whole blocks, each one plain reduction (no lane partials: those would add a buffer of 1/64
+    # of the input; the block sums are 1/STAGE_BLOCK of it), then the sum of the block sums.
+    whole = extract_slice(flat, [0] * rank, [*kept_shape, blocks * STAGE_BLOCK])
+    split = reshape(whole, [*kept_shape, blocks, STAGE_BLOCK])
+    total = accumulate(reduce(split, [rank], 0.0, fused), [rank - 1])
+    tail = n - blocks * STAGE_BLOCK
+    if not tail:
+        return total
+    # The last, partial block on its own (a slice, no padding), added to the total.
+    rest = reduce(
+        extract_slice(flat, [0] * (rank - 1) + [blocks * STAGE_BLOCK], [*kept_shape, tail]), [rank - 1], 0.0, fused
+    )
+    ident = identity_map(len(kept_shape))
+    return generic([total, rest], [ident, ident, ident], empty(kept_shape), lambda a: _add(a[0], a[1]))
 
 
 def _finite_or_zero(v: ir.Value) -> ir.Value:
