@@ -219,10 +219,89 @@ def Wpk_PadOp : Wpk_Op<"pad"> {
   let results = (outs F32Tensor:$output);
 }
 
-def Wpk_ReduceMeanOp : Wpk_Op<"reduce_mean"> {
-  let summary = "Mean over sorted non-negative `axes`";
+// ---- normalization and reduction ops ----
+// One op per reduction kind, all of one shape (ops/reduction.py REDUCE_KINDS holds
+// the kinds; lowering/reduction.py lowers them all through one function).
+class Wpk_ReduceKindOp<string mnemonic, string what> : Wpk_Op<mnemonic> {
+  let summary = what # " over sorted non-negative `axes`";
+  let description = [{
+    Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+    default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  }];
   let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$axes,
                        BoolAttr:$keepdims);
+  let results = (outs F32Tensor:$output);
+}
+def Wpk_ReduceMeanOp : Wpk_ReduceKindOp<"reduce_mean", "Mean">;
+def Wpk_ReduceSumOp : Wpk_ReduceKindOp<"reduce_sum", "Sum">;
+def Wpk_ReduceMaxOp : Wpk_ReduceKindOp<"reduce_max", "Maximum">;
+def Wpk_ReduceMinOp : Wpk_ReduceKindOp<"reduce_min", "Minimum">;
+def Wpk_ReduceProdOp : Wpk_ReduceKindOp<"reduce_prod", "Product">;
+def Wpk_ReduceL1Op : Wpk_ReduceKindOp<"reduce_l1", "Sum of absolute values">;
+def Wpk_ReduceL2Op : Wpk_ReduceKindOp<"reduce_l2", "Square root of the sum of squares">;
+def Wpk_ReduceSumSquareOp : Wpk_ReduceKindOp<"reduce_sum_square", "Sum of squares">;
+def Wpk_ReduceLogSumOp : Wpk_ReduceKindOp<"reduce_log_sum", "Natural log of the sum">;
+def Wpk_ReduceLogSumExpOp : Wpk_ReduceKindOp<"reduce_log_sum_exp",
+    "log(sum(exp(x))), computed as max + log(sum(exp(x - max)))">;
+
+def Wpk_GlobalMaxPoolOp : Wpk_UnaryOp<"global_max_pool",
+    "Maximum over all spatial dimensions of an N x C x spatial tensor, keeping them as 1">;
+
+def Wpk_LogSoftmaxOp : Wpk_Op<"log_softmax"> {
+  let summary = "x - max - log(sum(exp(x - max))) along one non-negative axis";
+  let arguments = (ins F32Tensor:$input, I64Attr:$axis);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_HardmaxOp : Wpk_Op<"hardmax"> {
+  let summary = "1 at the first maximum along one non-negative axis, 0 elsewhere";
+  let arguments = (ins F32Tensor:$input, I64Attr:$axis);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_LrnOp : Wpk_Op<"lrn"> {
+  let summary = "Local response normalization across channels (dimension 1, ONNX LRN)";
+  let description = [{
+    y = x / (bias + alpha / size * sum of x^2 over the channels
+    [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)]) ^ beta.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha, F32Attr:$beta,
+                       F32Attr:$bias, I64Attr:$size);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_LayerNormOp : Wpk_Op<"layer_norm"> {
+  let summary = "Layer normalization over the dimensions from `axis` on, as one kernel";
+  let description = [{
+    (x - mean) / sqrt(variance + epsilon) * scale + bias, the mean and
+    (biased) variance taken over dimensions [axis, rank); `scale` and the
+    optional `bias` broadcast (numpy) against those trailing dimensions.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$scale,
+                       Optional<F32Tensor>:$bias, I64Attr:$axis,
+                       F32Attr:$epsilon);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_InstanceNormOp : Wpk_Op<"instance_norm"> {
+  let summary = "Instance normalization: per (n, c) over the spatial dimensions";
+  let description = [{
+    `scale` and `bias` have one value per channel (dimension 1).
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$scale, F32Tensor:$bias,
+                       F32Attr:$epsilon);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_GroupNormOp : Wpk_Op<"group_norm"> {
+  let summary = "Group normalization: per (n, group of channels) over the group and spatial dims";
+  let description = [{
+    The channels (dimension 1) split into `num_groups` equal groups; `scale`
+    and `bias` have one value per channel (the importer expands ONNX opset-18
+    per-group values).
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$scale, F32Tensor:$bias,
+                       I64Attr:$num_groups, F32Attr:$epsilon);
   let results = (outs F32Tensor:$output);
 }
 

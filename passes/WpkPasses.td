@@ -59,6 +59,18 @@ def WpkFoldBatchNorm : Pass<"wpk-fold-batchnorm", "::mlir::ModuleOp"> {
   }];
 }
 
+def WpkFuseLayerNorm : Pass<"wpk-fuse-layernorm", "::mlir::ModuleOp"> {
+  let summary = "Recognize the decomposed LayerNorm of older exporters as one layer_norm kernel";
+  let description = [{
+    `d = x - reduce_mean(x)`, `v = reduce_mean(d * d)` (or `pow(d, 2)`) over the
+    same trailing axes with keepdims, `y = d / sqrt(v + eps)` with a one-element
+    constant `eps`, optionally then `y * scale` and `+ bias` broadcasting along
+    the normalized dimensions, every intermediate used only in the pattern,
+    becomes `wpk.layer_norm(x, scale, bias) {axis, epsilon}` (a scale of ones
+    without the multiplication). Runs at -O2 before `wpk-fuse`.
+  }];
+}
+
 def WpkFuse : Pass<"wpk-fuse", "::mlir::ModuleOp"> {
   let summary = "Fuse epilogues into conv2d/matmul/gemm, elementwise chains into one kernel, pads into conv/pool";
   let description = [{

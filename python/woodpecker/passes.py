@@ -35,7 +35,7 @@ WarningSink = Callable[[ir.Location, str], None]
 OPT_LEVEL_PIPELINES: dict[int, str] = {
     0: "",
     1: "wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup",
-    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fuse,wpk-cleanup",
+    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup",
 }
 
 # Named pipelines, usable as `--NAME` in wpk-opt and as an element of a pipeline.
@@ -249,6 +249,12 @@ def wpk_passes() -> dict[str, PassInfo]:
             "wpk-fold-batchnorm",
             "Fold inference batch_norm into its conv2d/gemm/matmul producer, else into a scale and shift",
             LazyPass("woodpecker.graph.fold_batchnorm", "fold_batchnorm", style="graph"),
+        ),
+        PassInfo(
+            "wpk-fuse-layernorm",
+            "Recognize the decomposed LayerNorm of older exporters as one layer_norm kernel",
+            LazyPass("woodpecker.graph.fuse_layernorm", "fuse_layernorm", style="graph"),
+            verb="fuse",
         ),
         PassInfo(
             "wpk-fuse",

@@ -1422,6 +1422,106 @@ def global_avg_pool(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return GlobalAvgPoolOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class GlobalMaxPoolOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.global_max_pool"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def global_max_pool(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return GlobalMaxPoolOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class GroupNormOp(_ods_ir.OpView):
+  r"""
+  The channels (dimension 1) split into `num_groups` equal groups; `scale`
+  and `bias` have one value per channel (the importer expands ONNX opset-18
+  per-group values).
+  """
+
+  OPERATION_NAME = "wpk.group_norm"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, scale, bias, num_groups, epsilon, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    operands.append(scale)
+    operands.append(bias)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["num_groups"] = (num_groups if (
+    isinstance(num_groups, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(num_groups, context=_ods_context))
+    attributes["epsilon"] = (epsilon if (
+    isinstance(epsilon, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(epsilon, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def scale(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def bias(self) -> _ods_ir.Value:
+    return self.operation.operands[2]
+
+  @builtins.property
+  def num_groups(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["num_groups"]
+
+  @num_groups.setter
+  def num_groups(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["num_groups"] = value
+
+  @builtins.property
+  def epsilon(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["epsilon"]
+
+  @epsilon.setter
+  def epsilon(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["epsilon"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def group_norm(output, input, scale, bias, num_groups, epsilon, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return GroupNormOp(output=output, input=input, scale=scale, bias=bias, num_groups=num_groups, epsilon=epsilon, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class HardSigmoidOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.hard_sigmoid"
 
@@ -1504,6 +1604,104 @@ class HardSwishOp(_ods_ir.OpView):
 
 def hard_swish(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return HardSwishOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class HardmaxOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.hardmax"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axis, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def hardmax(output, input, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return HardmaxOp(output=output, input=input, axis=axis, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class InstanceNormOp(_ods_ir.OpView):
+  r"""
+  `scale` and `bias` have one value per channel (dimension 1).
+  """
+
+  OPERATION_NAME = "wpk.instance_norm"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, scale, bias, epsilon, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    operands.append(scale)
+    operands.append(bias)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["epsilon"] = (epsilon if (
+    isinstance(epsilon, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(epsilon, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def scale(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def bias(self) -> _ods_ir.Value:
+    return self.operation.operands[2]
+
+  @builtins.property
+  def epsilon(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["epsilon"]
+
+  @epsilon.setter
+  def epsilon(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["epsilon"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def instance_norm(output, input, scale, bias, epsilon, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return InstanceNormOp(output=output, input=input, scale=scale, bias=bias, epsilon=epsilon, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class IsInfOp(_ods_ir.OpView):
@@ -1590,6 +1788,78 @@ def is_nan(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return IsNaNOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class LayerNormOp(_ods_ir.OpView):
+  r"""
+  (x - mean) / sqrt(variance + epsilon) * scale + bias, the mean and
+  (biased) variance taken over dimensions [axis, rank); `scale` and the
+  optional `bias` broadcast (numpy) against those trailing dimensions.
+  """
+
+  OPERATION_NAME = "wpk.layer_norm"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, scale, axis, epsilon, *, bias=None, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    operands.append(scale)
+    if bias is not None: operands.append(bias)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    attributes["epsilon"] = (epsilon if (
+    isinstance(epsilon, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(epsilon, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def scale(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def bias(self) -> _Optional[_ods_ir.Value]:
+    return None if len(self.operation.operands) < 3 else self.operation.operands[2]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def epsilon(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["epsilon"]
+
+  @epsilon.setter
+  def epsilon(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["epsilon"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def layer_norm(output, input, scale, axis, epsilon, *, bias=None, loc=None, ip=None) -> _ods_ir.OpResult:
+  return LayerNormOp(output=output, input=input, scale=scale, axis=axis, epsilon=epsilon, bias=bias, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class LeakyReluOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.leaky_relu"
 
@@ -1630,6 +1900,48 @@ class LeakyReluOp(_ods_ir.OpView):
 
 def leaky_relu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return LeakyReluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class LogSoftmaxOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.log_softmax"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axis, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def log_softmax(output, input, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return LogSoftmaxOp(output=output, input=input, axis=axis, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class LogicalOp(_ods_ir.OpView):
@@ -1677,6 +1989,95 @@ class LogicalOp(_ods_ir.OpView):
 
 def logical(output, lhs, rhs, kind, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return LogicalOp(output=output, lhs=lhs, rhs=rhs, kind=kind, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class LrnOp(_ods_ir.OpView):
+  r"""
+  y = x / (bias + alpha / size * sum of x^2 over the channels
+  [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)]) ^ beta.
+  """
+
+  OPERATION_NAME = "wpk.lrn"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, alpha, beta, bias, size, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["alpha"] = (alpha if (
+    isinstance(alpha, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(alpha, context=_ods_context))
+    attributes["beta"] = (beta if (
+    isinstance(beta, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(beta, context=_ods_context))
+    attributes["bias"] = (bias if (
+    isinstance(bias, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(bias, context=_ods_context))
+    attributes["size"] = (size if (
+    isinstance(size, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(size, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def alpha(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["alpha"]
+
+  @alpha.setter
+  def alpha(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["alpha"] = value
+
+  @builtins.property
+  def beta(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["beta"]
+
+  @beta.setter
+  def beta(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["beta"] = value
+
+  @builtins.property
+  def bias(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["bias"]
+
+  @bias.setter
+  def bias(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["bias"] = value
+
+  @builtins.property
+  def size(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["size"]
+
+  @size.setter
+  def size(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["size"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def lrn(output, input, alpha, beta, bias, size, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return LrnOp(output=output, input=input, alpha=alpha, beta=beta, bias=bias, size=size, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class MatMulOp(_ods_ir.OpView):
@@ -1946,7 +2347,317 @@ def pad(output, input, pads, mode, value, *, loc=None, ip=None) -> _ods_ir.OpRes
   return PadOp(output=output, input=input, pads=pads, mode=mode, value=value, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class ReduceL1Op(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_l1"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_l1(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceL1Op(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceL2Op(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_l2"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_l2(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceL2Op(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceLogSumExpOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_log_sum_exp"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_log_sum_exp(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceLogSumExpOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceLogSumOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_log_sum"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_log_sum(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceLogSumOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceMaxOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_max"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_max(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceMaxOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class ReduceMeanOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
   OPERATION_NAME = "wpk.reduce_mean"
 
   _ODS_REGIONS = (0, True)
@@ -2000,6 +2711,250 @@ class ReduceMeanOp(_ods_ir.OpView):
 
 def reduce_mean(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return ReduceMeanOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceMinOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_min"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_min(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceMinOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceProdOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_prod"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_prod(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceProdOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceSumOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_sum"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_sum(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceSumOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReduceSumSquareOp(_ods_ir.OpView):
+  r"""
+  Empty `axes` reduce nothing (the importer writes every axis for ONNX's
+  default of all axes); `keepdims` keeps the reduced dimensions as size 1.
+  """
+
+  OPERATION_NAME = "wpk.reduce_sum_square"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axes, keepdims, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axes"] = (axes if (
+    isinstance(axes, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(axes, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axes(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["axes"]
+
+  @axes.setter
+  def axes(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axes"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reduce_sum_square(output, input, axes, keepdims, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReduceSumSquareOp(output=output, input=input, axes=axes, keepdims=keepdims, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class ReluOp(_ods_ir.OpView):

@@ -223,6 +223,25 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
+  // Maximum over all spatial dimensions of an N x C x spatial tensor, keeping them as 1
+  irdl.operation @global_max_pool {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %1)
+  }
+  // Group normalization: per (n, group of channels) over the group and spatial dims
+  irdl.operation @group_norm {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "#builtin.integer"
+    %4 = irdl.base "#builtin.float"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, scale: %1, bias: %2)
+    irdl.results(output: %5)
+    irdl.attributes {"num_groups" = %3, "epsilon" = %4}
+  }
   // max(0, min(1, alpha * x + beta)) (ONNX HardSigmoid)
   irdl.operation @hard_sigmoid {
     %0 = irdl.base "!builtin.tensor"
@@ -239,6 +258,26 @@ irdl.dialect @wpk {
     %1 = irdl.base "!builtin.tensor"
     irdl.operands(input: %0)
     irdl.results(output: %1)
+  }
+  // 1 at the first maximum along one non-negative axis, 0 elsewhere
+  irdl.operation @hardmax {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %2)
+    irdl.attributes {"axis" = %1}
+  }
+  // Instance normalization: per (n, c) over the spatial dimensions
+  irdl.operation @instance_norm {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "#builtin.float"
+    %4 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, scale: %1, bias: %2)
+    irdl.results(output: %4)
+    irdl.attributes {"epsilon" = %3}
   }
   // Elementwise x == +inf (if detect_positive) or x == -inf (if detect_negative)
   irdl.operation @is_inf {
@@ -257,6 +296,18 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %1)
   }
+  // Layer normalization over the dimensions from `axis` on, as one kernel
+  irdl.operation @layer_norm {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "#builtin.integer"
+    %4 = irdl.base "#builtin.float"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, scale: %1, bias: optional %2)
+    irdl.results(output: %5)
+    irdl.attributes {"axis" = %3, "epsilon" = %4}
+  }
   // x if x >= 0 else alpha * x
   irdl.operation @leaky_relu {
     %0 = irdl.base "!builtin.tensor"
@@ -265,6 +316,15 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %2)
     irdl.attributes {"alpha" = %1}
+  }
+  // x - max - log(sum(exp(x - max))) along one non-negative axis
+  irdl.operation @log_softmax {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %2)
+    irdl.attributes {"axis" = %1}
   }
   // Elementwise `and`, `or` or `xor` of i1 tensors with numpy broadcasting
   irdl.operation @logical {
@@ -275,6 +335,18 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %3)
     irdl.attributes {"kind" = %2}
+  }
+  // Local response normalization across channels (dimension 1, ONNX LRN)
+  irdl.operation @lrn {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.float"
+    %2 = irdl.base "#builtin.float"
+    %3 = irdl.base "#builtin.float"
+    %4 = irdl.base "#builtin.integer"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %5)
+    irdl.attributes {"alpha" = %1, "beta" = %2, "bias" = %3, "size" = %4}
   }
   // Batched matrix product with numpy broadcasting (ONNX MatMul)
   irdl.operation @matmul {
@@ -323,8 +395,98 @@ irdl.dialect @wpk {
     irdl.results(output: %4)
     irdl.attributes {"pads" = %1, "mode" = %2, "value" = %3}
   }
+  // Sum of absolute values over sorted non-negative `axes`
+  irdl.operation @reduce_l1 {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Square root of the sum of squares over sorted non-negative `axes`
+  irdl.operation @reduce_l2 {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Natural log of the sum over sorted non-negative `axes`
+  irdl.operation @reduce_log_sum {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // log(sum(exp(x))), computed as max + log(sum(exp(x - max))) over sorted non-negative `axes`
+  irdl.operation @reduce_log_sum_exp {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Maximum over sorted non-negative `axes`
+  irdl.operation @reduce_max {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
   // Mean over sorted non-negative `axes`
   irdl.operation @reduce_mean {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Minimum over sorted non-negative `axes`
+  irdl.operation @reduce_min {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Product over sorted non-negative `axes`
+  irdl.operation @reduce_prod {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Sum over sorted non-negative `axes`
+  irdl.operation @reduce_sum {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.dense_array"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"axes" = %1, "keepdims" = %2}
+  }
+  // Sum of squares over sorted non-negative `axes`
+  irdl.operation @reduce_sum_square {
     %0 = irdl.base "!builtin.tensor"
     %1 = irdl.base "#builtin.dense_array"
     %2 = irdl.base "#builtin.integer"

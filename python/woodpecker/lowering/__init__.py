@@ -26,6 +26,7 @@ from woodpecker.lowering import (  # noqa: F401
     fused,
     matmul,
     movement,
+    normalization,
     pooling,
     reduction,
     resize,

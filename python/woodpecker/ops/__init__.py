@@ -12,7 +12,8 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | conv.py | conv2d |
 | matmul.py | matmul, gemm |
 | pooling.py | max_pool, avg_pool, global_avg_pool |
-| reduction.py | softmax, reduce_mean |
+| reduction.py | softmax, log_softmax, hardmax, the reduce_* family, global_max_pool |
+| normalization.py | layer_norm, instance_norm, group_norm, lrn |
 | shape.py | reshape, flatten, transpose, concat, pad |
 | movement.py | slice, expand, gather_elements |
 | resize.py | resize (nearest, linear) |
@@ -32,6 +33,7 @@ from woodpecker.ops import (  # noqa: F401 (register)
     fused,
     matmul,
     movement,
+    normalization,
     pooling,
     reduction,
     resize,

@@ -8,7 +8,7 @@ Rules (shared by tests/py/test_node_conformance.py and tools/conformance_report.
   same way when their expansion only uses supported ops.
 * Frozen inputs (FROZEN_INPUTS): ONNX passes some operands as tensors that Woodpecker needs at
   compile time (they become `wpk` attributes or static result shapes, see dialects/WpkOps.td):
-  Reshape `shape`, Pad `pads`/`constant_value`/`axes`, Clip `min`/`max`, ReduceMean `axes`,
+  Reshape `shape`, Pad `pads`/`constant_value`/`axes`, Clip `min`/`max`, Reduce* `axes`,
   Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`, Slice `starts`/`ends`/`axes`/`steps`,
   Split `split`, Expand `shape`, Tile `repeats`, GatherElements `indices`, Resize `roi`/`scales`/`sizes`,
   ConstantOfShape's shape and Range's operands. When such an operand is a graph
@@ -63,7 +63,11 @@ FROZEN_INPUTS: dict[str, tuple[int, ...]] = {
     "Reshape": (1,),  # shape
     "Pad": (1, 2, 3),  # pads, constant_value, axes
     "Clip": (1, 2),  # min, max
-    "ReduceMean": (1,),  # axes (opset >= 18)
+    **{
+        op: (1,)  # axes (ReduceSum opset >= 13, the others opset >= 18)
+        for op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                   "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
+    },
     "Dropout": (1, 2),  # ratio, training_mode
     "Squeeze": (1,),  # axes (opset >= 13)
     "Unsqueeze": (1,),  # axes (opset >= 13)

@@ -1,4 +1,4 @@
-"""The core converters: constants, elementwise, conv, matmul/gemm, pooling, softmax, reshapes, pad.
+"""The core converters: constants, elementwise, conv, matmul/gemm, pooling, reshapes, pad.
 
 A converter takes a `NodeContext` and returns one entry per node output: an
 MLIR value, a numpy array (the output is a compile-time constant, e.g. a
@@ -339,51 +339,6 @@ def convert_global_average_pool(ctx: NodeContext) -> Sequence[Result]:
     _require_2d_spatial(ctx, x_shape)
     shape = ctx.output_shape(0, lambda: [*x_shape[:2], 1, 1])
     return [ctx.emit(wpk.GlobalAvgPoolOp, shape, x)]
-
-
-# ----------------------------------------------------------------------------
-# Softmax and reductions.
-
-
-@converts("Softmax")
-def convert_softmax(ctx: NodeContext) -> Sequence[Result]:
-    x = ctx.tensor(0)
-    x_shape = ctx.shape_of(x)
-    rank = len(x_shape)
-    ctx.check(rank >= 1, "Softmax needs an input of rank >= 1")
-    shape = ctx.output_shape(0, lambda: x_shape)
-    if ctx.opset >= 13:
-        axis = ctx.compute(shapes.normalize_axis, int(ctx.attr("axis", -1)), rank)
-        return [ctx.emit(wpk.SoftmaxOp, shape, x, axis)]
-    # Before opset 13 the input is coerced to 2-D [prod(dims[:axis]), prod(dims[axis:])].
-    axis = int(ctx.attr("axis", 1))
-    axis = axis + rank if axis < 0 else axis
-    ctx.check(0 <= axis <= rank, f"axis {ctx.attr('axis', 1)} is out of range for rank {rank}")
-    if axis == rank - 1:
-        return [ctx.emit(wpk.SoftmaxOp, shape, x, axis)]
-    flat_shape = shapes.flatten_shape(x_shape, axis)
-    flat = ctx.emit(wpk.ReshapeOp, flat_shape, x)
-    soft = ctx.emit(wpk.SoftmaxOp, flat_shape, flat, 1)
-    return [ctx.emit(wpk.ReshapeOp, shape, soft)]
-
-
-@converts("ReduceMean")
-def convert_reduce_mean(ctx: NodeContext) -> Sequence[Result]:
-    keepdims = bool(ctx.attr("keepdims", 1))
-    if ctx.opset >= 18:
-        axes_array = ctx.optional_constant(1, "axes")
-        axes = _ints(axes_array) if axes_array is not None else []
-        noop = bool(ctx.attr("noop_with_empty_axes", 0))
-    else:
-        axes = ctx.attr_ints("axes") or []
-        noop = False
-    if not axes and noop:
-        return [_forward(ctx)]
-    x = ctx.tensor(0)
-    x_shape = ctx.shape_of(x)
-    axes = ctx.compute(shapes.normalize_axes, axes, len(x_shape)) if axes else list(range(len(x_shape)))
-    shape = ctx.output_shape(0, lambda: shapes.reduce_shape(x_shape, axes, keepdims))
-    return [ctx.emit(wpk.ReduceMeanOp, shape, x, axes, keepdims)]
 
 
 # ----------------------------------------------------------------------------

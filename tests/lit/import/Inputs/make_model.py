@@ -61,7 +61,7 @@ def conv_hard_activations():
 
 
 def unsupported():
-    nodes = [helper.make_node("Hardmax", ["x"], ["y"], name="odd_node")]
+    nodes = [helper.make_node("LpNormalization", ["x"], ["y"], name="odd_node")]
     return helper.make_graph(
         nodes, "unsupported",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
