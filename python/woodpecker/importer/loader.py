@@ -22,7 +22,7 @@ from woodpecker.runtime.bundle import member, read_range, read_regular_file
 from woodpecker.runtime.feeds import InputSpec, checked_shape
 
 MIN_OPSET = 11
-MAX_OPSET = 25
+MAX_OPSET = 28  # the newest opset of the onnx release installed (1.23)
 DEFAULT_DOMAINS = ("", "ai.onnx")
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's limit on one message: larger models keep weights in external data
 
