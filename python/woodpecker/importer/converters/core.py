@@ -198,6 +198,9 @@ def convert_clip(ctx: NodeContext) -> Sequence[Result]:
         low = float(ctx.attr("min", low))
         high = float(ctx.attr("max", high))
     else:
+        runtime = [i for i in (1, 2) if ctx.has_input(i) and not ctx.is_constant(i)]
+        if runtime:
+            return [_clip_runtime(ctx)]
         if ctx.has_input(1):
             low = _scalar(ctx, ctx.constant(1, "min"), "min")
         if ctx.has_input(2):
@@ -205,6 +208,23 @@ def convert_clip(ctx: NodeContext) -> Sequence[Result]:
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
     return [ctx.emit(wpk.ClipOp, shape, x, min=low, max=high)]
+
+
+def _clip_runtime(ctx: NodeContext) -> ir.Value:
+    """Clip with a bound computed at run time: min(max(x, lo), hi) as wpk.max / wpk.min steps
+    (each bound a scalar tensor, broadcast)."""
+    x = ctx.tensor(0)
+    shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
+    for index, op, what in ((1, wpk.MaxOp, "min"), (2, wpk.MinOp, "max")):
+        if not ctx.has_input(index):
+            continue
+        bound = ctx.tensor(index)
+        bound_shape = ctx.shape_of(bound)
+        ctx.check(math.prod(bound_shape) == 1, f"{what} must be a scalar, got shape {bound_shape}")
+        if bound_shape:
+            bound = ctx.emit(wpk.ReshapeOp, [], bound)
+        x = ctx.emit(op, shape, x, bound)
+    return x
 
 
 # ----------------------------------------------------------------------------
