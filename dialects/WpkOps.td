@@ -285,6 +285,24 @@ def Wpk_ModOp : Wpk_BinaryOp<"mod", "remainder with the sign of lhs (C fmod, ONN
 def Wpk_FloorModOp : Wpk_BinaryOp<"floor_mod", "remainder with the sign of rhs (Python %, ONNX Mod fmod=0)">;
 def Wpk_PReluOp : Wpk_BinaryOp<"prelu", "lhs if lhs >= 0 else rhs * lhs (ONNX PRelu, rhs the slope)">;
 
+def Wpk_ConvTranspose2DOp : Wpk_Op<"conv_transpose2d"> {
+  let summary = "2-D transposed convolution in NCHW layout (ONNX ConvTranspose)";
+  let description = [{
+    `filter` is [C, M / groups, kH, kW] (ONNX layout); `pads` is [top, left,
+    bottom, right] (non-negative, cropped from the full result), `output_padding`
+    adds rows/columns at the bottom/right. The result is [N, M, OH, OW] with
+    OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (kH - 1) + 1
+    - pads[0] - pads[2] (OW likewise); the optional `bias` has one value per
+    output channel.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$filter,
+                       Optional<F32Tensor>:$bias,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$output_padding,
+                       DenseI64ArrayAttr:$dilations, I64Attr:$groups);
+  let results = (outs F32Tensor:$output);
+}
+
 //===----------------------------------------------------------------------===//
 // Fused kernels, created by the graph passes (wpk-fold-batchnorm, wpk-fuse).
 //===----------------------------------------------------------------------===//

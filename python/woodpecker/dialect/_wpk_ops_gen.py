@@ -574,6 +574,123 @@ def conv2d(output, input, filter, strides, pads, dilations, groups, *, bias=None
   return Conv2DOp(output=output, input=input, filter=filter, strides=strides, pads=pads, dilations=dilations, groups=groups, bias=bias, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class ConvTranspose2DOp(_ods_ir.OpView):
+  r"""
+  `filter` is [C, M / groups, kH, kW] (ONNX layout); `pads` is [top, left,
+  bottom, right] (non-negative, cropped from the full result), `output_padding`
+  adds rows/columns at the bottom/right. The result is [N, M, OH, OW] with
+  OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (kH - 1) + 1
+  - pads[0] - pads[2] (OW likewise); the optional `bias` has one value per
+  output channel.
+  """
+
+  OPERATION_NAME = "wpk.conv_transpose2d"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, filter, strides, pads, output_padding, dilations, groups, *, bias=None, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    operands.append(filter)
+    if bias is not None: operands.append(bias)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["strides"] = (strides if (
+    isinstance(strides, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(strides, context=_ods_context))
+    attributes["pads"] = (pads if (
+    isinstance(pads, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(pads, context=_ods_context))
+    attributes["output_padding"] = (output_padding if (
+    isinstance(output_padding, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(output_padding, context=_ods_context))
+    attributes["dilations"] = (dilations if (
+    isinstance(dilations, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(dilations, context=_ods_context))
+    attributes["groups"] = (groups if (
+    isinstance(groups, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(groups, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def filter(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def bias(self) -> _Optional[_ods_ir.Value]:
+    return None if len(self.operation.operands) < 3 else self.operation.operands[2]
+
+  @builtins.property
+  def strides(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["strides"]
+
+  @strides.setter
+  def strides(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["strides"] = value
+
+  @builtins.property
+  def pads(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["pads"]
+
+  @pads.setter
+  def pads(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["pads"] = value
+
+  @builtins.property
+  def output_padding(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["output_padding"]
+
+  @output_padding.setter
+  def output_padding(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["output_padding"] = value
+
+  @builtins.property
+  def dilations(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["dilations"]
+
+  @dilations.setter
+  def dilations(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["dilations"] = value
+
+  @builtins.property
+  def groups(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["groups"]
+
+  @groups.setter
+  def groups(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["groups"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def conv_transpose2d(output, input, filter, strides, pads, output_padding, dilations, groups, *, bias=None, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ConvTranspose2DOp(output=output, input=input, filter=filter, strides=strides, pads=pads, output_padding=output_padding, dilations=dilations, groups=groups, bias=bias, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class CosOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.cos"
 

@@ -31,6 +31,13 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.concat": {"axis": "i64"},
     "wpk.constant": {"value": "value"},
     "wpk.conv2d": {"strides": "i64s", "pads": "i64s", "dilations": "i64s", "groups": "i64"},
+    "wpk.conv_transpose2d": {
+        "strides": "i64s",
+        "pads": "i64s",
+        "output_padding": "i64s",
+        "dilations": "i64s",
+        "groups": "i64",
+    },
     "wpk.cos": {},
     "wpk.div": {},
     "wpk.elementwise": {"steps": "strs", "params": "f32s"},
@@ -119,6 +126,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.concat": (("lhs", "single"), ("rhs", "single")),
     "wpk.constant": (),
     "wpk.conv2d": (("input", "single"), ("filter", "single"), ("bias", "optional")),
+    "wpk.conv_transpose2d": (("input", "single"), ("filter", "single"), ("bias", "optional")),
     "wpk.cos": (("input", "single"),),
     "wpk.div": (("lhs", "single"), ("rhs", "single")),
     "wpk.elementwise": (

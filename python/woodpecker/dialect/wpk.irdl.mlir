@@ -99,6 +99,21 @@ irdl.dialect @wpk {
     irdl.results(output: %7)
     irdl.attributes {"strides" = %3, "pads" = %4, "dilations" = %5, "groups" = %6}
   }
+  // 2-D transposed convolution in NCHW layout (ONNX ConvTranspose)
+  irdl.operation @conv_transpose2d {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "#builtin.dense_array"
+    %4 = irdl.base "#builtin.dense_array"
+    %5 = irdl.base "#builtin.dense_array"
+    %6 = irdl.base "#builtin.dense_array"
+    %7 = irdl.base "#builtin.integer"
+    %8 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, filter: %1, bias: optional %2)
+    irdl.results(output: %8)
+    irdl.attributes {"strides" = %3, "pads" = %4, "output_padding" = %5, "dilations" = %6, "groups" = %7}
+  }
   // Cosine
   irdl.operation @cos {
     %0 = irdl.base "!builtin.tensor"
