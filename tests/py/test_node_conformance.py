@@ -34,15 +34,12 @@ import woodpecker
 from woodpecker.errors import ShapeError, UnsupportedOperatorError
 from woodpecker.importer import SUPPORTED_OPS
 
-_POOL_1D = "1-D pooling (wpk pooling ops are 2-D, NCHW)"
 _POOL_3D = "3-D pooling (wpk pooling ops are 2-D, NCHW)"
 _TRAINING_DROPOUT = "training-mode Dropout (random mask; Woodpecker compiles inference graphs)"
 
 # Documented limitations: test name -> reason. A test listed here is skipped only if
 # woodpecker.compile raises LIMITATION_ERRORS for it; if it compiles, it runs and must pass.
 KNOWN_LIMITATIONS: dict[str, str] = {
-    "test_averagepool_1d_default": _POOL_1D,
-    "test_maxpool_1d_default": _POOL_1D,
     "test_averagepool_3d_default": _POOL_3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False": _POOL_3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True": _POOL_3D,

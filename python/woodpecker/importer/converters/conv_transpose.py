@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mlir import ir
-
 from woodpecker.dialect import wpk
 from woodpecker.importer import shapes
 from woodpecker.importer.converters.registry import Result, converts
+from woodpecker.importer.converters.spatial import as_2d, lift
 from woodpecker.importer.node import NodeContext
 from woodpecker.ops.conv_transpose import full_size
 
@@ -24,11 +23,6 @@ def _ints(ctx: NodeContext, name: str, default: int, spatial: int, positive: boo
     ctx.check(len(values) == spatial, f"attribute '{name}' = {values} should have {spatial} values")
     ctx.check(all(v > 0 if positive else v >= 0 for v in values), f"attribute '{name}' = {values} is out of range")
     return values
-
-
-def _lift(values: list[int], spatial: int, fill: int) -> list[int]:
-    """1-D attribute values as 2-D ones (the added H axis first)."""
-    return values if spatial == 2 else [fill, *values]
 
 
 def _explicit_pads(
@@ -96,10 +90,9 @@ def convert_conv_transpose(ctx: NodeContext) -> Sequence[Result]:
     pads, output_padding = _explicit_pads(ctx, x_shape[2:], w_shape[2:], strides, dilations, output_padding)
     if spatial == 1:
         pads = [0, pads[0], 0, pads[1]]
-    strides, dilations = _lift(strides, spatial, 1), _lift(dilations, spatial, 1)
-    output_padding = _lift(output_padding, spatial, 0)
-    x = _as_2d(ctx, 0, [*x_shape[:2], 1, x_shape[2]] if spatial == 1 else x_shape)
-    w = _as_2d(ctx, 1, [*w_shape[:2], 1, w_shape[2]] if spatial == 1 else w_shape)
+    strides, dilations = lift(strides, spatial, 1), lift(dilations, spatial, 1)
+    output_padding = lift(output_padding, spatial, 0)
+    x, w = as_2d(ctx, 0), as_2d(ctx, 1)
     bias = None
     m = w_shape[1] * group
     if ctx.has_input(2):
@@ -117,15 +110,3 @@ def convert_conv_transpose(ctx: NodeContext) -> Sequence[Result]:
         return [ctx.emit(wpk.ReshapeOp, ctx.output_shape(0, lambda: [shape4[0], m, out_hw[1]]), y)]
     ctx.output_shape(0, lambda: shape4)
     return [y]
-
-
-def _as_2d(ctx: NodeContext, index: int, shape: list[int]) -> ir.Value:
-    """Input `index` with the 4-D `shape` (a constant is reshaped before it is materialized)."""
-    if ctx.is_constant(index):
-        array = ctx.constant(index, f"input {index}")
-        if list(array.shape) != shape:
-            name = f"{ctx.input_name(index)}__2d"
-            ctx.values.set_constant(name, array.reshape(shape))
-            return ctx.values.tensor(name, ctx.loc)
-    value = ctx.tensor(index)
-    return value if ctx.shape_of(value) == shape else ctx.emit(wpk.ReshapeOp, shape, value)
