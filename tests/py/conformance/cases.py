@@ -9,7 +9,7 @@ Rules (shared by tests/py/test_node_conformance.py and tools/conformance_report.
 * Frozen inputs (FROZEN_INPUTS): ONNX passes some operands as tensors that Woodpecker needs at
   compile time (they become `wpk` attributes or static result shapes, see dialects/WpkOps.td):
   Reshape `shape`, Pad `pads`/`constant_value`/`axes`, Clip `min`/`max`, ReduceMean `axes`,
-  Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`. When such an operand is a graph
+  Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`, LSTM/GRU `W`/`R`/`B`. When such an operand is a graph
   input in a node test, it is moved into an initializer holding the test's value before
   compiling (as onnx-simplifier or `freeze_params` would). The operation and data are unchanged;
   every other input is fed at run time.
@@ -59,6 +59,8 @@ FROZEN_INPUTS: dict[str, tuple[int, ...]] = {
     "Dropout": (1, 2),  # ratio, training_mode
     "Squeeze": (1,),  # axes (opset >= 13)
     "Unsqueeze": (1,),  # axes (opset >= 13)
+    "LSTM": (1, 2, 3),  # W, R, B (split per gate and transposed at import)
+    "GRU": (1, 2, 3),  # W, R, B
 }
 
 _EXPANDED = re.compile(r"_expanded(_ver\d+)?$")

@@ -9,12 +9,13 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 |  | BatchNormalization, pooling, Softmax, ReduceMean, Reshape, Flatten, Squeeze, |
 |  | Unsqueeze, Transpose, Concat, Pad |
 | conv_transpose.py | ConvTranspose (1-D, 2-D) |
+| recurrent.py | LSTM, GRU (unrolled over the sequence) |
 | elementwise.py | Sqrt, Erf, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round, Sign, Softplus, |
 |  | Softsign, Mish, Sin, Cos, Gelu, Elu, Selu, Celu, ThresholdedRelu, Pow, PRelu, Mod, |
 |  | Max, Min, Sum, Mean |
 """
 
-from woodpecker.importer.converters import conv_transpose, core, elementwise  # noqa: F401 (registers)
+from woodpecker.importer.converters import conv_transpose, core, elementwise, recurrent  # noqa: F401 (registers)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))
