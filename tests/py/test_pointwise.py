@@ -231,3 +231,33 @@ def test_conv_new_activation_is_one_kernel(activation: str) -> None:
         (got,) = compiled.run(None, {"x": x})
         _close(got, expected)
         assert compiled.stats.num_kernels == 1
+
+
+def test_new_steps_compile_for_cuda() -> None:
+    """A conv followed by a chain of the new steps (unary, parametric, and binary with a side
+    operand) compiles for CUDA (no GPU needed) and its kernels, emulated on the CPU, agree with
+    ONNX Runtime."""
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(6)
+    w = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float32)
+    slope = rng.uniform(0.1, 0.5, (8, 1, 1)).astype(np.float32)
+    exponent = np.asarray(1.5, dtype=np.float32)
+    chain = ["Gelu", "Mish", "Softplus", "Elu", "Selu", "Celu", "Erf", "Abs", "Sqrt", "Sign", "Round", "Floor"]
+    chain += ["Softsign", "Sin", "Cos", "Exp", "Log", "Neg", "Reciprocal", "ThresholdedRelu"]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    for i, op in enumerate(chain):
+        nodes.append(helper.make_node(op, [f"c{i}"], [f"c{i + 1}"]))
+    last = f"c{len(chain)}"
+    nodes += [
+        helper.make_node("PRelu", [last, "slope"], ["p"]),
+        helper.make_node("Abs", ["p"], ["q"]),
+        helper.make_node("Pow", ["q", "e"], ["r"]),
+        helper.make_node("Max", ["r", "c0"], ["y"]),
+    ]
+    model = model_of(nodes, {"x": [1, 4, 10, 10]}, {"y": [1, 8, 10, 10]}, {"w": w, "slope": slope, "e": exponent})
+    x = rng.standard_normal((1, 4, 10, 10)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    cuda = woodpecker.compile(model, target="cuda")
+    assert cuda.kernels
+    (got,) = cuda.emulate({"x": x})
+    np.testing.assert_allclose(got, expected[0], rtol=RTOL, atol=ATOL, equal_nan=True)
