@@ -48,6 +48,20 @@ def Wpk_Dialect : Dialect {
     | `clip` | `min(max(v, lo), hi)` (relu6 is `clip` 0, 6) | | lo, hi |
     | `hard_sigmoid` | `max(0, min(1, alpha * v + beta))` | | alpha, beta |
     | `hard_swish` | `v * max(0, min(1, v / 6 + 1/2))` | | |
+    | `sqrt`, `exp`, `log`, `erf`, `sin`, `cos` | the math function of `v` | | |
+    | `neg`, `abs`, `reciprocal`, `sign` | `-v`, `abs(v)`, `1 / v`, sign of `v` (0 at 0) | | |
+    | `floor`, `ceil`, `round` | integer rounding (`round`: halves to even) | | |
+    | `softplus`, `softsign` | `log(1 + exp(v))`, `v / (1 + abs(v))` | | |
+    | `mish` | `v * tanh(softplus(v))` | | |
+    | `gelu`, `gelu_tanh` | `v / 2 * (1 + erf(v / sqrt 2))`, its tanh approximation | | |
+    | `elu`, `celu` | ONNX Elu, Celu | | alpha |
+    | `selu` | `gamma * (v if v > 0 else alpha * (exp(v) - 1))` | | alpha, gamma |
+    | `thresholded_relu` | `v if v > alpha else 0` | | alpha |
+    | `pow`, `rpow` | `pow(v, s)`, `pow(s, v)` | yes | |
+    | `max`, `min` | `max(v, s)`, `min(v, s)` (NaN propagating) | yes | |
+    | `mod`, `rmod` | `fmod(v, s)`, `fmod(s, v)` | yes | |
+    | `floor_mod`, `rfloor_mod` | `v - floor(v / s) * s` (sign of `s`), swapped | yes | |
+    | `prelu`, `rprelu` | `v if v >= 0 else s * v`, `s if s >= 0 else v * s` | yes | |
 
     Binary steps take the next of the optional `side0`, `side1`, `side2`
     operands (so at most three binary steps), which broadcasts to the result
@@ -366,6 +380,78 @@ def Wpk_WhereOp : Wpk_Op<"where"> {
   let summary = "condition ? lhs : rhs elementwise, with numpy broadcasting of all three";
   let arguments = (ins I1Tensor:$condition, Wpk_AnyTensor:$lhs, Wpk_AnyTensor:$rhs);
   let results = (outs Wpk_AnyTensor:$output);
+}
+
+// ---- elementwise ops ----
+// Steps of the fused kernels like relu (dialect description, step table);
+// ops/pointwise.py holds their semantics.
+def Wpk_SqrtOp : Wpk_UnaryOp<"sqrt", "Square root">;
+def Wpk_ErfOp : Wpk_UnaryOp<"erf", "The Gauss error function">;
+def Wpk_ExpOp : Wpk_UnaryOp<"exp", "e to the power x">;
+def Wpk_LogOp : Wpk_UnaryOp<"log", "Natural logarithm">;
+def Wpk_NegOp : Wpk_UnaryOp<"neg", "-x">;
+def Wpk_AbsOp : Wpk_UnaryOp<"abs", "|x|">;
+def Wpk_ReciprocalOp : Wpk_UnaryOp<"reciprocal", "1 / x">;
+def Wpk_FloorOp : Wpk_UnaryOp<"floor", "The largest integer <= x">;
+def Wpk_CeilOp : Wpk_UnaryOp<"ceil", "The smallest integer >= x">;
+def Wpk_RoundOp : Wpk_UnaryOp<"round", "x rounded to the nearest integer, halves to even">;
+def Wpk_SignOp : Wpk_UnaryOp<"sign", "1, -1 or 0 by the sign of x">;
+def Wpk_SoftplusOp : Wpk_UnaryOp<"softplus", "log(1 + exp(x))">;
+def Wpk_SoftsignOp : Wpk_UnaryOp<"softsign", "x / (1 + |x|)">;
+def Wpk_MishOp : Wpk_UnaryOp<"mish", "x * tanh(softplus(x))">;
+def Wpk_SinOp : Wpk_UnaryOp<"sin", "Sine">;
+def Wpk_CosOp : Wpk_UnaryOp<"cos", "Cosine">;
+def Wpk_GeluOp : Wpk_UnaryOp<"gelu", "x / 2 * (1 + erf(x / sqrt(2))) (ONNX Gelu, approximate none)">;
+def Wpk_GeluTanhOp : Wpk_UnaryOp<"gelu_tanh",
+    "x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) (ONNX Gelu, approximate tanh)">;
+
+def Wpk_EluOp : Wpk_Op<"elu"> {
+  let summary = "x if x > 0 else alpha * (exp(x) - 1)";
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_SeluOp : Wpk_Op<"selu"> {
+  let summary = "gamma * (x if x > 0 else alpha * (exp(x) - 1))";
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha, F32Attr:$gamma);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_CeluOp : Wpk_Op<"celu"> {
+  let summary = "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))";
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_ThresholdedReluOp : Wpk_Op<"thresholded_relu"> {
+  let summary = "x if x > alpha else 0";
+  let arguments = (ins F32Tensor:$input, F32Attr:$alpha);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_PowOp : Wpk_BinaryOp<"pow", "power (lhs to the power rhs)">;
+def Wpk_MaxOp : Wpk_BinaryOp<"max", "maximum (NaN propagating)">;
+def Wpk_MinOp : Wpk_BinaryOp<"min", "minimum (NaN propagating)">;
+def Wpk_ModOp : Wpk_BinaryOp<"mod", "remainder with the sign of lhs (C fmod, ONNX Mod fmod=1)">;
+def Wpk_FloorModOp : Wpk_BinaryOp<"floor_mod", "remainder with the sign of rhs (Python %, ONNX Mod fmod=0)">;
+def Wpk_PReluOp : Wpk_BinaryOp<"prelu", "lhs if lhs >= 0 else rhs * lhs (ONNX PRelu, rhs the slope)">;
+
+def Wpk_ConvTranspose2DOp : Wpk_Op<"conv_transpose2d"> {
+  let summary = "2-D transposed convolution in NCHW layout (ONNX ConvTranspose)";
+  let description = [{
+    `filter` is [C, M / groups, kH, kW] (ONNX layout); `pads` is [top, left,
+    bottom, right] (non-negative, cropped from the full result), `output_padding`
+    adds rows/columns at the bottom/right. The result is [N, M, OH, OW] with
+    OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (kH - 1) + 1
+    - pads[0] - pads[2] (OW likewise); the optional `bias` has one value per
+    output channel.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$filter,
+                       Optional<F32Tensor>:$bias,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$output_padding,
+                       DenseI64ArrayAttr:$dilations, I64Attr:$groups);
+  let results = (outs F32Tensor:$output);
 }
 
 //===----------------------------------------------------------------------===//

@@ -173,14 +173,30 @@ def test_grouped_dilated_conv() -> None:
     assert result_shape(conv) == [1, 6, 5, 5]
 
 
-@pytest.mark.parametrize("spatial", [1, 3])
-def test_conv_other_than_2d_is_unsupported(spatial: int) -> None:
+@pytest.mark.parametrize("spatial", [3])
+def test_conv_other_than_1d_2d_is_unsupported(spatial: int) -> None:
     x_shape = [1, 2] + [5] * spatial
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv_nd")
     model = make_model([node], {"x": x_shape}, {"y": 2 + spatial}, [init("w", rand(3, 2, *[3] * spatial))])
-    with pytest.raises(UnsupportedOperatorError, match=rf"only 2-D Conv.*\({spatial}-D\)") as info:
+    with pytest.raises(UnsupportedOperatorError, match=rf"only 1-D and 2-D Conv.*\({spatial}-D\)") as info:
         import_onnx(model)
     assert info.value.op_type == "Conv" and info.value.node_name == "conv_nd"
+
+
+def test_conv_1d_is_a_2d_conv_with_h_1() -> None:
+    """1-D Conv (issue #16: formerly unsupported): reshape to H = 1, conv2d, reshape back; the
+    constant weight is reshaped before it is materialized."""
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d", strides=[2], pads=[1, 2], dilations=[2])
+    model = make_model([node], {"x": [1, 2, 9]}, {"y": 3}, [init("w", rand(3, 2, 3))])
+    module = import_onnx(model)
+    assert [op.name for op in wpk_ops(module) if op.name != "wpk.weight"] == [
+        "wpk.reshape",
+        "wpk.conv2d",
+        "wpk.reshape",
+    ]
+    conv = one_op(module, "wpk.conv2d")
+    assert attr_ints(conv, "strides") == [1, 2] and attr_ints(conv, "pads") == [0, 1, 0, 2]
+    assert attr_ints(conv, "dilations") == [1, 2] and result_shape(conv) == [1, 3, 1, 4]
 
 
 def test_conv_kernel_shape_must_match_weight() -> None:
@@ -370,10 +386,18 @@ def test_average_pool_attributes_and_opset19_dilations() -> None:
     assert result_shape(pool) == [1, 2, 5, 5]
 
 
-def test_pool_1d_is_unsupported() -> None:
-    node = helper.make_node("AveragePool", ["x"], ["y"], name="ap1", kernel_shape=[2])
-    with pytest.raises(UnsupportedOperatorError, match="only 2-D AveragePool"):
-        import_onnx(make_model([node], {"x": [1, 2, 6]}, {"y": 3}))
+def test_pool_3d_is_unsupported() -> None:
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="ap3", kernel_shape=[2, 2, 2])
+    with pytest.raises(UnsupportedOperatorError, match=r"ap3.*only 1-D and 2-D AveragePool"):
+        import_onnx(make_model([node], {"x": [1, 2, 6, 6, 6]}, {"y": 5}))
+
+
+def test_pool_1d_is_a_2d_pool_with_h_1() -> None:
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="ap1", kernel_shape=[2], pads=[0, 1])
+    module = import_onnx(make_model([node], {"x": [1, 2, 6]}, {"y": 3}))
+    pool = one_op(module, "wpk.avg_pool")
+    assert attr_ints(pool, "kernel_shape") == [1, 2] and attr_ints(pool, "pads") == [0, 0, 0, 1]
+    assert result_shape(pool) == [1, 2, 1, 6] and len(wpk_ops(module, "wpk.reshape")) == 2
 
 
 def test_global_average_pool() -> None:
@@ -455,11 +479,15 @@ def test_clip_min_max_inputs(opset: int) -> None:
     assert "wpk.constant" not in str(imported.module)
 
 
-def test_clip_non_constant_bound_is_unsupported() -> None:
+def test_clip_non_constant_bound_is_a_max_step() -> None:
+    """A run-time bound (issue #16: formerly unsupported) becomes wpk.max / wpk.min; a bound
+    that is not one element is one error naming the node."""
     node = helper.make_node("Clip", ["x", "lo"], ["y"], name="clip_dyn")
     model = make_model([node], {"x": [2, 3], "lo": []}, {"y": [2, 3]})
-    with pytest.raises(UnsupportedOperatorError, match="must be a constant"):
-        import_onnx(model)
+    assert [op.name for op in wpk_ops(import_onnx(model))] == ["wpk.max"]
+    wide = make_model([node], {"x": [2, 3], "lo": [3]}, {"y": [2, 3]})
+    with pytest.raises(ShapeError, match=r"clip_dyn.*min must be a scalar, got shape \[3\]"):
+        import_onnx(wide)
 
 
 @pytest.mark.parametrize("opset", [13, 18])
@@ -665,11 +693,11 @@ def test_initializer_listed_as_graph_input_is_not_an_argument() -> None:
 
 
 def test_unsupported_op_names_op_node_and_supported_list() -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Erf", ["a"], ["y"], name="my_erf")]
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Hardmax", ["a"], ["y"], name="my_hardmax")]
     with pytest.raises(UnsupportedOperatorError) as info:
         import_onnx(make_model(nodes, {"x": [2, 3]}, {"y": [2, 3]}))
     message = str(info.value)
-    assert "Erf" in message and "my_erf" in message
+    assert "Hardmax" in message and "my_hardmax" in message
     assert "Supported ops: " + ", ".join(SUPPORTED_OPS) in message
     assert info.value.supported == list(SUPPORTED_OPS)
 

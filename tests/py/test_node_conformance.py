@@ -35,7 +35,6 @@ import woodpecker
 from woodpecker.errors import ModelLoadError, ShapeError, UnsupportedOperatorError
 from woodpecker.importer import SUPPORTED_OPS
 
-_POOL_1D = "1-D pooling (wpk pooling ops are 2-D, NCHW)"
 _POOL_3D = "3-D pooling (wpk pooling ops are 2-D, NCHW)"
 _TRAINING_DROPOUT = "training-mode Dropout (random mask; Woodpecker compiles inference graphs)"
 _CONV_1D = "1-D Conv (wpk conv2d is 2-D, NCHW)"
@@ -43,7 +42,6 @@ _EMPTY = "empty (zero-sized) tensors are not compiled"
 _RESIZE_CUBIC = "Resize mode cubic (wpk.resize interpolates nearest and linear)"
 _RESIZE_ANTIALIAS = "Resize antialias=1 (wpk.resize does not filter when downsampling)"
 _RESIZE_CROP = "Resize coordinate_transformation_mode tf_crop_and_resize (roi and extrapolation)"
-_RUNTIME_MOD = "Mod on run-time tensors (Mod is folded at import only; no wpk elementwise step for fmod)"
 _EMPTY = "empty (zero-sized) tensors are not compiled"
 _REDUCE_EMPTY_SET = ("l1", "l2", "log_sum", "log_sum_exp", "max", "min", "prod", "sum", "sum_square")
 _LAYERNORM_STATS = "LayerNormalization outputs Mean/InvStdDev are used (only output Y is produced)"
@@ -59,8 +57,6 @@ _LAYERNORM_CASES = (
 # Documented limitations: test name -> reason. A test listed here is skipped only if
 # woodpecker.compile raises LIMITATION_ERRORS for it; if it compiles, it runs and must pass.
 KNOWN_LIMITATIONS: dict[str, str] = {
-    "test_averagepool_1d_default": _POOL_1D,
-    "test_maxpool_1d_default": _POOL_1D,
     "test_averagepool_3d_default": _POOL_3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False": _POOL_3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True": _POOL_3D,
@@ -83,9 +79,6 @@ KNOWN_LIMITATIONS: dict[str, str] = {
     "test_slice_start_out_of_bounds": _EMPTY,
     "test_split_zero_size_splits_opset13": _EMPTY,
     "test_split_zero_size_splits_opset18": _EMPTY,
-    "test_mod_float32_mixed_sign_fmod_0": _RUNTIME_MOD,
-    "test_mod_float_edge_cases_fmod_0_float32": _RUNTIME_MOD,
-    "test_mod_mixed_sign_float32": _RUNTIME_MOD,
     "test_resize_downsample_scales_cubic": _RESIZE_CUBIC,
     "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside": _RESIZE_CUBIC,
     "test_resize_downsample_scales_cubic_align_corners": _RESIZE_CUBIC,
@@ -111,6 +104,7 @@ KNOWN_LIMITATIONS: dict[str, str] = {
     # These graphs also output Mean and InvStdDev (training outputs, not produced at inference);
     # tests/py/test_normalization.py runs the same data for output Y.
     **{f"test_layer_normalization_{case}": _LAYERNORM_STATS for case in _LAYERNORM_CASES},
+    "test_convtranspose_3d": "3-D ConvTranspose (wpk.conv_transpose2d is 2-D; 1-D is imported with H = 1)",
 }
 LIMITATION_ERRORS = (UnsupportedOperatorError, ShapeError, ModelLoadError)
 

@@ -24,6 +24,34 @@ class _Dialect(_ods_ir.Dialect):
   DIALECT_NAMESPACE = "wpk"
 
 @_ods_cext.register_operation(_Dialect)
+class AbsOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.abs"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def abs(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return AbsOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class AddOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.add"
 
@@ -262,6 +290,76 @@ class CastOp(_ods_ir.OpView):
 
 def cast(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return CastOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class CeilOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.ceil"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def ceil(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return CeilOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class CeluOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.celu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, alpha, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["alpha"] = (alpha if (
+    isinstance(alpha, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(alpha, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def alpha(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["alpha"]
+
+  @alpha.setter
+  def alpha(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["alpha"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def celu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return CeluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class ClipOp(_ods_ir.OpView):
@@ -561,6 +659,151 @@ def conv2d(output, input, filter, strides, pads, dilations, groups, *, bias=None
   return Conv2DOp(output=output, input=input, filter=filter, strides=strides, pads=pads, dilations=dilations, groups=groups, bias=bias, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class ConvTranspose2DOp(_ods_ir.OpView):
+  r"""
+  `filter` is [C, M / groups, kH, kW] (ONNX layout); `pads` is [top, left,
+  bottom, right] (non-negative, cropped from the full result), `output_padding`
+  adds rows/columns at the bottom/right. The result is [N, M, OH, OW] with
+  OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (kH - 1) + 1
+  - pads[0] - pads[2] (OW likewise); the optional `bias` has one value per
+  output channel.
+  """
+
+  OPERATION_NAME = "wpk.conv_transpose2d"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, filter, strides, pads, output_padding, dilations, groups, *, bias=None, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    operands.append(filter)
+    if bias is not None: operands.append(bias)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["strides"] = (strides if (
+    isinstance(strides, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(strides, context=_ods_context))
+    attributes["pads"] = (pads if (
+    isinstance(pads, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(pads, context=_ods_context))
+    attributes["output_padding"] = (output_padding if (
+    isinstance(output_padding, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(output_padding, context=_ods_context))
+    attributes["dilations"] = (dilations if (
+    isinstance(dilations, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(dilations, context=_ods_context))
+    attributes["groups"] = (groups if (
+    isinstance(groups, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(groups, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def filter(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def bias(self) -> _Optional[_ods_ir.Value]:
+    return None if len(self.operation.operands) < 3 else self.operation.operands[2]
+
+  @builtins.property
+  def strides(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["strides"]
+
+  @strides.setter
+  def strides(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["strides"] = value
+
+  @builtins.property
+  def pads(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["pads"]
+
+  @pads.setter
+  def pads(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["pads"] = value
+
+  @builtins.property
+  def output_padding(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["output_padding"]
+
+  @output_padding.setter
+  def output_padding(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["output_padding"] = value
+
+  @builtins.property
+  def dilations(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["dilations"]
+
+  @dilations.setter
+  def dilations(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["dilations"] = value
+
+  @builtins.property
+  def groups(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["groups"]
+
+  @groups.setter
+  def groups(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["groups"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def conv_transpose2d(output, input, filter, strides, pads, output_padding, dilations, groups, *, bias=None, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ConvTranspose2DOp(output=output, input=input, filter=filter, strides=strides, pads=pads, output_padding=output_padding, dilations=dilations, groups=groups, bias=bias, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class CosOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.cos"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def cos(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return CosOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class DivOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.div"
 
@@ -688,6 +931,104 @@ def elementwise(output, input, steps, params, *, side0=None, side1=None, side2=N
   return ElementwiseOp(output=output, input=input, steps=steps, params=params, side0=side0, side1=side1, side2=side2, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class EluOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.elu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, alpha, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["alpha"] = (alpha if (
+    isinstance(alpha, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(alpha, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def alpha(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["alpha"]
+
+  @alpha.setter
+  def alpha(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["alpha"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def elu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return EluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ErfOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.erf"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def erf(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ErfOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ExpOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.exp"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def exp(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ExpOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class ExpandOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.expand"
 
@@ -756,6 +1097,67 @@ class FlattenOp(_ods_ir.OpView):
 
 def flatten(output, input, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return FlattenOp(output=output, input=input, axis=axis, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class FloorModOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.floor_mod"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def floor_mod(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return FloorModOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class FloorOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.floor"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def floor(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return FloorOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class FusedConv2DOp(_ods_ir.OpView):
@@ -1298,6 +1700,62 @@ class GatherOp(_ods_ir.OpView):
 
 def gather(output, data, indices, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return GatherOp(output=output, data=data, indices=indices, axis=axis, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class GeluOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.gelu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def gelu(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return GeluOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class GeluTanhOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.gelu_tanh"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def gelu_tanh(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return GeluTanhOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class GemmOp(_ods_ir.OpView):
@@ -1902,6 +2360,34 @@ def leaky_relu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return LeakyReluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class LogOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.log"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def log(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return LogOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class LogSoftmaxOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.log_softmax"
 
@@ -2113,6 +2599,39 @@ def matmul(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return MatMulOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class MaxOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.max"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def max(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return MaxOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class MaxPoolOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.max_pool"
 
@@ -2211,6 +2730,100 @@ def max_pool(output, input, kernel_shape, strides, pads, dilations, ceil_mode, *
   return MaxPoolOp(output=output, input=input, kernel_shape=kernel_shape, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class MinOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.min"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def min(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return MinOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class MishOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.mish"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def mish(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return MishOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ModOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.mod"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def mod(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ModOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class MulOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.mul"
 
@@ -2244,6 +2857,34 @@ def mul(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return MulOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class NegOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.neg"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def neg(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return NegOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class NotOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.not"
 
@@ -2270,6 +2911,39 @@ class NotOp(_ods_ir.OpView):
 
 def not_(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return NotOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class PReluOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.prelu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def prelu(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return PReluOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class PadOp(_ods_ir.OpView):
@@ -2345,6 +3019,67 @@ class PadOp(_ods_ir.OpView):
 
 def pad(output, input, pads, mode, value, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return PadOp(output=output, input=input, pads=pads, mode=mode, value=value, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class PowOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.pow"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def pow(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return PowOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ReciprocalOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.reciprocal"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def reciprocal(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ReciprocalOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class ReduceL1Op(_ods_ir.OpView):
@@ -3104,6 +3839,90 @@ def resize(output, input, scales, mode, coordinate_transformation_mode, nearest_
   return ResizeOp(output=output, input=input, scales=scales, mode=mode, coordinate_transformation_mode=coordinate_transformation_mode, nearest_mode=nearest_mode, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class RoundOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.round"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def round(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return RoundOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class SeluOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.selu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, alpha, gamma, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["alpha"] = (alpha if (
+    isinstance(alpha, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(alpha, context=_ods_context))
+    attributes["gamma"] = (gamma if (
+    isinstance(gamma, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(gamma, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def alpha(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["alpha"]
+
+  @alpha.setter
+  def alpha(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["alpha"] = value
+
+  @builtins.property
+  def gamma(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["gamma"]
+
+  @gamma.setter
+  def gamma(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["gamma"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def selu(output, input, alpha, gamma, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SeluOp(output=output, input=input, alpha=alpha, gamma=gamma, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class SigmoidOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.sigmoid"
 
@@ -3130,6 +3949,62 @@ class SigmoidOp(_ods_ir.OpView):
 
 def sigmoid(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return SigmoidOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class SignOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.sign"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def sign(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SignOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class SinOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.sin"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def sin(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SinOp(output=output, input=input, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class SliceOp(_ods_ir.OpView):
@@ -3237,6 +4112,90 @@ def softmax(output, input, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return SoftmaxOp(output=output, input=input, axis=axis, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class SoftplusOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.softplus"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def softplus(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SoftplusOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class SoftsignOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.softsign"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def softsign(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SoftsignOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class SqrtOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.sqrt"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def sqrt(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return SqrtOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class SubOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.sub"
 
@@ -3296,6 +4255,48 @@ class TanhOp(_ods_ir.OpView):
 
 def tanh(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return TanhOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ThresholdedReluOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.thresholded_relu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, alpha, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["alpha"] = (alpha if (
+    isinstance(alpha, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(alpha, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def alpha(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["alpha"]
+
+  @alpha.setter
+  def alpha(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["alpha"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def thresholded_relu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ThresholdedReluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class TransposeOp(_ods_ir.OpView):

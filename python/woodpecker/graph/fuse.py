@@ -12,6 +12,7 @@ an anchor's epilogue):
   activation that is a step (relu, clip for relu6, silu, ...: the elementwise
   ops of woodpecker.ops) fuse this way.
 * **silu** (benefit 3): `x * sigmoid(x)` becomes one `silu` step.
+* **gelu** (benefit 3): `x * 0.5 * (1 + erf(x / sqrt 2))` becomes one `gelu` step (graph/gelu.py).
 * **chain** (benefit 1): an elementwise op whose running operand is the
   single-use result of another elementwise op joins it in one
   `wpk.elementwise` kernel.
@@ -33,6 +34,7 @@ from mlir.rewrite import PatternRewriter
 
 from woodpecker.dialect import attr_bool, attr_float, attr_ints, attr_str, bool_attr, i64_array_attr
 from woodpecker.graph.context import DATA_OPS
+from woodpecker.graph.gelu import gelu
 from woodpecker.graph.rewrite import (
     NO_MATCH,
     Pattern,
@@ -244,6 +246,7 @@ def anchor_patterns() -> list[Pattern]:
     """Phase 1: pads into convs/pools, silu, and epilogues into anchors."""
     found = [Pattern(name, fold_pad) for name in ("wpk.conv2d", "wpk.fused_conv2d", "wpk.max_pool", "wpk.avg_pool")]
     found.append(Pattern("wpk.mul", silu, benefit=3))
+    found.append(Pattern("wpk.mul", gelu, benefit=3))
     found.extend(Pattern(name, absorb_into_anchor, benefit=2) for name in sorted(ELEMENTWISE))
     return found
 

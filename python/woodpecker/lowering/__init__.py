@@ -22,11 +22,13 @@ from woodpecker.kernels.naming import GROUP_ATTR
 from woodpecker.lowering import (  # noqa: F401
     constants,
     conv,
+    conv_transpose,
     elementwise,
     fused,
     matmul,
     movement,
     normalization,
+    pointwise,
     pooling,
     reduction,
     resize,

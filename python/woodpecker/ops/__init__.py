@@ -9,7 +9,9 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | module | ops |
 | --- | --- |
 | elementwise.py | the elementwise ops (add, relu, ...) and the step kinds, batch_norm |
+| pointwise.py | more elementwise steps: sqrt, exp, log, erf, gelu, elu, ..., pow, max, min, mod, prelu |
 | conv.py | conv2d |
+| conv_transpose.py | conv_transpose2d |
 | matmul.py | matmul, gemm |
 | pooling.py | max_pool, avg_pool, global_avg_pool |
 | reduction.py | softmax, log_softmax, hardmax, the reduce_* family, global_max_pool |
@@ -28,12 +30,14 @@ step's scalar lowering (lowering/elementwise.py).
 
 from woodpecker.ops import (  # noqa: F401 (register)
     conv,
+    conv_transpose,
     data,
     elementwise,
     fused,
     matmul,
     movement,
     normalization,
+    pointwise,
     pooling,
     reduction,
     resize,

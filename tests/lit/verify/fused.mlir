@@ -12,8 +12,8 @@ func.func @valid(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x3xf32>, %r: tensor<1x
 // -----
 
 func.func @unknown_step(%x: tensor<4xf32>) -> tensor<4xf32> {
-  // expected-error @+1 {{'wpk.elementwise' op unknown step 'gelu' (known steps: add, sub, mul, div, rsub, rdiv, relu, sigmoid, tanh, silu, leaky_relu, clip, hard_sigmoid, hard_swish)}}
-  %0 = "wpk.elementwise"(%x) {steps = ["gelu"], params = array<f32>, operandSegmentSizes = array<i32: 1, 0, 0, 0>} : (tensor<4xf32>) -> tensor<4xf32>
+  // expected-error @+1 {{'wpk.elementwise' op unknown step 'no_such_step' (known steps: add, sub, mul, div, rsub, rdiv, relu, sigmoid, tanh, silu, leaky_relu, clip, hard_sigmoid, hard_swish, sqrt, erf,}}
+  %0 = "wpk.elementwise"(%x) {steps = ["no_such_step"], params = array<f32>, operandSegmentSizes = array<i32: 1, 0, 0, 0>} : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }
 

@@ -11,7 +11,7 @@ Rules (shared by tests/py/test_node_conformance.py and tools/conformance_report.
   Reshape `shape`, Pad `pads`/`constant_value`/`axes`, Clip `min`/`max`, Reduce* `axes`,
   Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`, Slice `starts`/`ends`/`axes`/`steps`,
   Split `split`, Expand `shape`, Tile `repeats`, GatherElements `indices`, Resize `roi`/`scales`/`sizes`,
-  ConstantOfShape's shape and Range's operands. When such an operand is a graph
+  ConstantOfShape's shape, Range's operands, LSTM/GRU `W`/`R`/`B`. When such an operand is a graph
   input in a node test, it is moved into an initializer holding the test's value before
   compiling (as onnx-simplifier or `freeze_params` would). The operation and data are unchanged;
   every other input is fed at run time.
@@ -79,6 +79,8 @@ FROZEN_INPUTS: dict[str, tuple[int, ...]] = {
     "Resize": (1, 2, 3),  # roi, scales, sizes
     "ConstantOfShape": (0,),  # the shape
     "Range": (0, 1, 2),  # start, limit, delta (the result folds to a constant)
+    "LSTM": (1, 2, 3),  # W, R, B (split per gate and transposed at import)
+    "GRU": (1, 2, 3),  # W, R, B
 }
 
 _EXPANDED = re.compile(r"_expanded(_ver\d+)?$")

@@ -8,16 +8,30 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 | core.py | Constant, Identity, Dropout, elementwise, Clip, MatMul, Gemm, Conv, |
 |  | BatchNormalization, pooling, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, |
 |  | Concat, Pad |
-| movement.py | Shape, Size, ConstantOfShape, Range, Mod, If (folded at import); Slice, Split, |
+| movement.py | Shape, Size, ConstantOfShape, Range, If (folded at import); Slice, Split, |
 |  | Expand, Tile, DepthToSpace, SpaceToDepth, GatherElements |
 | resize.py | Resize |
 | typed.py | Cast, Gather, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And, Or, |
 |  | Xor, IsNaN, IsInf, Where (f32, i64, i32 and bool tensors) |
 | normalization.py | Softmax, LogSoftmax, Hardmax, Reduce{Mean,Sum,Max,Min,Prod,L1,L2,SumSquare, |
 |  | LogSum,LogSumExp}, GlobalMaxPool, LRN, Layer/Instance/GroupNormalization |
+| conv_transpose.py | ConvTranspose (1-D, 2-D) |
+| recurrent.py | LSTM, GRU (unrolled over the sequence) |
+| elementwise.py | Sqrt, Erf, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round, Sign, Softplus, |
+|  | Softsign, Mish, Sin, Cos, Gelu, Elu, Selu, Celu, ThresholdedRelu, Pow, PRelu, Mod, |
+|  | Max, Min, Sum, Mean |
 """
 
-from woodpecker.importer.converters import core, movement, normalization, resize, typed  # noqa: F401 (registers)
+from woodpecker.importer.converters import (  # noqa: F401 (registers)
+    conv_transpose,
+    core,
+    elementwise,
+    movement,
+    normalization,
+    recurrent,
+    resize,
+    typed,
+)
 from woodpecker.importer.converters.registry import CONVERTERS, Converter, Result, converts
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(CONVERTERS))

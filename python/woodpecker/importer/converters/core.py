@@ -20,6 +20,7 @@ from mlir import ir
 from woodpecker.dialect import value_dtype, wpk
 from woodpecker.importer import shapes
 from woodpecker.importer.converters.registry import Converter, Result, converts
+from woodpecker.importer.converters.spatial import as_2d, lift, lift_pads, lowered_result, spatial_rank
 from woodpecker.importer.node import NodeContext
 from woodpecker.ops.shape import PAD_MODES
 
@@ -47,13 +48,14 @@ def _auto_pad(ctx: NodeContext) -> str:
     return mode
 
 
-def _pair(ctx: NodeContext, name: str, default: Sequence[int] | None) -> list[int]:
-    values = ctx.attr_ints(name, default)
+def _pair(ctx: NodeContext, name: str, default: int | None, spatial: int = 2) -> list[int]:
+    """A per-axis window attribute of a `spatial`-D op, as 2-D values (1-D: H = 1 first)."""
+    values = ctx.attr_ints(name, None if default is None else [default] * spatial)
     if values is None:
         raise ctx.unsupported(f"attribute '{name}' is required")
-    ctx.check(len(values) == 2, f"attribute '{name}' = {values} should have 2 values for a 2-D op")
+    ctx.check(len(values) == spatial, f"attribute '{name}' = {values} should have {spatial} values ({spatial}-D op)")
     ctx.check(all(v > 0 for v in values), f"attribute '{name}' = {values} must be positive")
-    return values
+    return lift(values, spatial, 1)
 
 
 def _require_2d_spatial(ctx: NodeContext, input_shape: Sequence[int]) -> None:
@@ -198,6 +200,9 @@ def convert_clip(ctx: NodeContext) -> Sequence[Result]:
         low = float(ctx.attr("min", low))
         high = float(ctx.attr("max", high))
     else:
+        runtime = [i for i in (1, 2) if ctx.has_input(i) and not ctx.is_constant(i)]
+        if runtime:
+            return [_clip_runtime(ctx)]
         if ctx.has_input(1):
             low = _scalar(ctx, ctx.constant(1, "min"), "min")
         if ctx.has_input(2):
@@ -205,6 +210,23 @@ def convert_clip(ctx: NodeContext) -> Sequence[Result]:
     x = ctx.tensor(0)
     shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
     return [ctx.emit(wpk.ClipOp, shape, x, min=low, max=high)]
+
+
+def _clip_runtime(ctx: NodeContext) -> ir.Value:
+    """Clip with a bound computed at run time: min(max(x, lo), hi) as wpk.max / wpk.min steps
+    (each bound a scalar tensor, broadcast)."""
+    x = ctx.tensor(0)
+    shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
+    for index, op, what in ((1, wpk.MaxOp, "min"), (2, wpk.MinOp, "max")):
+        if not ctx.has_input(index):
+            continue
+        bound = ctx.tensor(index)
+        bound_shape = ctx.shape_of(bound)
+        ctx.check(math.prod(bound_shape) == 1, f"{what} must be a scalar, got shape {bound_shape}")
+        if bound_shape:
+            bound = ctx.emit(wpk.ReshapeOp, [], bound)
+        x = ctx.emit(op, shape, x, bound)
+    return x
 
 
 # ----------------------------------------------------------------------------
@@ -241,27 +263,31 @@ def convert_gemm(ctx: NodeContext) -> Sequence[Result]:
 
 @converts("Conv")
 def convert_conv(ctx: NodeContext) -> Sequence[Result]:
-    x, w = ctx.tensor(0), ctx.tensor(1)
+    """2-D Conv, and 1-D as 2-D with H = 1 (converters/spatial.py)."""
+    spatial = spatial_rank(ctx, ctx.input_shape(0))
+    ctx.check(
+        len(ctx.input_shape(1)) == spatial + 2,
+        f"weight shape {ctx.input_shape(1)} should be {spatial + 2}-D (M, C/group, kernel...)",
+    )
+    x, w = as_2d(ctx, 0), as_2d(ctx, 1)
     x_shape, w_shape = ctx.shape_of(x), ctx.shape_of(w)
-    _require_2d_spatial(ctx, x_shape)
-    ctx.check(len(w_shape) == 4, f"weight shape {w_shape} should be 4-D (M, C/group, kH, kW)")
     kernel = ctx.attr_ints("kernel_shape")
     ctx.check(
-        kernel is None or kernel == w_shape[2:],
-        f"kernel_shape {kernel} does not match the weight shape {w_shape}",
+        kernel is None or kernel == ctx.input_shape(1)[2:],
+        f"kernel_shape {kernel} does not match the weight shape {ctx.input_shape(1)}",
     )
-    strides = _pair(ctx, "strides", [1, 1])
-    dilations = _pair(ctx, "dilations", [1, 1])
+    strides = _pair(ctx, "strides", 1, spatial)
+    dilations = _pair(ctx, "dilations", 1, spatial)
     group = int(ctx.attr("group", 1))
     ctx.check(group >= 1, f"group {group} must be positive")
     ctx.check(
         x_shape[1] == w_shape[1] * group and w_shape[0] % group == 0,
-        f"input channels {x_shape[1]}, weight {w_shape} and group {group} disagree",
+        f"input channels {x_shape[1]}, weight {ctx.input_shape(1)} and group {group} disagree",
     )
     pads = ctx.compute(
         shapes.explicit_pads,
         _auto_pad(ctx),
-        ctx.attr_ints("pads"),
+        lift_pads(ctx.attr_ints("pads"), spatial),
         x_shape[2:],
         w_shape[2:],
         strides,
@@ -271,11 +297,9 @@ def convert_conv(ctx: NodeContext) -> Sequence[Result]:
     if ctx.has_input(2):
         bias = ctx.tensor(2)
         ctx.check(ctx.shape_of(bias) == [w_shape[0]], f"bias shape {ctx.shape_of(bias)} != [{w_shape[0]}]")
-    shape = ctx.output_shape(
-        0,
-        lambda: shapes.window_output_shape(x_shape, w_shape[0], w_shape[2:], strides, dilations, pads),
-    )
-    return [ctx.emit(wpk.Conv2DOp, shape, x, w, strides, pads, dilations, group, bias=bias)]
+    shape = ctx.compute(shapes.window_output_shape, x_shape, w_shape[0], w_shape[2:], strides, dilations, pads)
+    y = ctx.emit(wpk.Conv2DOp, shape, x, w, strides, pads, dilations, group, bias=bias)
+    return [lowered_result(ctx, y, spatial)]
 
 
 @converts("BatchNormalization")
@@ -301,21 +325,28 @@ def convert_batch_norm(ctx: NodeContext) -> Sequence[Result]:
 
 
 def _pool(ctx: NodeContext, op: wpk.OpClass, **extra: bool) -> ir.Value:
-    x = ctx.tensor(0)
+    """2-D pooling, and 1-D as 2-D with H = 1 (converters/spatial.py)."""
+    spatial = spatial_rank(ctx, ctx.input_shape(0))
+    x = as_2d(ctx, 0)
     x_shape = ctx.shape_of(x)
-    _require_2d_spatial(ctx, x_shape)
-    kernel = _pair(ctx, "kernel_shape", None)
-    strides = _pair(ctx, "strides", [1, 1])
-    dilations = _pair(ctx, "dilations", [1, 1])
+    kernel = _pair(ctx, "kernel_shape", None, spatial)
+    strides = _pair(ctx, "strides", 1, spatial)
+    dilations = _pair(ctx, "dilations", 1, spatial)
     auto_pad = _auto_pad(ctx)
-    pads = ctx.compute(shapes.explicit_pads, auto_pad, ctx.attr_ints("pads"), x_shape[2:], kernel, strides, dilations)
+    pads = ctx.compute(
+        shapes.explicit_pads,
+        auto_pad,
+        lift_pads(ctx.attr_ints("pads"), spatial),
+        x_shape[2:],
+        kernel,
+        strides,
+        dilations,
+    )
     # With auto_pad the output size is fixed by the mode; the computed pads give it without ceil_mode.
     ceil_mode = bool(ctx.attr("ceil_mode", 0)) and auto_pad == "NOTSET"
-    shape = ctx.output_shape(
-        0,
-        lambda: shapes.window_output_shape(x_shape, x_shape[1], kernel, strides, dilations, pads, ceil_mode),
-    )
-    return ctx.emit(op, shape, x, kernel, strides, pads, dilations, ceil_mode, **extra)
+    shape = ctx.compute(shapes.window_output_shape, x_shape, x_shape[1], kernel, strides, dilations, pads, ceil_mode)
+    y = ctx.emit(op, shape, x, kernel, strides, pads, dilations, ceil_mode, **extra)
+    return lowered_result(ctx, y, spatial)
 
 
 @converts("MaxPool")

@@ -1,7 +1,7 @@
 """Data movement and shape converters: shape arithmetic folded at import, and data movement.
 
 With static input shapes the shape subgraphs exporters emit (Shape, Size, ConstantOfShape,
-Range, Mod, Slice/Expand/Tile/... of constants, an If on a constant condition) fold to numpy
+Range, Slice/Expand/Tile/... of constants, an If on a constant condition) fold to numpy
 constants here, so no shape op reaches the IR. On run-time f32 tensors:
 
 | ONNX op | wpk ops |
@@ -113,19 +113,6 @@ def convert_range(ctx: NodeContext) -> Sequence[Result]:
             start.dtype
         )
     ]
-
-
-@converts("Mod")
-def convert_mod(ctx: NodeContext) -> Sequence[Result]:
-    fmod = bool(ctx.attr("fmod", 0))
-    if not (ctx.is_constant(0) and ctx.is_constant(1)):
-        raise ctx.unsupported("Mod is only folded at import (both inputs constant); run-time Mod is not supported")
-    a, b = ctx.constant(0, "A"), ctx.constant(1, "B")
-    if b.dtype.kind in "iu" and np.any(b == 0):
-        raise ctx.shape_error("integer Mod by zero")
-    with np.errstate(all="ignore"):  # fmod=0: the sign of the divisor (Python), fmod=1: of the dividend (C)
-        result = np.fmod(a, b) if fmod else np.mod(a, b)
-    return [np.asarray(result).astype(np.result_type(a, b))]
 
 
 @converts("If")
