@@ -22,7 +22,9 @@ from woodpecker.importer import shapes
 from woodpecker.importer.converters.registry import Converter, Result, converts
 from woodpecker.importer.converters.spatial import as_2d, lift, lift_pads, lowered_result, spatial_rank
 from woodpecker.importer.node import NodeContext
+from woodpecker.ops.registry import semantics_of
 from woodpecker.ops.shape import PAD_MODES
+from woodpecker.ops.steps import apply_step
 
 # ----------------------------------------------------------------------------
 # Helpers.
@@ -169,12 +171,22 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def unary(op: wpk.OpClass, **float_attrs: float) -> Converter:
     """A unary op of the same shape; `float_attrs` are its f32 attributes, read from the ONNX
-    attributes of the same names with these defaults."""
+    attributes of the same names with these defaults. A constant input folds at import (integer
+    shape arithmetic such as Neg of an axis stays integer)."""
 
     def convert(ctx: NodeContext) -> Sequence[Result]:
+        attrs = {name: float(ctx.attr(name, default)) for name, default in float_attrs.items()}
+        if ctx.is_constant(0):  # folded with the op's step semantics, in the input's dtype
+            a = ctx.constant(0, "X")
+            step = semantics_of(op).op_step(attrs)
+            if step is not None and a.dtype.kind in "fiub":
+                with np.errstate(all="ignore"):
+                    folded = apply_step(step, a.astype(np.float64), None)
+                if a.dtype.kind != "f":
+                    folded = np.rint(folded)
+                return [np.asarray(folded).astype(a.dtype if a.dtype.kind != "b" else np.float32)]
         x = ctx.tensor(0)
         shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
-        attrs = {name: float(ctx.attr(name, default)) for name, default in float_attrs.items()}
         return [ctx.emit(op, shape, x, **attrs)]
 
     convert.__name__ = f"convert_{op.OPERATION_NAME.removeprefix('wpk.')}"
