@@ -42,7 +42,16 @@ ROLE_ATTR = "wpk.role"
 NAMED_OP_ATTR = "wpk.named_op"
 SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
 
-KINDS = ("matmul", "conv", "depthwise_conv", "pool", "reduction", "elementwise")
+KINDS = (
+    "matmul",
+    "conv",
+    "depthwise_conv",
+    "blocked_conv",
+    "blocked_depthwise_conv",
+    "pool",
+    "reduction",
+    "elementwise",
+)
 
 _KIND_BY_NAMED_OP = {
     "linalg.matmul": "matmul",
@@ -52,6 +61,9 @@ _KIND_BY_NAMED_OP = {
     "linalg.depthwise_conv_2d_nchw_chw": "depthwise_conv",
     "linalg.pooling_nchw_max": "pool",
     "linalg.pooling_nchw_sum": "pool",
+    # Blocked (NCHW[x]c) convolutions: linalg.generic ops tagged by lowering/blocked_conv.py.
+    "wpk.blocked_conv2d": "blocked_conv",
+    "wpk.blocked_depthwise_conv2d": "blocked_depthwise_conv",
 }
 
 

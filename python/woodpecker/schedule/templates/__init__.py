@@ -4,6 +4,7 @@ from woodpecker.kernels.space import SearchSpace
 from woodpecker.schedule.kernels import Kernel
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import NoDefault, Template
+from woodpecker.schedule.templates.blocked_conv import BlockedConvTemplate
 from woodpecker.schedule.templates.conv import ConvTemplate, applicable
 from woodpecker.schedule.templates.generic import GenericTemplate
 from woodpecker.schedule.templates.matmul import MatmulTemplate
@@ -12,6 +13,8 @@ TEMPLATES: dict[str, Template] = {
     "matmul": MatmulTemplate(),
     "conv": ConvTemplate("conv"),
     "depthwise_conv": ConvTemplate("depthwise_conv"),
+    "blocked_conv": BlockedConvTemplate("blocked_conv"),
+    "blocked_depthwise_conv": BlockedConvTemplate("blocked_depthwise_conv"),
     "pool": GenericTemplate("pool"),
     "reduction": GenericTemplate("reduction"),
     "elementwise": GenericTemplate("elementwise"),
@@ -51,6 +54,7 @@ def schedule_space(kernel: Kernel, target: CpuMachine) -> tuple[Template, Search
 __all__ = [
     "FALLBACKS",
     "TEMPLATES",
+    "BlockedConvTemplate",
     "ConvTemplate",
     "GenericTemplate",
     "MatmulTemplate",
