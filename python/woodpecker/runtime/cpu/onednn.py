@@ -827,6 +827,8 @@ class Convolution(LibraryCall):
         pd_dst_md = self._query_md(pd, _QUERY_DST_MD)
         conv_dst = dst if self._same_md(pd_dst_md, plain_dst_md) else self._allocated_memory(pd_dst_md)
         self._primitive(pd, args | {_ARG_DST: conv_dst})
+        # The convolution alone (no reorders): what a benchmark of the blocked layout times.
+        self.conv_execution = self.executions[-1]
         if conv_dst != dst:
             reorders.append(self._reorder(conv_dst, pd_dst_md, dst, plain_dst_md))
         self.name = self._impl_name(pd)
