@@ -24,6 +24,14 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
         "count_include_pad": "bool",
     },
     "wpk.batch_norm": {"epsilon": "f32"},
+    "wpk.blocked_conv2d": {
+        "strides": "i64s",
+        "pads": "i64s",
+        "dilations": "i64s",
+        "groups": "i64",
+        "epilogue": "strs",
+        "epilogue_params": "f32s",
+    },
     "wpk.clip": {"min": "f32", "max": "f32"},
     "wpk.concat": {"axis": "i64"},
     "wpk.constant": {"value": "value"},
@@ -31,6 +39,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.div": {},
     "wpk.elementwise": {"steps": "strs", "params": "f32s"},
     "wpk.flatten": {"axis": "i64"},
+    "wpk.from_blocked": {"channels": "i64"},
     "wpk.fused_conv2d": {
         "strides": "i64s",
         "pads": "i64s",
@@ -70,6 +79,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.softmax": {"axis": "i64"},
     "wpk.sub": {},
     "wpk.tanh": {},
+    "wpk.to_blocked": {"block": "i64"},
     "wpk.transpose": {"perm": "i64s"},
     "wpk.weight": {"value": "value"},
 }
@@ -84,6 +94,14 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("mean", "single"),
         ("variance", "single"),
     ),
+    "wpk.blocked_conv2d": (
+        ("input", "single"),
+        ("filter", "single"),
+        ("bias", "optional"),
+        ("side0", "optional"),
+        ("side1", "optional"),
+        ("side2", "optional"),
+    ),
     "wpk.clip": (("input", "single"),),
     "wpk.concat": (("lhs", "single"), ("rhs", "single")),
     "wpk.constant": (),
@@ -96,6 +114,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("side2", "optional"),
     ),
     "wpk.flatten": (("input", "single"),),
+    "wpk.from_blocked": (("input", "single"),),
     "wpk.fused_conv2d": (
         ("input", "single"),
         ("filter", "single"),
@@ -135,8 +154,17 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.softmax": (("input", "single"),),
     "wpk.sub": (("lhs", "single"), ("rhs", "single")),
     "wpk.tanh": (("input", "single"),),
+    "wpk.to_blocked": (("input", "single"),),
     "wpk.transpose": (("input", "single"),),
     "wpk.weight": (),
 }
 
-SEGMENTED: frozenset[str] = frozenset({"wpk.elementwise", "wpk.fused_conv2d", "wpk.fused_gemm", "wpk.fused_matmul"})
+SEGMENTED: frozenset[str] = frozenset(
+    {
+        "wpk.blocked_conv2d",
+        "wpk.elementwise",
+        "wpk.fused_conv2d",
+        "wpk.fused_gemm",
+        "wpk.fused_matmul",
+    }
+)

@@ -16,13 +16,14 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | shape.py | reshape, flatten, transpose, concat, pad |
 | data.py | weight, constant |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
+| layout.py | to_blocked, from_blocked, blocked_conv2d (the blocked channel layout) |
 
 Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 `register(unary_step_op(...))` in elementwise.py, a converter (importer/converters.py) and the
 step's scalar lowering (lowering/elementwise.py).
 """
 
-from woodpecker.ops import conv, data, elementwise, fused, matmul, pooling, reduction, shape  # noqa: F401 (register)
+from woodpecker.ops import conv, data, elementwise, fused, layout, matmul, pooling, reduction, shape  # noqa: F401 (register)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind
