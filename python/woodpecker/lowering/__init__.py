@@ -19,7 +19,18 @@ from woodpecker.errors import CompilationError
 from woodpecker.kernels.naming import GROUP_ATTR
 
 # The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
-from woodpecker.lowering import constants, conv, elementwise, fused, layout, matmul, pooling, reduction, shape  # noqa: F401
+from woodpecker.lowering import (  # noqa: F401
+    blocked_conv,
+    constants,
+    conv,
+    elementwise,
+    fused,
+    layout,
+    matmul,
+    pooling,
+    reduction,
+    shape,
+)
 from woodpecker.lowering.common import LoweringError
 from woodpecker.lowering.registry import LOWERINGS, Lowering, lowering_of, lowers
 

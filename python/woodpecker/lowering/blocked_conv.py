@@ -16,8 +16,8 @@ parallel dim is the output-channel block, the vector dim of the template:
     depthwise  (n, cb, oh, ow, c, kh, kw):  out[n, cb, oh, ow, c] +=
                in[n, cb, oh*sh + kh*dh, ow*sw + kw*dw, c] * w[cb, kh, kw, c]
 
-The generic carries `wpk.named_op` = BLOCKED_CONV or BLOCKED_DEPTHWISE, which gives its
-kernel the kind `blocked_conv` / `blocked_depthwise_conv` (schedule/kernels.py). The bias
+Its kernel gets the kind `blocked_conv` / `blocked_depthwise_conv` from these indexing maps
+(schedule/blocked_kinds.py). The bias
 (O/b_o, b_o) and the epilogue steps are ONE elementwise generic over the output (as for
 `wpk.fused_conv2d`), which the template computes tile by tile with the convolution.
 Padding is a zero `tensor.pad` of the spatial dims.
@@ -31,13 +31,22 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import arith
 
-from woodpecker.dialect import shape_of
-from woodpecker.lowering.common import LoweringError, collapse, expand, fill, generic, pad, tensor_of
+from woodpecker.dialect import attr_int, attr_ints, shape_of, wpk
+from woodpecker.lowering.common import (
+    LoweringError,
+    collapse,
+    expand,
+    fill,
+    generic,
+    identity_map,
+    pad,
+    projection_map,
+    tensor_of,
+)
 from woodpecker.lowering.conv import window_output_size
-
-BLOCKED_CONV = "wpk.blocked_conv2d"
-BLOCKED_DEPTHWISE = "wpk.blocked_depthwise_conv2d"
-NAMED_OP_ATTR = "wpk.named_op"  # = schedule.kernels.NAMED_OP_ATTR (lowering may not import schedule)
+from woodpecker.lowering.fused import epilogue_generic, fused_operands
+from woodpecker.lowering.layout import blocked_convolve as plain_blocked_convolve
+from woodpecker.lowering.registry import lowers
 
 
 @dataclass(frozen=True)
@@ -133,12 +142,8 @@ def _window(out_dim: int, k_dim: int, stride: int, dilation: int) -> ir.AffineEx
     return _d(out_dim) * stride + _d(k_dim) * dilation
 
 
-def _conv_generic(
-    inputs: list[ir.Value], maps: list[ir.AffineMap], init: ir.Value, kinds: list[str], named: str
-) -> ir.Value:
-    value = generic(inputs, maps, init, _multiply_add, kinds)
-    value.owner.attributes[NAMED_OP_ATTR] = ir.StringAttr.get(named)
-    return value
+def _conv_generic(inputs: list[ir.Value], maps: list[ir.AffineMap], init: ir.Value, kinds: list[str]) -> ir.Value:
+    return generic(inputs, maps, init, _multiply_add, kinds)
 
 
 def _multiply_add(args: Sequence[ir.Value]) -> ir.Value:
@@ -161,7 +166,7 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
             ir.AffineMap.get(7, 0, [_d(1), _d(5), _d(6), _d(4)]),
             ir.AffineMap.get(7, 0, [_d(0), _d(1), _d(2), _d(3), _d(4)]),
         ]
-        return _conv_generic([xp, w4], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 2, BLOCKED_DEPTHWISE)
+        return _conv_generic([xp, w4], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 2)
     if g.groups == 1:
         # (n, oc, oh, ow, ob, ic, kh, kw, ib)
         maps = [
@@ -169,7 +174,7 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
             ir.AffineMap.get(9, 0, [_d(1), _d(5), _d(6), _d(7), _d(8), _d(4)]),
             ir.AffineMap.get(9, 0, [_d(0), _d(1), _d(2), _d(3), _d(4)]),
         ]
-        return _conv_generic([xp, w], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 4, BLOCKED_CONV)
+        return _conv_generic([xp, w], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 4)
     # Grouped: (n, g, oc, oh, ow, ob, ic, kh, kw, ib) on operands with a group dim.
     groups = g.groups
     hp, wp = shape_of(xp)[2:4]
@@ -183,7 +188,7 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
         ir.AffineMap.get(10, 0, [_d(1), _d(2), _d(6), _d(7), _d(8), _d(9), _d(5)]),
         ir.AffineMap.get(10, 0, [_d(0), _d(1), _d(2), _d(3), _d(4), _d(5)]),
     ]
-    grouped = _conv_generic([xg, wg], maps, ginit, [par] * 6 + [red] * 4, BLOCKED_CONV)
+    grouped = _conv_generic([xg, wg], maps, ginit, [par] * 6 + [red] * 4)
     return collapse(grouped, [[0], [1, 2], [3], [4], [5]])
 
 
@@ -194,3 +199,38 @@ def check_bias(bias: ir.Value, geometry: BlockedGeometry) -> None:
 
 def result_type(geometry: BlockedGeometry) -> ir.RankedTensorType:
     return tensor_of(geometry.output_shape)
+
+
+@lowers(wpk.BlockedConv2DOp)
+def lower_blocked_conv2d(op: ir.Operation) -> ir.Value:
+    """The convolution in the form of `blocked_convolve` (the plain generic of lowering/layout.py
+    for layouts that form does not take: an input block other than the filter's), then the
+    epilogue of the fused convolution (bias (OB, bo), the steps, side operands broadcasting to
+    the blocked result)."""
+    fused = fused_operands(op)
+    x, w, bias = fused.anchor["input"], fused.anchor["filter"], fused.anchor["bias"]
+    assert x is not None and w is not None
+    out = shape_of(op.results[0])
+    try:
+        geometry = BlockedGeometry.of(
+            shape_of(x), shape_of(w), attr_ints(op, "strides"), attr_ints(op, "pads"),
+            attr_ints(op, "dilations"), attr_int(op, "groups"),
+        )  # fmt: skip
+    except LoweringError:
+        geometry = None
+    if geometry is not None and geometry.output_shape == out:
+        conv = blocked_convolve(x, w, geometry)
+    else:
+        conv = plain_blocked_convolve(x, w, op)
+    if bias is None and not fused.steps:
+        return conv
+    leading = [(conv, identity_map(5))]
+    if bias is not None:
+        if shape_of(bias) != [out[1], out[4]]:
+            raise LoweringError(f"bias shape {shape_of(bias)} is not [{out[1]}, {out[4]}]")
+        leading.append((bias, projection_map(5, [1, 4])))
+
+    def prologue(args: Sequence[ir.Value]) -> ir.Value:
+        return arith.AddFOp(args[0], args[1]).result if len(args) > 1 else args[0]
+
+    return epilogue_generic(leading, prologue, fused, out)

@@ -2,10 +2,10 @@
 `wpk.blocked_conv2d`.
 
 The reorders are a zero tensor.pad of the channels, an expand_shape and a linalg.transpose
-(and back: transpose, collapse_shape, extract_slice). `wpk.blocked_conv2d` lowers plainly to one
-`linalg.generic` over (n, ob, oh, ow, j | cb, kh, kw, i) on the spatially padded input, then the
-epilogue generic of the fused convolution (bias (OB, bo), the steps, side operands
-broadcasting to the blocked result).
+(and back: transpose, collapse_shape, extract_slice). `blocked_convolve` is the plain form of
+`wpk.blocked_conv2d`: one `linalg.generic` over (n, ob, oh, ow, j | cb, kh, kw, i) on the
+spatially padded input; lowering/blocked_conv.py lowers the op (to the form the cpu.blocked_conv
+template schedules) and falls back to this one for the layouts it does not take.
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from woodpecker.lowering.common import (
     extract_slice,
     fill,
     generic,
-    identity_map,
     pad,
-    projection_map,
     transpose,
 )
-from woodpecker.lowering.fused import epilogue_generic, fused_operands
 from woodpecker.lowering.registry import lowers
 from woodpecker.ops.layout import blocks
 
@@ -116,23 +113,3 @@ def blocked_convolve(x: ir.Value, w: ir.Value, op: ir.Operation) -> ir.Value:
     kinds = ["parallel"] * 5 + ["reduction"] * 4
     return generic([xp, w], maps, fill(0.0, out), body, kinds)
 
-
-@lowers(wpk.BlockedConv2DOp)
-def lower_blocked_conv2d(op: ir.Operation) -> ir.Value:
-    fused = fused_operands(op)
-    x, w, bias = fused.anchor["input"], fused.anchor["filter"], fused.anchor["bias"]
-    assert x is not None and w is not None
-    conv = blocked_convolve(x, w, op)
-    out = shape_of(op.results[0])
-    if bias is None and not fused.steps:
-        return conv
-    leading = [(conv, identity_map(5))]
-    if bias is not None:
-        if shape_of(bias) != [out[1], out[4]]:
-            raise LoweringError(f"bias shape {shape_of(bias)} is not [{out[1]}, {out[4]}]")
-        leading.append((bias, projection_map(5, [1, 4])))
-
-    def prologue(args: Sequence[ir.Value]) -> ir.Value:
-        return arith.AddFOp(args[0], args[1]).result if len(args) > 1 else args[0]
-
-    return epilogue_generic(leading, prologue, fused, out)

@@ -34,6 +34,7 @@ from mlir.passmanager import PassManager
 from woodpecker.errors import CompilationError
 from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR, assign_names, kernel_kind
 from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
+from woodpecker.schedule.blocked_kinds import blocked_conv_kind
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
@@ -61,9 +62,6 @@ _KIND_BY_NAMED_OP = {
     "linalg.depthwise_conv_2d_nchw_chw": "depthwise_conv",
     "linalg.pooling_nchw_max": "pool",
     "linalg.pooling_nchw_sum": "pool",
-    # Blocked (NCHW[x]c) convolutions: linalg.generic ops tagged by lowering/blocked_conv.py.
-    "wpk.blocked_conv2d": "blocked_conv",
-    "wpk.blocked_depthwise_conv2d": "blocked_depthwise_conv",
 }
 
 
@@ -189,6 +187,9 @@ def erase_unused(block: ir.Block) -> None:
 
 
 def _kind_of_generic(loops: Loops) -> str:
+    blocked = blocked_conv_kind(loops.maps, loops.parallel)  # NCHW[x]c convolutions (lowering/blocked_conv.py)
+    if blocked is not None:
+        return blocked
     return "elementwise" if all(loops.parallel) else "reduction"
 
 

@@ -38,6 +38,7 @@ OUTER = SCHED_PREFIX + "bconv_outer"
 VECTORIZE = SCHED_PREFIX + "bconv_vectorize"
 HOIST = SCHED_PREFIX + "bconv_hoist"
 COLUMNS = SCHED_PREFIX + "bconv_columns"
+KW_LOOP = SCHED_PREFIX + "bconv_kw"
 
 MAX_REG_N = 32  # output columns per register tile (TVM's reg_n)
 
@@ -115,18 +116,20 @@ class BlockedConvTemplate:
         knobs = [
             Knob("tile_oc", tile_choices(d["oc"], (1, 2, 4, 8)), "output-channel blocks per outer tile"),
             Knob("tile_oh", tile_choices(d["oh"], (1, 2, 4, 7, 8, 14, 16, 28)), "output rows per outer tile"),
-            Knob("reg_oc", tuple(r for r in (1, 2) if d["oc"] % r == 0), "output-channel blocks per register tile"),
+            Knob("reg_oc", tuple(r for r in (1, 2, 4) if d["oc"] % r == 0), "output-channel blocks per register tile"),
             Knob("reg_n", divisors(d["ow"], MAX_REG_N), "output columns per register tile (TVM's reg_n)"),
         ]
         if not self.depthwise:
             knobs.append(Knob("tile_ic", tile_choices(d["ic"], (1, 2, 4, 8, 16)), "input-channel blocks per block"))
+            knobs.append(Knob("unroll_ib", divisors(d["ib"]), "input channels of a block per contraction step"))
         knobs.append(Knob("unroll_kw", (False, True) if d["kw"] > 1 else (False,), "unroll the kw loop"))
         knobs.append(Knob("parallel", (False, True), "split the outer tiles across the cores (OpenMP)"))
 
         def fits(c: dict) -> str | None:
             acc = c["reg_oc"] * c["reg_n"]
-            # accumulators + a weight vector per channel block + a broadcast (depthwise: an input vector)
-            need = acc + c["reg_oc"] + 1
+            # accumulators + a weight vector per channel block (the input scalars are broadcast
+            # by the FMAs' memory operands; depthwise: one input vector)
+            need = acc + c["reg_oc"] + int(self.depthwise)
             if need > registers:
                 return f"a {c['reg_oc']}x{c['reg_n']} register tile needs {need} of {registers} vector registers"
             return None
@@ -149,17 +152,26 @@ class BlockedConvTemplate:
             raise NoDefault(str(err)) from None
 
     def _default(self, d: Dims, target: CpuMachine, domain: dict, fits) -> Config:
-        reg_oc = 1
-        fitting = [r for r in domain["reg_n"] if fits({"reg_oc": reg_oc, "reg_n": r}) is None]
-        reg_n = max(fitting) if fitting else min(domain["reg_n"])
+        # The widest row of columns that leaves 4 registers, then as many channel blocks as
+        # keep the accumulators within that (7x7 outputs: 2 blocks x 7 columns).
+        budget = target.registers - 4
+        reg_n = pick(domain["reg_n"], at_most=budget)
+        reg_oc = pick(domain["reg_oc"], lambda r: fits({"reg_oc": r, "reg_n": reg_n}) is None and r * reg_n <= budget)
+        if fits({"reg_oc": reg_oc, "reg_n": reg_n}) is not None:
+            reg_oc = 1
         config: Config = {
-            "tile_oc": pick(domain["tile_oc"], at_most=2 if self.depthwise else 1),
+            "tile_oc": pick(
+                domain["tile_oc"], lambda t: t % reg_oc == 0, at_most=max(reg_oc, 2 if self.depthwise else 1)
+            ),
             "tile_oh": pick(domain["tile_oh"], at_most=max(1, 4 * 28 // d["ow"])),
             "reg_oc": reg_oc,
             "reg_n": reg_n,
         }
         if not self.depthwise:
             config["tile_ic"] = pick(domain["tile_ic"], at_most=16)
+            # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
+            # which spills when reg_oc > 1 (then one input channel per step).
+            config["unroll_ib"] = d["ib"] if reg_oc == 1 else pick(domain["unroll_ib"], at_most=2)
         config["unroll_kw"] = False  # measured: unrolling kw spills the register tile (3x3 64->64: 0.56 vs 2.6 ms)
         tiles = -(-d["oc"] // config["tile_oc"]) * -(-d["oh"] // config["tile_oh"]) * d["g"] * d["n"]
         work = 1
@@ -197,7 +209,11 @@ class BlockedConvTemplate:
             main, loop = s.fuse_into(s.match_role(k, "main"), loop)
         fill = None
         if kernel.fill is not None:
-            fill, loop = s.fuse_into(s.match_role(k, "fill"), loop)
+            fill = s.match_role(k, "fill")
+            # A serial loop's accumulator is its iter_arg: the fill fuses only into a forall or
+            # once the convolution was fused into its epilogue's loop; else it is tiled on its own.
+            if has_epilogue or config["parallel"]:
+                fill, loop = s.fuse_into(fill, loop)
         if config["parallel"]:
             outermost = loop
         tile_oc = min(config["tile_oc"], d["oc"])
@@ -209,6 +225,7 @@ class BlockedConvTemplate:
         red_tiles = {"kh": _t(1, d["kh"]), "kw": _t(1, d["kw"])}
         if not self.depthwise:
             red_tiles["ic"] = _t(1, min(config["tile_ic"], d["ic"]))
+            red_tiles["ib"] = _t(config["unroll_ib"], d["ib"])
         g, red = s.tile_for(g, d.sizes(**red_tiles))
         columns = None
         if strided(kernel) and config["reg_n"] > 1:
@@ -235,7 +252,9 @@ class BlockedConvTemplate:
             s.annotate(rloop, f"{HOIST}{depth}", k)
         if columns is not None:
             s.annotate(columns, COLUMNS, k)
-        unroll_kw = bool(red) and bool(red_tiles["kw"]) and config["unroll_kw"]
+        if red_tiles["kw"] and config["unroll_kw"]:
+            order = [name for name in ("ic", "kh", "kw", "ib") if red_tiles.get(name)]
+            s.annotate(red[order.index("kw")], KW_LOOP, k)
         s.next_phase()
         outer_loop = s.match_attribute(OUTER, k)
         if columns is not None:
@@ -246,6 +265,6 @@ class BlockedConvTemplate:
         s.patterns(outer_loop, [p for p in VECTOR_CLEANUP if "canonicalization" not in p])
         for depth in range(len(red)):  # innermost loop first
             s.hoist_accumulator(f"{HOIST}{depth}", k)
-        if unroll_kw:  # kw is the innermost reduction loop
-            s.add(f"transform.loop.unroll {s.match_attribute(f'{HOIST}0', k)} {{factor = {d['kw']}}} : {ANY}")
+        if red_tiles["kw"] and config["unroll_kw"]:
+            s.add(f"transform.loop.unroll {s.match_attribute(KW_LOOP, k)} {{factor = {d['kw']}}} : {ANY}")
         s.patterns(outer_loop, VECTOR_CLEANUP)
