@@ -156,7 +156,8 @@ class BlockedConvTemplate:
         # keep the accumulators within that (7x7 outputs: 2 blocks x 7 columns).
         budget = target.registers - 4
         reg_n = pick(domain["reg_n"], at_most=budget)
-        reg_oc = pick(domain["reg_oc"], lambda r: fits({"reg_oc": r, "reg_n": reg_n}) is None and r * reg_n <= budget)
+        # With several blocks LLVM keeps the reg_n broadcast input scalars in registers too.
+        reg_oc = pick(domain["reg_oc"], lambda r: r == 1 or r * reg_n + r + reg_n <= target.registers)
         if fits({"reg_oc": reg_oc, "reg_n": reg_n}) is not None:
             reg_oc = 1
         config: Config = {
@@ -171,7 +172,7 @@ class BlockedConvTemplate:
             config["tile_ic"] = pick(domain["tile_ic"], at_most=16)
             # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
             # which spills when reg_oc > 1 (then one input channel per step).
-            config["unroll_ib"] = d["ib"] if reg_oc == 1 else pick(domain["unroll_ib"], at_most=2)
+            config["unroll_ib"] = d["ib"] if reg_oc == 1 else 1
         config["unroll_kw"] = False  # measured: unrolling kw spills the register tile (3x3 64->64: 0.56 vs 2.6 ms)
         tiles = -(-d["oc"] // config["tile_oc"]) * -(-d["oh"] // config["tile_oh"]) * d["g"] * d["n"]
         work = 1
@@ -230,7 +231,7 @@ class BlockedConvTemplate:
         columns = None
         if strided(kernel) and config["reg_n"] > 1:
             g, (columns,) = s.tile_for(g, d.sizes(ow=1))
-        if self.depthwise:
+        if self.depthwise or red_tiles.get("ib") == 1:  # no reduction left in the vector op: mul + add
             body = s.fresh("arith")
             s.add(f'{body} = transform.structured.match ops{{["arith.mulf", "arith.addf"]}} in {g} : ({ANY}) -> {ANY}')
             param = s.fresh("contract")
