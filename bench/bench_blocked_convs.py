@@ -9,7 +9,7 @@ rounded up to a block multiple, as the layout pass pads them), with a bias and a
 * `default`: the generated kernel (lowering/blocked_conv.py, template cpu.blocked_conv) with the
   template's default configuration;
 * `tuned` (with --trials > 0): the best of a small search by the tuner (woodpecker.tune, genetic
-  sampler, `--trials` trials per layer, the in-process CPU runner, a temporary database);
+  sampler, `--trials` trials per layer, the isolated CPU runner, a temporary database);
 * `onednn`: oneDNN's convolution primitive created with `format_tag_any` (its blocked layout:
   nChw16c / OIhw16i16o on AVX-512), the bias and a relu post-op; only the convolution primitive is
   timed (the reorders into and out of its layout are not).
@@ -42,12 +42,12 @@ from mlir import ir
 
 from woodpecker.backend.cpu import CpuOptions, compile_cpu
 from woodpecker.dialect import create_context
-from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner
+from woodpecker.measure.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
+from woodpecker.ops.layout import from_blocked
 from woodpecker.runtime.cpu import onednn
 from woodpecker.schedule.blocked_conv_task import (
     BlockedConvCase,
     blocked_arrays,
-    from_blocked,
     reference,
     task_of,
 )
@@ -165,9 +165,12 @@ def tune(case: BlockedConvCase, trials: int, storage: str) -> dict:
         module = ir.Module.parse(task.module_text)
         executable = compile_cpu(module, CpuOptions(threads=THREADS), task.num_weights, arrays.args[split:])
     space = next(s.space for s in executable.schedules if s.kernel.kind.startswith("blocked"))
-    runner = InProcessCpuRunner(CpuMeasureOptions(threads=THREADS, rtol=1e-4))
+    runner = IsolatedCpuRunner(CpuMeasureOptions(threads=THREADS, rtol=1e-4))  # a crashing candidate fails alone
     options = TuneOptions(trials=trials, strategy="ga", seed=0, storage=storage, confirm_top=2, confirm_rounds=2)
-    (result,) = tune_tasks([(task, space)], runner, options)
+    try:
+        (result,) = tune_tasks([(task, space)], runner, options)
+    finally:
+        runner.close()
     return dict(result.best_config or {})
 
 
@@ -217,7 +220,7 @@ def main() -> int:
             problems.append(check("tuned", out, expected))
             candidates["tuned"] = (call, keep)
         call, out, keep = onednn_conv(case, arrays)
-        problems.append(check("onednn", out, from_blocked(expected)))
+        problems.append(check("onednn", out, from_blocked(expected, case.filters)))
         candidates["onednn"] = (call, keep)
         times: dict[str, list[float]] = {name: [] for name in candidates}
         for _ in range(args.rounds):

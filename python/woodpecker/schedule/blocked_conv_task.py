@@ -2,10 +2,10 @@
 
 `BlockedConvCase` describes one NCHW[x]c convolution (ONNX Conv attributes, the channel blocks,
 bias and an epilogue); `task_of` is its `KernelTask` (what the tuner and the CPU runner take:
-`@main(input, filter, bias?, side?)` in linalg on tensors, lowered by lowering/blocked_conv.py);
+`@main(input, side?, filter, bias?)` in linalg on tensors, lowered by lowering/blocked_conv.py);
 `blocked_arrays` packs random NCHW data into the blocked operands and `reference` is the
-float64 result in the blocked layout. The benchmark (bench/bench_blocked_convs.py) and the
-tests (tests/py/test_blocked_conv.py) use these.
+float64 result in the blocked layout (both with ops/layout.py's helpers and semantics). The
+benchmark (bench/bench_blocked_convs.py) and the tests (tests/py/test_blocked_conv.py) use them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from woodpecker.kernels.naming import GROUP_ATTR
 from woodpecker.kernels.task import KernelTask
 from woodpecker.lowering.blocked_conv import BlockedGeometry, blocked_convolve
 from woodpecker.lowering.common import empty, generic, identity_map, projection_map, tensor_of
+from woodpecker.ops.layout import blocked_conv2d, pack_bias, pack_filter, to_blocked
 
 EPILOGUES = ("none", "relu", "add_relu")  # add_relu: a residual operand, then relu
 
@@ -181,28 +182,7 @@ def task_of(case: BlockedConvCase, device: str = "") -> KernelTask:
     )
 
 
-# -- numpy: NCHW <-> blocked, and the float64 reference ----------------------------------------
-
-
-def to_blocked(x: np.ndarray, block: int) -> np.ndarray:
-    """(N, C, H, W) -> (N, C/b, H, W, b)."""
-    n, c, h, w = x.shape
-    return np.ascontiguousarray(x.reshape(n, c // block, block, h, w).transpose(0, 1, 3, 4, 2))
-
-
-def from_blocked(x: np.ndarray) -> np.ndarray:
-    """(N, C/b, H, W, b) -> (N, C, H, W)."""
-    n, cb, h, w, b = x.shape
-    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(n, cb * b, h, w))
-
-
-def pack_filter(w: np.ndarray, block: int, depthwise: bool) -> np.ndarray:
-    """(O, C/g, KH, KW) -> (O/b, C/g/b, KH, KW, b_i, b_o); depthwise (C, 1, KH, KW) -> (C/b, 1, KH, KW, 1, b)."""
-    o, cg, kh, kw = w.shape
-    if depthwise:
-        return np.ascontiguousarray(w.reshape(o // block, block, 1, kh, kw, 1).transpose(0, 2, 3, 4, 5, 1))
-    packed = w.reshape(o // block, block, cg // block, block, kh, kw).transpose(0, 2, 4, 5, 3, 1)
-    return np.ascontiguousarray(packed)
+# -- numpy: the blocked operands and the float64 reference (ops/layout.py's semantics) ----------
 
 
 @dataclass
@@ -234,39 +214,21 @@ def blocked_arrays(case: BlockedConvCase, seed: int = 0) -> CaseArrays:
     args = [to_blocked(x, b)]
     if side is not None:
         args.append(to_blocked(side, b))
-    args.append(pack_filter(w, b, case.depthwise))
+    args.append(pack_filter(w, case.groups, b, b)[0])
     if bias is not None:
-        args.append(np.ascontiguousarray(bias.reshape(-1, b)))
+        args.append(pack_bias(bias, b))
     return CaseArrays(x, w, bias, side, args)
 
 
 def reference(case: BlockedConvCase, arrays: CaseArrays) -> np.ndarray:
-    """The float64 result, blocked: a direct NCHW convolution (im2col per group), then the epilogue."""
-    x = np.asarray(arrays.x, dtype=np.float64)
-    w = np.asarray(arrays.w, dtype=np.float64)
-    top, left, bottom, right = case.pads
-    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    n, _, _, _ = x.shape
-    kh, kw = case.kernel
-    (sh, sw), (dh, dw) = case.strides, case.dilations
-    oh, ow = case.geometry.out_hw
-    g = case.groups
-    cg, og = case.channels // g, case.filters // g
-    cols = np.empty((n, case.channels, kh, kw, oh, ow))
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, i, j] = x[
-                :, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw
-            ]
-    out = np.empty((n, case.filters, oh, ow))
-    for group in range(g):
-        c = cols[:, group * cg : (group + 1) * cg]
-        f = w[group * og : (group + 1) * og]
-        out[:, group * og : (group + 1) * og] = np.einsum("nckloq,fckl->nfoq", c, f)
-    if arrays.bias is not None:
-        out += np.asarray(arrays.bias, dtype=np.float64)[None, :, None, None]
+    """The float64 result, blocked: `wpk.blocked_conv2d`'s semantics (ops/layout.py) on the packed
+    operands, then the residual add and the relu."""
+    x = to_blocked(np.asarray(arrays.x, dtype=np.float64), case.block)
+    w, groups = pack_filter(np.asarray(arrays.w, dtype=np.float64), case.groups, case.block, case.block)
+    bias = None if arrays.bias is None else pack_bias(np.asarray(arrays.bias, dtype=np.float64), case.block)
+    out = blocked_conv2d(x, w, bias, case.strides, case.pads, case.dilations, groups)
     if arrays.side is not None:
-        out += arrays.side
+        out = out + to_blocked(np.asarray(arrays.side, dtype=np.float64), case.block)
     if case.epilogue != "none":
         out = np.maximum(out, 0.0)
-    return to_blocked(out, case.block)
+    return out

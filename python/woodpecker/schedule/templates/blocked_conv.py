@@ -145,13 +145,13 @@ class BlockedConvTemplate:
             Constraint("outer tile splits", ("tile_oc", "tile_oh", "parallel"), splits),
         )
         domain = {k.name: k.domain for k in knobs}
-        default = self._default(d, target, domain, fits)
+        default = self._default(d, target, domain, fits, strided(kernel))
         try:
             return SearchSpace(kernel.name, self.name, tuple(knobs), default, constraints)
         except ValueError as err:
             raise NoDefault(str(err)) from None
 
-    def _default(self, d: Dims, target: CpuMachine, domain: dict, fits) -> Config:
+    def _default(self, d: Dims, target: CpuMachine, domain: dict, fits, is_strided: bool) -> Config:
         # The widest row of columns that leaves 4 registers, then as many channel blocks as
         # keep the accumulators within that (7x7 outputs: 2 blocks x 7 columns).
         budget = target.registers - 4
@@ -172,7 +172,7 @@ class BlockedConvTemplate:
             config["tile_ic"] = pick(domain["tile_ic"], at_most=16)
             # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
             # which spills when reg_oc > 1 (then one input channel per step).
-            config["unroll_ib"] = d["ib"] if reg_oc == 1 else 1
+            config["unroll_ib"] = d["ib"] if reg_oc == 1 and not is_strided else 1
         config["unroll_kw"] = False  # measured: unrolling kw spills the register tile (3x3 64->64: 0.56 vs 2.6 ms)
         tiles = -(-d["oc"] // config["tile_oc"]) * -(-d["oh"] // config["tile_oh"]) * d["g"] * d["n"]
         work = 1
