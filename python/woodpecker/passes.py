@@ -67,7 +67,7 @@ def _lazy_graph_context() -> GraphContextProvider:
 # wpk-convert-layout (block: the host's vector width) at opt level 2, "nchw" never, "blocked"
 # at every level, "blocked<N>" at every level with blocks of N.
 LAYOUT_PASS = "wpk-convert-layout"
-LAYOUT_AUTO_LEVELS = (2,)
+LAYOUT_AUTO_LEVELS: tuple[int, ...] = ()
 
 
 def layout_element(layout: str, level: int) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 KIND_PRIORITY = (
     "conv",
     "depthwise_conv",
+    "blocked_conv",
     "matmul",
     "batch_matmul",
     "pool",

@@ -12,6 +12,7 @@ TEMPLATES: dict[str, Template] = {
     "matmul": MatmulTemplate(),
     "conv": ConvTemplate("conv"),
     "depthwise_conv": ConvTemplate("depthwise_conv"),
+    "blocked_conv": GenericTemplate("blocked_conv"),
     "pool": GenericTemplate("pool"),
     "reduction": GenericTemplate("reduction"),
     "elementwise": GenericTemplate("elementwise"),
