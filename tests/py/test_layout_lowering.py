@@ -68,3 +68,22 @@ def test_blocked_conv2d_with_bias_and_epilogue(
     lowered = lower_and_run([x, side], [out], ops)
     want = sem.run(OpArgs({"input": x, "filter": w, "bias": bias, "side0": side}, {**attrs, **epilogue}))
     check(lowered.outputs[0], want)
+
+
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool"])
+def test_pooling_on_blocked_tensors(name: str) -> None:
+    x = to_blocked(rand(1, 24, 9, 9), 16).astype(np.float32)
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "dilations": [1, 1], "ceil_mode": False}
+    if name == "avg_pool":
+        attrs["count_include_pad"] = False
+    out = [1, 2, 5, 5, 16]
+
+    def ops(args: list[ir.Value]) -> list[ir.Value]:
+        return [create_op(name, [args[0]], [tensor_type(out)], _attrs(attrs)).result]
+
+    lowered = lower_and_run([x], [out], ops)
+    sem = semantics_of(f"wpk.{name}")
+    want = sem.run(OpArgs({"input": x}, attrs, tuple(out)))
+    plain = sem.run(OpArgs({"input": np.moveaxis(x, 4, 2).reshape(1, 32, 9, 9)}, attrs, (1, 32, 5, 5)))
+    np.testing.assert_allclose(np.moveaxis(want, 4, 2).reshape(1, 32, 5, 5), plain)
+    check(lowered.outputs[0], want)

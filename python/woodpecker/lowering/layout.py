@@ -29,6 +29,12 @@ from woodpecker.lowering.common import (
 from woodpecker.lowering.registry import lowers
 from woodpecker.ops.layout import blocks
 
+# The tags of a blocked convolution's linalg.generic. NAMED_OP_ATTR: the op a linalg.generic
+# stands for (schedule.kernels reads the kernel kind from it; it also marks generalized named ops).
+NAMED_OP_ATTR = "wpk.named_op"
+GROUPS_ATTR = "wpk.groups"
+BLOCKED_CONV = "wpk.blocked_conv2d"
+
 
 @lowers(wpk.ToBlockedOp)
 def lower_to_blocked(op: ir.Operation) -> ir.Value:
@@ -111,5 +117,14 @@ def blocked_convolve(x: ir.Value, w: ir.Value, op: ir.Operation) -> ir.Value:
         return arith.AddFOp(args[2], arith.MulFOp(args[0], args[1]).result).result
 
     kinds = ["parallel"] * 5 + ["reduction"] * 4
-    return generic([xp, w], maps, fill(0.0, out), body, kinds)
+    conv = generic([xp, w], maps, fill(0.0, out), body, kinds)
+    tag_blocked_conv(conv.owner, groups)
+    return conv
+
+
+def tag_blocked_conv(op: ir.Operation, groups: int) -> None:
+    """Marks the linalg.generic of a blocked convolution: its kernel kind (`wpk.named_op`, read by
+    schedule.kernels) and its `groups` (`wpk.groups`, read by libs.match)."""
+    op.attributes[NAMED_OP_ATTR] = ir.StringAttr.get(BLOCKED_CONV)
+    op.attributes[GROUPS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), groups)
 

@@ -34,13 +34,14 @@ from mlir.passmanager import PassManager
 from woodpecker.errors import CompilationError
 from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR, assign_names, kernel_kind
 from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
+from woodpecker.lowering.layout import BLOCKED_CONV, NAMED_OP_ATTR
 from woodpecker.schedule.blocked_kinds import blocked_conv_kind
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
 # The named op a linalg.generic was generalized from: a kernel cut out of a model for tuning
 # (woodpecker.schedule.tasks) is then found again with the same kind and template.
-NAMED_OP_ATTR = "wpk.named_op"
+# (defined with the lowering, which tags the generic of a blocked convolution with it)
 SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
 
 KINDS = (
@@ -62,6 +63,8 @@ _KIND_BY_NAMED_OP = {
     "linalg.depthwise_conv_2d_nchw_chw": "depthwise_conv",
     "linalg.pooling_nchw_max": "pool",
     "linalg.pooling_nchw_sum": "pool",
+    # The linalg.generic of a blocked convolution is tagged with its wpk op (lowering/layout.py).
+    BLOCKED_CONV: "blocked_conv",
 }
 
 

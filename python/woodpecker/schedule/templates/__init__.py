@@ -1,6 +1,7 @@
 """The CPU schedule templates, by kernel kind."""
 
 from woodpecker.kernels.space import SearchSpace
+from woodpecker.schedule.blocked_kinds import blocked_conv_kind
 from woodpecker.schedule.kernels import Kernel
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import NoDefault, Template
@@ -25,6 +26,8 @@ TEMPLATES: dict[str, Template] = {
 FALLBACKS: dict[str, Template] = {
     "conv": GenericTemplate("conv", "cpu.conv_generic"),
     "depthwise_conv": GenericTemplate("depthwise_conv", "cpu.depthwise_conv_generic"),
+    # The plain generic of lowering/layout.py (layouts lowering/blocked_conv.py does not take).
+    "blocked_conv": GenericTemplate("blocked_conv", "cpu.blocked_conv_generic"),
 }
 
 
@@ -34,6 +37,8 @@ GENERIC_FALLBACK = GenericTemplate("matmul", "cpu.matmul_generic")
 
 def template_for(kernel: Kernel) -> Template:
     """The template for `kernel`'s kind (and strides), before looking at a machine."""
+    if kernel.kind == "blocked_conv" and blocked_conv_kind(kernel.loops.maps, kernel.loops.parallel) is None:
+        return FALLBACKS[kernel.kind]
     if kernel.kind in FALLBACKS and not applicable(kernel):
         return STRIDED_CONV if applicable(kernel, strided=True) else FALLBACKS[kernel.kind]
     return TEMPLATES[kernel.kind]
