@@ -37,8 +37,9 @@ GENERIC_FALLBACK = GenericTemplate("matmul", "cpu.matmul_generic")
 
 def template_for(kernel: Kernel) -> Template:
     """The template for `kernel`'s kind (and strides), before looking at a machine."""
-    if kernel.kind == "blocked_conv" and blocked_conv_kind(kernel.loops.maps, kernel.loops.parallel) is None:
-        return FALLBACKS[kernel.kind]
+    if kernel.kind == "blocked_conv":  # the plain generic form (lowering/layout.py) by the generic template
+        known = blocked_conv_kind(kernel.loops.maps, kernel.loops.parallel) is not None
+        return TEMPLATES[kernel.kind] if known else FALLBACKS[kernel.kind]
     if kernel.kind in FALLBACKS and not applicable(kernel):
         return STRIDED_CONV if applicable(kernel, strided=True) else FALLBACKS[kernel.kind]
     return TEMPLATES[kernel.kind]
