@@ -29,12 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlir import ir
-from mlir.dialects import arith
+from mlir.dialects import arith, tensor
 
 from woodpecker.dialect import attr_int, attr_ints, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
     collapse,
+    empty,
     expand,
     fill,
     generic,
@@ -157,6 +158,10 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
     sh, sw = g.strides
     dh, dw = g.dilations
     xp = pad(x, [0, 0, g.pads[0], g.pads[1], 0], [0, 0, g.pads[2], g.pads[3], 0], 0.0)
+    if (g.kh, g.kw) == (1, 1) and (sh, sw) != (1, 1) and not g.depthwise:
+        # A strided 1x1 convolution reads every s-th pixel: copy those into a dense tensor first
+        # (a vectorized elementwise kernel), then the unit-stride kernel reads whole rows.
+        xp, (sh, sw) = subsample(xp, (sh, sw), g.out_hw), (1, 1)
     par, red = "parallel", "reduction"
     if g.depthwise:
         w4 = w if len(shape_of(w)) == 4 else collapse(w, [[0, 1], [2], [3], [4, 5]])
@@ -190,6 +195,14 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
     ]
     grouped = _conv_generic([xg, wg], maps, ginit, [par] * 6 + [red] * 4)
     return collapse(grouped, [[0], [1, 2], [3], [4], [5]])
+
+
+def subsample(x: ir.Value, strides: tuple[int, int], out_hw: tuple[int, int]) -> ir.Value:
+    """x[:, :, ::sh, ::sw, :] (the first out_hw pixels) as a dense tensor."""
+    n, cb, _, _, b = shape_of(x)
+    sizes = [n, cb, out_hw[0], out_hw[1], b]
+    view = tensor.ExtractSliceOp(tensor_of(sizes), x, [], [], [], [0] * 5, sizes, [1, 1, strides[0], strides[1], 1])
+    return generic([view.result], [identity_map(5), identity_map(5)], empty(sizes), lambda args: args[0])
 
 
 def check_bias(bias: ir.Value, geometry: BlockedGeometry) -> None:
