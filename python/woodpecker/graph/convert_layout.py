@@ -12,7 +12,8 @@ came out of the layout reuses the blocked value, so reorders stay at the region 
 
 N is the host's vector width in f32 lanes (runtime.cpu.host.vector_lanes: 16 with AVX-512,
 8 with AVX2) unless given. A first convolution with fewer input channels than N reads its input
-in one block of all its channels (NHWC order), not padded to N. Not converted (left NCHW): a
+in blocks of one channel (NCHW order in memory, the input of oneDNN's first-layer kernels), not
+padded to N. Not converted (left NCHW): a
 convolution whose output channels would be padded by more than half, a grouped convolution
 whose per-group channel counts are not block multiples, an elementwise op dividing by a
 tensor or with the running value as divisor (padding lanes would become inf/NaN), or with an
@@ -183,7 +184,7 @@ class _Converter:
         f = filt.shape[0]
         if blocks(f, self.block) * self.block > MAX_PADDING * f:
             return
-        block_in = channels if groups == 1 and channels < self.block else self.block
+        block_in = 1 if groups == 1 and channels < self.block else self.block
         try:
             packed, blocked_groups = pack_filter(filt, groups, block_in, self.block)
         except ValueError:
