@@ -134,3 +134,11 @@ def test_onednn_runs_the_blocked_convolutions_in_the_layout(name: str, layout: s
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+
+
+def test_unfused_elementwise_ops_follow_the_layout_at_opt_level_1() -> None:
+    """Without wpk-fuse the relus and residual adds are plain ops: they run blocked too."""
+    text = _optimized_ir(_model("resnet"), 1, "blocked16")
+    assert '"wpk.relu"' not in text and '"wpk.add"' not in text
+    assert text.count('"wpk.blocked_conv2d"') == 6
+    assert text.count('"wpk.to_blocked"') == 1 and text.count('"wpk.from_blocked"') == 1
