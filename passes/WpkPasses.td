@@ -89,7 +89,7 @@ def WpkConvertLayout : Pass<"wpk-convert-layout", "::mlir::ModuleOp"> {
     flatten, gemm, softmax, reshape, global pooling, any op that is not
     layout-aware). `block` defaults to the host's vector width in f32 lanes
     (16 with AVX-512, 8 with AVX2). A first conv with fewer input channels
-    than a block reads them as one block. Left NCHW: convs whose output
+    than a block reads them in blocks of one channel (NCHW memory). Left NCHW: convs whose output
     channels would be padded by more than half, grouped convs whose group
     sizes are not block multiples, elementwise ops dividing by a tensor or
     broadcasting along channels.

@@ -93,8 +93,8 @@ def test_reorders_only_at_region_boundaries() -> None:
     text = _optimized_ir(_model("resnet"), 2, "blocked16")
     assert text.count('"wpk.blocked_conv2d"') == 6
     assert '"wpk.conv2d"' not in text and '"wpk.fused_conv2d"' not in text
-    # in: the graph input (3 channels as one block); out: before the global pool.
-    assert text.count('"wpk.to_blocked"') == 1 and "block = 3" in text
+    # in: the graph input (3 channels in blocks of 1: NCHW memory); out: before the global pool.
+    assert text.count('"wpk.to_blocked"') == 1 and "block = 1 :" in text
     assert text.count('"wpk.from_blocked"') == 1
     assert text.index('"wpk.from_blocked"') < text.index('"wpk.global_avg_pool"')
 
@@ -113,3 +113,32 @@ def test_nchw_layout_leaves_the_graph_alone() -> None:
 def test_bad_layout_is_one_error() -> None:
     with pytest.raises(CompilationError, match="layout must be auto, nchw, blocked or blocked<N>, got 'nhwc'"):
         woodpecker.compile(_model("resnet"), options=CompileOptions(layout="nhwc"))
+
+
+@pytest.mark.parametrize("layout", ["blocked16", "blocked8"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onednn_runs_the_blocked_convolutions_in_the_layout(name: str, layout: str) -> None:
+    """With oneDNN every blocked conv (first layer on NCHW memory, blocked, depthwise) is a oneDNN
+    call on the blocked tensors themselves (onednn.BlockedConvolution: the primitive is created
+    for the layout's formats, so it has no reorder to make)."""
+    from woodpecker.runtime.cpu import onednn
+
+    if onednn.availability() is not None:
+        pytest.skip(f"oneDNN unavailable: {onednn.availability()}")
+    model = _model(name)
+    feeds = _feeds(model)
+    compiled = woodpecker.compile(model, options=CompileOptions(layout=layout, libraries="onednn"))
+    choices = [c for c in compiled.selection if c.kind == "blocked_conv"]
+    assert choices and all(c.choice == "onednn" for c in choices)
+    got = compiled.run(None, feeds)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+
+
+def test_unfused_elementwise_ops_follow_the_layout_at_opt_level_1() -> None:
+    """Without wpk-fuse the relus and residual adds are plain ops: they run blocked too."""
+    text = _optimized_ir(_model("resnet"), 1, "blocked16")
+    assert '"wpk.relu"' not in text and '"wpk.add"' not in text
+    assert text.count('"wpk.blocked_conv2d"') == 6
+    assert text.count('"wpk.to_blocked"') == 1 and text.count('"wpk.from_blocked"') == 1

@@ -5,13 +5,47 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mlir import ir
-from test_lowering import _attrs, check, lower_and_run, rand
+from mlir.dialects import func
+from mlir.passmanager import PassManager
+from test_lowering import Builder, Lowered, _attrs, check, rand
 
-from woodpecker.dialect import create_op, tensor_type, weight_attr
+from woodpecker.backend import compile_cpu
+from woodpecker.backend.cpu import CpuOptions
+from woodpecker.dialect import create_context, create_op, tensor_type, weight_attr
+from woodpecker.lowering import PASS_NAME, lower_to_linalg
 from woodpecker.ops import OpArgs, semantics_of
 from woodpecker.ops.fused_layout import build
 from woodpecker.ops.layout import blocked_conv2d_shape, pack_bias, pack_filter, to_blocked
 from woodpecker.ops.steps import Step
+
+
+def lower_and_run(inputs: list[np.ndarray], out_shapes: list[list[int]], build_ops: Builder) -> Lowered:
+    """test_lowering.lower_and_run, except that the lowered IR may carry the blocked conv's
+    `wpk.*` tags (attributes): it checks that no wpk op is left."""
+    inputs = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
+    with create_context() as ctx, ir.Location.unknown():
+        module = ir.Module.create()
+        types = ([tensor_type(a.shape) for a in inputs], [tensor_type(s) for s in out_shapes])
+        with ir.InsertionPoint(module.body):
+            fn = func.FuncOp("main", types)
+            with ir.InsertionPoint(fn.add_entry_block()):
+                func.ReturnOp(build_ops(list(fn.entry_block.arguments)))
+        pm = PassManager(context=ctx)
+        pm.add(lower_to_linalg, name=PASS_NAME)
+        pm.run(module.operation)
+        assert module.operation.verify()
+        left: list[str] = []
+
+        def visit(op: ir.Operation) -> ir.WalkResult:
+            if op.name.startswith("wpk."):
+                left.append(op.name)
+            return ir.WalkResult.ADVANCE
+
+        module.operation.walk(visit)
+        assert not left
+        text = str(module)
+        exe = compile_cpu(module, CpuOptions(parallel=False, llvm_opt_level=2))
+    return Lowered(text, exe(inputs))
 
 
 @pytest.mark.parametrize("channels,block", [(3, 8), (16, 16), (20, 8)])
@@ -66,6 +100,7 @@ def test_blocked_conv2d_with_bias_and_epilogue(
         return [op.result]
 
     lowered = lower_and_run([x, side], [out], ops)
+    assert 'wpk.named_op = "wpk.blocked_conv2d"' in lowered.ir_text
     want = sem.run(OpArgs({"input": x, "filter": w, "bias": bias, "side0": side}, {**attrs, **epilogue}))
     check(lowered.outputs[0], want)
 

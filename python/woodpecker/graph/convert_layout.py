@@ -3,8 +3,9 @@
 After fusion, every convolution (`wpk.conv2d`, `wpk.fused_conv2d`) with a constant filter
 whose channels fit the blocks becomes a `wpk.blocked_conv2d` (ops/layout.py) with its filter
 and bias packed here, at compile time. The ops that only need each channel's own data follow
-their blocked producers into the layout: `wpk.elementwise` (residual adds, per-channel scale
-and shift: constant side operands are repacked, tensor ones reordered) and max/avg pooling.
+their blocked producers into the layout: `wpk.elementwise` and the plain elementwise ops
+(residual adds, per-channel scale and shift: constant side operands are repacked, tensor ones
+reordered) and max/avg pooling.
 A value leaves the layout through `wpk.from_blocked` where an op that is not layout-aware uses
 it (flatten, gemm, softmax, reshape, global pooling, the function's results) and enters it
 through `wpk.to_blocked` (the graph inputs, any NCHW producer); a to_blocked of a value that
@@ -12,7 +13,8 @@ came out of the layout reuses the blocked value, so reorders stay at the region 
 
 N is the host's vector width in f32 lanes (runtime.cpu.host.vector_lanes: 16 with AVX-512,
 8 with AVX2) unless given. A first convolution with fewer input channels than N reads its input
-in one block of all its channels (NHWC order), not padded to N. Not converted (left NCHW): a
+in blocks of one channel (NCHW order in memory, the input of oneDNN's first-layer kernels), not
+padded to N. Not converted (left NCHW): a
 convolution whose output channels would be padded by more than half, a grouped convolution
 whose per-group channel counts are not block multiples, an elementwise op dividing by a
 tensor or with the running value as divisor (padding lanes would become inf/NaN), or with an
@@ -32,6 +34,7 @@ from woodpecker.graph.context import GraphContext
 from woodpecker.graph.rewrite import erase_dead_ops, location_name, producer
 from woodpecker.ops.fused_layout import anchor_attributes, as_fused, build, unpack
 from woodpecker.ops.layout import blocks, pack_bias, pack_filter, to_blocked
+from woodpecker.ops.registry import op_step
 from woodpecker.ops.steps import Step
 from woodpecker.runtime.cpu.host import vector_lanes
 
@@ -108,6 +111,8 @@ class _Converter:
                 self._elementwise(op)
             elif op.name in POOL_OPS:
                 self._pool(op)
+            elif op.name.startswith("wpk.") and op_step(op, 0) is not None:
+                self._step_op(op)
 
     # -- values ------------------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class _Converter:
         f = filt.shape[0]
         if blocks(f, self.block) * self.block > MAX_PADDING * f:
             return
-        block_in = channels if groups == 1 and channels < self.block else self.block
+        block_in = 1 if groups == 1 and channels < self.block else self.block
         try:
             packed, blocked_groups = pack_filter(filt, groups, block_in, self.block)
         except ValueError:
@@ -207,19 +212,34 @@ class _Converter:
             self._leave(op, new, f)
 
     def _elementwise(self, op: ir.Operation) -> None:
-        out = shape_of(op.results[0])
         fused = unpack(op)
         x = fused.anchor["input"]
         assert x is not None
-        operands = [x, *fused.sides]
-        if len(out) != 4 or not any(self._is_blocked(v) for v in operands) or shape_of(x) != out:
+        self._blocked_elementwise(op, x, fused.sides, fused.steps)
+
+    def _step_op(self, op: ir.Operation) -> None:
+        """A plain elementwise op (wpk.relu, wpk.add, ...; not fused below opt level 2)."""
+        operands = list(op.operands)
+        for position in range(len(operands)):
+            step = op_step(op, position)
+            if step is None or shape_of(operands[position]) != shape_of(op.results[0]):
+                continue
+            sides = [operands[1 - position]] if step.binary else []
+            self._blocked_elementwise(op, operands[position], sides, [step])
+            return
+
+    def _blocked_elementwise(self, op: ir.Operation, x: ir.Value, sides: list[ir.Value], steps: list[Step]) -> None:
+        """`op` computing `steps` from `x` as a wpk.elementwise on blocked tensors, when one of its
+        operands comes from the layout and the others can follow."""
+        out = shape_of(op.results[0])
+        if len(out) != 4 or shape_of(x) != out or not any(self._is_blocked(v) for v in [x, *sides]):
             return
         with ir.InsertionPoint(op), op.location:
-            sides = self._sides(fused.sides, fused.steps, out)
-            if sides is None:
+            blocked_sides = self._sides(sides, steps, out)
+            if blocked_sides is None:
                 return
             result = tensor_type([out[0], blocks(out[1], self.block), out[2], out[3], self.block])
-            new = build("wpk.elementwise", {"input": self._to_blocked(x, self.block)}, sides, fused.steps, result)
+            new = build("wpk.elementwise", {"input": self._to_blocked(x, self.block)}, blocked_sides, steps, result)
             self._leave(op, new, out[1])
 
     def _pool(self, op: ir.Operation) -> None:

@@ -68,7 +68,7 @@ def check_pool(args: OpArgs[Shape]) -> None:
     expect_rank("result", out, len(x))
     if out[:2] != x[:2] or out[4:] != x[4:]:
         fail(f"result batch/channels {fmt(out[:2] + out[4:])} must equal the input's {fmt(x[:2] + x[4:])}")
-    for i, (size, k, s, d) in enumerate(zip(x[2:], kernel, strides, dilations, strict=True)):
+    for i, (size, k, s, d) in enumerate(zip(x[2:4], kernel, strides, dilations, strict=True)):
         span = size + pads[i] + pads[i + 2] - d * (k - 1) - 1
         if span < 0:
             fail(f"dilated kernel {d * (k - 1) + 1} is larger than the padded input {size + pads[i] + pads[i + 2]}")
