@@ -47,6 +47,7 @@ from woodpecker.lowering.common import (
 from woodpecker.lowering.conv import window_output_size
 from woodpecker.lowering.fused import epilogue_generic, fused_operands
 from woodpecker.lowering.layout import blocked_convolve as plain_blocked_convolve
+from woodpecker.lowering.layout import tag_blocked_conv
 from woodpecker.lowering.registry import lowers
 
 
@@ -143,8 +144,15 @@ def _window(out_dim: int, k_dim: int, stride: int, dilation: int) -> ir.AffineEx
     return _d(out_dim) * stride + _d(k_dim) * dilation
 
 
-def _conv_generic(inputs: list[ir.Value], maps: list[ir.AffineMap], init: ir.Value, kinds: list[str]) -> ir.Value:
-    return generic(inputs, maps, init, _multiply_add, kinds)
+def _conv_generic(
+    inputs: list[ir.Value], maps: list[ir.AffineMap], init: ir.Value, kinds: list[str], groups: int
+) -> ir.Value:
+    """The generic, tagged as lowering/layout.py tags the plain form (`wpk.named_op`, `wpk.groups`):
+    libs.match makes the regular form a oneDNN candidate (it declines the depthwise and grouped
+    forms, whose maps are not the plain form's)."""
+    conv = generic(inputs, maps, init, _multiply_add, kinds)
+    tag_blocked_conv(conv.owner, groups)
+    return conv
 
 
 def _multiply_add(args: Sequence[ir.Value]) -> ir.Value:
@@ -171,7 +179,7 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
             ir.AffineMap.get(7, 0, [_d(1), _d(5), _d(6), _d(4)]),
             ir.AffineMap.get(7, 0, [_d(0), _d(1), _d(2), _d(3), _d(4)]),
         ]
-        return _conv_generic([xp, w4], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 2)
+        return _conv_generic([xp, w4], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 2, g.groups)
     if g.groups == 1:
         # (n, oc, oh, ow, ob, ic, kh, kw, ib)
         maps = [
@@ -179,7 +187,7 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
             ir.AffineMap.get(9, 0, [_d(1), _d(5), _d(6), _d(7), _d(8), _d(4)]),
             ir.AffineMap.get(9, 0, [_d(0), _d(1), _d(2), _d(3), _d(4)]),
         ]
-        return _conv_generic([xp, w], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 4)
+        return _conv_generic([xp, w], maps, fill(0.0, g.output_shape), [par] * 5 + [red] * 4, 1)
     # Grouped: (n, g, oc, oh, ow, ob, ic, kh, kw, ib) on operands with a group dim.
     groups = g.groups
     hp, wp = shape_of(xp)[2:4]
@@ -193,7 +201,7 @@ def blocked_convolve(x: ir.Value, w: ir.Value, geometry: BlockedGeometry) -> ir.
         ir.AffineMap.get(10, 0, [_d(1), _d(2), _d(6), _d(7), _d(8), _d(9), _d(5)]),
         ir.AffineMap.get(10, 0, [_d(0), _d(1), _d(2), _d(3), _d(4), _d(5)]),
     ]
-    grouped = _conv_generic([xg, wg], maps, ginit, [par] * 6 + [red] * 4)
+    grouped = _conv_generic([xg, wg], maps, ginit, [par] * 6 + [red] * 4, groups)
     return collapse(grouped, [[0], [1, 2], [3], [4], [5]])
 
 

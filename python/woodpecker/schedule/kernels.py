@@ -367,6 +367,8 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
                 op.erase()  # a fill every user now has a private copy of
                 continue
             kind = _KIND_BY_NAMED_OP.get(name) or _kind_of_generic(loops)
+            if name == BLOCKED_CONV:  # the depthwise form of lowering/blocked_conv.py has a kind of its own
+                kind = blocked_conv_kind(loops.maps, loops.parallel) or kind
             if (kind == "elementwise") != elementwise_pass:
                 continue
             fill = None
