@@ -160,7 +160,7 @@ class BlockedConvTemplate:
         reg_n = pick(domain["reg_n"], at_most=target.registers // 4 if self.depthwise else budget)
         # With several blocks LLVM keeps the reg_n broadcast input scalars in registers too.
         reg_oc = pick(domain["reg_oc"], lambda r: r == 1 or r * reg_n + r + reg_n <= target.registers)
-        if fits({"reg_oc": reg_oc, "reg_n": reg_n}) is not None:
+        if self.depthwise or fits({"reg_oc": reg_oc, "reg_n": reg_n}) is not None:  # depthwise: measured with 1
             reg_oc = 1
         config: Config = {
             "tile_oc": pick(
