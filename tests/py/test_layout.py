@@ -142,3 +142,23 @@ def test_unfused_elementwise_ops_follow_the_layout_at_opt_level_1() -> None:
     assert '"wpk.relu"' not in text and '"wpk.add"' not in text
     assert text.count('"wpk.blocked_conv2d"') == 6
     assert text.count('"wpk.to_blocked"') == 1 and text.count('"wpk.from_blocked"') == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+def test_real_models_in_the_blocked_layout_match_onnxruntime(name: str) -> None:
+    """The real models of test_real_models.py (torchvision, random weights, $WPK_MODELS_DIR) at O2
+    with the host's blocks: every conv in the layout, against onnxruntime (the tolerances there)."""
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("WPK_MODELS_DIR", Path(__file__).resolve().parents[2] / ".cache" / "models"))
+    path = path / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: run `python tools/export_torchvision_models.py` (needs torch, torchvision)")
+    feeds = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    (want,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    compiled = woodpecker.compile(path, options=CompileOptions(layout="blocked"))
+    assert not [c for c in compiled.selection if c.kind in ("conv", "depthwise_conv")]
+    (got,) = compiled.run(None, feeds)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-5 * float(np.abs(want).max()))
