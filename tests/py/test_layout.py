@@ -162,3 +162,44 @@ def test_real_models_in_the_blocked_layout_match_onnxruntime(name: str) -> None:
     assert not [c for c in compiled.selection if c.kind in ("conv", "depthwise_conv")]
     (got,) = compiled.run(None, feeds)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-5 * float(np.abs(want).max()))
+
+
+def _conv_node_cases() -> list:
+    from conformance import select_cases
+
+    from woodpecker.importer import SUPPORTED_OPS
+
+    return [case for case in select_cases(SUPPORTED_OPS) if "Conv" in case.ops]
+
+
+@pytest.mark.parametrize("layout", ["blocked8", "blocked16"])
+@pytest.mark.parametrize("node_case", _conv_node_cases(), ids=str)
+def test_conv_node_tests_in_the_blocked_layout(
+    node_case: object, layout: str, node_test_dir: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ONNX Conv node tests (test_node_conformance.py's selection and known limitations) at O2
+    with the layout forced on; the filter and bias, graph inputs there, are frozen into
+    initializers (as the conformance runner freezes its compile-time operands) so that the convs
+    can be packed at compile time and run blocked."""
+    import dataclasses
+
+    import conformance.cases
+    from conformance import SkipCase, check_node_case
+    from test_node_conformance import KNOWN_LIMITATIONS, LIMITATION_ERRORS
+
+    monkeypatch.setitem(conformance.cases.FROZEN_INPUTS, "Conv", (1, 2))
+    case = dataclasses.replace(node_case, directory=node_test_dir / "node" / node_case.name)
+    blocked: list[int] = []
+
+    def compile_fn(model: object) -> object:
+        def count(stage: str, module: object) -> None:
+            if stage == "optimize":
+                blocked.append(str(module).count('"wpk.blocked_conv2d"'))
+
+        return woodpecker.compile(model, options=CompileOptions(layout=layout, on_stage=count))
+
+    try:
+        check_node_case(case, compile_fn, KNOWN_LIMITATIONS, LIMITATION_ERRORS)
+    except SkipCase as exc:
+        pytest.skip(str(exc))
+    assert blocked and all(n >= 1 for n in blocked), "the conv did not run blocked"
