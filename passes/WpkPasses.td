@@ -90,13 +90,15 @@ def WpkConvertLayout : Pass<"wpk-convert-layout", "::mlir::ModuleOp"> {
     layout-aware). `block` defaults to the host's vector width in f32 lanes
     (16 with AVX-512, 8 with AVX2). A first conv with fewer input channels
     than a block reads them in blocks of one channel (NCHW memory). Left NCHW: convs whose output
-    channels would be padded by more than half, grouped convs whose group
+    channels would be padded by more than half (unless `force`), grouped convs whose group
     sizes are not block multiples, elementwise ops dividing by a tensor or
     broadcasting along channels.
   }];
   let options = [
     Option<"block", "block", "int64_t", /*default=*/"0",
            "channels per block (0: the host's vector width in f32 lanes)">,
+    Option<"force", "force", "bool", /*default=*/"false",
+           "also convert convs whose output channels would be padded by more than half">,
   ];
 }
 

@@ -64,8 +64,9 @@ def _lazy_graph_context() -> GraphContextProvider:
 
 
 # The channel layout of the convolution regions (compile(layout=...)): "auto" runs
-# wpk-convert-layout (block: the host's vector width) at opt level 2, "nchw" never, "blocked"
-# at every level, "blocked<N>" at every level with blocks of N.
+# wpk-convert-layout (block: the host's vector width) at the LAYOUT_AUTO_LEVELS (none yet: see
+# the report of the branch), "nchw" never, "blocked" at every level on every conv (force),
+# "blocked<N>" the same with blocks of N.
 LAYOUT_PASS = "wpk-convert-layout"
 LAYOUT_AUTO_LEVELS: tuple[int, ...] = ()
 
@@ -74,12 +75,14 @@ def layout_element(layout: str, level: int) -> str:
     """The wpk-convert-layout element of the pipeline for `layout` at `level` ('' for none)."""
     if layout == "nchw" or (layout == "auto" and level not in LAYOUT_AUTO_LEVELS):
         return ""
-    if layout in ("auto", "blocked"):
+    if layout == "auto":
         return LAYOUT_PASS
+    if layout == "blocked":
+        return f"{LAYOUT_PASS}{{force=true}}"
     block = layout.removeprefix("blocked")
     if not layout.startswith("blocked") or not block.isdigit() or int(block) < 1:
         raise PassPipelineError(f"layout must be auto, nchw, blocked or blocked<N>, got {layout!r}")
-    return f"{LAYOUT_PASS}{{block={int(block)}}}"
+    return f"{LAYOUT_PASS}{{block={int(block)} force=true}}"
 
 
 def opt_level_pipeline(level: int, layout: str = "nchw") -> str:

@@ -142,3 +142,64 @@ def test_unfused_elementwise_ops_follow_the_layout_at_opt_level_1() -> None:
     assert '"wpk.relu"' not in text and '"wpk.add"' not in text
     assert text.count('"wpk.blocked_conv2d"') == 6
     assert text.count('"wpk.to_blocked"') == 1 and text.count('"wpk.from_blocked"') == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+def test_real_models_in_the_blocked_layout_match_onnxruntime(name: str) -> None:
+    """The real models of test_real_models.py (torchvision, random weights, $WPK_MODELS_DIR) at O2
+    with the host's blocks: every conv in the layout, against onnxruntime (the tolerances there)."""
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("WPK_MODELS_DIR", Path(__file__).resolve().parents[2] / ".cache" / "models"))
+    path = path / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: run `python tools/export_torchvision_models.py` (needs torch, torchvision)")
+    feeds = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    (want,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    compiled = woodpecker.compile(path, options=CompileOptions(layout="blocked"))
+    assert not [c for c in compiled.selection if c.kind in ("conv", "depthwise_conv")]
+    (got,) = compiled.run(None, feeds)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-5 * float(np.abs(want).max()))
+
+
+def _conv_node_cases() -> list:
+    from conformance import select_cases
+
+    from woodpecker.importer import SUPPORTED_OPS
+
+    return [case for case in select_cases(SUPPORTED_OPS) if "Conv" in case.ops]
+
+
+@pytest.mark.parametrize("layout", ["blocked8", "blocked16"])
+@pytest.mark.parametrize("node_case", _conv_node_cases(), ids=str)
+def test_conv_node_tests_in_the_blocked_layout(
+    node_case: object, layout: str, node_test_dir: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ONNX Conv node tests (test_node_conformance.py's selection and known limitations) at O2
+    with the layout forced on; the filter and bias, graph inputs there, are frozen into
+    initializers (as the conformance runner freezes its compile-time operands) so that the convs
+    can be packed at compile time and run blocked."""
+    import dataclasses
+
+    import conformance.cases
+    from conformance import SkipCase, check_node_case
+    from test_node_conformance import KNOWN_LIMITATIONS, LIMITATION_ERRORS
+
+    monkeypatch.setitem(conformance.cases.FROZEN_INPUTS, "Conv", (1, 2))
+    case = dataclasses.replace(node_case, directory=node_test_dir / "node" / node_case.name)
+    blocked: list[int] = []
+
+    def compile_fn(model: object) -> object:
+        def count(stage: str, module: object) -> None:
+            if stage == "optimize":
+                blocked.append(str(module).count('"wpk.blocked_conv2d"'))
+
+        return woodpecker.compile(model, options=CompileOptions(layout=layout, on_stage=count))
+
+    try:
+        check_node_case(case, compile_fn, KNOWN_LIMITATIONS, LIMITATION_ERRORS)
+    except SkipCase as exc:
+        pytest.skip(str(exc))
+    assert blocked and all(n >= 1 for n in blocked), "the conv did not run blocked"

@@ -15,7 +15,7 @@ N is the host's vector width in f32 lanes (runtime.cpu.host.vector_lanes: 16 wit
 8 with AVX2) unless given. A first convolution with fewer input channels than N reads its input
 in blocks of one channel (NCHW order in memory, the input of oneDNN's first-layer kernels), not
 padded to N. Not converted (left NCHW): a
-convolution whose output channels would be padded by more than half, a grouped convolution
+convolution whose output channels would be padded by more than half (unless `force`), a grouped convolution
 whose per-group channel counts are not block multiples, an elementwise op dividing by a
 tensor or with the running value as divisor (padding lanes would become inf/NaN), or with an
 operand broadcast along channels.
@@ -46,27 +46,31 @@ MAX_PADDING = 1.5  # a conv converts when blocks(O) * N <= MAX_PADDING * O
 
 @dataclass(frozen=True)
 class LayoutOptions:
-    """The pass options: `block` lanes per channel block (0: the host's vector width)."""
+    """The pass options: `block` lanes per channel block (0: the host's vector width); `force`:
+    also the convs whose output channels the blocks would pad by more than half."""
 
     block: int = 0
+    force: bool = False
 
     def lanes(self) -> int:
         return self.block or vector_lanes()
 
 
 def parse_options(text: str | None) -> LayoutOptions:
-    """`block=N` (N a positive integer); ValueError naming what is wrong."""
+    """`block=N` (N a positive integer) and `force=true|false`; ValueError naming what is wrong."""
     values: dict[str, str] = {}
     for item in (text or "").replace(",", " ").split():
         key, sep, value = item.partition("=")
-        if not sep or key != "block":
-            raise ValueError(f"{PASS_NAME}: unknown option '{item}' (expected block=N)")
+        if not sep or key not in ("block", "force"):
+            raise ValueError(f"{PASS_NAME}: unknown option '{item}' (expected block=N, force=true|false)")
         values[key] = value
-    if "block" not in values:
-        return LayoutOptions()
-    if not values["block"].isdigit() or int(values["block"]) < 1:
-        raise ValueError(f"{PASS_NAME}: block must be a positive integer, got '{values['block']}'")
-    return LayoutOptions(int(values["block"]))
+    block = values.get("block", "0")
+    if not block.isdigit() or ("block" in values and int(block) < 1):
+        raise ValueError(f"{PASS_NAME}: block must be a positive integer, got '{block}'")
+    force = values.get("force", "false")
+    if force not in ("true", "false", "1", "0"):
+        raise ValueError(f"{PASS_NAME}: force must be true or false, got '{force}'")
+    return LayoutOptions(int(block), force in ("true", "1"))
 
 
 def convert_layout_pass(options: str | None) -> Callable[[ir.Operation, GraphContext], None]:
@@ -74,17 +78,17 @@ def convert_layout_pass(options: str | None) -> Callable[[ir.Operation, GraphCon
     parsed = parse_options(options)
 
     def run(root: ir.Operation, graph: GraphContext) -> None:
-        convert_layout(root, graph, parsed.lanes())
+        convert_layout(root, graph, parsed.lanes(), parsed.force)
 
     return run
 
 
-def convert_layout(root: ir.Operation, graph: GraphContext, block: int) -> None:
+def convert_layout(root: ir.Operation, graph: GraphContext, block: int, force: bool = False) -> None:
     """Converts every `func.func` body of `root` (straight-line wpk code) to blocked regions."""
     for op in root.regions[0].blocks[0].operations:
         if op.operation.name == "func.func":
             for fn_block in op.operation.regions[0].blocks:
-                _Converter(graph, block).run(fn_block)
+                _Converter(graph, block, force).run(fn_block)
     erase_dead_ops(root)
 
 
@@ -98,6 +102,7 @@ class _Blocked:
 class _Converter:
     graph: GraphContext
     block: int
+    force: bool = False
     # NCHW value (a from_blocked result or any 4-D value reordered once) -> its blocked form, per block.
     blocked: dict[tuple[ir.Value, int], ir.Value] = field(default_factory=dict)
     origin: dict[ir.Value, _Blocked] = field(default_factory=dict)
@@ -186,7 +191,7 @@ class _Converter:
             return
         groups, channels = attr_int(op, "groups"), shape_of(x)[1]
         f = filt.shape[0]
-        if blocks(f, self.block) * self.block > MAX_PADDING * f:
+        if not self.force and blocks(f, self.block) * self.block > MAX_PADDING * f:
             return
         block_in = 1 if groups == 1 and channels < self.block else self.block
         try:
