@@ -89,6 +89,31 @@ def WpkFuse : Pass<"wpk-fuse", "::mlir::ModuleOp"> {
   }];
 }
 
+def WpkConvertLayout : Pass<"wpk-convert-layout", "::mlir::ModuleOp"> {
+  let summary = "Run convolution regions in the blocked channel layout NCHW[b]c, filters packed at compile time";
+  let description = [{
+    After wpk-fuse: every conv2d / fused_conv2d with a constant filter whose
+    channels fit the blocks becomes a `wpk.blocked_conv2d` with its filter and
+    bias packed at compile time; `wpk.elementwise` ops (residual adds,
+    per-channel scale and shift, repacked) and max/avg pooling whose operand
+    is blocked follow it into the layout. `wpk.from_blocked` / `wpk.to_blocked`
+    reorders sit only where a region begins or ends (graph inputs and results,
+    flatten, gemm, softmax, reshape, global pooling, any op that is not
+    layout-aware). `block` defaults to the host's vector width in f32 lanes
+    (16 with AVX-512, 8 with AVX2). A first conv with fewer input channels
+    than a block reads them in blocks of one channel (NCHW memory). Left NCHW: convs whose output
+    channels would be padded by more than half (unless `force`), grouped convs whose group
+    sizes are not block multiples, elementwise ops dividing by a tensor or
+    broadcasting along channels.
+  }];
+  let options = [
+    Option<"block", "block", "int64_t", /*default=*/"0",
+           "channels per block (0: the host's vector width in f32 lanes)">,
+    Option<"force", "force", "bool", /*default=*/"false",
+           "also convert convs whose output channels would be padded by more than half">,
+  ];
+}
+
 def WpkCleanup : Pass<"wpk-cleanup", "::mlir::ModuleOp"> {
   let summary = "Erase dead wpk ops and merge duplicate ones";
   let description = [{

@@ -22,6 +22,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | data.py | weight, constant |
 | typed.py | cast, gather, compare, logical, not, is_nan, is_inf, where (i64/i32/i1 tensors) |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
+| layout.py | to_blocked, from_blocked, blocked_conv2d (the blocked channel layout) |
 
 Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 `register(unary_step_op(...))` in elementwise.py, a converter (importer/converters.py) and the
@@ -34,6 +35,7 @@ from woodpecker.ops import (  # noqa: F401 (register)
     data,
     elementwise,
     fused,
+    layout,
     matmul,
     movement,
     normalization,
