@@ -56,6 +56,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.hard_swish": {},
     "wpk.leaky_relu": {"alpha": "f32"},
     "wpk.matmul": {},
+    "wpk.matmul_transposed": {},
     "wpk.max_pool": {
         "kernel_shape": "i64s",
         "strides": "i64s",
@@ -136,6 +137,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.hard_swish": (("input", "single"),),
     "wpk.leaky_relu": (("input", "single"),),
     "wpk.matmul": (("lhs", "single"), ("rhs", "single")),
+    "wpk.matmul_transposed": (("lhs", "single"), ("rhs", "single")),
     "wpk.max_pool": (("input", "single"),),
     "wpk.mul": (("lhs", "single"), ("rhs", "single")),
     "wpk.pad": (("input", "single"),),

@@ -230,6 +230,14 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // Batched matrix product with a transposed right operand: lhs x swap_last_two(rhs)
+  irdl.operation @matmul_transposed {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %2)
+  }
   // 2-D max pooling (NCHW); pads are [top, left, bottom, right]
   irdl.operation @max_pool {
     %0 = irdl.base "!builtin.tensor"

@@ -19,7 +19,19 @@ from woodpecker.errors import CompilationError
 from woodpecker.kernels.naming import GROUP_ATTR
 
 # The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
-from woodpecker.lowering import constants, conv, elementwise, fused, matmul, movement, pooling, reduction, resize, shape  # noqa: F401
+from woodpecker.lowering import (  # noqa: F401
+    attention,
+    constants,
+    conv,
+    elementwise,
+    fused,
+    matmul,
+    movement,
+    pooling,
+    reduction,
+    resize,
+    shape,
+)
 from woodpecker.lowering.common import LoweringError
 from woodpecker.lowering.registry import LOWERINGS, Lowering, lowering_of, lowers
 

@@ -11,6 +11,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | elementwise.py | the elementwise ops (add, relu, ...) and the step kinds, batch_norm |
 | conv.py | conv2d |
 | matmul.py | matmul, gemm |
+| attention.py | matmul_transposed |
 | pooling.py | max_pool, avg_pool, global_avg_pool |
 | reduction.py | softmax, reduce_mean |
 | shape.py | reshape, flatten, transpose, concat, pad |
@@ -24,7 +25,19 @@ Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 step's scalar lowering (lowering/elementwise.py).
 """
 
-from woodpecker.ops import conv, data, elementwise, fused, matmul, movement, pooling, reduction, resize, shape  # noqa: F401 (register)
+from woodpecker.ops import (  # noqa: F401 (register)
+    attention,
+    conv,
+    data,
+    elementwise,
+    fused,
+    matmul,
+    movement,
+    pooling,
+    reduction,
+    resize,
+    shape,
+)
 from woodpecker.ops.args import NotEvaluable, OpArgs, Shape, ShapeRuleError
 from woodpecker.ops.registry import OpSemantics, op_step, registered, semantics_of, step_op_names
 from woodpecker.ops.steps import STEP_KINDS, Step, StepError, StepKind
