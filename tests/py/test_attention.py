@@ -68,6 +68,9 @@ CASES = {
     "shared_2d_rhs": ([2, 3, 5, 4], [6, 4], [1, 0]),
     "plain_2d": ([5, 4], [6, 4], [1, 0]),
     "batch_3d": ([3, 5, 4], [3, 6, 4], [0, 2, 1]),
+    # Large enough for the default schedule to pack B into panels (read transposed).
+    "packed_heads": ([1, 2, 64, 32], [1, 2, 96, 32], [0, 1, 3, 2]),
+    "packed_shared_rhs": ([2, 64, 32], [96, 32], [1, 0]),
 }
 
 
