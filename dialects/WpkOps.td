@@ -557,6 +557,22 @@ def Wpk_BlockedConv2DOp : Wpk_Op<"blocked_conv2d", [AttrSizedOperandSegments]> {
   let results = (outs F32Tensor:$output);
 }
 
+// ---- attention ops ----
+
+def Wpk_MatMulTransposedOp : Wpk_Op<"matmul_transposed"> {
+  let summary = "Batched matrix product with a transposed right operand: lhs x swap_last_two(rhs)";
+  let description = [{
+    `wpk.matmul` of `lhs` [..., M, K] and the transpose of the last two
+    dimensions of `rhs` [..., N, K] (batch dimensions broadcast as numpy does;
+    both operands have rank >= 2). wpk-fold-transpose makes it of a
+    `wpk.matmul` whose right operand is a `wpk.transpose` ending in the swap
+    of the last two dimensions (K^T in attention), so the lowering reads `rhs`
+    transposed instead of materializing the transpose.
+  }];
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs);
+  let results = (outs F32Tensor:$output);
+}
+
 def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {
   let summary = "A fused chain of elementwise steps: one kernel, one pass over memory";
   let description = [{

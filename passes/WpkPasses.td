@@ -59,6 +59,19 @@ def WpkFoldBatchNorm : Pass<"wpk-fold-batchnorm", "::mlir::ModuleOp"> {
   }];
 }
 
+def WpkFoldTranspose : Pass<"wpk-fold-transpose", "::mlir::ModuleOp"> {
+  let summary = "Fold a transpose that swaps the last two dims of a matmul's right operand into the matmul";
+  let description = [{
+    `wpk.matmul(a, wpk.transpose(x, perm))`, the transpose used by that matmul
+    only, both operands of rank >= 2 and `perm[-2]` the last dimension of `x`,
+    becomes `wpk.matmul_transposed(a, y)` with `y = wpk.transpose(x, q)`, `q`
+    being `perm` with its last two entries exchanged (`y = x` when `q` is the
+    identity): K^T in attention (`perm = [0, 1, 3, 2]`, or `[0, 2, 3, 1]` on
+    [B, S, H, D] keys) is read transposed by the matmul's indexing maps
+    instead of materialized. Other transposes stay.
+  }];
+}
+
 def WpkFuseLayerNorm : Pass<"wpk-fuse-layernorm", "::mlir::ModuleOp"> {
   let summary = "Recognize the decomposed LayerNorm of older exporters as one layer_norm kernel";
   let description = [{

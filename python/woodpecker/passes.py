@@ -31,11 +31,11 @@ WarningSink = Callable[[ir.Location, str], None]
 
 
 # Graph optimization per opt level (compile(opt_level=N) and wpk-opt -ON): 0 none,
-# 1 folding, 2 folding and fusion. Each ends with dead code and duplicate removal.
+# 1 folding, 2 folding and fusion (transposes into matmuls first). Each ends with dead code and duplicate removal.
 OPT_LEVEL_PIPELINES: dict[int, str] = {
     0: "",
     1: "wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup",
-    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup",
+    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fold-transpose,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup",
 }
 
 # Named pipelines, usable as `--NAME` in wpk-opt and as an element of a pipeline.
@@ -290,6 +290,12 @@ def wpk_passes() -> dict[str, PassInfo]:
             "wpk-fold-batchnorm",
             "Fold inference batch_norm into its conv2d/gemm/matmul producer, else into a scale and shift",
             LazyPass("woodpecker.graph.fold_batchnorm", "fold_batchnorm", style="graph"),
+        ),
+        PassInfo(
+            "wpk-fold-transpose",
+            "Fold a transpose that swaps the last two dims of a matmul's right operand into the matmul",
+            LazyPass("woodpecker.graph.fold_transpose", "fold_transpose", style="function"),
+            verb="fold",
         ),
         PassInfo(
             "wpk-fuse-layernorm",

@@ -2821,6 +2821,48 @@ def matmul(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return MatMulOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class MatMulTransposedOp(_ods_ir.OpView):
+  r"""
+  `wpk.matmul` of `lhs` [..., M, K] and the transpose of the last two
+  dimensions of `rhs` [..., N, K] (batch dimensions broadcast as numpy does;
+  both operands have rank >= 2). wpk-fold-transpose makes it of a
+  `wpk.matmul` whose right operand is a `wpk.transpose` ending in the swap
+  of the last two dimensions (K^T in attention), so the lowering reads `rhs`
+  transposed instead of materializing the transpose.
+  """
+
+  OPERATION_NAME = "wpk.matmul_transposed"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def matmul_transposed(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return MatMulTransposedOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class MaxOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.max"
 

@@ -99,6 +99,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.logical": {"kind": "str"},
     "wpk.lrn": {"alpha": "f32", "beta": "f32", "bias": "f32", "size": "i64"},
     "wpk.matmul": {},
+    "wpk.matmul_transposed": {},
     "wpk.max": {},
     "wpk.max_pool": {
         "kernel_shape": "i64s",
@@ -242,6 +243,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.logical": (("lhs", "single"), ("rhs", "single")),
     "wpk.lrn": (("input", "single"),),
     "wpk.matmul": (("lhs", "single"), ("rhs", "single")),
+    "wpk.matmul_transposed": (("lhs", "single"), ("rhs", "single")),
     "wpk.max": (("lhs", "single"), ("rhs", "single")),
     "wpk.max_pool": (("input", "single"),),
     "wpk.min": (("lhs", "single"), ("rhs", "single")),
@@ -404,6 +406,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.logical": {"lhs": ("i1",), "rhs": ("i1",), "output": ("i1",)},
     "wpk.lrn": {"input": ("f32",), "output": ("f32",)},
     "wpk.matmul": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
+    "wpk.matmul_transposed": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
     "wpk.max": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
     "wpk.max_pool": {"input": ("f32",), "output": ("f32",)},
     "wpk.min": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},

@@ -488,6 +488,14 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // Batched matrix product with a transposed right operand: lhs x swap_last_two(rhs)
+  irdl.operation @matmul_transposed {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %2)
+  }
   // Elementwise maximum (NaN propagating) with numpy broadcasting
   irdl.operation @max {
     %0 = irdl.base "!builtin.tensor"

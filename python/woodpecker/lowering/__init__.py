@@ -20,6 +20,7 @@ from woodpecker.kernels.naming import GROUP_ATTR
 
 # The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
 from woodpecker.lowering import (  # noqa: F401
+    attention,
     blocked_conv,
     constants,
     conv,
