@@ -504,6 +504,75 @@ def Wpk_ResizeOp : Wpk_Op<"resize"> {
   let results = (outs F32Tensor:$output);
 }
 
+// ---- blocked layout ops ----
+// The blocked channel layout NCHW[b]c (wpk-convert-layout): a tensor (N, C, H, W)
+// is held as (N, ceil(C/b), H, W, b), channel c at [c / b, ..., c % b]; the lanes
+// past C (padding) hold zeros after wpk.to_blocked and are ignored by consumers.
+
+def Wpk_ToBlockedOp : Wpk_Op<"to_blocked"> {
+  let summary = "Reorder (N, C, *spatial) into the blocked layout (N, ceil(C/block), *spatial, block)";
+  let description = [{
+    Channel `c` of the input goes to `[n, c / block, ..., c % block]`; the
+    padding lanes (channels C .. ceil(C/block) * block - 1) are zeros.
+  }];
+  let arguments = (ins F32Tensor:$input, I64Attr:$block);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_FromBlockedOp : Wpk_Op<"from_blocked"> {
+  let summary = "Reorder a blocked (N, CB, *spatial, b) tensor back to (N, channels, *spatial)";
+  let description = [{
+    The inverse of `wpk.to_blocked`: channel `c < channels` is read from
+    `[n, c / b, ..., c % b]`; the padding lanes are dropped.
+    `(CB - 1) * b < channels <= CB * b`.
+  }];
+  let arguments = (ins F32Tensor:$input, I64Attr:$channels);
+  let results = (outs F32Tensor:$output);
+}
+
+def Wpk_BlockedConv2DOp : Wpk_Op<"blocked_conv2d", [AttrSizedOperandSegments]> {
+  let summary = "2-D convolution in the blocked layout with a packed filter and an elementwise epilogue";
+  let description = [{
+    `input` is (N, CBi, H, W, bi_in); `filter` is packed (at compile time) as
+    (OB, CBg, KH, KW, bi, bo): element [ob, cb, kh, kw, i, j] is the weight of
+    output channel `o = ob * bo + j` and input channel `cb * bi + i` of its
+    group; the optional `bias` is (OB, bo); the result is (N, OB, OH, OW, bo).
+    With `Og = OB * bo / groups` and `Cg = CBg * bi`, output channel `o` reads
+    input channels `g * Cg + c` (c < Cg) of group `g = o / Og`, channel `k` of
+    the input being `[n, k / bi_in, ..., k % bi_in]`; `groups * Cg <= CBi * bi_in`.
+    `groups` counts the padded channels (a depthwise conv over C channels in
+    blocks of b has `groups = ceil(C/b) * b`, CBg = bi = 1). Strides, pads
+    ([top, left, bottom, right]) and dilations are those of `wpk.conv2d`.
+    Then the `epilogue` steps, as in `wpk.fused_conv2d`, with side operands
+    broadcasting to the (blocked) result: a residual is (N, OB, OH, OW, bo), a
+    per-channel operand (1, OB, 1, 1, bo).
+    Steps: see the dialect description.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$filter,
+                       Optional<F32Tensor>:$bias, Optional<F32Tensor>:$side0,
+                       Optional<F32Tensor>:$side1, Optional<F32Tensor>:$side2,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$dilations, I64Attr:$groups,
+                       StrArrayAttr:$epilogue, DenseF32ArrayAttr:$epilogue_params);
+  let results = (outs F32Tensor:$output);
+}
+
+// ---- attention ops ----
+
+def Wpk_MatMulTransposedOp : Wpk_Op<"matmul_transposed"> {
+  let summary = "Batched matrix product with a transposed right operand: lhs x swap_last_two(rhs)";
+  let description = [{
+    `wpk.matmul` of `lhs` [..., M, K] and the transpose of the last two
+    dimensions of `rhs` [..., N, K] (batch dimensions broadcast as numpy does;
+    both operands have rank >= 2). wpk-fold-transpose makes it of a
+    `wpk.matmul` whose right operand is a `wpk.transpose` ending in the swap
+    of the last two dimensions (K^T in attention), so the lowering reads `rhs`
+    transposed instead of materializing the transpose.
+  }];
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs);
+  let results = (outs F32Tensor:$output);
+}
+
 def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {
   let summary = "A fused chain of elementwise steps: one kernel, one pass over memory";
   let description = [{

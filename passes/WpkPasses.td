@@ -59,6 +59,19 @@ def WpkFoldBatchNorm : Pass<"wpk-fold-batchnorm", "::mlir::ModuleOp"> {
   }];
 }
 
+def WpkFoldTranspose : Pass<"wpk-fold-transpose", "::mlir::ModuleOp"> {
+  let summary = "Fold a transpose that swaps the last two dims of a matmul's right operand into the matmul";
+  let description = [{
+    `wpk.matmul(a, wpk.transpose(x, perm))`, the transpose used by that matmul
+    only, both operands of rank >= 2 and `perm[-2]` the last dimension of `x`,
+    becomes `wpk.matmul_transposed(a, y)` with `y = wpk.transpose(x, q)`, `q`
+    being `perm` with its last two entries exchanged (`y = x` when `q` is the
+    identity): K^T in attention (`perm = [0, 1, 3, 2]`, or `[0, 2, 3, 1]` on
+    [B, S, H, D] keys) is read transposed by the matmul's indexing maps
+    instead of materialized. Other transposes stay.
+  }];
+}
+
 def WpkFuseLayerNorm : Pass<"wpk-fuse-layernorm", "::mlir::ModuleOp"> {
   let summary = "Recognize the decomposed LayerNorm of older exporters as one layer_norm kernel";
   let description = [{
@@ -87,6 +100,31 @@ def WpkFuse : Pass<"wpk-fuse", "::mlir::ModuleOp"> {
     this pass every op of `@main` other than weights and constants is one
     kernel.
   }];
+}
+
+def WpkConvertLayout : Pass<"wpk-convert-layout", "::mlir::ModuleOp"> {
+  let summary = "Run convolution regions in the blocked channel layout NCHW[b]c, filters packed at compile time";
+  let description = [{
+    After wpk-fuse: every conv2d / fused_conv2d with a constant filter whose
+    channels fit the blocks becomes a `wpk.blocked_conv2d` with its filter and
+    bias packed at compile time; `wpk.elementwise` ops (residual adds,
+    per-channel scale and shift, repacked) and max/avg pooling whose operand
+    is blocked follow it into the layout. `wpk.from_blocked` / `wpk.to_blocked`
+    reorders sit only where a region begins or ends (graph inputs and results,
+    flatten, gemm, softmax, reshape, global pooling, any op that is not
+    layout-aware). `block` defaults to the host's vector width in f32 lanes
+    (16 with AVX-512, 8 with AVX2). A first conv with fewer input channels
+    than a block reads them in blocks of one channel (NCHW memory). Left NCHW: convs whose output
+    channels would be padded by more than half (unless `force`), grouped convs whose group
+    sizes are not block multiples, elementwise ops dividing by a tensor or
+    broadcasting along channels.
+  }];
+  let options = [
+    Option<"block", "block", "int64_t", /*default=*/"0",
+           "channels per block (0: the host's vector width in f32 lanes)">,
+    Option<"force", "force", "bool", /*default=*/"false",
+           "also convert convs whose output channels would be padded by more than half">,
+  ];
 }
 
 def WpkCleanup : Pass<"wpk-cleanup", "::mlir::ModuleOp"> {

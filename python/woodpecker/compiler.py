@@ -25,6 +25,7 @@ from woodpecker.frontend import OPT_LEVELS, LoweredModel, lower_model
 from woodpecker.graph.activations import check_activation_memory
 from woodpecker.importer import ImportedModel
 from woodpecker.kernels.target import Target
+from woodpecker.passes import layout_element
 from woodpecker.runtime.memory import host_available_bytes
 from woodpecker.select.candidates import parse_libraries
 from woodpecker.select.plan import PlanRequest, plan_kernels
@@ -71,6 +72,9 @@ class CompileOptions:
     # more is a MemoryLimitError naming the largest buffer, before any code is generated. None:
     # the memory available on this machine for target="cpu" (MemAvailable), unchecked for cuda.
     memory_limit: int | None = None
+    # The channel layout of convolution regions: "auto" (wpk-convert-layout at opt level 2,
+    # blocks of the host's vector width), "nchw", "blocked" (at every level), "blocked<N>".
+    layout: str = "auto"
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -85,6 +89,10 @@ class CompileOptions:
             raise CompilationError(f"select must be one of {', '.join(MODES)}, got {self.select!r}")
         if self.opt_level not in OPT_LEVELS:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
+        try:
+            layout_element(self.layout, self.opt_level)
+        except ValueError as err:
+            raise CompilationError(str(err)) from None
         if self.memory_limit is not None and (
             isinstance(self.memory_limit, bool) or not isinstance(self.memory_limit, int) or self.memory_limit <= 0
         ):
@@ -152,7 +160,7 @@ def compile(
     options.validate()
     backend = make_target(options)
     stats = CompileStats()
-    lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage)
+    lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage, options.layout)
     check_memory(lowered, options)
     request = PlanRequest(
         libraries=parse_libraries(options.libraries, options.target),

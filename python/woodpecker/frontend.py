@@ -51,11 +51,13 @@ def lower_model(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     stats: CompileStats | None = None,
     on_stage: StageCallback | None = None,
+    layout: str = "auto",
 ) -> LoweredModel:
     """import -> optimize (the graph passes of `opt_level`) -> outline weights -> lower to linalg,
     every result of @main its own value (`lowering.outputs.distinct_results`).
 
-    `on_stage(name, module)` is called after "import", "optimize" and "linalg"."""
+    `on_stage(name, module)` is called after "import", "optimize" and "linalg". `layout`: the
+    channel layout of the convolution regions (passes.layout_element)."""
     if opt_level not in OPT_LEVELS:
         raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {opt_level!r}")
     stats = stats if stats is not None else CompileStats()
@@ -66,7 +68,7 @@ def lower_model(
         _report(on_stage, "import", module)
         stats.num_ops_before = count_graph_ops(module)
         with timed_stage(stats, "optimize"):
-            optimize_graph(module, opt_level, GraphContext(imported.weights))
+            optimize_graph(module, opt_level, GraphContext(imported.weights), layout)
         _report(on_stage, "optimize", module)
         stats.num_graph_ops = count_graph_ops(module)
         activations = plan_activations(module)
@@ -84,12 +86,13 @@ def lower_model(
     return LoweredModel(imported, module, weights, activations)
 
 
-def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext) -> None:
-    """Runs the graph passes of `opt_level` (passes.OPT_LEVEL_PIPELINES) on the `wpk` module.
+def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext, layout: str = "nchw") -> None:
+    """Runs the graph passes of `opt_level` (passes.OPT_LEVEL_PIPELINES, with wpk-convert-layout
+    as `layout` says) on the `wpk` module.
 
     Folded weights are added to `graph.weights`.
     """
-    pipeline = opt_level_pipeline(opt_level)
+    pipeline = opt_level_pipeline(opt_level, layout)
     if not pipeline:
         return
     try:

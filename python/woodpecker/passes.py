@@ -31,11 +31,11 @@ WarningSink = Callable[[ir.Location, str], None]
 
 
 # Graph optimization per opt level (compile(opt_level=N) and wpk-opt -ON): 0 none,
-# 1 folding, 2 folding and fusion. Each ends with dead code and duplicate removal.
+# 1 folding, 2 folding and fusion (transposes into matmuls first). Each ends with dead code and duplicate removal.
 OPT_LEVEL_PIPELINES: dict[int, str] = {
     0: "",
     1: "wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup",
-    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup",
+    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fold-transpose,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup",
 }
 
 # Named pipelines, usable as `--NAME` in wpk-opt and as an element of a pipeline.
@@ -63,11 +63,39 @@ def _lazy_graph_context() -> GraphContextProvider:
     return LazyGraphContext()
 
 
-def opt_level_pipeline(level: int) -> str:
-    """The graph pipeline of optimization level `level` as bare elements ('' for none)."""
+# The channel layout of the convolution regions (compile(layout=...)): "auto" runs
+# wpk-convert-layout (block: the host's vector width) at the LAYOUT_AUTO_LEVELS (none yet: see
+# the report of the branch), "nchw" never, "blocked" at every level on every conv (force),
+# "blocked<N>" the same with blocks of N.
+LAYOUT_PASS = "wpk-convert-layout"
+LAYOUT_AUTO_LEVELS: tuple[int, ...] = ()
+
+
+def layout_element(layout: str, level: int) -> str:
+    """The wpk-convert-layout element of the pipeline for `layout` at `level` ('' for none)."""
+    if layout == "nchw" or (layout == "auto" and level not in LAYOUT_AUTO_LEVELS):
+        return ""
+    if layout == "auto":
+        return LAYOUT_PASS
+    if layout == "blocked":
+        return f"{LAYOUT_PASS}{{force=true}}"
+    block = layout.removeprefix("blocked")
+    if not layout.startswith("blocked") or not block.isdigit() or int(block) < 1:
+        raise PassPipelineError(f"layout must be auto, nchw, blocked or blocked<N>, got {layout!r}")
+    return f"{LAYOUT_PASS}{{block={int(block)} force=true}}"
+
+
+def opt_level_pipeline(level: int, layout: str = "nchw") -> str:
+    """The graph pipeline of optimization level `level` as bare elements ('' for none), with
+    wpk-convert-layout after fusion as `layout` says (layout_element)."""
     if level not in OPT_LEVEL_PIPELINES:
         raise PassPipelineError(f"optimization level must be one of {sorted(OPT_LEVEL_PIPELINES)}, got {level!r}")
-    return OPT_LEVEL_PIPELINES[level]
+    elements = [e for e in OPT_LEVEL_PIPELINES[level].split(",") if e]
+    extra = layout_element(layout, level)
+    if extra:
+        at = elements.index("wpk-cleanup") if "wpk-cleanup" in elements else len(elements)
+        elements.insert(at, extra)
+    return ",".join(elements)
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,7 @@ class LazyPass:
     pass takes options: `f(options)` (the text inside `name{...}`, None without braces)
     checks them when the pipeline is built (a ValueError rejects the pipeline) and returns
     the transformation `g(op)`; a WoodpeckerError it raises propagates out of the pass run.
+    "graph_factory": both, `f(options)` returns `g(op, graph)` (run like a "graph" pass).
     """
 
     module: str
@@ -89,7 +118,7 @@ class LazyPass:
 
     @property
     def takes_options(self) -> bool:
-        return self.style == "factory"
+        return self.style in ("factory", "graph_factory")
 
     def load(self, graph: GraphContextProvider | None = None, options: str | None = None) -> PassCallable:
         """Imports the pass; raises ImportError/AttributeError if it is unavailable.
@@ -99,7 +128,19 @@ class LazyPass:
         `options` are those of a "factory" pass (ValueError if they are invalid).
         """
         target = getattr(importlib.import_module(self.module), self.attr)
-        if self.style == "factory":
+        if self.style == "graph_factory":
+            configured_graph = target(options)
+            provider = graph if graph is not None else _lazy_graph_context()
+
+            def run(op: ir.Operation, pass_: Any) -> None:
+                with op.context:
+                    try:
+                        configured_graph(op, provider.get(op))
+                    except ValueError as err:
+                        op.location.emit_error(f"{self.attr}: {err}")
+                        pass_.signal_pass_failure()
+
+        elif self.style == "factory":
             configured = target(options)
 
             def run(op: ir.Operation, pass_: Any) -> None:
@@ -251,6 +292,12 @@ def wpk_passes() -> dict[str, PassInfo]:
             LazyPass("woodpecker.graph.fold_batchnorm", "fold_batchnorm", style="graph"),
         ),
         PassInfo(
+            "wpk-fold-transpose",
+            "Fold a transpose that swaps the last two dims of a matmul's right operand into the matmul",
+            LazyPass("woodpecker.graph.fold_transpose", "fold_transpose", style="function"),
+            verb="fold",
+        ),
+        PassInfo(
             "wpk-fuse-layernorm",
             "Recognize the decomposed LayerNorm of older exporters as one layer_norm kernel",
             LazyPass("woodpecker.graph.fuse_layernorm", "fuse_layernorm", style="graph"),
@@ -261,6 +308,12 @@ def wpk_passes() -> dict[str, PassInfo]:
             "Fuse epilogues into conv2d/matmul/gemm, elementwise chains into one kernel, pads into conv/pool",
             LazyPass("woodpecker.graph.fuse", "fuse", style="function"),
             verb="fuse",
+        ),
+        PassInfo(
+            "wpk-convert-layout",
+            "Run convolution regions in the blocked channel layout NCHW[b]c, filters packed at compile time",
+            LazyPass("woodpecker.graph.convert_layout", "convert_layout_pass", style="graph_factory"),
+            verb="convert",
         ),
         PassInfo(
             "wpk-cleanup",

@@ -693,7 +693,10 @@ def test_initializer_listed_as_graph_input_is_not_an_argument() -> None:
 
 
 def test_unsupported_op_names_op_node_and_supported_list() -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("LpNormalization", ["a"], ["y"], name="my_lpnorm")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("LpNormalization", ["a"], ["y"], name="my_lpnorm"),
+    ]
     with pytest.raises(UnsupportedOperatorError) as info:
         import_onnx(make_model(nodes, {"x": [2, 3]}, {"y": [2, 3]}))
     message = str(info.value)

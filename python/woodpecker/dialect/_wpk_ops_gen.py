@@ -259,6 +259,180 @@ def batch_norm(output, input, scale, bias, mean, variance, epsilon, *, loc=None,
   return BatchNormOp(output=output, input=input, scale=scale, bias=bias, mean=mean, variance=variance, epsilon=epsilon, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class BlockedConv2DOp(_ods_ir.OpView):
+  r"""
+  `input` is (N, CBi, H, W, bi_in); `filter` is packed (at compile time) as
+  (OB, CBg, KH, KW, bi, bo): element [ob, cb, kh, kw, i, j] is the weight of
+  output channel `o = ob * bo + j` and input channel `cb * bi + i` of its
+  group; the optional `bias` is (OB, bo); the result is (N, OB, OH, OW, bo).
+  With `Og = OB * bo / groups` and `Cg = CBg * bi`, output channel `o` reads
+  input channels `g * Cg + c` (c < Cg) of group `g = o / Og`, channel `k` of
+  the input being `[n, k / bi_in, ..., k % bi_in]`; `groups * Cg <= CBi * bi_in`.
+  `groups` counts the padded channels (a depthwise conv over C channels in
+  blocks of b has `groups = ceil(C/b) * b`, CBg = bi = 1). Strides, pads
+  ([top, left, bottom, right]) and dilations are those of `wpk.conv2d`.
+  Then the `epilogue` steps, as in `wpk.fused_conv2d`, with side operands
+  broadcasting to the (blocked) result: a residual is (N, OB, OH, OW, bo), a
+  per-channel operand (1, OB, 1, 1, bo).
+  Steps: see the dialect description.
+  """
+
+  OPERATION_NAME = "wpk.blocked_conv2d"
+
+  _ODS_OPERAND_SEGMENTS = [1,1,0,0,0,0,]
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, filter, strides, pads, dilations, groups, epilogue, epilogue_params, *, bias=None, side0=None, side1=None, side2=None, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    operands.append(filter)
+    operands.append(bias)
+    operands.append(side0)
+    operands.append(side1)
+    operands.append(side2)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["strides"] = (strides if (
+    isinstance(strides, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(strides, context=_ods_context))
+    attributes["pads"] = (pads if (
+    isinstance(pads, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(pads, context=_ods_context))
+    attributes["dilations"] = (dilations if (
+    isinstance(dilations, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseI64ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseI64ArrayAttr')(dilations, context=_ods_context))
+    attributes["groups"] = (groups if (
+    isinstance(groups, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(groups, context=_ods_context))
+    attributes["epilogue"] = (epilogue if (
+    isinstance(epilogue, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrArrayAttr')) else
+      _ods_ir.AttrBuilder.get('StrArrayAttr')(epilogue, context=_ods_context))
+    attributes["epilogue_params"] = (epilogue_params if (
+    isinstance(epilogue_params, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('DenseF32ArrayAttr')) else
+      _ods_ir.AttrBuilder.get('DenseF32ArrayAttr')(epilogue_params, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    operand_range = _ods_segmented_accessor(
+         self.operation.operands,
+         self.operation.attributes["operandSegmentSizes"], 0)
+    return operand_range[0]
+
+  @builtins.property
+  def filter(self) -> _ods_ir.Value:
+    operand_range = _ods_segmented_accessor(
+         self.operation.operands,
+         self.operation.attributes["operandSegmentSizes"], 1)
+    return operand_range[0]
+
+  @builtins.property
+  def bias(self) -> _Optional[_ods_ir.Value]:
+    operand_range = _ods_segmented_accessor(
+         self.operation.operands,
+         self.operation.attributes["operandSegmentSizes"], 2)
+    return operand_range[0] if len(operand_range) > 0 else None
+
+  @builtins.property
+  def side0(self) -> _Optional[_ods_ir.Value]:
+    operand_range = _ods_segmented_accessor(
+         self.operation.operands,
+         self.operation.attributes["operandSegmentSizes"], 3)
+    return operand_range[0] if len(operand_range) > 0 else None
+
+  @builtins.property
+  def side1(self) -> _Optional[_ods_ir.Value]:
+    operand_range = _ods_segmented_accessor(
+         self.operation.operands,
+         self.operation.attributes["operandSegmentSizes"], 4)
+    return operand_range[0] if len(operand_range) > 0 else None
+
+  @builtins.property
+  def side2(self) -> _Optional[_ods_ir.Value]:
+    operand_range = _ods_segmented_accessor(
+         self.operation.operands,
+         self.operation.attributes["operandSegmentSizes"], 5)
+    return operand_range[0] if len(operand_range) > 0 else None
+
+  @builtins.property
+  def strides(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["strides"]
+
+  @strides.setter
+  def strides(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["strides"] = value
+
+  @builtins.property
+  def pads(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["pads"]
+
+  @pads.setter
+  def pads(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["pads"] = value
+
+  @builtins.property
+  def dilations(self) -> _ods_ir.DenseI64ArrayAttr:
+    return self.operation.attributes["dilations"]
+
+  @dilations.setter
+  def dilations(self, value: _ods_ir.DenseI64ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["dilations"] = value
+
+  @builtins.property
+  def groups(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["groups"]
+
+  @groups.setter
+  def groups(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["groups"] = value
+
+  @builtins.property
+  def epilogue(self) -> _ods_ir.ArrayAttr:
+    return self.operation.attributes["epilogue"]
+
+  @epilogue.setter
+  def epilogue(self, value: _ods_ir.ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["epilogue"] = value
+
+  @builtins.property
+  def epilogue_params(self) -> _ods_ir.DenseF32ArrayAttr:
+    return self.operation.attributes["epilogue_params"]
+
+  @epilogue_params.setter
+  def epilogue_params(self, value: _ods_ir.DenseF32ArrayAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["epilogue_params"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def blocked_conv2d(output, input, filter, strides, pads, dilations, groups, epilogue, epilogue_params, *, bias=None, side0=None, side1=None, side2=None, loc=None, ip=None) -> _ods_ir.OpResult:
+  return BlockedConv2DOp(output=output, input=input, filter=filter, strides=strides, pads=pads, dilations=dilations, groups=groups, epilogue=epilogue, epilogue_params=epilogue_params, bias=bias, side0=side0, side1=side1, side2=side2, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class CastOp(_ods_ir.OpView):
   r"""
   Float to integer truncates toward zero; to i1 is `x != 0`; i1 to a number
@@ -1158,6 +1332,54 @@ class FloorOp(_ods_ir.OpView):
 
 def floor(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return FloorOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class FromBlockedOp(_ods_ir.OpView):
+  r"""
+  The inverse of `wpk.to_blocked`: channel `c < channels` is read from
+  `[n, c / b, ..., c % b]`; the padding lanes are dropped.
+  `(CB - 1) * b < channels <= CB * b`.
+  """
+
+  OPERATION_NAME = "wpk.from_blocked"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, channels, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["channels"] = (channels if (
+    isinstance(channels, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(channels, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def channels(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["channels"]
+
+  @channels.setter
+  def channels(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["channels"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def from_blocked(output, input, channels, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return FromBlockedOp(output=output, input=input, channels=channels, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class FusedConv2DOp(_ods_ir.OpView):
@@ -2597,6 +2819,48 @@ class MatMulOp(_ods_ir.OpView):
 
 def matmul(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return MatMulOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class MatMulTransposedOp(_ods_ir.OpView):
+  r"""
+  `wpk.matmul` of `lhs` [..., M, K] and the transpose of the last two
+  dimensions of `rhs` [..., N, K] (batch dimensions broadcast as numpy does;
+  both operands have rank >= 2). wpk-fold-transpose makes it of a
+  `wpk.matmul` whose right operand is a `wpk.transpose` ending in the swap
+  of the last two dimensions (K^T in attention), so the lowering reads `rhs`
+  transposed instead of materializing the transpose.
+  """
+
+  OPERATION_NAME = "wpk.matmul_transposed"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def matmul_transposed(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return MatMulTransposedOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class MaxOp(_ods_ir.OpView):
@@ -4297,6 +4561,53 @@ class ThresholdedReluOp(_ods_ir.OpView):
 
 def thresholded_relu(output, input, alpha, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return ThresholdedReluOp(output=output, input=input, alpha=alpha, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class ToBlockedOp(_ods_ir.OpView):
+  r"""
+  Channel `c` of the input goes to `[n, c / block, ..., c % block]`; the
+  padding lanes (channels C .. ceil(C/block) * block - 1) are zeros.
+  """
+
+  OPERATION_NAME = "wpk.to_blocked"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, block, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["block"] = (block if (
+    isinstance(block, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(block, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def block(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["block"]
+
+  @block.setter
+  def block(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["block"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def to_blocked(output, input, block, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ToBlockedOp(output=output, input=input, block=block, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class TransposeOp(_ods_ir.OpView):

@@ -27,6 +27,14 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
         "count_include_pad": "bool",
     },
     "wpk.batch_norm": {"epsilon": "f32"},
+    "wpk.blocked_conv2d": {
+        "strides": "i64s",
+        "pads": "i64s",
+        "dilations": "i64s",
+        "groups": "i64",
+        "epilogue": "strs",
+        "epilogue_params": "f32s",
+    },
     "wpk.cast": {},
     "wpk.ceil": {},
     "wpk.celu": {"alpha": "f32"},
@@ -52,6 +60,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.flatten": {"axis": "i64"},
     "wpk.floor": {},
     "wpk.floor_mod": {},
+    "wpk.from_blocked": {"channels": "i64"},
     "wpk.fused_conv2d": {
         "strides": "i64s",
         "pads": "i64s",
@@ -90,6 +99,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.logical": {"kind": "str"},
     "wpk.lrn": {"alpha": "f32", "beta": "f32", "bias": "f32", "size": "i64"},
     "wpk.matmul": {},
+    "wpk.matmul_transposed": {},
     "wpk.max": {},
     "wpk.max_pool": {
         "kernel_shape": "i64s",
@@ -139,6 +149,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.sub": {},
     "wpk.tanh": {},
     "wpk.thresholded_relu": {"alpha": "f32"},
+    "wpk.to_blocked": {"block": "i64"},
     "wpk.transpose": {"perm": "i64s"},
     "wpk.weight": {"value": "value"},
     "wpk.where": {},
@@ -154,6 +165,14 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("bias", "single"),
         ("mean", "single"),
         ("variance", "single"),
+    ),
+    "wpk.blocked_conv2d": (
+        ("input", "single"),
+        ("filter", "single"),
+        ("bias", "optional"),
+        ("side0", "optional"),
+        ("side1", "optional"),
+        ("side2", "optional"),
     ),
     "wpk.cast": (("input", "single"),),
     "wpk.ceil": (("input", "single"),),
@@ -179,6 +198,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.flatten": (("input", "single"),),
     "wpk.floor": (("input", "single"),),
     "wpk.floor_mod": (("lhs", "single"), ("rhs", "single")),
+    "wpk.from_blocked": (("input", "single"),),
     "wpk.fused_conv2d": (
         ("input", "single"),
         ("filter", "single"),
@@ -223,6 +243,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.logical": (("lhs", "single"), ("rhs", "single")),
     "wpk.lrn": (("input", "single"),),
     "wpk.matmul": (("lhs", "single"), ("rhs", "single")),
+    "wpk.matmul_transposed": (("lhs", "single"), ("rhs", "single")),
     "wpk.max": (("lhs", "single"), ("rhs", "single")),
     "wpk.max_pool": (("input", "single"),),
     "wpk.min": (("lhs", "single"), ("rhs", "single")),
@@ -261,12 +282,21 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.sub": (("lhs", "single"), ("rhs", "single")),
     "wpk.tanh": (("input", "single"),),
     "wpk.thresholded_relu": (("input", "single"),),
+    "wpk.to_blocked": (("input", "single"),),
     "wpk.transpose": (("input", "single"),),
     "wpk.weight": (),
     "wpk.where": (("condition", "single"), ("lhs", "single"), ("rhs", "single")),
 }
 
-SEGMENTED: frozenset[str] = frozenset({"wpk.elementwise", "wpk.fused_conv2d", "wpk.fused_gemm", "wpk.fused_matmul"})
+SEGMENTED: frozenset[str] = frozenset(
+    {
+        "wpk.blocked_conv2d",
+        "wpk.elementwise",
+        "wpk.fused_conv2d",
+        "wpk.fused_gemm",
+        "wpk.fused_matmul",
+    }
+)
 
 ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.abs": {"input": ("f32",), "output": ("f32",)},
@@ -278,6 +308,15 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "bias": ("f32",),
         "mean": ("f32",),
         "variance": ("f32",),
+        "output": ("f32",),
+    },
+    "wpk.blocked_conv2d": {
+        "input": ("f32",),
+        "filter": ("f32",),
+        "bias": ("f32",),
+        "side0": ("f32",),
+        "side1": ("f32",),
+        "side2": ("f32",),
         "output": ("f32",),
     },
     "wpk.cast": {"input": ("f32", "i64", "i32", "i1"), "output": ("f32", "i64", "i32", "i1")},
@@ -310,6 +349,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.flatten": {"input": ("f32",), "output": ("f32",)},
     "wpk.floor": {"input": ("f32",), "output": ("f32",)},
     "wpk.floor_mod": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
+    "wpk.from_blocked": {"input": ("f32",), "output": ("f32",)},
     "wpk.fused_conv2d": {
         "input": ("f32",),
         "filter": ("f32",),
@@ -366,6 +406,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.logical": {"lhs": ("i1",), "rhs": ("i1",), "output": ("i1",)},
     "wpk.lrn": {"input": ("f32",), "output": ("f32",)},
     "wpk.matmul": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
+    "wpk.matmul_transposed": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
     "wpk.max": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
     "wpk.max_pool": {"input": ("f32",), "output": ("f32",)},
     "wpk.min": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
@@ -404,6 +445,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.sub": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
     "wpk.tanh": {"input": ("f32",), "output": ("f32",)},
     "wpk.thresholded_relu": {"input": ("f32",), "output": ("f32",)},
+    "wpk.to_blocked": {"input": ("f32",), "output": ("f32",)},
     "wpk.transpose": {"input": ("f32",), "output": ("f32",)},
     "wpk.weight": {"output": ("f32",)},
     "wpk.where": {

@@ -42,6 +42,25 @@ irdl.dialect @wpk {
     irdl.results(output: %6)
     irdl.attributes {"epsilon" = %5}
   }
+  // 2-D convolution in the blocked layout with a packed filter and an elementwise epilogue
+  irdl.operation @blocked_conv2d {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "!builtin.tensor"
+    %5 = irdl.base "!builtin.tensor"
+    %6 = irdl.base "#builtin.dense_array"
+    %7 = irdl.base "#builtin.dense_array"
+    %8 = irdl.base "#builtin.dense_array"
+    %9 = irdl.base "#builtin.integer"
+    %10 = irdl.base "#builtin.array"
+    %11 = irdl.base "#builtin.dense_array"
+    %12 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0, filter: %1, bias: optional %2, side0: optional %3, side1: optional %4, side2: optional %5)
+    irdl.results(output: %12)
+    irdl.attributes {"strides" = %6, "pads" = %7, "dilations" = %8, "groups" = %9, "epilogue" = %10, "epilogue_params" = %11}
+  }
   // Element type conversion (ONNX Cast) between f32, i64, i32 and i1
   irdl.operation @cast {
     %0 = irdl.base "!builtin.tensor"
@@ -212,6 +231,15 @@ irdl.dialect @wpk {
     %2 = irdl.base "!builtin.tensor"
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
+  }
+  // Reorder a blocked (N, CB, *spatial, b) tensor back to (N, channels, *spatial)
+  irdl.operation @from_blocked {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %2)
+    irdl.attributes {"channels" = %1}
   }
   // conv2d (optional per-channel bias) followed by an elementwise epilogue
   irdl.operation @fused_conv2d {
@@ -454,6 +482,14 @@ irdl.dialect @wpk {
   }
   // Batched matrix product with numpy broadcasting (ONNX MatMul)
   irdl.operation @matmul {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %2)
+  }
+  // Batched matrix product with a transposed right operand: lhs x swap_last_two(rhs)
+  irdl.operation @matmul_transposed {
     %0 = irdl.base "!builtin.tensor"
     %1 = irdl.base "!builtin.tensor"
     %2 = irdl.base "!builtin.tensor"
@@ -787,6 +823,15 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %2)
     irdl.attributes {"alpha" = %1}
+  }
+  // Reorder (N, C, *spatial) into the blocked layout (N, ceil(C/block), *spatial, block)
+  irdl.operation @to_blocked {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %2)
+    irdl.attributes {"block" = %1}
   }
   // Permute dimensions: result dim i is input dim perm[i]
   irdl.operation @transpose {

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 KIND_PRIORITY = (
     "conv",
     "depthwise_conv",
+    "blocked_conv",
+    "blocked_depthwise_conv",
     "matmul",
     "batch_matmul",
     "pool",

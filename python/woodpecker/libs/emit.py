@@ -141,9 +141,12 @@ def emit_call(module: ir.Module, plan: LibraryPlan, spec: LibraryCallSpec, call:
     anchor = plan.replaces
     with ir.InsertionPoint(anchor), anchor.location:
         table = _handle_table(module, spec, table_capacity(plan.library, call))
-        inputs = [_pointer(_buffer(value)) for value in plan.inputs]
+        # The output first: the arena planner (backend/arena.py) ends an input's lifetime at the
+        # last op using its buffer, the pointer extraction, so an output allocated after it could
+        # share the input's memory while the call still reads it.
         out_type = ir.MemRefType.get(list(plan.output_shape), f32)
         out = memref.AllocOp(out_type, [], [], alignment=64).result
+        inputs = [_pointer(_buffer(value)) for value in plan.inputs]
         out_pointer = _pointer(out)
         if plan.library == "blas":
             _declare(module, blas.SGEMM_SYMBOL, [i32] * 6 + [f32, i64, i32, i64, i32, f32, i64, i32], [])

@@ -21,6 +21,7 @@ import numpy as np
 from mlir import ir
 
 from woodpecker.libs.epilogue import Epilogue, EpilogueError, Step, read_epilogue
+from woodpecker.lowering.layout import BLOCKED_CONV, GROUPS_ATTR
 from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel, owner_of
 
 LIBRARIES = ("onednn", "blas")
@@ -52,7 +53,6 @@ class LibraryPlan:
     @property
     def description(self) -> str:
         return f"{self.library} {self.op}"
-
 
 
 def _shape(value: ir.Value) -> tuple[int, ...]:
@@ -137,7 +137,7 @@ def _unpadded(value: ir.Value, pad_value: float) -> tuple[ir.Value, tuple[int, i
         raise NotApplicable("the input's padding is not a plain copy")
     offsets = list(ir.DenseI64ArrayAttr(owner.attributes["static_offsets"]))
     inner, padded = _shape(copy.operands[0]), _shape(value)
-    if offsets[:2] != [0, 0] or inner[:2] != padded[:2]:
+    if offsets[:2] != [0, 0] or inner[:2] != padded[:2] or any(offsets[4:]) or inner[4:] != padded[4:]:
         raise NotApplicable("the input is padded along batch or channels")
     begin = (offsets[2], offsets[3])
     end = (padded[2] - inner[2] - offsets[2], padded[3] - inner[3] - offsets[3])
@@ -178,16 +178,31 @@ def _is_channel_bias(epilogue: ir.Operation, operand: int, channel_dim: int, fir
     )
 
 
-def _epilogue(kernel: Kernel, channel_dim: int, first_weight: int) -> tuple[Epilogue | None, ir.Operation]:
+def _is_blocked_bias(epilogue: ir.Operation, operand: int, first_weight: int) -> bool:
+    """A (OB, bo) bias of a blocked convolution: indexed (d1, d4), a weight."""
+    results = list(_maps(epilogue)[operand].results)
+    return [ir.AffineDimExpr(r).position if isinstance(r, ir.AffineDimExpr) else -1 for r in results] == [
+        1,
+        4,
+    ] and _weight_arg(epilogue.operands[operand], first_weight) is not None
+
+
+def _epilogue(
+    kernel: Kernel, channel_dim: int, first_weight: int, blocked: bool = False
+) -> tuple[Epilogue | None, ir.Operation]:
     """The kernel's epilogue as post-ops (None when it has none) and the op the call replaces."""
     if kernel.epilogue is None:
         return None, kernel.main
     epilogue = kernel.epilogue
     main_operand = _operand_number(epilogue, kernel.main.results[0])
     inputs = len(epilogue.operands) - len(epilogue.results)
-    candidates = {
-        i for i in range(inputs) if i != main_operand and _is_channel_bias(epilogue, i, channel_dim, first_weight)
-    }
+
+    def is_bias(i: int) -> bool:
+        if blocked:
+            return _is_blocked_bias(epilogue, i, first_weight)
+        return _is_channel_bias(epilogue, i, channel_dim, first_weight)
+
+    candidates = {i for i in range(inputs) if i != main_operand and is_bias(i)}
     try:
         return read_epilogue(epilogue, main_operand, candidates), epilogue
     except EpilogueError as err:
@@ -218,6 +233,8 @@ def match_kernel(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan
         return _matmul(kernel, library, first_weight)
     if name in _CONV_OPS:
         return _conv(kernel, first_weight)
+    if name == BLOCKED_CONV:
+        return _blocked_conv(kernel, first_weight)
     if name in _MATMUL_OPS:
         return _matmul(kernel, library, first_weight)
     if name in _POOL_OPS:
@@ -260,6 +277,92 @@ def _conv(kernel: Kernel, first_weight: int) -> LibraryPlan:
         },
         weight_args={"weights": weight},
         weight_transforms={"weights": "reshape"},
+    )
+    if read is not None and read.bias is not None:
+        bias = _weight_arg(kernel.epilogue.operands[read.bias], first_weight)
+        assert bias is not None
+        plan.weight_args["bias"] = bias
+    return plan
+
+
+def _blocked_window(op: ir.Operation) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(strides, dilations) of a blocked convolution's generic over (n, ob, oh, ow, j | cb, kh, kw, i)."""
+    maps = _maps(op)
+    strides, dilations = [], []
+    for axis in (2, 3):
+        out_dim = ir.AffineDimExpr(maps[-1].results[axis]).position
+        window_dim = ir.AffineDimExpr(maps[1].results[axis]).position
+        coefficients = _coefficients(maps[0].results[axis])
+        if set(coefficients) != {out_dim, window_dim}:
+            raise NotApplicable(f"input index {maps[0].results[axis]} is not output * stride + window * dilation")
+        strides.append(coefficients[out_dim])
+        dilations.append(coefficients[window_dim])
+    return (strides[0], strides[1]), (dilations[0], dilations[1])
+
+
+def _blocked_formats(src: tuple[int, ...], packed: tuple[int, ...], groups: int) -> tuple[str, str, tuple, tuple]:
+    """(src tag, weights tag, logical src shape, logical weights shape) of a blocked convolution
+    that oneDNN has formats for (ops/layout.py's layout: the tags name the same memory)."""
+    n, cbi, h, w, b_in = src
+    ob, cbg, kh, kw, bi, bo = packed
+    if bo not in (8, 16):
+        raise NotApplicable(f"oneDNN has no blocked formats for blocks of {bo}")
+    if groups == 1 and bi == b_in == bo and cbg == cbi:
+        return f"nChw{bo}c", f"OIhw{bo}i{bo}o", (n, cbi * bo, h, w), (ob * bo, cbg * bo, kh, kw)
+    if groups == 1 and bi == b_in == 1:
+        return "nchw", f"Abcd{bo}a", (n, cbi, h, w), (ob * bo, cbg, kh, kw)
+    if bi == cbg == 1 and b_in == bo and groups == ob * bo == cbi * b_in:
+        return f"nChw{bo}c", f"Goihw{bo}g", (n, cbi * bo, h, w), (groups, 1, 1, kh, kw)
+    raise NotApplicable(f"no oneDNN formats for a blocked convolution of {src} by {packed} in {groups} groups")
+
+
+def _blocked_post_op_format(shape: tuple[int, ...], dst_tag: str) -> tuple[tuple[int, ...], str]:
+    """A binary operand's logical NCHW shape and tag ('' plain) from its blocked (N, CB, H, W, b)
+    shape in memory: the dst's tag when it varies over channels and pixels, plain otherwise (a
+    per-channel or per-pixel operand has the same memory in both)."""
+    n, cb, h, w, b = shape
+    logical = (n, cb * b, h, w)
+    return logical, (dst_tag if cb * b > 1 and h * w > 1 else "")
+
+
+def _blocked_conv(kernel: Kernel, first_weight: int) -> LibraryPlan:
+    main = kernel.main
+    if _fill_value(kernel.fill) != 0.0:
+        raise NotApplicable("the convolution does not start from a zero accumulator")
+    strides, dilations = _blocked_window(main)
+    source, pads_begin, pads_end = _unpadded(main.operands[0], 0.0)
+    weight = _weight_arg(main.operands[1], first_weight)
+    if weight is None:
+        raise NotApplicable("the filter is computed at run time, not a weight")
+    groups = ir.IntegerAttr(main.attributes[GROUPS_ATTR]).value
+    src_tag, weights_tag, src_shape, filter_shape = _blocked_formats(_shape(source), _shape(main.operands[1]), groups)
+    dst_tag = f"nChw{_shape(main.results[0])[4]}c"
+    read, replaces = _epilogue(kernel, 1, first_weight, blocked=True)
+    post_ops, sides = _post_ops(kernel, read)
+    binary = []
+    for entry in post_ops:
+        if entry["kind"] == "binary":
+            entry["shape"], tag = _blocked_post_op_format(entry["shape"], dst_tag)
+            binary.append(tag)
+    plan = LibraryPlan(
+        library="onednn",
+        op="blocked_conv",
+        kernel_name=kernel.name,
+        replaces=replaces,
+        inputs=[source, *sides],
+        output_shape=_shape(replaces.results[0]),
+        params={
+            "src_shape": src_shape,
+            "filter_shape": filter_shape,
+            "strides": strides,
+            "pads_begin": pads_begin,
+            "pads_end": pads_end,
+            "dilations": dilations,
+            "groups": groups,
+            "post_ops": post_ops,
+            "formats": {"src": src_tag, "weights": weights_tag, "dst": dst_tag, "binary": binary},
+        },
+        weight_args={"weights": weight},
     )
     if read is not None and read.bias is not None:
         bias = _weight_arg(kernel.epilogue.operands[read.bias], first_weight)
@@ -354,7 +457,7 @@ def _pool(kernel: Kernel) -> LibraryPlan:
 
 
 def _average_kind(kernel: Kernel, src: tuple[int, ...], window, strides, pads_begin, out) -> str:
-    """"avg_include_pad" or "avg_exclude_pad": which divisor the sum pooling's epilogue divides by."""
+    """ "avg_include_pad" or "avg_exclude_pad": which divisor the sum pooling's epilogue divides by."""
     epilogue = kernel.epilogue
     if epilogue is None or len(epilogue.operands) != 3:
         raise NotApplicable("a sum pooling that is not divided by its window sizes")

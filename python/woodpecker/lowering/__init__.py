@@ -20,11 +20,14 @@ from woodpecker.kernels.naming import GROUP_ATTR
 
 # The lowering modules register their lowerings (`@lowers(wpk.XOp)`) when imported.
 from woodpecker.lowering import (  # noqa: F401
+    attention,
+    blocked_conv,
     constants,
     conv,
     conv_transpose,
     elementwise,
     fused,
+    layout,
     matmul,
     movement,
     normalization,

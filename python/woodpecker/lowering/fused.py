@@ -28,7 +28,8 @@ Prologue = Callable[[Sequence[ir.Value]], ir.Value]
 """Builds the epilogue's starting value from the scalars of the leading inputs."""
 
 
-def _operands(op: ir.Operation) -> FusedOperands:
+def fused_operands(op: ir.Operation) -> FusedOperands:
+    """A fused op taken apart (LoweringError when malformed or the sides do not fit the steps)."""
     try:
         fused = unpack(op)
     except StepError as err:
@@ -61,7 +62,7 @@ def epilogue_generic(
 
 @lowers(wpk.ElementwiseOp)
 def lower_elementwise(op: ir.Operation) -> ir.Value:
-    fused = _operands(op)
+    fused = fused_operands(op)
     out = shape_of(op.results[0])
     x = fused.anchor["input"]
     assert x is not None
@@ -70,7 +71,7 @@ def lower_elementwise(op: ir.Operation) -> ir.Value:
 
 @lowers(wpk.FusedConv2DOp)
 def lower_fused_conv2d(op: ir.Operation) -> ir.Value:
-    fused = _operands(op)
+    fused = fused_operands(op)
     x, w, bias = fused.anchor["input"], fused.anchor["filter"], fused.anchor["bias"]
     assert x is not None and w is not None
     conv = convolve(x, w, op)
@@ -92,7 +93,7 @@ def lower_fused_conv2d(op: ir.Operation) -> ir.Value:
 
 @lowers(wpk.FusedMatMulOp)
 def lower_fused_matmul(op: ir.Operation) -> ir.Value:
-    fused = _operands(op)
+    fused = fused_operands(op)
     lhs, rhs = fused.anchor["lhs"], fused.anchor["rhs"]
     assert lhs is not None and rhs is not None
     out = shape_of(op.results[0])
@@ -104,7 +105,7 @@ def lower_fused_matmul(op: ir.Operation) -> ir.Value:
 
 @lowers(wpk.FusedGemmOp)
 def lower_fused_gemm(op: ir.Operation) -> ir.Value:
-    fused = _operands(op)
+    fused = fused_operands(op)
     a, b = fused.anchor["a"], fused.anchor["b"]
     assert a is not None and b is not None
     product = gemm_product(a, b, op)

@@ -19,8 +19,10 @@ from mlir.dialects import arith, linalg
 from woodpecker.dialect import attr_bool, attr_ints, shape_of, wpk
 from woodpecker.lowering.common import (
     LoweringError,
+    collapse,
     dense_constant,
     empty,
+    expand,
     fill,
     generic,
     identity_map,
@@ -75,22 +77,37 @@ def _windows(op: ir.Operation) -> tuple[Window, Window, list[int]]:
     if len(pads) != 4 or any(p < 0 for p in pads):
         raise LoweringError(f"'pads' must hold 4 non-negative values, got {pads}")
     shape = shape_of(op.operands[0])
-    if len(shape) != 4:
-        raise LoweringError(f"pooling needs a 4-D NCHW input, got shape {shape}")
+    if len(shape) not in (4, 5):
+        raise LoweringError(f"pooling needs a 4-D NCHW or 5-D blocked input, got shape {shape}")
     wh = Window(shape[2], kernel[0], strides[0], dilations[0], pads[0], pads[2])
     ww = Window(shape[3], kernel[1], strides[1], dilations[1], pads[1], pads[3])
     ceil_mode = attr_bool(op, "ceil_mode")
     out = shape_of(op.results[0])
-    expected = [*shape[:2], wh.output_size(ceil_mode), ww.output_size(ceil_mode)]
+    expected = [*shape[:2], wh.output_size(ceil_mode), ww.output_size(ceil_mode), *shape[4:]]
     if out != expected:
         raise LoweringError(f"pooling result shape {out} is not the expected {expected}")
     return wh, ww, out
 
 
 def _padded(op: ir.Operation, wh: Window, ww: Window, out: list[int], value: float) -> ir.Value:
-    low = [0, 0, wh.pad_begin, ww.pad_begin]
-    high = [0, 0, wh.pad_end + wh.overhang(out[2]), ww.pad_end + ww.overhang(out[3])]
+    extra = [0] * (len(out) - 4)
+    low = [0, 0, wh.pad_begin, ww.pad_begin, *extra]
+    high = [0, 0, wh.pad_end + wh.overhang(out[2]), ww.pad_end + ww.overhang(out[3]), *extra]
     return pad(op.operands[0], low, high, value)
+
+
+def _pool(xp: ir.Value, wh: Window, ww: Window, out: list[int], init: float, is_max: bool) -> ir.Value:
+    """linalg.pooling_nchw_max/sum, or for a blocked (N, CB, H, W, b) input the nhwc pooling of
+    its (N * CB, H, W, b) view."""
+    window = empty([wh.kernel, ww.kernel])
+    if len(out) == 4:
+        named = linalg.pooling_nchw_max if is_max else linalg.pooling_nchw_sum
+        return named(xp, window, outs=[fill(init, out)], **_attrs(wh, ww))
+    n, cb, oh, ow, b = out
+    flat = collapse(xp, [[0, 1], [2], [3], [4]])
+    named = linalg.pooling_nhwc_max if is_max else linalg.pooling_nhwc_sum
+    pooled = named(flat, window, outs=[fill(init, [n * cb, oh, ow, b])], **_attrs(wh, ww))
+    return expand(pooled, [[0, 1], [2], [3], [4]], out)
 
 
 def _attrs(wh: Window, ww: Window) -> dict[str, list[int]]:
@@ -101,8 +118,7 @@ def _attrs(wh: Window, ww: Window) -> dict[str, list[int]]:
 def lower_max_pool(op: ir.Operation) -> ir.Value:
     wh, ww, out = _windows(op)
     xp = _padded(op, wh, ww, out, -math.inf)
-    window = empty([wh.kernel, ww.kernel])
-    return linalg.pooling_nchw_max(xp, window, outs=[fill(-math.inf, out)], **_attrs(wh, ww))
+    return _pool(xp, wh, ww, out, -math.inf, True)
 
 
 def avg_pool_divisor(wh: Window, ww: Window, out_h: int, out_w: int, include_pad: bool) -> np.ndarray:
@@ -115,10 +131,10 @@ def avg_pool_divisor(wh: Window, ww: Window, out_h: int, out_w: int, include_pad
 def lower_avg_pool(op: ir.Operation) -> ir.Value:
     wh, ww, out = _windows(op)
     xp = _padded(op, wh, ww, out, 0.0)
-    window = empty([wh.kernel, ww.kernel])
-    summed = linalg.pooling_nchw_sum(xp, window, outs=[fill(0.0, out)], **_attrs(wh, ww))
+    summed = _pool(xp, wh, ww, out, 0.0, False)
     divisor = avg_pool_divisor(wh, ww, out[2], out[3], attr_bool(op, "count_include_pad"))
-    maps = [identity_map(4), projection_map(4, [2, 3]), identity_map(4)]
+    rank = len(out)
+    maps = [identity_map(rank), projection_map(rank, [2, 3]), identity_map(rank)]
     return generic(
         [summed, dense_constant(divisor)],
         maps,

@@ -13,6 +13,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | conv.py | conv2d |
 | conv_transpose.py | conv_transpose2d |
 | matmul.py | matmul, gemm |
+| attention.py | matmul_transposed |
 | pooling.py | max_pool, avg_pool, global_avg_pool |
 | reduction.py | softmax, log_softmax, hardmax, the reduce_* family, global_max_pool |
 | normalization.py | layer_norm, instance_norm, group_norm, lrn |
@@ -22,6 +23,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | data.py | weight, constant |
 | typed.py | cast, gather, compare, logical, not, is_nan, is_inf, where (i64/i32/i1 tensors) |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
+| layout.py | to_blocked, from_blocked, blocked_conv2d (the blocked channel layout) |
 
 Adding an elementwise op: its record in dialects/WpkOps.td, one `StepKind` and
 `register(unary_step_op(...))` in elementwise.py, a converter (importer/converters.py) and the
@@ -29,11 +31,13 @@ step's scalar lowering (lowering/elementwise.py).
 """
 
 from woodpecker.ops import (  # noqa: F401 (register)
+    attention,
     conv,
     conv_transpose,
     data,
     elementwise,
     fused,
+    layout,
     matmul,
     movement,
     normalization,

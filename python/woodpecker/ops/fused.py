@@ -29,12 +29,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class FusedKind:
-    """A fused op: the plain op it extends (None for wpk.elementwise) and its step attributes."""
+    """A fused op: the plain op it extends (None for wpk.elementwise) and its step attributes.
+
+    A kind without a plain op may give its anchor's value directly (`value_shape`,
+    `value_evaluate`: wpk.blocked_conv2d); without them the value is the elementwise `input`.
+    """
 
     op: wpk.OpClass
     anchor: wpk.OpClass | None
     steps_attr: str = "epilogue"
     params_attr: str = "epilogue_params"
+    value_shape: ShapeRule | None = None
+    value_evaluate: Evaluator | None = None
     anchor_operands: tuple[str, ...] = field(init=False)
     optional: frozenset[str] = field(init=False)
 
@@ -106,6 +112,8 @@ def _anchor_args(parts: FusedParts[T], args: OpArgs[T]) -> OpArgs[T]:
 
 def _value_shape(kind: FusedKind, parts: FusedParts[Shape], args: OpArgs[Shape]) -> Shape:
     """The shape the steps start from: the anchor's result, or the broadcast of the elementwise operands."""
+    if kind.value_shape is not None:
+        return list(kind.value_shape(_anchor_args(parts, args)))
     if kind.anchor is not None:
         return semantics_of(kind.anchor).result_shape(_anchor_args(parts, args))
     out: list[int] | None = list(parts.anchor["input"] or [])
@@ -141,7 +149,9 @@ def _shaper(kind: FusedKind) -> ShapeRule:
 def _evaluator(kind: FusedKind) -> Evaluator:
     def evaluate(args: OpArgs[np.ndarray]) -> np.ndarray:
         parts = fused_parts(kind, args)
-        if kind.anchor is None:
+        if kind.value_evaluate is not None:
+            value = kind.value_evaluate(_anchor_args(parts, args))
+        elif kind.anchor is None:
             value = parts.anchor["input"]
         else:
             value = semantics_of(kind.anchor).run(_anchor_args(parts, args))
@@ -150,5 +160,17 @@ def _evaluator(kind: FusedKind) -> Evaluator:
     return evaluate
 
 
+def register_fused(kind: FusedKind) -> None:
+    """Registers a fused kind and its semantics (the steps after the anchor's value)."""
+    if kind.op in FUSED_KINDS:
+        raise ValueError(f"fused kind '{kind.name}' is already registered")
+    FUSED_KINDS[kind.op] = kind
+    _register_semantics(kind)
+
+
+def _register_semantics(kind: FusedKind) -> None:
+    register(OpSemantics(kind.op, shape=_shaper(kind), check=_checker(kind), evaluate=_evaluator(kind)))
+
+
 for _kind in FUSED_KINDS.values():
-    register(OpSemantics(_kind.op, shape=_shaper(_kind), check=_checker(_kind), evaluate=_evaluator(_kind)))
+    _register_semantics(_kind)

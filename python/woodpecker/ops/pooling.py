@@ -1,4 +1,4 @@
-"""Pooling: max_pool and avg_pool (2-D, NCHW; ONNX MaxPool/AveragePool) and global_avg_pool.
+"""Pooling: max_pool and avg_pool (2-D, NCHW or blocked NCHW[b]c; ONNX MaxPool/AveragePool) and global_avg_pool.
 
 The windows follow the ONNX definitions: pads are [top, left, bottom, right]; in ceil mode a
 last window that would start past the input and its begin pad is dropped; an average counts the
@@ -43,26 +43,32 @@ def _window_attrs(args: OpArgs[Shape]) -> tuple[list[int], list[int], list[int],
     return kernel, strides, pads, dilations
 
 
+def _pooled_input(args: OpArgs[Shape]) -> list[int]:
+    """The input shape: NCHW, or blocked (N, CB, H, W, b) (ops/layout.py: the lanes pool alone)."""
+    x = list(args["input"])
+    if len(x) != 5:
+        expect_rank("input", x, 4)
+    return x
+
+
 def pool_shape(args: OpArgs[Shape]) -> Shape:
     """The exact ONNX result shape (ceil_mode included)."""
-    x = list(args["input"])
-    expect_rank("input", x, 4)
+    x = _pooled_input(args)
     kernel, strides, pads, dilations = _window_attrs(args)
     ceil = bool(args.attr("ceil_mode"))
     spatial = [output_size(x[2 + i], kernel[i], strides[i], dilations[i], pads[i], pads[i + 2], ceil) for i in range(2)]
-    return [*x[:2], *spatial]
+    return [*x[:2], *spatial, *x[4:]]
 
 
 def check_pool(args: OpArgs[Shape]) -> None:
     """Input and attributes valid; each spatial result size between the floor and the ceil count."""
-    x = list(args["input"])
-    expect_rank("input", x, 4)
+    x = _pooled_input(args)
     kernel, strides, pads, dilations = _window_attrs(args)
     out = list(args.result or ())
-    expect_rank("result", out, 4)
-    if out[:2] != x[:2]:
-        fail(f"result batch/channels {fmt(out[:2])} must equal the input's {fmt(x[:2])}")
-    for i, (size, k, s, d) in enumerate(zip(x[2:], kernel, strides, dilations, strict=True)):
+    expect_rank("result", out, len(x))
+    if out[:2] != x[:2] or out[4:] != x[4:]:
+        fail(f"result batch/channels {fmt(out[:2] + out[4:])} must equal the input's {fmt(x[:2] + x[4:])}")
+    for i, (size, k, s, d) in enumerate(zip(x[2:4], kernel, strides, dilations, strict=True)):
         span = size + pads[i] + pads[i + 2] - d * (k - 1) - 1
         if span < 0:
             fail(f"dilated kernel {d * (k - 1) + 1} is larger than the padded input {size + pads[i] + pads[i + 2]}")
@@ -119,9 +125,14 @@ def pool2d(
 def _evaluate(is_max: bool) -> Evaluator:
     def evaluate(args: OpArgs[np.ndarray]) -> np.ndarray:
         a = args.attrs
-        out_hw = args.result[2:] if args.result is not None else None
-        return pool2d(
-            args["input"],
+        x = np.asarray(args["input"])
+        blocked = x.ndim == 5
+        if blocked:  # (N, CB, H, W, b): the lanes as channels
+            n, cb, h, w, b = x.shape
+            x = np.moveaxis(x, 4, 2).reshape(n, cb * b, h, w)
+        out_hw = args.result[2:4] if args.result is not None else None
+        out = pool2d(
+            x,
             is_max,
             a["kernel_shape"],
             a["strides"],
@@ -131,6 +142,9 @@ def _evaluate(is_max: bool) -> Evaluator:
             bool(a.get("count_include_pad", False)),
             out_hw,
         )
+        if blocked:
+            out = np.moveaxis(out.reshape(n, cb, b, *out.shape[2:]), 2, 4)
+        return out
 
     return evaluate
 

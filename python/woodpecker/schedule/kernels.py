@@ -34,15 +34,26 @@ from mlir.passmanager import PassManager
 from woodpecker.errors import CompilationError
 from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR, assign_names, kernel_kind
 from woodpecker.lowering.common import extract_slice, fill, generic, identity_map, insert_slice
+from woodpecker.lowering.layout import BLOCKED_CONV, NAMED_OP_ATTR
+from woodpecker.schedule.blocked_kinds import blocked_conv_kind
 
 KERNEL_ATTR = "wpk.kernel"
 ROLE_ATTR = "wpk.role"
 # The named op a linalg.generic was generalized from: a kernel cut out of a model for tuning
 # (woodpecker.schedule.tasks) is then found again with the same kind and template.
-NAMED_OP_ATTR = "wpk.named_op"
+# (defined with the lowering, which tags the generic of a blocked convolution with it)
 SCHED_PREFIX = "wpk.sched."  # marks a schedule leaves on loops between its phases
 
-KINDS = ("matmul", "conv", "depthwise_conv", "pool", "reduction", "elementwise")
+KINDS = (
+    "matmul",
+    "conv",
+    "depthwise_conv",
+    "blocked_conv",
+    "blocked_depthwise_conv",
+    "pool",
+    "reduction",
+    "elementwise",
+)
 
 _KIND_BY_NAMED_OP = {
     "linalg.matmul": "matmul",
@@ -52,6 +63,8 @@ _KIND_BY_NAMED_OP = {
     "linalg.depthwise_conv_2d_nchw_chw": "depthwise_conv",
     "linalg.pooling_nchw_max": "pool",
     "linalg.pooling_nchw_sum": "pool",
+    # The linalg.generic of a blocked convolution is tagged with its wpk op (lowering/layout.py).
+    BLOCKED_CONV: "blocked_conv",
 }
 
 
@@ -177,6 +190,9 @@ def erase_unused(block: ir.Block) -> None:
 
 
 def _kind_of_generic(loops: Loops) -> str:
+    blocked = blocked_conv_kind(loops.maps, loops.parallel)  # NCHW[x]c convolutions (lowering/blocked_conv.py)
+    if blocked is not None:
+        return blocked
     return "elementwise" if all(loops.parallel) else "reduction"
 
 
@@ -351,6 +367,8 @@ def find_kernels(module: ir.Module) -> list[Kernel]:
                 op.erase()  # a fill every user now has a private copy of
                 continue
             kind = _KIND_BY_NAMED_OP.get(name) or _kind_of_generic(loops)
+            if name == BLOCKED_CONV:  # the depthwise form of lowering/blocked_conv.py has a kind of its own
+                kind = blocked_conv_kind(loops.maps, loops.parallel) or kind
             if (kind == "elementwise") != elementwise_pass:
                 continue
             fill = None

@@ -8,8 +8,10 @@ panel contiguously.
 `pack_matmul_b` rewrites the kernel's ops in place: the output dim n of the fill, the matmul
 and the epilogue is split into (n0, n1) with n1 = reg_n (`tensor.expand_shape` views of
 their operands; the kernel's result is collapsed back), and B becomes
-`transpose(expand_shape(B))`, tagged `wpk.pack_b`. When B is a weight (a function argument
-used only there), `prepack_weights` replaces that chain by an argument of the packed type
+`transpose(expand_shape(B))`, tagged `wpk.pack_b`. A B read transposed (map (batch..., n, k),
+`wpk.matmul_transposed`) packs into the same panels, its transpose moving k in front of the
+panel columns. When B is a weight in the (batch..., k, n) layout (a function argument used
+only there), `prepack_weights` replaces that chain by an argument of the packed type
 and records the numpy layout change that `CpuExecutable.bind_weights` applies once.
 """
 
@@ -28,14 +30,15 @@ PACK_ATTR = "wpk.pack_b"
 
 
 def can_pack_b(kernel: Kernel, reg_n: int) -> bool:
-    """B's map is (batch..., k, n), n splits evenly, and every map is a plain projection."""
+    """B's map is (batch..., k, n) or (batch..., n, k), n splits evenly, and every map is a plain
+    projection."""
     loops = kernel.loops
     nb = len(loops.extents) - 3
     n_dim, k_dim = nb + 1, nb + 2
     b_map = loops.maps[1]
-    expected = [*range(nb), k_dim, n_dim]
+    layouts = ([*range(nb), k_dim, n_dim], [*range(nb), n_dim, k_dim])
     results = [e.position if isinstance(e, ir.AffineDimExpr) else None for e in b_map.results]
-    if results != expected or loops.extents[n_dim] % reg_n or reg_n == loops.extents[n_dim]:
+    if results not in layouts or loops.extents[n_dim] % reg_n or reg_n == loops.extents[n_dim]:
         return False
     ops = [op for op in (kernel.fill, kernel.epilogue) if op is not None]
     return all(_plain(m) for op in ops for m in _maps(op)) and all(_plain(m) for m in loops.maps)
@@ -92,13 +95,18 @@ def _split_op(op: ir.Operation, dim: int, inner: int, split: list[ir.Value], b_o
             elif position is not None:
                 expanded = _expand_at(operand, position, inner)
                 if index == b_operand:
-                    # [batch..., K, N/inner, inner] -> [batch..., N/inner, K, inner]
                     rank = len(_shape(expanded))
-                    perm = [*list(range(rank - 3)), rank - 2, rank - 3, rank - 1]
+                    results = list(new_map.results)
+                    if position == rank - 2:
+                        # [batch..., K, N/inner, inner] -> [batch..., N/inner, K, inner]
+                        perm = [*list(range(rank - 3)), rank - 2, rank - 3, rank - 1]
+                        results[-3], results[-2] = results[-2], results[-3]
+                    else:
+                        # read transposed: [batch..., N/inner, inner, K] -> [batch..., N/inner, K, inner]
+                        perm = [*list(range(rank - 3)), rank - 3, rank - 1, rank - 2]
+                        results[-2], results[-1] = results[-1], results[-2]
                     expanded = transpose(expanded, perm)
                     expanded.owner.attributes[PACK_ATTR] = ir.UnitAttr.get()
-                    results = list(new_map.results)
-                    results[-3], results[-2] = results[-2], results[-3]
                     new_map = ir.AffineMap.get(new_map.n_dims, 0, results)
                 op.operands[index] = expanded
             new_maps.append(new_map)
@@ -153,6 +161,10 @@ class PackedWeight:
         return np.ascontiguousarray(np.swapaxes(panels, -3, -2))
 
 
+def _permutation(op: ir.Operation) -> list[int]:
+    return [int(p) for p in ir.DenseI64ArrayAttr(op.attributes["permutation"])]
+
+
 def transpose_weight(op: ir.Operation, operand: int, perm: list[int]) -> None:
     """Makes `op` read operand `operand` through `linalg.transpose(perm)` (tagged for prepacking):
     the operand's indexing map is permuted to match."""
@@ -181,15 +193,17 @@ def prepack_weights(fn: func.FuncOp, first_weight: int) -> list[PackedWeight]:
             index = ir.BlockArgument(source).arg_number
             if index < first_weight or len(list(source.uses)) != 1:
                 continue
-            perm = tuple(int(p) for p in ir.DenseI64ArrayAttr(op.attributes["permutation"]))
+            perm = tuple(_permutation(op))
             source.set_type(op.results[0].type)
             op.results[0].replace_all_uses_with(source)
             op.erase()
             packed.append(PackedWeight(index, perm=perm))
             continue
         expand_op = source.owner
-        if expand_op.name != "tensor.expand_shape":
-            continue
+        rank = len(_shape(source))
+        panels_perm = [*range(rank - 3), rank - 2, rank - 3, rank - 1]
+        if expand_op.name != "tensor.expand_shape" or _permutation(op) != panels_perm:
+            continue  # (a transposed B, [N/inner, inner, K], is packed at every call)
         arg = expand_op.operands[0]
         if not isinstance(arg.owner, ir.Block):
             continue

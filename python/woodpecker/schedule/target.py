@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from woodpecker.runtime.cpu.host import cpu_flags
+from woodpecker.runtime.cpu.host import vector_lanes
 
 
 def _cores() -> int:
@@ -24,13 +24,8 @@ class CpuMachine:
     @classmethod
     def host(cls, threads: int | None = None) -> CpuMachine:
         """This machine: AVX-512 gives 16 lanes and 32 registers, AVX2 8 and 16, else SSE's 4 and 16."""
-        flags = cpu_flags()
-        if "avx512f" in flags:
-            lanes, registers = 16, 32
-        elif "avx2" in flags or "avx" in flags:
-            lanes, registers = 8, 16
-        else:
-            lanes, registers = 4, 16
+        lanes = vector_lanes()
+        registers = 32 if lanes == 16 else 16
         return cls(vector_lanes=lanes, registers=registers, threads=threads or _cores())
 
     @property

@@ -40,7 +40,7 @@ from woodpecker.schedule.templates import schedule_space
 
 # Ops a kernel may use that are copied into its standalone module rather than passed in.
 _LOCAL_OPS = ("tensor.empty", "arith.constant")
-_CONTRACTIONS = ("matmul", "conv", "depthwise_conv")
+_CONTRACTIONS = ("matmul", "conv", "depthwise_conv", "blocked_conv", "blocked_depthwise_conv")
 
 
 @dataclass

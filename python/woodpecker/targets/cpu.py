@@ -43,7 +43,10 @@ HEURISTIC = (
     "matmuls, else the generated kernel (not measured)"
 )
 # Kernel kinds each library has calls for; other kinds are not applicable without looking closer.
-_KINDS = {"onednn": ("conv", "depthwise_conv", "matmul", "pool"), "blas": ("matmul",)}
+_KINDS = {
+    "onednn": ("conv", "depthwise_conv", "blocked_conv", "blocked_depthwise_conv", "matmul", "pool"),
+    "blas": ("matmul",),
+}
 _LIBRARY_NAMES = {"onednn": "oneDNN", "blas": "BLAS"}
 
 

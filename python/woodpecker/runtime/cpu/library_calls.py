@@ -31,7 +31,7 @@ import numpy as np
 # The ExecutionEngine's look-up (`raw_lookup`) prefixes names with `_mlir_`, so the tables carry it.
 HANDLE_SYMBOL_PREFIX = "_mlir_wpk_handles_"
 LIBRARY_NAMES = ("onednn", "blas")
-ONEDNN_OPS = ("conv", "matmul", "max_pool", "avg_pool")
+ONEDNN_OPS = ("conv", "blocked_conv", "matmul", "max_pool", "avg_pool")
 
 
 def handle_symbol(kernel_name: str) -> str:
@@ -94,6 +94,23 @@ class LibraryCallSpec:
                 dilations=params["dilations"],
                 groups=params["groups"],
                 post_ops=post_ops,
+            )
+        if self.op == "blocked_conv":
+            formats = params["formats"]
+            return onednn.BlockedConvolution(
+                params["src_shape"],
+                np.asarray(weights["weights"], dtype=np.float32),
+                params["filter_shape"],
+                bias,
+                strides=params["strides"],
+                pads_begin=params["pads_begin"],
+                pads_end=params["pads_end"],
+                dilations=params["dilations"],
+                groups=params["groups"],
+                post_ops=post_ops,
+                formats=onednn.BlockedFormats(
+                    formats["src"], formats["weights"], formats["dst"], tuple(formats["binary"])
+                ),
             )
         if self.op == "matmul":
             matrix = np.asarray(weights["weights"], dtype=np.float32)

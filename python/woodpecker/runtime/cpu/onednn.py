@@ -73,6 +73,25 @@ _STATUS_NAMES = {
 }
 _F32 = 3  # dnnl_f32
 _FORMAT_TAG_ANY = 1  # dnnl_format_tag_any
+# The dnnl_format_tag_t values of the blocked channel layout (woodpecker.ops.layout: a tensor
+# (N, CB, H, W, b) is nChw<b>c, or nhwc when it is one block of all its channels; a packed filter
+# (OB, CBg, KH, KW, bi, bo) is OIhw<b>i<b>o, Abcd<b>a (Oihw<b>o) when bi = 1 (a first conv on an
+# NCHW input, blocks of one channel), Goihw<b>g for a depthwise one), read from the 2023.2.0 devel
+# package's dnnl_types.h.
+FORMAT_TAGS = {
+    "nchw": 5,
+    "nhwc": 22,
+    "nChw16c": 78,
+    "nChw8c": 102,
+    "OIhw16i16o": 79,
+    "OIhw8i8o": 107,
+    "Ohwi16o": 211,
+    "Ohwi8o": 216,
+    "Abcd16a": 73,  # Oihw16o
+    "Abcd8a": 74,  # Oihw8o
+    "Goihw16g": 114,
+    "Goihw8g": 138,
+}
 _ENGINE_CPU = 1  # dnnl_cpu
 _STREAM_DEFAULT_FLAGS = 1  # dnnl_stream_default_flags == dnnl_stream_in_order
 _FORWARD_INFERENCE = 96  # dnnl_forward_inference
@@ -443,6 +462,7 @@ class _Attr:
     handle: int
     binary_shapes: list[tuple[int, ...]] = field(default_factory=list)
     binary_indices: list[int] = field(default_factory=list)
+    binary_mds: list[int] = field(default_factory=list)
 
 
 class LibraryCall:
@@ -525,6 +545,13 @@ class LibraryCall:
             _dims(strides),
         )
 
+    def _tagged_md(self, shape: tuple[int, ...], tag: str) -> int:
+        """A float32 memory descriptor of logical `shape` in the oneDNN format `tag` (FORMAT_TAGS)."""
+        if tag not in FORMAT_TAGS:
+            raise ValueError(f"unknown oneDNN format tag {tag!r}: expected one of {sorted(FORMAT_TAGS)}")
+        args = (len(shape), _dims(shape), _F32, FORMAT_TAGS[tag])
+        return self._create("dnnl_memory_desc_create_with_tag", "dnnl_memory_desc_destroy", *args)
+
     def _any_md(self, shape: tuple[int, ...]) -> int:
         """A float32 memory descriptor letting the primitive choose its layout."""
         args = (len(shape), _dims(shape), _F32, _FORMAT_TAG_ANY)
@@ -539,12 +566,20 @@ class LibraryCall:
     def _allocated_memory(self, md: int) -> int:
         return self._create("dnnl_memory_create", "dnnl_memory_destroy", md, self._lib.engine, _MEMORY_ALLOCATE)
 
-    def _attr(self, post_ops: Sequence[PostOp], dst_shape: tuple[int, ...], binary_any: bool = False) -> _Attr:
+    def _attr(
+        self,
+        post_ops: Sequence[PostOp],
+        dst_shape: tuple[int, ...],
+        binary_any: bool = False,
+        binary_tags: Sequence[str] | None = None,
+    ) -> _Attr:
         """A primitive attribute with a user-managed scratchpad and the post-ops.
 
         Binary operands are described as plain, or with format_tag_any (the primitive then picks the
-        destination's layout for them, and `_binary_args` reorders the plain runtime operand into it).
+        destination's layout for them, and `_binary_args` reorders the plain runtime operand into it),
+        or with the format tags `binary_tags` (one per binary post-op, "" for plain).
         """
+        tags = iter(binary_tags or ())
         attr = _Attr(self._create("dnnl_primitive_attr_create", "dnnl_primitive_attr_destroy"))
         self._lib.call("dnnl_primitive_attr_set_scratchpad_mode", attr.handle, _SCRATCHPAD_MODE_USER)
         if not post_ops:
@@ -558,7 +593,10 @@ class LibraryCall:
                 self._lib.call("dnnl_post_ops_append_eltwise", chain, alg, op.alpha, op.beta)
                 continue
             op.check_broadcast(dst_shape)
-            md = self._any_md(op.shape) if binary_any else self._md(op.shape)
+            tag = next(tags, "")
+            plain = self._any_md if binary_any else self._md
+            md = self._tagged_md(op.shape, tag) if tag else plain(op.shape)
+            attr.binary_mds.append(md)
             self._lib.call("dnnl_post_ops_append_binary", chain, _BINARY_ALGS[op.alg], md)
             attr.binary_shapes.append(op.shape)
             attr.binary_indices.append(index)
@@ -604,6 +642,38 @@ class LibraryCall:
         self._keep.append(array)
         self.executions.append(Execution(primitive, len(args), ctypes.addressof(array)))
 
+    def _convolution_pd(
+        self, geometry: _ConvGeometry, mds: tuple[int, int, int | None, int], attr: _Attr, what: str
+    ) -> int:
+        """An owned forward-inference convolution descriptor for (src, weights, bias or None, dst)
+        memory descriptors; a OneDnnError naming the geometry and `what` when oneDNN has none."""
+        src_md, weights_md, bias_md, dst_md = mds
+        pd = ctypes.c_void_p()
+        try:
+            self._lib.call(
+                "dnnl_convolution_forward_primitive_desc_create",
+                ctypes.byref(pd),
+                self._lib.engine,
+                _FORWARD_INFERENCE,
+                _CONVOLUTION_DIRECT,
+                src_md,
+                weights_md,
+                bias_md,
+                dst_md,
+                _dims(geometry.strides),
+                _dims([d - 1 for d in geometry.dilations]),
+                _dims(geometry.pads_begin),
+                _dims(geometry.pads_end),
+                attr.handle,
+            )
+        except OneDnnError as error:
+            raise OneDnnError(
+                f"oneDNN has no convolution for {geometry} ({what}): {error.status}",
+                error.function,
+                error.status,
+            ) from None
+        return self._own("dnnl_primitive_desc_destroy", pd.value)
+
     def _reorder_pd(self, src_md: int, dst_md: int) -> int:
         attr = self._attr((), ())
         engine = self._lib.engine
@@ -616,11 +686,13 @@ class LibraryCall:
         self._primitive(pd, {_ARG_SRC: src, _ARG_DST: dst})
         return self._impl_name(pd)
 
-    def _constant(self, array: np.ndarray, dst_md: int) -> int:
-        """A memory owning its data, laid out as dst_md, holding a copy of array (reordered once, now)."""
-        if any(stride < 0 or stride % array.itemsize for stride in array.strides):
+    def _constant(self, array: np.ndarray, dst_md: int, src_md: int | None = None) -> int:
+        """A memory owning its data, laid out as dst_md, holding a copy of array (reordered once, now);
+        `src_md` describes the array's memory (default: its numpy strides; else it must be C-contiguous)."""
+        if src_md is not None or any(stride < 0 or stride % array.itemsize for stride in array.strides):
             array = np.ascontiguousarray(array)
-        src_md = self._md(array.shape, tuple(stride // array.itemsize for stride in array.strides))
+        if src_md is None:
+            src_md = self._md(array.shape, tuple(stride // array.itemsize for stride in array.strides))
         dst = self._allocated_memory(dst_md)
         src = self._create("dnnl_memory_create", "dnnl_memory_destroy", src_md, self._lib.engine, _MEMORY_NONE)
         self._lib.call("dnnl_memory_set_data_handle", src, array.ctypes.data)
@@ -758,31 +830,8 @@ class Convolution(LibraryCall):
         src_md, dst_md = make_md(geometry.src_shape), make_md(self.output_shape)
         weights_md = self._any_md(weights.shape)
         bias_md = self._md((self.output_shape[1],)) if bias else None
-        pd = ctypes.c_void_p()
-        try:
-            self._lib.call(
-                "dnnl_convolution_forward_primitive_desc_create",
-                ctypes.byref(pd),
-                self._lib.engine,
-                _FORWARD_INFERENCE,
-                _CONVOLUTION_DIRECT,
-                src_md,
-                weights_md,
-                bias_md,
-                dst_md,
-                _dims(geometry.strides),
-                _dims([d - 1 for d in geometry.dilations]),
-                _dims(geometry.pads_begin),
-                _dims(geometry.pads_end),
-                attr.handle,
-            )
-        except OneDnnError as error:
-            raise OneDnnError(
-                f"oneDNN has no convolution for {geometry} ({layout} layout): {error.status}",
-                error.function,
-                error.status,
-            ) from None
-        return self._own("dnnl_primitive_desc_destroy", pd.value), attr
+        pd = self._convolution_pd(geometry, (src_md, weights_md, bias_md, dst_md), attr, f"{layout} layout")
+        return pd, attr
 
     def _choose_pd(
         self, geometry: _ConvGeometry, weights: np.ndarray, bias: bool, post_ops: list[PostOp], layout: str
@@ -827,6 +876,8 @@ class Convolution(LibraryCall):
         pd_dst_md = self._query_md(pd, _QUERY_DST_MD)
         conv_dst = dst if self._same_md(pd_dst_md, plain_dst_md) else self._allocated_memory(pd_dst_md)
         self._primitive(pd, args | {_ARG_DST: conv_dst})
+        # The convolution alone (no reorders): what a benchmark of the blocked layout times.
+        self.conv_execution = self.executions[-1]
         if conv_dst != dst:
             reorders.append(self._reorder(conv_dst, pd_dst_md, dst, plain_dst_md))
         self.name = self._impl_name(pd)
@@ -845,6 +896,108 @@ class Convolution(LibraryCall):
         inner = self._allocated_memory(wanted_md)
         reorders.append(self._reorder(memory, plain_md, inner, wanted_md))
         return inner
+
+
+@dataclass(frozen=True)
+class BlockedFormats:
+    """The oneDNN format tags of a blocked convolution's tensors (FORMAT_TAGS): src, packed weights,
+    dst, and one per binary post-op ("" for an operand that is plain in memory, e.g. per channel)."""
+
+    src: str
+    weights: str
+    dst: str
+    binary: tuple[str, ...] = ()
+
+
+def blocked_shape(shape: Sequence[int], tag: str) -> tuple[int, ...]:
+    """The (N, CB, H, W, b) array shape of a logical NCHW `shape` in format `tag`: nChw<b>c has
+    blocks of b; nchw blocks of one channel; nhwc (any other tag) one block of all C channels."""
+    n, c, h, w = (int(d) for d in shape)
+    if tag.startswith("nChw") and tag.endswith("c"):
+        b = int(tag[4:-1])
+        return n, -(-c // b), h, w, b
+    if tag == "nchw":
+        return n, c, h, w, 1
+    return n, 1, h, w, c
+
+
+class BlockedConvolution(LibraryCall):
+    """2-D forward convolution on tensors in the blocked channel layout, with bias and post-ops.
+
+    The runtime tensors are in the formats `formats` says (src nChw<b>c or nhwc, dst nChw<b>c,
+    binary operands in the dst's format or plain); `weights` are already packed in
+    `formats.weights` (logical shape `weights_shape`: (O, C/groups, KH, KW), or (G, 1, 1, KH, KW)
+    for a depthwise Goihw<b>g). The primitive is created for exactly these formats, so a call makes
+    no reorder; oneDNN refusing them is a OneDnnError. Runtime operands: src, one per binary
+    post-op, then dst, as numpy arrays of `blocked_shape`.
+    """
+
+    def __init__(
+        self,
+        src_shape: tuple[int, int, int, int],
+        weights: np.ndarray,
+        weights_shape: tuple[int, ...],
+        bias: np.ndarray | None,
+        strides: tuple[int, int],
+        pads_begin: tuple[int, int],
+        pads_end: tuple[int, int],
+        dilations: tuple[int, int],
+        groups: int,
+        post_ops: Sequence[PostOp],
+        formats: BlockedFormats,
+    ) -> None:
+        super().__init__()
+        weights_shape = tuple(int(d) for d in weights_shape)
+        plain_weights = (
+            weights_shape if len(weights_shape) == 4 else (weights_shape[0] * weights_shape[1], 1, *weights_shape[3:])
+        )
+        geometry = _ConvGeometry(
+            tuple(int(d) for d in src_shape),  # type: ignore[arg-type]
+            plain_weights,  # type: ignore[arg-type]
+            _pair("strides", strides, 1),
+            _pair("pads_begin", pads_begin, 0),
+            _pair("pads_end", pads_end, 0),
+            _pair("dilations", dilations, 1),
+            int(groups),
+        )
+        geometry.check()
+        packed = np.ascontiguousarray(weights, dtype=np.float32)
+        if packed.size != int(np.prod(weights_shape)):
+            raise ValueError(
+                f"packed weights hold {packed.size} values, {weights_shape} needs {np.prod(weights_shape)}"
+            )
+        self.output_shape: tuple[int, ...] = geometry.output_shape
+        post_ops = list(post_ops)
+        binary = [op for op in post_ops if op.kind == "binary"]
+        if len(formats.binary) != len(binary):
+            raise ValueError(f"{len(binary)} binary post-ops but {len(formats.binary)} binary formats")
+        attr = self._attr(post_ops, self.output_shape, binary_tags=formats.binary)
+        src_md = self._tagged_md(geometry.src_shape, formats.src)
+        dst_md = self._tagged_md(self.output_shape, formats.dst)
+        bias_md = self._md((self.output_shape[1],)) if bias is not None else None
+        what = f"{formats.src} -> {formats.dst}"
+        pd = self._convolution_pd(geometry, (src_md, self._any_md(weights_shape), bias_md, dst_md), attr, what)
+        weights_md = self._query_md(pd, _QUERY_WEIGHTS_MD)
+        args = {_ARG_WEIGHTS: self._constant(packed, weights_md, self._tagged_md(weights_shape, formats.weights))}
+        if bias is not None:
+            flat = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+            if flat.shape != (self.output_shape[1],):
+                raise ValueError(f"convolution bias must have {self.output_shape[1]} values, got {flat.size}")
+            args[_ARG_BIAS] = self._constant(flat, self._query_md(pd, _QUERY_WEIGHTS_MD, 1))
+        args[_ARG_SRC] = self._runtime_memory(src_md, blocked_shape(geometry.src_shape, formats.src))
+        for index, md, shape, tag in zip(
+            attr.binary_indices, attr.binary_mds, attr.binary_shapes, formats.binary, strict=True
+        ):
+            arg = _ARG_ATTR_MULTIPLE_POST_OP_BASE * (index + 1) | _ARG_SRC_1
+            args[arg] = self._runtime_memory(md, blocked_shape(shape, tag or formats.dst))
+        args[_ARG_DST] = self._runtime_memory(dst_md, blocked_shape(self.output_shape, formats.dst))
+        self._primitive(pd, args)
+        self.layout = formats.dst
+        self.name = self._impl_name(pd)
+        self.description = (
+            f"convolution {geometry} bias={bias is not None} post_ops=[{_describe_post_ops(post_ops)}] "
+            f"formats={formats.src}/{formats.weights}->{formats.dst} impl={self.name}"
+        )
 
 
 class MatMul(LibraryCall):

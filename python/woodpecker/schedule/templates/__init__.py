@@ -1,9 +1,11 @@
 """The CPU schedule templates, by kernel kind."""
 
 from woodpecker.kernels.space import SearchSpace
+from woodpecker.schedule.blocked_kinds import blocked_conv_kind
 from woodpecker.schedule.kernels import Kernel
 from woodpecker.schedule.target import CpuMachine
 from woodpecker.schedule.templates.base import NoDefault, Template
+from woodpecker.schedule.templates.blocked_conv import BlockedConvTemplate
 from woodpecker.schedule.templates.conv import ConvTemplate, applicable
 from woodpecker.schedule.templates.generic import GenericTemplate
 from woodpecker.schedule.templates.matmul import MatmulTemplate
@@ -12,6 +14,8 @@ TEMPLATES: dict[str, Template] = {
     "matmul": MatmulTemplate(),
     "conv": ConvTemplate("conv"),
     "depthwise_conv": ConvTemplate("depthwise_conv"),
+    "blocked_conv": BlockedConvTemplate("blocked_conv"),
+    "blocked_depthwise_conv": BlockedConvTemplate("blocked_depthwise_conv"),
     "pool": GenericTemplate("pool"),
     "reduction": GenericTemplate("reduction"),
     "elementwise": GenericTemplate("elementwise"),
@@ -22,6 +26,8 @@ TEMPLATES: dict[str, Template] = {
 FALLBACKS: dict[str, Template] = {
     "conv": GenericTemplate("conv", "cpu.conv_generic"),
     "depthwise_conv": GenericTemplate("depthwise_conv", "cpu.depthwise_conv_generic"),
+    # The plain generic of lowering/layout.py (layouts lowering/blocked_conv.py does not take).
+    "blocked_conv": GenericTemplate("blocked_conv", "cpu.blocked_conv_generic"),
 }
 
 
@@ -31,6 +37,9 @@ GENERIC_FALLBACK = GenericTemplate("matmul", "cpu.matmul_generic")
 
 def template_for(kernel: Kernel) -> Template:
     """The template for `kernel`'s kind (and strides), before looking at a machine."""
+    if kernel.kind == "blocked_conv":  # the plain generic form (lowering/layout.py) by the generic template
+        known = blocked_conv_kind(kernel.loops.maps, kernel.loops.parallel) is not None
+        return TEMPLATES[kernel.kind] if known else FALLBACKS[kernel.kind]
     if kernel.kind in FALLBACKS and not applicable(kernel):
         return STRIDED_CONV if applicable(kernel, strided=True) else FALLBACKS[kernel.kind]
     return TEMPLATES[kernel.kind]
@@ -51,6 +60,7 @@ def schedule_space(kernel: Kernel, target: CpuMachine) -> tuple[Template, Search
 __all__ = [
     "FALLBACKS",
     "TEMPLATES",
+    "BlockedConvTemplate",
     "ConvTemplate",
     "GenericTemplate",
     "MatmulTemplate",
