@@ -171,20 +171,20 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def unary(op: wpk.OpClass, **float_attrs: float) -> Converter:
     """A unary op of the same shape; `float_attrs` are its f32 attributes, read from the ONNX
-    attributes of the same names with these defaults. A constant input folds at import (integer
-    shape arithmetic such as Neg of an axis stays integer)."""
+    attributes of the same names with these defaults. A constant integer input folds at import (shape arithmetic
+    such as Neg of an axis stays integer)."""
 
     def convert(ctx: NodeContext) -> Sequence[Result]:
         attrs = {name: float(ctx.attr(name, default)) for name, default in float_attrs.items()}
-        if ctx.is_constant(0):  # folded with the op's step semantics, in the input's dtype
+        if ctx.is_constant(0) and ctx.constant(0, "X").dtype.kind in "iu":
+            # Integer shape arithmetic (Neg of an axis) folds at import with the op's step
+            # semantics; float weights are left to wpk-fold-constants (-O1 and up).
             a = ctx.constant(0, "X")
             step = semantics_of(op).op_step(attrs)
-            if step is not None and a.dtype.kind in "fiub":
+            if step is not None:
                 with np.errstate(all="ignore"):
-                    folded = apply_step(step, a.astype(np.float64), None)
-                if a.dtype.kind != "f":
-                    folded = np.rint(folded)
-                return [np.asarray(folded).astype(a.dtype if a.dtype.kind != "b" else np.float32)]
+                    folded = np.rint(apply_step(step, a.astype(np.float64), None))
+                return [np.asarray(folded).astype(a.dtype)]
         x = ctx.tensor(0)
         shape = ctx.output_shape(0, lambda: ctx.shape_of(x))
         return [ctx.emit(op, shape, x, **attrs)]
