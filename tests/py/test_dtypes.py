@@ -321,3 +321,32 @@ def test_cuda_target_refuses_int_inputs_in_one_line() -> None:
     model, _, _ = embedding_model(np.random.default_rng(6))
     with pytest.raises(CompilationError, match="input 'input_ids' is int64; the CUDA target compiles float32"):
         woodpecker.compile(model, target="cuda")
+
+
+@pytest.mark.parametrize(("elem", "dtype"), [(TensorProto.FLOAT, np.float32), (TensorProto.INT64, np.int64)])
+def test_gather_nd_with_constant_indices_at_run_time(elem: int, dtype: type) -> None:
+    """GatherND (batch_dims 0, constant index tuples incl. negative ones) on run-time data, as
+    the transformers exporters emit it on the mask: a reshape and a Gather, exact vs numpy."""
+    indices = np.array([[[0, 1], [1, -1]], [[1, 0], [0, 0]]], np.int64)  # tuples of length 2
+    model = _model(
+        [helper.make_node("GatherND", ["x", "idx"], ["y"])],
+        [("x", elem, [2, 3, 4])],
+        [("y", elem, [2, 2, 4])],
+        [("idx", indices)],
+    )
+    x = (np.arange(24).reshape(2, 3, 4) * 3 - 7).astype(dtype)
+    expected = np.stack([np.stack([x[tuple(t)] for t in row]) for row in indices])
+    for opt_level in (0, 2):
+        (y,) = woodpecker.compile(model, opt_level=opt_level).run(None, {"x": x})
+        np.testing.assert_array_equal(y, expected)
+
+
+def test_gather_nd_index_out_of_range_names_the_node() -> None:
+    model = _model(
+        [helper.make_node("GatherND", ["x", "idx"], ["y"], name="pick")],
+        [("x", TensorProto.FLOAT, [2, 3])],
+        [("y", TensorProto.FLOAT, [1])],
+        [("idx", np.array([[2, 0]], np.int64))],
+    )
+    with pytest.raises(ShapeError, match=r"node 'pick' \(op GatherND\).*out of range for axis 0 of size 2"):
+        import_onnx(model)

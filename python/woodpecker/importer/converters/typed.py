@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from woodpecker.dialect import wpk
+from woodpecker.dialect.weights import materialize_typed
 from woodpecker.importer import shapes
 from woodpecker.importer.converters.registry import Result, converts
 from woodpecker.importer.node import NodeContext
@@ -121,6 +122,40 @@ def convert_gather(ctx: NodeContext) -> Sequence[Result]:
     dtype = _runtime_dtype(ctx, 0)
     shape = ctx.output_shape(0, lambda: out_shape, dtype=dtype)
     return [ctx.emit_typed(wpk.GatherOp, shape, dtype, data, indices_value, axis)]
+
+
+@converts("GatherND")
+def convert_gather_nd(ctx: NodeContext) -> Sequence[Result]:
+    """GatherND with constant indices (batch_dims 0): the first k dims of data are flattened
+    and the index tuples become one constant row index each, so it is a reshape and a Gather
+    along axis 0 (folded when data is constant too)."""
+    ctx.check(int(ctx.attr("batch_dims", 0)) == 0, f"batch_dims {ctx.attr('batch_dims', 0)} is not supported (only 0)")
+    data_shape = ctx.input_shape(0)
+    indices = np.asarray(ctx.constant(1, "indices"))
+    ctx.check(indices.dtype.kind in "iu", f"indices have dtype {indices.dtype}; GatherND takes int64 indices")
+    ctx.check(indices.ndim >= 1, "indices must have rank at least 1")
+    k = int(indices.shape[-1])
+    ctx.check(1 <= k <= len(data_shape), f"index tuples of length {k} do not fit data of rank {len(data_shape)}")
+    lead = data_shape[:k]
+    for axis, size in enumerate(lead):
+        column = indices[..., axis]
+        bad = column[(column < -size) | (column >= size)]
+        ctx.check(
+            bad.size == 0,
+            f"index {int(bad.reshape(-1)[0]) if bad.size else 0} is out of range for axis {axis} of size {size}",
+        )
+    rows = np.ravel_multi_index(tuple(np.mod(indices[..., a], lead[a]) for a in range(k)), lead).astype(np.int64)
+    flat_shape = [math.prod(lead), *data_shape[k:]]
+    out_shape = list(indices.shape[:-1]) + data_shape[k:]
+    if ctx.is_constant(0):
+        data = np.asarray(ctx.constant(0, "data"))
+        if _fold_admitted(ctx, out_shape, data.dtype):
+            return [np.take(data.reshape(flat_shape), rows, axis=0)]
+    data = ctx.typed_tensor(0)
+    dtype = _runtime_dtype(ctx, 0)
+    flat = ctx.emit_typed(wpk.ReshapeOp, flat_shape, dtype, data)
+    shape = ctx.output_shape(0, lambda: out_shape, dtype=dtype)
+    return [ctx.emit_typed(wpk.GatherOp, shape, dtype, flat, materialize_typed(rows, ctx.loc), 0)]
 
 
 # ----------------------------------------------------------------------------
