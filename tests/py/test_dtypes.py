@@ -350,3 +350,26 @@ def test_gather_nd_index_out_of_range_names_the_node() -> None:
     )
     with pytest.raises(ShapeError, match=r"node 'pick' \(op GatherND\).*out of range for axis 0 of size 2"):
         import_onnx(model)
+
+
+@pytest.mark.parametrize("pattern", ["all_true", "all_false", "mixed"])
+def test_bool_constant_masks(pattern: str) -> None:
+    """A bool initializer And-ed with a run-time mask selects like numpy. The all-true one (a
+    splat: DistilBERT's and BERT's `bitwise_and`) used to be read as mostly false."""
+    c = {
+        "all_true": np.ones((1, 1, 128, 1), bool),
+        "all_false": np.zeros((1, 1, 128, 1), bool),
+        "mixed": (np.arange(128) % 3 == 0).reshape(1, 1, 128, 1),
+    }[pattern]
+    model = _model(
+        [helper.make_node("And", ["c", "m"], ["a"]), helper.make_node("Where", ["a", "x", "y"], ["z"])],
+        [("m", TensorProto.BOOL, [1, 1, 1, 128]), ("x", TensorProto.FLOAT, [1, 1, 128, 128])],
+        [("z", TensorProto.FLOAT, [1, 1, 128, 128])],
+        [("c", c), ("y", np.array(-5.0, np.float32))],
+    )
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 1, 128, 128)).astype(np.float32)
+    m = rng.random((1, 1, 1, 128)) < 0.8
+    for opt_level in (0, 2):
+        (z,) = woodpecker.compile(model, opt_level=opt_level).run(None, {"m": m, "x": x})
+        np.testing.assert_array_equal(z, np.where(c & m, x, np.float32(-5.0)))

@@ -78,7 +78,22 @@ class WeightTable:
                 f"'{op.name}' at {op.location}: {reason}", location=op.location, reason=f"'{op.name}' op {reason}"
             )
         dtype = dtype_of(ir.RankedTensorType(op.results[0].type).element_type)
-        return np.array(ir.DenseElementsAttr(attr)).astype(dtype).reshape(shape)
+        return dense_array(attr, shape).astype(dtype)
+
+
+def dense_array(attr: ir.Attribute, shape: list[int]) -> np.ndarray:
+    """The elements of a dense elements attribute as a numpy array of `shape`. A splat is
+    expanded from its one value: numpy's view of an i1 splat's buffer unpacks one stored
+    byte into 8 elements and reads past it, so it must not be used."""
+    dense = ir.DenseElementsAttr(attr)
+    if dense.is_splat:
+        value = dense.get_splat_value()
+        try:
+            scalar = ir.IntegerAttr(value).value
+        except ValueError:
+            scalar = ir.FloatAttr(value).value
+        return np.full(shape, scalar)
+    return np.array(dense).reshape(shape)
 
 
 def materialize(array: np.ndarray, name: str, weights: WeightTable, loc: ir.Location | None = None) -> ir.Value:

@@ -7,6 +7,7 @@ from mlir import ir
 from mlir.dialects import arith
 
 from woodpecker.dialect import wpk
+from woodpecker.dialect.weights import dense_array
 from woodpecker.lowering.common import LoweringError, dense_constant, storage_type
 from woodpecker.lowering.registry import lowers
 
@@ -27,7 +28,7 @@ def lower_constant(op: ir.Operation) -> ir.Value:
     result_type = op.results[0].type
     if storage_type(result_type) != result_type:
         # A bool constant: stored as i8 (lowering/common.storage_type).
-        array = np.array(ir.DenseElementsAttr(attr)).astype(np.int8).reshape(ir.RankedTensorType(result_type).shape)
+        array = dense_array(attr, list(ir.RankedTensorType(result_type).shape)).astype(np.int8)
         stored = storage_type(result_type)
         dense = ir.DenseElementsAttr.get(np.ascontiguousarray(array), type=ir.RankedTensorType(stored).element_type)
         return arith.ConstantOp(stored, dense).result
