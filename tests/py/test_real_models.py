@@ -100,15 +100,28 @@ def _exported_path(name: str) -> Path:
     return path
 
 
+def _check_isolated(path: Path):
+    """tools/model_report.py's check of one model in a child process: an abort inside MLIR is
+    a failed row naming the signal, not the end of the test session."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "tools" / "model_report.py"
+    spec = importlib.util.spec_from_file_location("model_report", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.run_isolated(path, latency=False, timeout=1800)
+
+
 @pytest.mark.parametrize("name", EXPORTED)
 def test_exported_model_matches_onnxruntime(name: str) -> None:
-    from model_check import blocking_ops, check
+    from model_check import blocking_ops
 
     path = _exported_path(name)
     blocking = blocking_ops(onnx.load(str(path), load_external_data=False))
     if blocking:
         ops = ", ".join(f"{op} x{n}" for op, n in blocking.most_common())
         pytest.skip(f"SKIPPED, NOT PASSING: {name} does not compile yet, no converter for: {ops}")
-    row = check(path)
+    row = _check_isolated(path)
     assert row.compiles, f"{name}: {row.error}"
     assert row.rel_l2 is not None and row.rel_l2 <= EXPORTED_REL_L2, f"{name}: relative L2 {row.rel_l2:.2e} vs ORT"
