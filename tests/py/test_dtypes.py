@@ -373,3 +373,62 @@ def test_bool_constant_masks(pattern: str) -> None:
     for opt_level in (0, 2):
         (z,) = woodpecker.compile(model, opt_level=opt_level).run(None, {"m": m, "x": x})
         np.testing.assert_array_equal(z, np.where(c & m, x, np.float32(-5.0)))
+
+
+def vit_qkv_select_model() -> onnx.ModelProto:
+    """torchvision ViT's in-projection split (issue #16): [seq, 1, 3*dim] -> Reshape
+    [seq, 1, 3, dim] -> Unsqueeze 0 -> Transpose (3, 1, 2, 0, 4) -> Squeeze -2 -> three
+    Gathers with 0-d constant indices along axis 0 (q, k, v), combined as q * k + v."""
+    seq, dim = 5, 8
+    nodes = [
+        helper.make_node("Reshape", ["x", "split_shape"], ["split"]),
+        helper.make_node("Unsqueeze", ["split", "zero_axes"], ["unsqueezed"]),
+        helper.make_node("Transpose", ["unsqueezed"], ["moved"], perm=[3, 1, 2, 0, 4]),
+        helper.make_node("Squeeze", ["moved", "squeeze_axes"], ["qkv"]),
+        helper.make_node("Gather", ["qkv", "i0"], ["q"], axis=0, name="select_q"),
+        helper.make_node("Gather", ["qkv", "i1"], ["k"], axis=0, name="select_k"),
+        helper.make_node("Gather", ["qkv", "i2"], ["v"], axis=0, name="select_v"),
+        helper.make_node("Mul", ["q", "k"], ["qk"]),
+        helper.make_node("Add", ["qk", "v"], ["y"]),
+    ]
+    return _model(
+        nodes,
+        [("x", TensorProto.FLOAT, [seq, 1, 3 * dim])],
+        [("y", TensorProto.FLOAT, [seq, 1, dim])],
+        [
+            ("split_shape", np.array([seq, 1, 3, dim], np.int64)),
+            ("zero_axes", np.array([0], np.int64)),
+            ("squeeze_axes", np.array([-2], np.int64)),
+            ("i0", np.array(0, np.int64)),
+            ("i1", np.array(1, np.int64)),
+            ("i2", np.array(-1, np.int64)),
+        ],
+    )
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_gather_scalar_index_matches_onnxruntime(opt_level: int) -> None:
+    """A 0-d constant index stays 0-d when materialized (np.ascontiguousarray made it [1],
+    so the lowered linalg.generic indexed loops it did not have and MLIR aborted compiling
+    ViT-B/16). Reference: onnxruntime, relative L2 <= 1e-4."""
+    ort = pytest.importorskip("onnxruntime")
+    model = vit_qkv_select_model()
+    x = np.random.default_rng(16).standard_normal((5, 1, 24)).astype(np.float32)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {"x": x})
+    (got,) = woodpecker.compile(model, opt_level=opt_level).run(None, {"x": x})
+    assert got.shape == expected.shape == (5, 1, 8)
+    assert np.linalg.norm(got - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
+def test_zero_d_integer_constant_keeps_rank_zero() -> None:
+    model = _model(
+        [helper.make_node("Gather", ["x", "i"], ["y"], axis=1, name="pick")],
+        [("x", TensorProto.FLOAT, [2, 3, 4])],
+        [("y", TensorProto.FLOAT, [2, 4])],
+        [("i", np.array(2, np.int64))],
+    )
+    text = str(import_onnx(model))
+    assert "tensor<i64>" in text and "tensor<1xi64>" not in text

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from mlir import ir
 from onnx import TensorProto, helper, numpy_helper
 
+from woodpecker.backend.cpu import CpuOptions
 from woodpecker.frontend import lower_model
 from woodpecker.schedule.kernels import find_kernels
 from woodpecker.schedule.target import CpuMachine
@@ -146,3 +147,47 @@ def test_the_shapes_that_crashed_compile_and_match_onnxruntime() -> None:
             None, {"x": x}
         )
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
+def _row_mean(shape: tuple[int, ...]) -> onnx.ModelProto:
+    axes = numpy_helper.from_array(np.array([-1], np.int64), "axes")
+    node = helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=1)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (*shape[:-1], 1))], [axes],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_every_reduction_config_schedules_with_uneven_chunks() -> None:
+    """ConvNeXt-Tiny's LayerNorm mean over 768 channels at 7x7 (issue #16): `chunks=2` splits the
+    7 rows into pieces of 4 and 3, and the fill fused into them had a dynamic shape that
+    `vector=16` tried to vectorize ("Attempted to vectorize, but failed"). Every configuration
+    of every kernel must schedule, on AVX2 and AVX-512 machines."""
+    from woodpecker.schedule.apply import apply_schedules
+
+    model = _row_mean((1, 7, 7, 768))
+    for name, machine in MACHINES.items():
+        lowered = lower_model(model, opt_level=2)
+        with lowered.imported.context, ir.Location.unknown():
+            spaces = [(k.name, schedule_space(k, machine)[1]) for k in find_kernels(lowered.module)]
+        for kernel, space in spaces:
+            assert any(c["chunks"] == 2 and c["vector"] for c in space.configs()), f"{kernel}: {space.default}"
+            for config in space.configs():
+                fresh = lower_model(model, opt_level=2)
+                with fresh.imported.context:
+                    apply_schedules(fresh.module, {kernel: config}, machine)  # raised CompilationError
+                    assert fresh.module.operation.verify(), f"{kernel} {config} ({name})"
+
+
+def test_uneven_chunked_reduction_matches_numpy() -> None:
+    """The same kernel compiled for this host with two chunks, against numpy float64
+    (rel L2 <= 1e-5)."""
+    import woodpecker
+
+    shape = (1, 7, 7, 768)
+    x = np.random.default_rng(16).standard_normal(shape).astype(np.float32)
+    options = woodpecker.CompileOptions(cpu=CpuOptions(schedules={"reduction": {"chunks": 2}}))
+    (got,) = woodpecker.compile(_row_mean(shape), options=options).run(None, {"x": x})
+    expected = x.astype(np.float64).mean(axis=-1, keepdims=True)
+    assert np.linalg.norm(got - expected) <= 1e-5 * np.linalg.norm(expected)

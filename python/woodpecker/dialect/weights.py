@@ -121,7 +121,7 @@ def materialize_typed(array: np.ndarray, loc: ir.Location | None = None) -> ir.V
     array = np.asarray(array)
     if array.dtype.kind in "iu" and array.dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
         array = array.astype(np.int64)
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # not np.ascontiguousarray: that makes 0-d arrays 1-d
     with loc if loc is not None else ir.Location.unknown():
         element = element_type_of(array.dtype)
         result_type = tensor_type(array.shape, element)

@@ -127,6 +127,8 @@ def lower_gather(op: ir.Operation) -> ir.Value:
     if not 0 <= axis < len(data_shape):
         raise LoweringError(f"axis {axis} is out of range for data {data_shape}")
     rank, index_rank = len(out_shape), len(indices_shape)
+    if rank != len(data_shape) - 1 + index_rank:
+        raise LoweringError(f"result rank {rank} does not match data {data_shape} and indices {indices_shape}")
     size = data_shape[axis]
     index_element = _element(indices)
     maps = [projection_map(rank, list(range(axis, axis + index_rank))), identity_map(rank)]

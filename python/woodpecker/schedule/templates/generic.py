@@ -177,12 +177,15 @@ class GenericTemplate:
         main = root
         fill = None
         fill_elements = math.prod(shape)  # what a vectorized fill writes at once
+        fill_static = True  # a fill fused into uneven chunks has a dynamic shape: not vectorizable
         if loop is not None:
             if has_epilogue:
                 main, loop = s.fuse_into(s.match_role(kernel.index, "main"), loop)
             if kernel.fill is not None:
                 fill, loop = s.fuse_into(s.match_role(kernel.index, "fill"), loop)
-                fill_elements = fill_elements // shape[dim] * sizes[out_dim_loop[dim]]
+                piece = sizes[out_dim_loop[dim]]
+                fill_elements = fill_elements // shape[dim] * piece
+                fill_static = shape[dim] % piece == 0
         # Inner tiles: one element along every output dim but the innermost.
         sizes = [0] * root_loops
         for d, position in enumerate(out_dim_loop):
@@ -213,11 +216,13 @@ class GenericTemplate:
                 producer = fill if fill is not None else s.match_role(kernel.index, "fill")
                 fill, innermost = s.fuse_into(producer, innermost)
                 fill_elements = _outputs_per_tile(kernel, config["vector"])
+                # (fused into the tile from an uneven chunk it still fails to vectorize: it stays a loop)
         elif has_epilogue and loop is None:
             main = s.match_role(kernel.index, "main")
         if config["vector"]:
-            # A fill of a whole chunk of outputs stays a loop unless it fits the registers.
-            fill = fill if fill_elements <= target.max_vector_elements else None
+            # A fill of a whole chunk of outputs stays a loop unless it fits the registers (and
+            # its chunk has a static shape: 7 rows in 2 chunks are pieces of 4 and 3).
+            fill = fill if fill_static and fill_elements <= target.max_vector_elements else None
             for op in (root, main if has_epilogue else None, fill):
                 if op is not None:
                     s.vectorize(op)
