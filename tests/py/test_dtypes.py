@@ -432,3 +432,24 @@ def test_zero_d_integer_constant_keeps_rank_zero() -> None:
     )
     text = str(import_onnx(model))
     assert "tensor<i64>" in text and "tensor<1xi64>" not in text
+
+
+def test_scatter_nd_with_constant_indices_at_run_time() -> None:
+    """ScatterND (reduction none) of run-time updates into run-time data at constant index
+    tuples (negative ones too), as torch.roll/slice assignment export it: exact vs numpy."""
+    indices = np.array([[0, 2], [1, -1], [0, 0]], np.int64)  # rows (0,2), (1,3), (0,0) of [2, 4, 5]
+    model = _model(
+        [helper.make_node("ScatterND", ["x", "idx", "u"], ["y"])],
+        [("x", TensorProto.FLOAT, [2, 4, 5]), ("u", TensorProto.FLOAT, [3, 5])],
+        [("y", TensorProto.FLOAT, [2, 4, 5])],
+        [("idx", indices)],
+    )
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    u = rng.standard_normal((3, 5)).astype(np.float32)
+    expected = x.copy()
+    for row, (i, j) in zip(u, indices, strict=True):
+        expected[i, j] = row
+    for opt_level in (0, 2):
+        (y,) = woodpecker.compile(model, opt_level=opt_level).run(None, {"x": x, "u": u})
+        np.testing.assert_array_equal(y, expected)

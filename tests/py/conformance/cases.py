@@ -77,6 +77,7 @@ FROZEN_INPUTS: dict[str, tuple[int, ...]] = {
     "Tile": (1,),  # repeats
     "GatherElements": (1,),  # indices
     "GatherND": (1,),  # indices
+    "ScatterND": (1,),  # indices
     "Resize": (1, 2, 3),  # roi, scales, sizes
     "ConstantOfShape": (0,),  # the shape
     "Range": (0, 1, 2),  # start, limit, delta (the result folds to a constant)

@@ -12,7 +12,7 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 |  | Expand, Tile, DepthToSpace, SpaceToDepth, GatherElements |
 | resize.py | Resize |
 | typed.py | Cast, Gather, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And, Or, |
-|  | Xor, IsNaN, IsInf, Where (f32, i64, i32 and bool tensors), GatherND (constant indices) |
+|  | Xor, IsNaN, IsInf, Where (f32, i64, i32 and bool tensors), GatherND, ScatterND (constant indices) |
 | normalization.py | Softmax, LogSoftmax, Hardmax, Reduce{Mean,Sum,Max,Min,Prod,L1,L2,SumSquare, |
 |  | LogSum,LogSumExp}, GlobalMaxPool, LRN, Layer/Instance/GroupNormalization |
 | conv_transpose.py | ConvTranspose (1-D, 2-D) |

@@ -158,6 +158,60 @@ def convert_gather_nd(ctx: NodeContext) -> Sequence[Result]:
     return [ctx.emit_typed(wpk.GatherOp, shape, dtype, flat, materialize_typed(rows, ctx.loc), 0)]
 
 
+@converts("ScatterND")
+def convert_scatter_nd(ctx: NodeContext) -> Sequence[Result]:
+    """ScatterND (reduction none) with constant indices: folded when data and updates are
+    constant too; otherwise a Where between data and the updates gathered to the positions
+    they overwrite (a constant bool mask and a constant row index per output element), which
+    is what torch.roll and slice assignment export to (Swin-T's shifted windows)."""
+    reduction = ctx.attr("reduction", "none") or "none"
+    if reduction != "none":
+        raise ctx.unsupported(f"reduction '{reduction}' is not supported (only 'none')")
+    data_shape = ctx.input_shape(0)
+    indices = np.asarray(ctx.constant(1, "indices"))
+    ctx.check(indices.dtype.kind in "iu", f"indices have dtype {indices.dtype}; ScatterND takes int64 indices")
+    ctx.check(indices.ndim >= 1, "indices must have rank at least 1")
+    k = int(indices.shape[-1])
+    ctx.check(1 <= k <= len(data_shape), f"index tuples of length {k} do not fit data of rank {len(data_shape)}")
+    updates_shape = ctx.input_shape(2)
+    expected = list(indices.shape[:-1]) + data_shape[k:]
+    ctx.check(updates_shape == expected, f"updates have shape {updates_shape}, expected {expected}")
+    lead = data_shape[:k]
+    for axis, size in enumerate(lead):
+        column = indices[..., axis]
+        bad = column[(column < -size) | (column >= size)]
+        ctx.check(
+            bad.size == 0,
+            f"index {int(bad.reshape(-1)[0]) if bad.size else 0} is out of range for axis {axis} of size {size}",
+        )
+    rows = np.ravel_multi_index(tuple(np.mod(indices[..., a], lead[a]) for a in range(k)), lead).reshape(-1)
+    if ctx.is_constant(0) and ctx.is_constant(2):
+        data = np.array(ctx.constant(0, "data"))
+        updates = np.asarray(ctx.constant(2, "updates"))
+        if _fold_admitted(ctx, data_shape, data.dtype):
+            flat = data.reshape([math.prod(lead), *data_shape[k:]])
+            flat[rows] = updates.reshape([rows.size, *data_shape[k:]])
+            return [flat.reshape(data_shape)]
+    # source[r] = the update row written to data row r (the last one wins, like numpy), or -1.
+    source = np.full(math.prod(lead), -1, np.int64)
+    source[rows] = np.arange(rows.size)
+    tail = data_shape[k:]
+    mask = np.broadcast_to((source >= 0).reshape(lead + [1] * len(tail)), data_shape)
+    dtype = _runtime_dtype(ctx, 0)
+    ctx.check(_runtime_dtype(ctx, 2) == dtype, "data and updates must have the same dtype")
+    data, updates = ctx.typed_tensor(0), ctx.typed_tensor(2)
+    update_rows = ctx.emit_typed(wpk.ReshapeOp, [rows.size, *tail], dtype, updates)
+    gathered = ctx.emit_typed(
+        wpk.GatherOp, data_shape, dtype, update_rows, materialize_typed(np.maximum(source, 0).reshape(lead), ctx.loc), 0
+    )
+    shape = ctx.output_shape(0, lambda: data_shape, dtype=dtype)
+    return [
+        ctx.emit_typed(
+            wpk.WhereOp, shape, dtype, materialize_typed(np.ascontiguousarray(mask), ctx.loc), gathered, data
+        )
+    ]
+
+
 # ----------------------------------------------------------------------------
 # Comparisons, logic, classification, selection.
 
