@@ -124,15 +124,12 @@ def convert_gather(ctx: NodeContext) -> Sequence[Result]:
     return [ctx.emit_typed(wpk.GatherOp, shape, dtype, data, indices_value, axis)]
 
 
-@converts("GatherND")
-def convert_gather_nd(ctx: NodeContext) -> Sequence[Result]:
-    """GatherND with constant indices (batch_dims 0): the first k dims of data are flattened
-    and the index tuples become one constant row index each, so it is a reshape and a Gather
-    along axis 0 (folded when data is constant too)."""
-    ctx.check(int(ctx.attr("batch_dims", 0)) == 0, f"batch_dims {ctx.attr('batch_dims', 0)} is not supported (only 0)")
-    data_shape = ctx.input_shape(0)
+def _index_tuples(ctx: NodeContext, data_shape: list[int]) -> tuple[np.ndarray, int, np.ndarray]:
+    """GatherND/ScatterND's constant index tuples (input 1, last dim k): checked against the
+    first k dims of `data_shape` and turned into row indices of those dims flattened (negative
+    indices counted from the end). Returns (indices, k, rows of shape indices.shape[:-1])."""
     indices = np.asarray(ctx.constant(1, "indices"))
-    ctx.check(indices.dtype.kind in "iu", f"indices have dtype {indices.dtype}; GatherND takes int64 indices")
+    ctx.check(indices.dtype.kind in "iu", f"indices have dtype {indices.dtype}; {ctx.op_type} takes int64 indices")
     ctx.check(indices.ndim >= 1, "indices must have rank at least 1")
     k = int(indices.shape[-1])
     ctx.check(1 <= k <= len(data_shape), f"index tuples of length {k} do not fit data of rank {len(data_shape)}")
@@ -145,6 +142,18 @@ def convert_gather_nd(ctx: NodeContext) -> Sequence[Result]:
             f"index {int(bad.reshape(-1)[0]) if bad.size else 0} is out of range for axis {axis} of size {size}",
         )
     rows = np.ravel_multi_index(tuple(np.mod(indices[..., a], lead[a]) for a in range(k)), lead).astype(np.int64)
+    return indices, k, rows
+
+
+@converts("GatherND")
+def convert_gather_nd(ctx: NodeContext) -> Sequence[Result]:
+    """GatherND with constant indices (batch_dims 0): the first k dims of data are flattened
+    and the index tuples become one constant row index each, so it is a reshape and a Gather
+    along axis 0 (folded when data is constant too)."""
+    ctx.check(int(ctx.attr("batch_dims", 0)) == 0, f"batch_dims {ctx.attr('batch_dims', 0)} is not supported (only 0)")
+    data_shape = ctx.input_shape(0)
+    indices, k, rows = _index_tuples(ctx, data_shape)
+    lead = data_shape[:k]
     flat_shape = [math.prod(lead), *data_shape[k:]]
     out_shape = list(indices.shape[:-1]) + data_shape[k:]
     if ctx.is_constant(0):
@@ -168,23 +177,12 @@ def convert_scatter_nd(ctx: NodeContext) -> Sequence[Result]:
     if reduction != "none":
         raise ctx.unsupported(f"reduction '{reduction}' is not supported (only 'none')")
     data_shape = ctx.input_shape(0)
-    indices = np.asarray(ctx.constant(1, "indices"))
-    ctx.check(indices.dtype.kind in "iu", f"indices have dtype {indices.dtype}; ScatterND takes int64 indices")
-    ctx.check(indices.ndim >= 1, "indices must have rank at least 1")
-    k = int(indices.shape[-1])
-    ctx.check(1 <= k <= len(data_shape), f"index tuples of length {k} do not fit data of rank {len(data_shape)}")
+    indices, k, rows = _index_tuples(ctx, data_shape)
     updates_shape = ctx.input_shape(2)
     expected = list(indices.shape[:-1]) + data_shape[k:]
     ctx.check(updates_shape == expected, f"updates have shape {updates_shape}, expected {expected}")
     lead = data_shape[:k]
-    for axis, size in enumerate(lead):
-        column = indices[..., axis]
-        bad = column[(column < -size) | (column >= size)]
-        ctx.check(
-            bad.size == 0,
-            f"index {int(bad.reshape(-1)[0]) if bad.size else 0} is out of range for axis {axis} of size {size}",
-        )
-    rows = np.ravel_multi_index(tuple(np.mod(indices[..., a], lead[a]) for a in range(k)), lead).reshape(-1)
+    rows = rows.reshape(-1)
     if ctx.is_constant(0) and ctx.is_constant(2):
         data = np.array(ctx.constant(0, "data"))
         updates = np.asarray(ctx.constant(2, "updates"))
