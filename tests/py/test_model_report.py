@@ -31,9 +31,10 @@ def test_the_report_has_one_row_per_model(tmp_path: Path) -> None:
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32), "w")
     n = helper.make_node
     _save(tmp_path / "good.onnx", [n("MatMul", ["x", "w"], ["m"]), n("Relu", ["m"], ["y"])], [x], [w])
-    _save(tmp_path / "blocked.onnx", [n("Erf", ["x"], ["e"]), n("Erf", ["e"], ["y"])], [x])
+    blocked = [n("LpNormalization", ["x"], ["e"]), n("LpNormalization", ["e"], ["y"])]  # no converter
+    _save(tmp_path / "blocked.onnx", blocked, [x])
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, (1, 16))
-    _save(tmp_path / "tokens.onnx", [helper.make_node("Cast", ["input_ids"], ["y"], to=TensorProto.FLOAT)], [ids])
+    _save(tmp_path / "tokens.onnx", [helper.make_node("Trilu", ["input_ids"], ["y"])], [ids])
     out = tmp_path / "rows.json"
     done = subprocess.run([sys.executable, str(TOOL), str(tmp_path), "--latency", "--json", str(out)],
                           capture_output=True, text=True, timeout=600)
@@ -42,11 +43,11 @@ def test_the_report_has_one_row_per_model(tmp_path: Path) -> None:
     assert set(rows) == {"good", "blocked", "tokens"}
     assert rows["good"]["compiles"] and rows["good"]["rel_l2"] <= 1e-6
     assert rows["good"]["wpk_ms"] > 0 and rows["good"]["ort_ms"] > 0
-    assert not rows["blocked"]["compiles"] and "Erf" in rows["blocked"]["error"]
-    assert rows["blocked"]["blocking"] == {"Erf": 2}
-    assert rows["tokens"]["blocking"] == {"Cast": 1}
+    assert not rows["blocked"]["compiles"] and "LpNormalization" in rows["blocked"]["error"]
+    assert rows["blocked"]["blocking"] == {"LpNormalization": 2}
+    assert rows["tokens"]["blocking"] == {"Trilu": 1}
     assert "| good | yes |" in done.stdout
-    assert "Missing op types (nodes, models): Erf 2 (1 models), Cast 1 (1 models)" in done.stdout
+    assert "Missing op types (nodes, models): LpNormalization 2 (1 models), Trilu 1 (1 models)" in done.stdout
 
 
 def test_token_inputs_are_valid_ids_and_rel_l2_compares_every_output() -> None:
