@@ -12,8 +12,9 @@ from woodpecker.ops.registry import OpSemantics, register
 from woodpecker.ops.rules import expect_len, expect_rank, fail, fmt, non_negative, positive
 
 
-def conv2d_shape(args: OpArgs[Shape]) -> Shape:
-    """The result shape (also of wpk.fused_conv2d's convolution); `pads` are [top, left, bottom, right]."""
+def checked_conv_args(args: OpArgs[Shape]) -> tuple[list[int], list[int], Shape | None, list, list, list, int]:
+    """The operands and window attributes shared by the 2-D convolutions (conv2d, fused_conv2d,
+    conv_transpose2d), checked: (input, filter, bias, strides, pads, dilations, groups)."""
     x, w, bias = list(args["input"]), list(args["filter"]), args.get("bias")
     expect_rank("input", x, 4)
     expect_rank("filter", w, 4)
@@ -26,6 +27,12 @@ def conv2d_shape(args: OpArgs[Shape]) -> Shape:
     non_negative("pads", pads)
     if groups < 1:
         fail(f"attribute 'groups' must be positive, got {groups}")
+    return x, w, bias, strides, pads, dilations, groups
+
+
+def conv2d_shape(args: OpArgs[Shape]) -> Shape:
+    """The result shape (also of wpk.fused_conv2d's convolution); `pads` are [top, left, bottom, right]."""
+    x, w, bias, strides, pads, dilations, groups = checked_conv_args(args)
     n, c, h, wd = x
     f, cg, kh, kw = w
     if c != cg * groups:

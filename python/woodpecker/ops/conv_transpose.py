@@ -8,8 +8,9 @@ import numpy as np
 
 from woodpecker.dialect import wpk
 from woodpecker.ops.args import OpArgs, Shape
+from woodpecker.ops.conv import checked_conv_args
 from woodpecker.ops.registry import OpSemantics, register
-from woodpecker.ops.rules import expect_len, expect_rank, fail, fmt, non_negative, positive
+from woodpecker.ops.rules import expect_len, fail, fmt, non_negative
 
 
 def full_size(size: int, kernel: int, stride: int, dilation: int, output_padding: int) -> int:
@@ -18,20 +19,9 @@ def full_size(size: int, kernel: int, stride: int, dilation: int, output_padding
 
 
 def conv_transpose2d_shape(args: OpArgs[Shape]) -> Shape:
-    x, w, bias = list(args["input"]), list(args["filter"]), args.get("bias")
-    expect_rank("input", x, 4)
-    expect_rank("filter", w, 4)
-    strides = expect_len("strides", args.attr("strides"), 2)
-    pads = expect_len("pads", args.attr("pads"), 4)
+    x, w, bias, strides, pads, dilations, groups = checked_conv_args(args)
     output_padding = expect_len("output_padding", args.attr("output_padding"), 2)
-    dilations = expect_len("dilations", args.attr("dilations"), 2)
-    groups = args.attr("groups")
-    positive("strides", strides)
-    positive("dilations", dilations)
-    non_negative("pads", pads)
     non_negative("output_padding", output_padding)
-    if groups < 1:
-        fail(f"attribute 'groups' must be positive, got {groups}")
     n, c, h, wd = x
     cw, mg, kh, kw = w
     if cw != c or c % groups != 0:
