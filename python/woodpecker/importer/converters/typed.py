@@ -194,7 +194,7 @@ def convert_scatter_nd(ctx: NodeContext) -> Sequence[Result]:
     source = np.full(math.prod(lead), -1, np.int64)
     source[rows] = np.arange(rows.size)
     tail = data_shape[k:]
-    mask = np.broadcast_to((source >= 0).reshape(lead + [1] * len(tail)), data_shape)
+    mask = (source >= 0).reshape(lead + [1] * len(tail))  # Where broadcasts it over the rows
     dtype = _runtime_dtype(ctx, 0)
     ctx.check(_runtime_dtype(ctx, 2) == dtype, "data and updates must have the same dtype")
     data, updates = ctx.typed_tensor(0), ctx.typed_tensor(2)
@@ -205,7 +205,7 @@ def convert_scatter_nd(ctx: NodeContext) -> Sequence[Result]:
     shape = ctx.output_shape(0, lambda: data_shape, dtype=dtype)
     return [
         ctx.emit_typed(
-            wpk.WhereOp, shape, dtype, materialize_typed(np.ascontiguousarray(mask), ctx.loc), gathered, data
+            wpk.WhereOp, shape, dtype, materialize_typed(mask, ctx.loc), gathered, data
         )
     ]
 
