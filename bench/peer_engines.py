@@ -57,6 +57,7 @@ class WoodpeckerOptions:
     no_records: bool = False
     libraries: str = "all"
     select: str = "records"
+    layout: str = "auto"  # CompileOptions.layout: auto, nchw, blocked or blocked<N>
 
     @classmethod
     def parse(cls, text: str) -> WoodpeckerOptions:
@@ -68,12 +69,12 @@ class WoodpeckerOptions:
                 options.no_records = True
             elif key == "opt_level" and value in ("0", "1", "2"):
                 options.opt_level = int(value)
-            elif key in ("db", "schedule", "libraries", "select") and value:
+            elif key in ("db", "schedule", "libraries", "select", "layout") and value:
                 setattr(options, key, value)
             else:
                 raise ValueError(
                     f"bad --woodpecker-options item '{item}': expected opt_level=0|1|2, db=PATH, schedule=FILE, "
-                    "libraries=..., select=records|measure|heuristic or no_records"
+                    "libraries=..., select=records|measure|heuristic, layout=auto|nchw|blocked or no_records"
                 )
         return options
 
@@ -92,6 +93,7 @@ def load_woodpecker(model: Path, feeds: dict[str, np.ndarray], threads: int, con
         tuning_db=opts.db,
         libraries=opts.libraries,
         select=opts.select,
+        layout=opts.layout,
     )
     if opts.schedule:
         from woodpecker.targets.schedule_pass import load_request
