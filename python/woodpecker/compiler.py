@@ -25,7 +25,7 @@ from woodpecker.frontend import OPT_LEVELS, LoweredModel, lower_model
 from woodpecker.graph.activations import check_activation_memory
 from woodpecker.importer import ImportedModel
 from woodpecker.kernels.target import Target
-from woodpecker.passes import layout_element
+from woodpecker.passes import layout_element, layout_for_target
 from woodpecker.runtime.memory import host_available_bytes
 from woodpecker.select.candidates import parse_libraries
 from woodpecker.select.plan import PlanRequest, plan_kernels
@@ -73,7 +73,8 @@ class CompileOptions:
     # the memory available on this machine for target="cpu" (MemAvailable), unchecked for cuda.
     memory_limit: int | None = None
     # The channel layout of convolution regions: "auto" (wpk-convert-layout at opt level 2,
-    # blocks of the host's vector width), "nchw", "blocked" (at every level), "blocked<N>".
+    # blocks of the host's vector width; NCHW on cuda), "nchw", "blocked" (at every level, CPU
+    # only), "blocked<N>".
     layout: str = "auto"
 
     def validate(self) -> None:
@@ -90,7 +91,7 @@ class CompileOptions:
         if self.opt_level not in OPT_LEVELS:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
         try:
-            layout_element(self.layout, self.opt_level)
+            layout_element(layout_for_target(self.layout, self.target), self.opt_level)
         except ValueError as err:
             raise CompilationError(str(err)) from None
         if self.memory_limit is not None and (
@@ -160,7 +161,8 @@ def compile(
     options.validate()
     backend = make_target(options)
     stats = CompileStats()
-    lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage, options.layout)
+    layout = layout_for_target(options.layout, options.target)
+    lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage, layout)
     check_memory(lowered, options)
     request = PlanRequest(
         libraries=parse_libraries(options.libraries, options.target),

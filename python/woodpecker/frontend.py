@@ -23,7 +23,7 @@ from woodpecker.graph.outline_weights import main_func, outline_weights
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
 from woodpecker.lowering import lower_to_linalg
 from woodpecker.lowering.outputs import distinct_results
-from woodpecker.passes import build_pass_manager, opt_level_pipeline
+from woodpecker.passes import build_pass_manager, layout_element, opt_level_pipeline
 from woodpecker.stats import CompileStats, timed_stage
 
 OPT_LEVELS = (0, 1, 2)
@@ -39,6 +39,7 @@ class LoweredModel:
     module: ir.Module
     weights: list[np.ndarray]  # the trailing arguments of @main, in order
     activations: ActivationPlan | None = None  # the optimized graph's activation buffers, planned
+    blocked: bool = False  # whether wpk-convert-layout ran (convolution regions in NCHW[x]c)
 
     @property
     def num_inputs(self) -> int:
@@ -83,7 +84,7 @@ def lower_model(
                 run_upstream(module, "builtin.module(canonicalize,cse)")
             distinct_results(main_func(module))
         _report(on_stage, "linalg", module)
-    return LoweredModel(imported, module, weights, activations)
+    return LoweredModel(imported, module, weights, activations, blocked=bool(layout_element(layout, opt_level)))
 
 
 def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext, layout: str = "nchw") -> None:

@@ -64,11 +64,25 @@ def _lazy_graph_context() -> GraphContextProvider:
 
 
 # The channel layout of the convolution regions (compile(layout=...)): "auto" runs
-# wpk-convert-layout (block: the host's vector width) at the LAYOUT_AUTO_LEVELS (none yet: see
-# the report of the branch), "nchw" never, "blocked" at every level on every conv (force),
-# "blocked<N>" the same with blocks of N.
+# wpk-convert-layout (block: the host's vector width; the convs it pays for) at the
+# LAYOUT_AUTO_LEVELS, "nchw" never, "blocked" at every level on every conv (force), "blocked<N>"
+# the same with blocks of N. The targets in NCHW_ONLY_TARGETS have no blocked kernels: "auto"
+# is "nchw" there (layout_for_target).
 LAYOUT_PASS = "wpk-convert-layout"
-LAYOUT_AUTO_LEVELS: tuple[int, ...] = ()
+LAYOUT_AUTO_LEVELS: tuple[int, ...] = (2,)
+NCHW_ONLY_TARGETS: tuple[str, ...] = ("cuda",)
+
+
+def layout_for_target(layout: str, target: str) -> str:
+    """The layout `layout` means on `target` ("auto" is "nchw" on an NCHW-only target, where a
+    blocked layout is an error)."""
+    if target not in NCHW_ONLY_TARGETS:
+        return layout
+    if layout in ("auto", "nchw"):
+        return "nchw"
+    raise PassPipelineError(
+        f"layout {layout!r}: the {target} target computes convolutions in NCHW only; use layout 'auto' or 'nchw'"
+    )
 
 
 def layout_element(layout: str, level: int) -> str:

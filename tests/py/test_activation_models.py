@@ -69,13 +69,31 @@ def _assert_close(got: np.ndarray, expected: np.ndarray) -> None:
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_conv_activation_matches_onnxruntime_on_cpu(activation: str, opt_level: int, libraries: str) -> None:
     model = conv_activation_model(activation)
-    options = CompileOptions(opt_level=opt_level, libraries=libraries, select="heuristic", use_tuning_records=False)
+    options = CompileOptions(
+        opt_level=opt_level, libraries=libraries, select="heuristic", use_tuning_records=False, layout="nchw"
+    )
     compiled = woodpecker.compile(model, options=options)
     feeds = _feeds()
     (got,) = compiled.run(None, feeds)
     _assert_close(got, _reference(model, feeds))
     if opt_level == 2:
         assert compiled.stats.num_kernels == 1  # the activation is the convolution's epilogue
+    if libraries == "none":
+        assert compiled.stats.library_kernels == 0
+
+
+@pytest.mark.parametrize("libraries", ["none", "all"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_blocked_conv_activation_matches_onnxruntime_on_cpu(activation: str, libraries: str) -> None:
+    """The default layout at O2 (NCHW[x]c): the activation is still the convolution's epilogue,
+    between the reorders into and out of the blocked layout."""
+    model = conv_activation_model(activation)
+    options = CompileOptions(opt_level=2, libraries=libraries, select="heuristic", use_tuning_records=False)
+    compiled = woodpecker.compile(model, options=options)
+    feeds = _feeds()
+    (got,) = compiled.run(None, feeds)
+    _assert_close(got, _reference(model, feeds))
+    assert compiled.stats.num_kernels == 3  # to_blocked, the convolution with its activation, from_blocked
     if libraries == "none":
         assert compiled.stats.library_kernels == 0
 
@@ -87,7 +105,7 @@ def test_hardswish_epilogue_is_refused_by_onednn_with_a_reason() -> None:
 
     if onednn.availability() is not None:
         pytest.skip(f"oneDNN unavailable: {onednn.availability()}")
-    options = CompileOptions(opt_level=2, libraries="all", select="heuristic", use_tuning_records=False)
+    options = CompileOptions(opt_level=2, libraries="all", select="heuristic", use_tuning_records=False, layout="nchw")
     compiled = woodpecker.compile(conv_activation_model("hardswish"), options=options)
     (conv,) = [c for c in compiled.selection if c.kind == "conv"]
     assert conv.choice == "generated"

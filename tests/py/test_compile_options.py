@@ -40,7 +40,7 @@ def test_a_keyword_that_agrees_with_the_options_is_fine() -> None:
 
 def test_both_targets_count_the_same_model_kernels() -> None:
     """One kernel identity: the CPU code, the CUDA plan and the selection report agree."""
-    cpu = woodpecker.compile(bundled_model_path(), options=CompileOptions(select="heuristic",
+    cpu = woodpecker.compile(bundled_model_path(), options=CompileOptions(select="heuristic", layout="nchw",
                                                                         use_tuning_records=False))
     cuda = woodpecker.compile(bundled_model_path(), options=CompileOptions(target="cuda", select="heuristic",
                                                                          use_tuning_records=False))

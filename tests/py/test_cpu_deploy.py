@@ -53,18 +53,22 @@ def conv_graph() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-MODELS: dict[str, tuple[Callable[[], onnx.ModelProto], dict]] = {
-    "bundled": (lambda: onnx.load(bundled_model_path()), {}),
-    "onednn_conv": (conv_graph, {"k0_conv": {"impl": "onednn"}}),
-    "blas_matmul": (small_mlp, {"matmul": {"impl": "blas"}}),
+# name -> (the model, the kernels' explicit implementations, the channel layout)
+MODELS: dict[str, tuple[Callable[[], onnx.ModelProto], dict, str]] = {
+    "bundled": (lambda: onnx.load(bundled_model_path()), {}, "auto"),
+    "onednn_conv": (conv_graph, {"k0_conv": {"impl": "onednn"}}, "nchw"),
+    "onednn_blocked_conv": (conv_graph, {"blocked_conv": {"impl": "onednn"}}, "auto"),
+    "blas_matmul": (small_mlp, {"matmul": {"impl": "blas"}}, "auto"),
 }
 
 
 def compile_model(name: str) -> tuple[onnx.ModelProto, woodpecker.CompiledModel]:
-    build, schedules = MODELS[name]
+    build, schedules, layout = MODELS[name]
     model = build()
     libraries = "all" if schedules else "none"
-    options = CompileOptions(libraries=libraries, select="heuristic", cpu=CpuOptions(schedules=schedules or None))
+    options = CompileOptions(
+        libraries=libraries, select="heuristic", cpu=CpuOptions(schedules=schedules or None), layout=layout
+    )
     return model, woodpecker.compile(model, options=options)
 
 
@@ -108,7 +112,7 @@ def test_a_saved_model_runs_without_mlir_like_onnxruntime(name: str, tmp_path: P
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["format"] == "woodpecker.cpu-model"
     assert manifest["target"]["features"] == host.isa_features()
-    assert ("onednn" in manifest["libraries"]) == (name == "onednn_conv")
+    assert ("onednn" in manifest["libraries"]) == name.startswith("onednn_")
     assert ("blas" in manifest["libraries"]) == (name == "blas_matmul")
     np.savez(tmp_path / "feeds.npz", **feeds)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))

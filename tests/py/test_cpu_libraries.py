@@ -102,9 +102,10 @@ def conv_model(epilogue: str, *, cin=8, cout=8, hw=10, k=3, stride=1, pads=(1, 1
 
 
 def _check(model: onnx.ModelProto, libraries: str, expect_library_kernels: int | None, seed: int = 0,
-           schedules: dict | None = None):
+           schedules: dict | None = None, layout: str = "nchw"):
+    # NCHW unless asked: most of these tests are about the NCHW kernels and their selection.
     options = CompileOptions(libraries=libraries, select="heuristic", use_tuning_records=False,
-                             cpu=CpuOptions(schedules=schedules))
+                             cpu=CpuOptions(schedules=schedules), layout=layout)
     compiled = woodpecker.compile(model, options=options)
     rng = np.random.default_rng(seed)
     feeds = {name: rng.standard_normal(compiled.input_shapes[name]).astype(np.float32)
@@ -125,6 +126,17 @@ def _check(model: onnx.ModelProto, libraries: str, expect_library_kernels: int |
 def test_onednn_conv_with_each_epilogue_matches_onnxruntime(epilogue: str) -> None:
     compiled = _check(conv_model(epilogue, cin=16, cout=16, hw=24), "onednn", 1)  # 2.7 MFLOP: the heuristic's
     (choice,) = [c for c in compiled.selection if c.kind == "conv"]
+    assert choice.choice == "onednn" and choice.how == "heuristic"
+
+
+@pytest.mark.parametrize(
+    "epilogue", ["none", "relu", "clip6", "sigmoid", "tanh", "leaky", "silu", "residual_relu", "mul_channel"]
+)
+def test_onednn_blocked_conv_with_each_epilogue_matches_onnxruntime(epilogue: str) -> None:
+    """The default layout at O2: the convolution is a blocked one, oneDNN computes it in NCHW[x]c
+    with the epilogue as its post-ops (a tensor operand reordered into the layout)."""
+    compiled = _check(conv_model(epilogue, cin=16, cout=16, hw=24), "onednn", 1, layout="auto")
+    (choice,) = [c for c in compiled.selection if c.kind == "blocked_conv"]
     assert choice.choice == "onednn" and choice.how == "heuristic"
 
 
@@ -245,7 +257,7 @@ def test_libraries_all_and_none_give_the_same_numbers(model: onnx.ModelProto) ->
 
 
 def _tasks():
-    lowered = lower_model(tiny_resnet(image=64, channels=(32, 64)))
+    lowered = lower_model(tiny_resnet(image=64, channels=(32, 64)), layout="nchw")
     with lowered.imported.context:
         extracted = cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=2), device="test-cpu")
     return [e.task for e in extracted]
@@ -368,7 +380,8 @@ def test_wpk_compile_writes_the_selection_report(tmp_path, capsys) -> None:
     path = tmp_path / "tiny.onnx"
     onnx.save(tiny_resnet(image=64, channels=(32, 64)), path)
     report = tmp_path / "report.json"
-    code = main(["compile", str(path), "--select", "heuristic", "--no-records", "--report", str(report)])
+    code = main(["compile", str(path), "--select", "heuristic", "--no-records", "--layout", "nchw",
+                 "--report", str(report)])
     assert code == 0
     out = capsys.readouterr().out
     assert "chosen by the heuristic" in out and "onednn" in out

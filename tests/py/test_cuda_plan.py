@@ -259,7 +259,7 @@ def test_recorded_timings_choose_and_are_read_back_without_measuring(resnet: Cud
 
     runner = RecordedRunner(seconds)
     request = PlanRequest(("cudnn", "cublas"), "measure", storage=db)
-    _, measured = plan_kernels(CudaTarget(), lower_model(bundled_model_path()), request, lambda: runner)
+    _, measured = plan_kernels(CudaTarget(), lower_model(bundled_model_path(), layout="nchw"), request, lambda: runner)
     assert runner.calls, "measure mode measures"
     impls = {name: d.name if isinstance(d, Library) else "generated" for name, d in measured.decisions.items()}
     assert impls["k2_conv"] == "generated" and impls["k4_conv"] == "generated" and impls["k3_conv"] == "cudnn"

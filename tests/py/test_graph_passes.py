@@ -286,14 +286,18 @@ class Compiled:
     ops_before: int
 
 
-def _compile_and_run(model: onnx.ModelProto, opt_level: int, feeds: dict[str, np.ndarray]) -> Compiled:
+def _compile_and_run(
+    model: onnx.ModelProto, opt_level: int, feeds: dict[str, np.ndarray], layout: str = "nchw"
+) -> Compiled:
+    """Compiled in NCHW unless asked: these tests are about folding and fusion."""
     seen: dict[str, str] = {}
 
     def on_stage(stage: str, module: ir.Module) -> None:
         if stage == "optimize":
             seen["ir"] = str(module)
 
-    compiled = wpk_compile(model, options=CompileOptions(opt_level=opt_level, on_stage=on_stage))
+    options = CompileOptions(opt_level=opt_level, on_stage=on_stage, layout=layout)
+    compiled = wpk_compile(model, options=options)
     kernels = sorted(
         line.split('"wpk.', 1)[1].split('"', 1)[0]
         for line in seen["ir"].splitlines()
@@ -363,6 +367,29 @@ def test_tiny_resnet_kernels_at_o2() -> None:
     }
     assert result.ir_text.count('epilogue = ["relu"]') == 3
     assert result.ir_text.count('epilogue = ["add", "relu"]') == 2
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for got, want in zip(result.outputs, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_tiny_resnet_kernels_at_o2_in_the_default_blocked_layout() -> None:
+    """The default layout at O2: the convolutions whose output channels the blocks (the host's
+    vector width) pad by at most half are blocked convolutions (wpk-convert-layout's rule), the
+    others stay NCHW; every one keeps its fused epilogue, with reorders where the regions meet."""
+    from woodpecker.runtime.cpu.host import vector_lanes
+
+    model = tiny_resnet(batch=1, opset=17)
+    feeds = {"input": _rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)}
+    result = _compile_and_run(model, 2, feeds, layout="auto")
+    counts = collections.Counter(result.kernels)
+    convs = counts["blocked_conv2d"] + counts["fused_conv2d"] + counts["conv2d"]
+    assert convs == 6 and counts["blocked_conv2d"] >= 3, counts
+    assert counts["to_blocked"] >= 1 and counts["from_blocked"] >= 1, counts
+    assert result.ir_text.count('epilogue = ["relu"]') == 3
+    assert result.ir_text.count('epilogue = ["add", "relu"]') == 2
+    if vector_lanes() == 16:
+        assert counts == {"blocked_conv2d": 3, "fused_conv2d": 3, "avg_pool": 1, "flatten": 1, "from_blocked": 1,
+                          "gemm": 1, "global_avg_pool": 1, "max_pool": 1, "softmax": 1, "to_blocked": 1}
     expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
     for got, want in zip(result.outputs, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)

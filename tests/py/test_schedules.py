@@ -10,6 +10,7 @@ hundred terms).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,7 @@ class Case:
     reference: Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], np.ndarray]
     inits: dict[str, np.ndarray] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()  # the kernel kinds it must produce
+    layout: str = "nchw"  # CompileOptions.layout: these cases pin the kernels they are about
 
     def model(self) -> onnx.ModelProto:
         name, shape = self.output
@@ -259,6 +261,13 @@ def _softmax_case() -> Case:
     )
 
 
+def _blocked(case: Case, kind: str = "conv") -> Case:
+    """The same convolution in the blocked layout (NCHW[x]c, every conv converted): its kernel is a
+    blocked one, between the reorders in and out."""
+    return dataclasses.replace(case, kinds=(f"blocked_{kind}_conv" if kind != "conv" else "blocked_conv",),
+                               layout="blocked")
+
+
 CASES: dict[str, Callable[[], Case]] = {
     "matmul": _matmul_case,
     "batch_matmul": _batch_matmul_case,
@@ -271,6 +280,14 @@ CASES: dict[str, Callable[[], Case]] = {
     "depthwise": lambda: _conv_case(
         (1, 16, 12, 12), (16, 1, 3, 3), (1, 16, 12, 12), pads=(1, 1, 1, 1), groups=16, kind="depthwise_conv"
     ),
+    "blocked_conv3x3_bias_relu": lambda: _blocked(
+        _conv_case((1, 16, 12, 12), (16, 16, 3, 3), (1, 16, 12, 12), pads=(1, 1, 1, 1), relu=True)
+    ),
+    "blocked_conv1x1": lambda: _blocked(_conv_case((1, 16, 12, 12), (32, 16, 1, 1), (1, 32, 12, 12), bias=False)),
+    "blocked_conv_strided": lambda: _blocked(_conv_case((1, 8, 17, 17), (16, 8, 3, 3), (1, 16, 8, 8), strides=(2, 2))),
+    "blocked_depthwise": lambda: _blocked(
+        _conv_case((1, 16, 12, 12), (16, 1, 3, 3), (1, 16, 12, 12), pads=(1, 1, 1, 1), groups=16), "depthwise"
+    ),
     "maxpool": lambda: _pool_case("max"),
     "avgpool": lambda: _pool_case("avg"),
     "elementwise": _elementwise_case,
@@ -278,12 +295,14 @@ CASES: dict[str, Callable[[], Case]] = {
     "softmax": _softmax_case,
 }
 # Compiled serially too (the others only with parallel=True, as `wpk run` does).
-SERIAL_TOO = {"matmul", "conv3x3_bias_relu", "depthwise", "softmax"}
+SERIAL_TOO = {"matmul", "conv3x3_bias_relu", "depthwise", "softmax", "blocked_conv3x3_bias_relu", "blocked_depthwise"}
 
 
 def _compile(case: Case, parallel: bool, schedules: dict | None = None) -> CompiledModel:
     # Generated kernels only: these tests are about our schedules (libraries: test_cpu_libraries.py).
-    options = CompileOptions(cpu=CpuOptions(parallel=parallel, schedules=schedules), libraries="none")
+    options = CompileOptions(
+        cpu=CpuOptions(parallel=parallel, schedules=schedules), libraries="none", layout=case.layout
+    )
     model = wpk_compile(case.model(), options=options)
     assert isinstance(model, CompiledModel)
     return model

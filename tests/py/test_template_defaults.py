@@ -48,13 +48,22 @@ def _conv(c: int, f: int, hw: int, k: int, stride: int, depthwise: bool, groups:
 
 
 def _check_defaults(model: onnx.ModelProto, machines: dict[str, CpuMachine] = MACHINES) -> None:
-    lowered = lower_model(model, opt_level=2)
+    """Every kernel's default on every machine, in NCHW and in the machine's blocked layout
+    (blocks of its vector width, every convolution converted)."""
+    lowered = lower_model(model, opt_level=2, layout="nchw")
     with lowered.imported.context, ir.Location.unknown():
         for kernel in find_kernels(lowered.module):
             for name, machine in machines.items():
                 template, space = schedule_space(kernel, machine)  # raised ValueError before the fix
                 problems = space.violations(space.default)
                 assert problems == [], f"{kernel.name} ({template.name}, {name}): {problems}"
+    for name, machine in machines.items():
+        blocked = lower_model(model, opt_level=2, layout=f"blocked{machine.vector_lanes}")
+        with blocked.imported.context, ir.Location.unknown():
+            for kernel in find_kernels(blocked.module):
+                template, space = schedule_space(kernel, machine)
+                problems = space.violations(space.default)
+                assert problems == [], f"{kernel.name} ({template.name}, {name}, blocked): {problems}"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -188,7 +188,7 @@ def test_measure_interleaved_alternates() -> None:
 def test_wpk_tune_and_report_on_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "t.db"
     common = ["--db", str(db), "--trials", "2", "--kernel", "k4_conv", "--in-process", "--confirm", "0",
-              "--no-progress", "--seed", "0"]  # fmt: skip
+              "--no-progress", "--seed", "0", "--layout", "nchw"]  # fmt: skip
     assert wpk_main(["tune", *common]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("kernel "))
@@ -206,7 +206,7 @@ def test_wpk_tune_and_report_on_the_bundled_model(tmp_path: Path, capsys: pytest
 
     report_dir = tmp_path / "report"
     model = str(bundled_model_path())
-    assert wpk_main(["tune-report", "--db", str(db), "-o", str(report_dir), "--model", model]) == 0
+    assert wpk_main(["tune-report", "--db", str(db), "-o", str(report_dir), "--model", model, "--layout", "nchw"]) == 0
     capsys.readouterr()
     with (report_dir / "summary.csv").open(newline="") as f:
         (row,) = list(csv.DictReader(f))

@@ -81,7 +81,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def extracted(model_path: Path):
-    lowered = lower_model(str(model_path))
+    lowered = lower_model(str(model_path), layout="nchw")
     with lowered.imported.context:
         return cpu_tasks(lowered.module, len(lowered.weights), CpuMachine.host(threads=2))
 
@@ -355,7 +355,7 @@ def test_tune_then_compile_uses_the_records(strategy: str, model_path: Path, tmp
         TuneOptions(trials=4, strategy=strategy, seed=0, storage=db),
         isolated=False,
         measure=FAST,
-        kernels=["conv", "matmul"],
+        kernels=["conv", "blocked_conv", "matmul"],
     )
     assert results and all(r.trials == 4 and r.default_seconds for r in results)
     records = best_records(db, [r.task.key for r in results])
@@ -451,6 +451,8 @@ def test_killed_run_resumes_without_losing_trials(model_path: Path, tmp_path: Pa
         db,
         "--kernel",
         "conv",
+        "--layout",
+        "nchw",
         "--seed",
         "0",
         "--no-progress",

@@ -87,6 +87,8 @@ COMMANDS = {
         MODEL,
         "--kernel",
         "k9_matmul",
+        "--layout",
+        "nchw",
         "--trials",
         "1",
         "--in-process",
@@ -196,7 +198,7 @@ def test_ctrl_c_with_the_real_worker_ends_in_one_summary_line(tmp_path: Path) ->
     trials were kept, where, and the best time so far."""
     db = str(tmp_path / "t.journal")
     command = [sys.executable, "-m", "woodpecker.cli.main", "tune", MODEL, "--db", db, "--kernel", "k9_matmul",
-               "--trials", "40", "--no-progress"]  # fmt: skip
+               "--layout", "nchw", "--trials", "40", "--no-progress"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # fmt: skip
     try:

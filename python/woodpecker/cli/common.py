@@ -138,6 +138,13 @@ def add_shape_arguments(
         "--input-shape", action="append", type=parse_input_shape, metavar="NAME=DxD...", help=shape_help
     )
     parser.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2], help=opt_help)
+    parser.add_argument(
+        "--layout",
+        default="auto",
+        metavar="auto|nchw|blocked|blockedN",
+        help="the channel layout of the convolutions: auto (NCHW[x]c at -O2 on the CPU, x the host's "
+        "vector width; NCHW on cuda), nchw, blocked (every conv, every level), blockedN (blocks of N)",
+    )
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:

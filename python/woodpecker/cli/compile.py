@@ -54,6 +54,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         libraries=args.libraries,
         select=select,
         arch=args.arch,
+        layout=args.layout,
     )
     start = time.perf_counter()
     compiled = woodpecker.compile(proto, input_shapes=dict(args.input_shape or []) or None, options=options)

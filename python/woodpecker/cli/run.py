@@ -61,6 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tuning_db=args.db,
         libraries=args.libraries,
         select=args.select,
+        layout=args.layout,
     )
     if args.schedule:
         from woodpecker.targets.schedule_pass import load_request

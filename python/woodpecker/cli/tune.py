@@ -177,7 +177,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.target == "cuda" or args.import_results or args.export:
         return _cmd_tune_cuda(args, model, options)
     try:
-        tasks = model_cpu_tasks(model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel)
+        tasks = model_cpu_tasks(
+            model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel, args.layout
+        )
     except ValueError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -246,7 +248,9 @@ def _cmd_tune_cuda(args: argparse.Namespace, model: str, options: TuneOptions) -
     local_gpu = cuda_available()
     arch = args.arch or (device_info().arch if local_gpu else "sm_90")
     try:
-        tasks = model_cuda_tasks(model, arch, args.opt_level, dict(args.input_shape or []) or None, args.kernel)
+        tasks = model_cuda_tasks(
+            model, arch, args.opt_level, dict(args.input_shape or []) or None, args.kernel, args.layout
+        )
     except ValueError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -325,6 +329,7 @@ def _end_to_end(model: str, args: argparse.Namespace) -> str:
             use_tuning_records=records,
             tuning_db=args.db,
             libraries="none",
+            layout=args.layout,
         )
         return woodpecker.compile(model, input_shapes=shapes, options=options)
 

@@ -99,7 +99,8 @@ def _model_kernels(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
     """The --model's kernels per workload key, cut as `wpk tune` cuts them."""
     from woodpecker.tune.tune_model import model_kernel_names
 
-    return model_kernel_names(args.model, args.opt_level, dict(args.input_shape or []) or None, args.threads)
+    shapes = dict(args.input_shape or []) or None
+    return model_kernel_names(args.model, args.opt_level, shapes, args.threads, args.layout)
 
 
 def _selection_only(

@@ -38,9 +38,9 @@ HEURISTIC_ORDER = ("onednn", "blas", GENERATED)
 # 1.2-MFLOP convolutions: 1.23x slower end to end with them on oneDNN).
 SMALL_CONV_FLOPS = 1.5e6
 HEURISTIC = (
-    "the generated kernel for pooling, convolutions under 1.5 MFLOP, stride-1 convolutions with at least "
-    "56x56 outputs and stride-1 depthwise convolutions; elsewhere oneDNN where it applies, else BLAS for "
-    "matmuls, else the generated kernel (not measured)"
+    "the generated kernel for pooling, NCHW convolutions under 1.5 MFLOP, NCHW stride-1 convolutions with at "
+    "least 56x56 outputs and NCHW stride-1 depthwise convolutions; elsewhere (every blocked convolution "
+    "included) oneDNN where it applies, else BLAS for matmuls, else the generated kernel (not measured)"
 )
 # Kernel kinds each library has calls for; other kinds are not applicable without looking closer.
 _KINDS = {

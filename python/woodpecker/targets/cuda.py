@@ -81,6 +81,7 @@ class CudaTarget(Target):
         return get_arch(self.arch).chip
 
     def cut(self, lowered: LoweredModel) -> Cut:
+        _require_nchw(lowered)
         _require_float32(lowered)
         with lowered.imported.context:
             cuts = cuda_kernel_cuts(lowered.module, self.arch, num_inputs=lowered.num_inputs)
@@ -177,6 +178,15 @@ class CudaTarget(Target):
             else:
                 impls[name] = KernelImpl(None, how.get(name, "only candidate"))
         return impls
+
+
+def _require_nchw(lowered: LoweredModel) -> None:
+    """The CUDA kernels are NCHW: a model lowered in the blocked channel layout is one CompilationError."""
+    if lowered.blocked:
+        raise CompilationError(
+            "the model was lowered in the blocked channel layout (NCHW[x]c), which the CUDA target does not "
+            "compute: lower it with layout='nchw'"
+        )
 
 
 def _require_float32(lowered: LoweredModel) -> None:

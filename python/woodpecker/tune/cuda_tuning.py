@@ -46,12 +46,14 @@ def model_cuda_tasks(
     opt_level: int = 2,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     kernels: Sequence[str] | None = None,
+    layout: str = "auto",
 ) -> list[tuple[KernelTask, SearchSpace]]:
-    """One (task, space) per GPU kernel signature of the model, largest first."""
+    """One (task, space) per GPU kernel signature of the model, largest first (`layout` other
+    than auto or nchw is an error: the GPU kernels are NCHW)."""
     from woodpecker.targets.cuda import CudaTarget
     from woodpecker.tune.tune_model import model_tasks
 
-    return model_tasks(CudaTarget(arch=arch), model, opt_level, input_shapes, kernels)
+    return model_tasks(CudaTarget(arch=arch), model, opt_level, input_shapes, kernels, layout)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from woodpecker.kernels.space import SearchSpace
 from woodpecker.kernels.target import Target
 from woodpecker.kernels.task import KernelTask, Runner, select_tasks
 from woodpecker.measure.cpu_runner import CpuMeasureOptions, InProcessCpuRunner, IsolatedCpuRunner
+from woodpecker.passes import layout_for_target
 from woodpecker.targets.cpu import CpuTarget
 from woodpecker.tune.tuner import Progress, TuneOptions, TuneResult, tune_tasks
 
@@ -27,11 +28,13 @@ def model_tasks(
     opt_level: int = 2,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     kernels: Sequence[str] | None = None,
+    layout: str = "auto",
 ) -> list[tuple[KernelTask, SearchSpace]]:
     """One (task, space) per kernel signature of the model on `target`, largest kernels first.
 
-    `kernels` keeps only the kernels with these names (`k3_conv`) or kinds (`conv`)."""
-    lowered = lower_model(model, opt_level, input_shapes)
+    `kernels` keeps only the kernels with these names (`k3_conv`) or kinds (`conv`); `layout`
+    is the channel layout of the convolutions (CompileOptions.layout: the same graph as compile's)."""
+    lowered = lower_model(model, opt_level, input_shapes, layout=layout_for_target(layout, target.name))
     cut = target.cut(lowered)
     spaces = {kernel.task.key: kernel.space for kernel in cut.kernels}
     selected = select_tasks([kernel.task for kernel in cut.kernels], kernels)
@@ -44,10 +47,11 @@ def model_cpu_tasks(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     threads: int | None = None,
     kernels: Sequence[str] | None = None,
+    layout: str = "auto",
 ) -> list[tuple[KernelTask, SearchSpace]]:
     """`model_tasks` on this machine's CPU with `threads` (default: every core)."""
     target = CpuTarget(CpuOptions(threads=threads or available_cores()))
-    return model_tasks(target, model, opt_level, input_shapes, kernels)
+    return model_tasks(target, model, opt_level, input_shapes, kernels, layout)
 
 
 def model_kernel_names(
@@ -55,10 +59,12 @@ def model_kernel_names(
     opt_level: int = 2,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     threads: int | None = None,
+    layout: str = "auto",
 ) -> dict[str, tuple[str, ...]]:
     """The model's kernels (`k3_conv`) per kernel signature (workload key) on this machine's
     CPU with `threads`: how often each workload occurs in the model (`wpk tune-report --model`)."""
-    return {task.key: task.model_kernels for task, _ in model_cpu_tasks(model, opt_level, input_shapes, threads)}
+    tasks = model_cpu_tasks(model, opt_level, input_shapes, threads, layout=layout)
+    return {task.key: task.model_kernels for task, _ in tasks}
 
 
 def tune_model(
@@ -72,12 +78,13 @@ def tune_model(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     kernels: Sequence[str] | None = None,
     progress: Progress | None = None,
+    layout: str = "auto",
 ) -> list[TuneResult]:
     """Tunes the model's kernels for this CPU and records the trials in the database `options.storage`."""
     options = options or TuneOptions()
     measure = measure or CpuMeasureOptions()
     threads = thread_count(measure.threads, measure.parallel)
-    tasks = model_cpu_tasks(model, opt_level, input_shapes, threads, kernels)
+    tasks = model_cpu_tasks(model, opt_level, input_shapes, threads, kernels, layout)
     own_runner = runner is None
     if runner is None:
         runner = IsolatedCpuRunner(measure) if isolated else InProcessCpuRunner(measure)

@@ -211,12 +211,15 @@ class BlockedConvTemplate:
         if has_epilogue:
             main, loop = s.fuse_into(s.match_role(k, "main"), loop)
         fill = None
+        fill_fused = False
         if kernel.fill is not None:
             fill = s.match_role(k, "fill")
             # A serial loop's accumulator is its iter_arg: the fill fuses only into a forall or
-            # once the convolution was fused into its epilogue's loop; else it is tiled on its own.
+            # once the convolution was fused into its epilogue's loop; else it is tiled on its own
+            # (over the whole output, not one outer tile).
             if has_epilogue or config["parallel"]:
                 fill, loop = s.fuse_into(fill, loop)
+                fill_fused = True
         if config["parallel"]:
             outermost = loop
         tile_oc = min(config["tile_oc"], d["oc"])
@@ -243,10 +246,15 @@ class BlockedConvTemplate:
         rows = d.out_sizes(oc=_t(1, tile_oc), oh=_t(1, tile_oh), ow=_t(config["reg_n"], d["ow"]))
         if d.grouped:
             rows[d.pos("g")] = 0
+        whole_rows = d.out_sizes(oc=_t(1, d["oc"]), oh=_t(1, d["oh"]), ow=_t(config["reg_n"], d["ow"]))
+        if d.grouped:
+            whole_rows[d.pos("g")] = _t(1, d["g"])
+        if d["n"] > 1:
+            whole_rows[d.pos("n")] = 1
         vector_loops = [red[-1] if red else None]
-        for op in (root if has_epilogue else None, fill):
+        for op, op_rows in ((root if has_epilogue else None, rows), (fill, rows if fill_fused else whole_rows)):
             if op is not None:
-                _, row_loops = s.tile_for(op, rows)
+                _, row_loops = s.tile_for(op, op_rows)
                 vector_loops.append(row_loops[-1] if row_loops else None)
         s.annotate(outermost, OUTER, k)
         for i, vloop in enumerate(vector_loops):
