@@ -21,6 +21,7 @@ from mlir.execution_engine import ExecutionEngine
 from mlir.passmanager import PassManager
 
 from woodpecker.backend.arena import Arena, place_in_arena
+from woodpecker.backend.expand_math import expand_math
 from woodpecker.backend.pipelines import cpu_bufferization, cpu_lowering
 from woodpecker.dialect import dtype_of
 from woodpecker.errors import CompilationError
@@ -49,6 +50,9 @@ class CpuOptions:
     # Schedule configurations by kernel name (`k3_conv`) or kind (`conv`); others: defaults.
     # `{"impl": "onednn"}` (or a `Library`) asks for a library call instead.
     schedules: ConfigMap | None = None
+    # f32 exp/expm1/log/log1p/tanh as vectorizable arith code (backend.expand_math); False
+    # leaves them to LLVM's intrinsics, one libm call per vector lane (for comparisons).
+    vector_math: bool = True
 
 
 @dataclass
@@ -172,8 +176,11 @@ def bufferize_into_arena(module: ir.Module) -> Arena:
     return place_in_arena(main_func(module))
 
 
-def lower_to_llvm(module: ir.Module, parallel: bool) -> None:
-    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM."""
+def lower_to_llvm(module: ir.Module, parallel: bool, vector_math: bool = True) -> None:
+    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM (with
+    `vector_math`, the f32 transcendentals first become vectorizable arith code: backend.expand_math)."""
+    if vector_math:
+        expand_math(module)
     try:
         PassManager.parse(cpu_lowering(parallel), context=module.context).run(module.operation)
     except ir.MLIRError as err:
@@ -229,7 +236,7 @@ def compile_cpu(
             arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes, dtypes=dtypes
         )
         _emit_interface(module, interface)
-        lower_to_llvm(module, parallel)
+        lower_to_llvm(module, parallel, options.vector_math)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     libs += library_paths({kernel.library for kernel in libraries})
     with timed_stage(stats, "machine-code"):

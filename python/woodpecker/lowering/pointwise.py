@@ -2,10 +2,11 @@
 
 Registered with `@lowers_step` like those of lowering/elementwise.py; the ops themselves lower
 through `lower_step_op` there (one linalg.generic). Transcendentals are `math` ops: the CPU
-pipeline lowers them with convert-math-to-llvm (LLVM intrinsics: sqrt, exp, log, sin, cos,
-pow, floor, ceil, roundeven). erf is an explicit rational approximation in arith ops (`erf_scalar`),
-not `math.erf`: that one only lowers through libm, which does not take the vectors of the
-vectorized schedules.
+backend replaces f32 exp, expm1, log, log1p and tanh by the vectorizable arith approximations of
+lowering/vector_math.py (backend/expand_math.py) and lowers the others with convert-math-to-llvm
+(LLVM intrinsics: sqrt, sin, cos, pow, floor, ceil, roundeven). erf is an explicit rational
+approximation in arith ops (`erf_scalar`), not `math.erf`: that one only lowers through libm,
+which does not take the vectors of the vectorized schedules.
 """
 
 from __future__ import annotations
