@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from mlir import ir
 from mlir.passmanager import PassManager
+from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
 from woodpecker.backend.arena import Arena
@@ -157,3 +159,41 @@ def test_the_profile_times_every_step_of_the_code_and_names_its_kernel() -> None
     assert convs and all(len(info.filter_shape) == 4 for info in convs)
     model.run(None, _feeds(model, 3))
     assert profile.stamps_ns()[0] > stamps[-1]  # the stamps are the last call's
+
+
+def _strided_pointwise_conv() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((32, 16, 1, 1)) * 0.3).astype(np.float32), "w")
+    b = numpy_helper.from_array((rng.standard_normal(32) * 0.1).astype(np.float32), "b")
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=[2, 2], kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 15, 15])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])],
+        [w, b],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@needs_onednn
+def test_a_strided_pointwise_conv_library_call_reads_its_input_without_a_strided_copy() -> None:
+    model = _strided_pointwise_conv()
+    options = CompileOptions(
+        libraries="onednn",
+        select="heuristic",
+        use_tuning_records=False,
+        layout="blocked",
+        cpu=CpuOptions(schedules={"blocked_conv": {"impl": "onednn"}}),
+    )
+    compiled = woodpecker.compile(model, options=options)
+    (kernel,) = compiled.executable.libraries
+    assert kernel.spec.op == "blocked_conv" and kernel.spec.params["strides"] == [2, 2]
+    assert kernel.spec.params["src_shape"][2:] == [15, 15]  # the unstrided input, not a subsampled copy
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 16, 15, 15)).astype(np.float32)}
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = compiled.run(None, feeds)[0]
+    np.testing.assert_allclose(got, expected[0], rtol=RTOL, atol=ATOL * np.abs(expected[0]).max())
