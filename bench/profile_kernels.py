@@ -55,12 +55,13 @@ def kernel_class(info: Any) -> str:
         return f"conv {kh}x{kw}" if (kh, kw) in ((1, 1), (3, 3)) else f"conv {kh}x{kw}" if kh else "conv"
     if info.transposes:
         source, result = info.transposes[0]
-        # A blocked tensor (N, CB, H, W, b) has its block last; from_blocked moves it away.
-        return (
-            "reorder from_blocked"
-            if len(source) == 5 and source[-1] > 1 and result[-1] != source[-1]
-            else ("reorder to_blocked")
-        )
+        # to_blocked: (N, CB, b, H, W) -> (N, CB, H, W, b); from_blocked: the other way.
+        if len(source) == 5 and len(result) == 5:
+            if result[-1] == source[2] and source[3:] == result[2:4]:
+                return "reorder to_blocked"
+            if result[2] == source[-1] and source[2:4] == result[3:]:
+                return "reorder from_blocked"
+        return "transpose"
     if any("pool" in op for op in info.named_ops):
         return "pooling"
     for kind in ("pool", "matmul", "reduction", "elementwise"):
