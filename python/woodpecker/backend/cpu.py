@@ -23,6 +23,7 @@ from mlir.passmanager import PassManager
 from woodpecker.backend.arena import Arena, place_in_arena
 from woodpecker.backend.expand_math import expand_math
 from woodpecker.backend.pipelines import cpu_bufferization, cpu_lowering
+from woodpecker.backend.profile import STAMPS_SYMBOL, KernelProfile, instrument, tag_kernels
 from woodpecker.dialect import dtype_of
 from woodpecker.errors import CompilationError
 from woodpecker.graph.outline_weights import main_func
@@ -32,7 +33,7 @@ from woodpecker.libs.match import LIBRARIES
 from woodpecker.libs.replace import replace_library_kernels
 from woodpecker.runtime.cpu.deploy import INTERFACE_SYMBOL, interface_digest
 from woodpecker.runtime.cpu.library_calls import fill_table, handle_symbol
-from woodpecker.runtime.cpu.memref import ENTRY_SYMBOL, memref_arg, packed_arguments
+from woodpecker.runtime.cpu.memref import ENTRY_SYMBOL, EntryCall, memref_arg, packed_arguments
 from woodpecker.runtime.shared_libs import c_runner_utils, openmp_runtime
 from woodpecker.schedule.apply import ConfigMap, ScheduledKernel, apply_schedules
 from woodpecker.schedule.packing import PackedWeight, prepack_weights
@@ -53,6 +54,9 @@ class CpuOptions:
     # f32 exp/expm1/log/log1p/tanh as vectorizable arith code (backend.expand_math); False
     # leaves them to LLVM's intrinsics, one libm call per vector lane (for comparisons).
     vector_math: bool = True
+    # Time each top-level step of the code (backend.profile): CpuExecutable.profile says how long
+    # each took in the last call. For measuring only (a stamp per step).
+    profile: bool = False
 
 
 @dataclass
@@ -79,6 +83,9 @@ class CpuExecutable:
     arena: Arena = field(default_factory=lambda: Arena(0, ()))
     # The numpy dtype of each output (float32, int64, int32, bool), in order; empty: all float32.
     output_dtypes: list[np.dtype] = field(default_factory=list)
+    # With CpuOptions(profile=True): the timed steps and their stamps (backend.profile).
+    profile: KernelProfile | None = None
+    _entry_call: EntryCall | None = None
 
     def _new_outputs(self) -> list[np.ndarray]:
         dtypes = self.output_dtypes or [np.dtype(np.float32)] * len(self.output_shapes)
@@ -104,6 +111,7 @@ class CpuExecutable:
             arrays[index] = layout.apply(arrays[index])
         self._keepalive = arrays
         self._fixed_args = [memref_arg(a) for a in arrays]
+        self._entry_call = None  # built again with these weights by the next call
 
     @property
     def bound_weights(self) -> list[np.ndarray]:
@@ -123,10 +131,12 @@ class CpuExecutable:
             return path.read_bytes()
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Runs the code on `inputs` (of the code's shapes and dtypes) into fresh output arrays; the
+        argument array and the arena are built by the first call and reused (`EntryCall`)."""
         outputs = self._new_outputs()
-        arena = self.arena.allocate()
-        args = [memref_arg(a) for a in inputs] + self._fixed_args + [memref_arg(o) for o in outputs]
-        self.main(packed_arguments([*args, memref_arg(arena)]))
+        if self._entry_call is None:
+            self._entry_call = EntryCall(self.main, self._fixed_args, self.arena.allocate)
+        self._entry_call([np.ascontiguousarray(a) for a in inputs], outputs)
         return outputs
 
     def bound_call(self, inputs: Sequence[np.ndarray]) -> tuple[Callable[[], None], list[np.ndarray]]:
@@ -181,8 +191,11 @@ def lower_to_llvm(module: ir.Module, parallel: bool, vector_math: bool = True) -
     `vector_math`, the f32 transcendentals first become vectorizable arith code: backend.expand_math)."""
     if vector_math:
         expand_math(module)
+def lower_to_llvm(module: ir.Module, parallel: bool, threads: int = 0) -> None:
+    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM (parallel
+    regions of `threads` threads; 0: the OpenMP runtime's default)."""
     try:
-        PassManager.parse(cpu_lowering(parallel), context=module.context).run(module.operation)
+        PassManager.parse(cpu_lowering(parallel, threads), context=module.context).run(module.operation)
     except ir.MLIRError as err:
         raise CompilationError(f"CPU lowering to LLVM failed: {err}") from None
 
@@ -218,6 +231,7 @@ def compile_cpu(
         calls, configs = split_decisions({**dict(decisions or {}), **dict(options.schedules or {})}, LIBRARIES)
     except ValueError as err:
         raise CompilationError(str(err)) from None
+    kernels = tag_kernels(module) if options.profile else {}
     libraries: list[LibraryKernel] = []
     if calls:
         with timed_stage(stats, "libraries"):
@@ -230,6 +244,7 @@ def compile_cpu(
     arg_shapes = [tuple(ir.ShapedType(a.type).shape) for a in fn.regions[0].blocks[0].arguments]
     with timed_stage(stats, "lower-to-llvm"):
         arena = bufferize_into_arena(module)
+        profile = KernelProfile(instrument(module, main_func(module)), kernels) if options.profile else None
         input_types = [ir.ShapedType(a.type).element_type for a in fn.regions[0].blocks[0].arguments][:first_weight]
         dtypes = [_stored_dtype(t).name for t in input_types] + [d.name for d in output_dtypes]
         interface = interface_digest(
@@ -237,10 +252,13 @@ def compile_cpu(
         )
         _emit_interface(module, interface)
         lower_to_llvm(module, parallel, options.vector_math)
+        lower_to_llvm(module, parallel, target.threads)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     libs += library_paths({kernel.library for kernel in libraries})
     with timed_stage(stats, "machine-code"):
         engine, main = machine_code(module, options.llvm_opt_level, libs)
+    if profile is not None:
+        profile.address = engine.raw_lookup(STAMPS_SYMBOL.removeprefix("_mlir_"))
     for kernel in libraries:
         address = engine.raw_lookup(handle_symbol(kernel.kernel_name).removeprefix("_mlir_"))  # it adds _mlir_
         if not address:
@@ -259,6 +277,7 @@ def compile_cpu(
         interface=interface,
         arena=arena,
         output_dtypes=output_dtypes,
+        profile=profile,
     )
 
 

@@ -14,9 +14,12 @@ BUFFERIZE = f"{ALLOCATE},{DEALLOCATE}"
 
 # Loops: the scf.forall of the schedules (woodpecker.schedule) become OpenMP parallel loops
 # (or serial loops); what stayed linalg becomes plain loops; vector ops go to LLVM's.
+# The parallel regions get their thread count from the compile (`{threads}`: the team size, fixed,
+# so a model compiled for 2 threads runs on 2 on a larger machine and whatever omp_set_num_threads
+# another model set); "" leaves it to the OpenMP runtime (every core).
 LOOPS_PARALLEL = (
-    "func.func(scf-forall-to-parallel),func.func(convert-linalg-to-loops),convert-scf-to-openmp,"
-    "convert-vector-to-scf{full-unroll=true},convert-vector-to-llvm"
+    "func.func(scf-forall-to-parallel),func.func(convert-linalg-to-loops),convert-scf-to-openmp{threads},"
+    "convert-vector-to-scf{{full-unroll=true}},convert-vector-to-llvm"
 )
 LOOPS_SERIAL = (
     "func.func(scf-forall-to-for),func.func(convert-linalg-to-loops),"
@@ -30,9 +33,9 @@ TO_LLVM = (
 )
 
 
-def cpu_pipeline(parallel: bool) -> str:
+def cpu_pipeline(parallel: bool, threads: int = 0) -> str:
     """The whole bufferize-to-LLVM pipeline as `builtin.module(...)` text."""
-    return f"builtin.module(canonicalize,{ALLOCATE},{cpu_lowering(parallel)[len('builtin.module(') :]}"
+    return f"builtin.module(canonicalize,{ALLOCATE},{cpu_lowering(parallel, threads)[len('builtin.module(') :]}"
 
 
 def cpu_bufferization() -> str:
@@ -40,8 +43,10 @@ def cpu_bufferization() -> str:
     return f"builtin.module(canonicalize,{ALLOCATE})"
 
 
-def cpu_lowering(parallel: bool) -> str:
-    """The rest of `cpu_pipeline`: deallocation, loops, LLVM."""
-    loops = LOOPS_PARALLEL if parallel else LOOPS_SERIAL
+def cpu_lowering(parallel: bool, threads: int = 0) -> str:
+    """The rest of `cpu_pipeline`: deallocation, loops, LLVM; `threads` > 0: the parallel regions'
+    team size (0: the OpenMP runtime's default)."""
+    team = f"{{num-threads={threads}}}" if threads > 0 else ""
+    loops = LOOPS_PARALLEL.format(threads=team) if parallel else LOOPS_SERIAL
     to_llvm = TO_LLVM.format(openmp="convert-openmp-to-llvm," if parallel else "")
     return f"builtin.module({DEALLOCATE},{loops},{to_llvm})"

@@ -144,6 +144,31 @@ def _unpadded(value: ir.Value, pad_value: float) -> tuple[ir.Value, tuple[int, i
     return copy.operands[0], begin, end
 
 
+def _subsampled(
+    value: ir.Value, window: tuple[int, ...], strides: tuple[int, int], pads: tuple[int, ...]
+) -> tuple[ir.Value, tuple[int, int]]:
+    """A 1x1 convolution of stride 1, unpadded, reading a strided slice of every s-th row and
+    column from the origin (how a strided 1x1 convolution is lowered: subsample, then convolve)
+    is the strided convolution of the slice's source, which the library reads in place of a
+    strided copy: (that source, the slice's strides); else (`value`, `strides`)."""
+    owner = owner_of(value)
+    if owner is None or owner.name != "tensor.extract_slice" or len(owner.operands) != 1:
+        return value, strides
+    if tuple(window) != (1, 1) or strides != (1, 1) or any(pads):
+        return value, strides
+    offsets = list(ir.DenseI64ArrayAttr(owner.attributes["static_offsets"]))
+    steps = list(ir.DenseI64ArrayAttr(owner.attributes["static_strides"]))
+    source, sliced = _shape(owner.operands[0]), _shape(value)
+    if len(source) != len(sliced) or any(offsets) or len(source) < 4:
+        return value, strides
+    others = [axis for axis in range(len(source)) if axis not in (2, 3)]
+    if any(steps[axis] != 1 or sliced[axis] != source[axis] for axis in others):
+        return value, strides
+    if any(sliced[axis] != (source[axis] - 1) // steps[axis] + 1 for axis in (2, 3)):
+        return value, strides
+    return owner.operands[0], (steps[2], steps[3])
+
+
 def _operand_number(op: ir.Operation, value: ir.Value) -> int:
     return next(i for i, operand in enumerate(op.operands) if operand == value)
 
@@ -331,6 +356,8 @@ def _blocked_conv(kernel: Kernel, first_weight: int) -> LibraryPlan:
         raise NotApplicable("the convolution does not start from a zero accumulator")
     strides, dilations = _blocked_window(main)
     source, pads_begin, pads_end = _unpadded(main.operands[0], 0.0)
+    window = _shape(main.operands[1])[2:4]
+    source, strides = _subsampled(source, window, strides, (*pads_begin, *pads_end))
     weight = _weight_arg(main.operands[1], first_weight)
     if weight is None:
         raise NotApplicable("the filter is computed at run time, not a weight")

@@ -44,7 +44,7 @@ from woodpecker.runtime.cpu.library_calls import (
     handle_symbol,
     json_digest,
 )
-from woodpecker.runtime.cpu.memref import CALLING_CONVENTION, ENTRY_SYMBOL, memref_arg, packed_arguments
+from woodpecker.runtime.cpu.memref import CALLING_CONVENTION, ENTRY_SYMBOL, EntryCall, memref_arg
 from woodpecker.runtime.feeds import InputSpec, check_feeds, check_output_names, pick_outputs, static_specs
 from woodpecker.runtime.memory import allocate_arena
 
@@ -449,6 +449,10 @@ class DeployedCpuModel:
             self._calls.append(call)
         self._weights = weights
         self._weight_args = [memref_arg(w) for w in weights]
+        manifest = self.manifest
+        self._entry_call = EntryCall(
+            self._entry, self._weight_args, lambda: allocate_arena(manifest.arena_bytes, manifest.arena_largest)
+        )
         self.load_seconds = time.perf_counter() - start
 
     @cached_property
@@ -460,9 +464,7 @@ class DeployedCpuModel:
         wanted = check_output_names(output_names, self.output_names)
         inputs = check_feeds(feeds, self.input_specs)
         outputs = [np.empty(self.output_shapes[name], dtype=self.output_dtypes[name]) for name in self.output_names]
-        arena = allocate_arena(self.manifest.arena_bytes, self.manifest.arena_largest)
-        args = [memref_arg(a) for a in inputs] + self._weight_args + [memref_arg(o) for o in outputs]
-        self._entry(packed_arguments([*args, memref_arg(arena)]))
+        self._entry_call(inputs, outputs)
         return pick_outputs(self.output_names, outputs, None if output_names is None else wanted)
 
     __call__ = run
