@@ -274,3 +274,37 @@ def test_attention_shape_rule_rejects(shapes: dict[str, list[int]], message: str
 def test_attention_shape_rule() -> None:
     shapes = {"q": [1, 2, 5, 4], "k": [1, 2, 6, 4], "v": [1, 2, 6, 3], "mask": [1, 1, 1, 6]}
     assert attention_shape(OpArgs(shapes, {"scale": 1.0})) == [1, 2, 5, 3]
+
+
+def torch_mha_graph() -> onnx.ModelProto:
+    """torch's exported multi-head attention (ViT): q and K^T each scaled by d^-1/4, K^T a 3-D
+    [H, D, T] transpose viewed as [1, H, D, T]."""
+    nodes = [
+        helper.make_node("Mul", ["q", "quarter"], ["qs"]),
+        helper.make_node("Transpose", ["k"], ["kt3"], perm=[0, 2, 1]),
+        helper.make_node("Reshape", ["kt3", "kt_shape"], ["kt"]),
+        helper.make_node("Mul", ["kt", "quarter"], ["ks"]),
+        helper.make_node("MatMul", ["qs", "ks"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+        helper.make_node("MatMul", ["probs", "v"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([D**-0.25], dtype=np.float32), "quarter"),
+        ints("kt_shape", [1, H, D, T]),
+    ]
+    return model(nodes, {"q": [1, H, S, D], "k": [H, T, D], "v": [1, H, T, E]}, {"y": [1, H, S, E]}, inits)
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_torch_mha_form_matches_numpy(opt_level: int) -> None:
+    proto = torch_mha_graph()
+    rng = np.random.default_rng(4)
+    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in (("q", [1, H, S, D]), ("k", [H, T, D]))}
+    feeds["v"] = rng.standard_normal([1, H, T, E]).astype(np.float32)
+    if opt_level == 2:
+        ops = ops_after_o2(proto)
+        assert ops.count("wpk.attention") == 1 and "wpk.softmax" not in ops and "wpk.transpose" not in ops
+    (got,) = woodpecker.compile(proto, opt_level=opt_level).run(None, feeds)
+    args = {"q": feeds["q"], "k": feeds["k"][None], "v": feeds["v"]}
+    expected = evaluate_attention(OpArgs({n: a.astype(np.float64) for n, a in args.items()}, {"scale": D**-0.5}))
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)

@@ -3,7 +3,8 @@
 
 Matched (as the importer and wpk-fold-transpose leave it), rooted at the second matmul:
 
-    s = matmul_transposed(q, k) | matmul(q, transpose(x, perm))   (perm[2] = 3: K^T, k from x)
+    s = matmul_transposed(q, k) | matmul(q, kt)   (kt = transpose(x, perm) with perm[-2] the last
+        dim of x, or that [h, d, t] transpose viewed as [1, h, d, t]: k is made of x)
     s = s * c | c * s | s / c                  (optional; c a one-element constant)
     s = s + mask | mask + s                     (optional; mask broadcasting to s, any producer)
     y = matmul(softmax(s, axis = 3), v)
@@ -13,8 +14,10 @@ scale on q or on k before the first matmul (`q * c`, `q / c`, as some BERT expor
 1/sqrt(d) into two 1/d^(1/4) factors) folds into the op's scale when that product is used
 only there. The result is `wpk.attention(q, k, v, mask?) {scale}` (ops/attention.py).
 
-Not matched (left as they are): a causal mask applied with Where (GPT-2), a scale applied after
-the mask, 3-D [B*H, S, D] heads, and any chain with an intermediate used elsewhere.
+Not matched (left as they are): a causal mask applied with Where (the GPT-2 export in
+/work/models combines it into one additive mask first, and matches), a scale applied after the
+mask, two mask adds (Swin's shifted windows), 3-D [B*H, S, D] heads, and any chain with an
+intermediate used elsewhere.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ PASS_NAME = "wpk-fuse-attention"
 class Scores:
     """What the scores chain resolved to: the operands of the first matmul and the scale."""
 
-    q: ir.Value
-    k: ir.Value  # k itself, or what `k_perm` transposes into it
+    q: ir.Value | None
+    k: ir.Value  # k itself, or what `k_perm` transposes (and a reshape to `k_shape` views) as k
     k_perm: list[int] | None
+    k_shape: list[int]  # of k, [B, H, T, D]
     scale: float
     ops: list[ir.Operation]
 
@@ -86,35 +90,60 @@ def _unscaled(graph: GraphContext, value: ir.Value, user: ir.Operation) -> tuple
     return x, factor, [op]
 
 
+def _k_from_transpose(graph: GraphContext, value: ir.Value, user: ir.Operation) -> Scores | None:
+    """K^T given as transpose(x, perm) with perm moving the last dim of x to the rows (perm[-2]
+    the last dim), optionally viewed with a leading unit dim (`reshape` [h, d, t] -> [1, h, d, t],
+    as torch's exported multi-head attention does): k is x transposed by perm with its last two
+    entries exchanged (x itself for [0, 1, 3, 2]), reshaped likewise. A constant factor on x
+    folds into the scale. Scores(q = None) on success."""
+    ops: list[ir.Operation] = []
+    reshape = producer_named(value, "wpk.reshape")
+    if reshape is not None:
+        inner = reshape.operands[0]
+        if not used_only_by(value, user) or len(shape(inner)) != 3 or shape(value) != [1, *shape(inner)]:
+            return None
+        ops.append(reshape)
+        value, user = inner, reshape
+    transpose = producer_named(value, "wpk.transpose")
+    if transpose is None or not used_only_by(value, user):
+        return None
+    perm = list(ir.DenseI64ArrayAttr(transpose.attributes["perm"]))
+    if perm[-2] != len(perm) - 1:
+        return None
+    perm = unswapped_perm(perm)
+    x, scale, inner_ops = _unscaled(graph, transpose.operands[0], transpose)
+    k_shape = [shape(x)[p] for p in perm]
+    return Scores(
+        None,
+        x,
+        None if perm == list(range(len(perm))) else perm,
+        [1] * (4 - len(k_shape)) + k_shape,
+        scale,
+        [*ops, transpose, *inner_ops],
+    )
+
+
 def _first_matmul(graph: GraphContext, value: ir.Value, user: ir.Operation) -> Scores | None:
-    """q k^T: a matmul_transposed(q, k), or a matmul of q and transpose(x, perm) with perm[2] = 3
-    (then k is x transposed by perm with its last two entries exchanged, as wpk-fold-transpose
-    does: x itself for [0, 1, 3, 2]). A constant factor on q, on k^T or on x, used only there,
-    folds into the scale."""
+    """q k^T: a matmul_transposed(q, k), or a matmul of q and a transposed k (`_k_from_transpose`).
+    A constant factor on q or on k^T, used only there, folds into the scale."""
     op = producer_named(value, ("wpk.matmul_transposed", "wpk.matmul"))
     if op is None or not used_only_by(value, user):
         return None
     q, q_scale, q_ops = _unscaled(graph, op.operands[0], op)
     k, k_scale, k_ops = _unscaled(graph, op.operands[1], op)
     ops = [*q_ops, *k_ops, op]
-    perm: list[int] | None = None
     if op.name == "wpk.matmul":
-        transpose = producer_named(k, "wpk.transpose")
-        if transpose is None or not used_only_by(k, k_ops[0] if k_ops else op):
+        found = _k_from_transpose(graph, k, k_ops[0] if k_ops else op)
+        if found is None:
             return None
-        perm = list(ir.DenseI64ArrayAttr(transpose.attributes["perm"]))
-        if len(perm) != 4 or perm[2] != 3:
-            return None
-        perm = unswapped_perm(perm)
-        k, inner_scale, inner_ops = _unscaled(graph, transpose.operands[0], transpose)
-        k_scale *= inner_scale
-        ops += [transpose, *inner_ops]
-        if perm == list(range(4)):
-            perm = None
-    k_shape = shape(k) if perm is None else [shape(k)[p] for p in perm]
+        k, k_perm, k_shape = found.k, found.k_perm, found.k_shape
+        k_scale *= found.scale
+        ops += found.ops
+    else:
+        k_perm, k_shape = None, shape(k)
     if len(shape(q)) != 4 or len(k_shape) != 4 or shape(q)[:2] != k_shape[:2]:
         return None
-    return Scores(q, k, perm, q_scale * k_scale, ops)
+    return Scores(q, k, k_perm, k_shape, q_scale * k_scale, ops)
 
 
 def _scores(graph: GraphContext, value: ir.Value, user: ir.Operation) -> Scores | None:
@@ -126,7 +155,7 @@ def _scores(graph: GraphContext, value: ir.Value, user: ir.Operation) -> Scores 
     found = _first_matmul(graph, x, op)
     if found is None:
         return None
-    return Scores(found.q, found.k, found.k_perm, found.scale * factor, [*found.ops, op])
+    return Scores(found.q, found.k, found.k_perm, found.k_shape, found.scale * factor, [*found.ops, op])
 
 
 def _masked_scores(
@@ -147,6 +176,10 @@ def _masked_scores(
     return (found, None) if found is not None else None
 
 
+def _f32_tensor(dims: list[int]) -> ir.RankedTensorType:
+    return ir.RankedTensorType.get(dims, ir.F32Type.get())
+
+
 def fuse_pattern(graph: GraphContext) -> MatchAndRewrite:
     def fuse(matmul: ir.Operation, rewriter: PatternRewriter) -> bool | None:
         probs, v = matmul.operands[0], matmul.operands[1]
@@ -159,16 +192,17 @@ def fuse_pattern(graph: GraphContext) -> MatchAndRewrite:
         if found is None:
             return NO_MATCH
         scores, mask = found
-        q_shape, v_shape = shape(scores.q), shape(v)
-        k_shape = shape(scores.k) if scores.k_perm is None else [shape(scores.k)[p] for p in scores.k_perm]
+        q_shape, k_shape, v_shape = shape(scores.q), scores.k_shape, shape(v)
         if len(v_shape) != 4 or v_shape[:2] != q_shape[:2] or v_shape[2] != k_shape[2] or q_shape[3] != k_shape[3]:
             return NO_MATCH
         with rewriter.ip:
             k = scores.k
             if scores.k_perm is not None:
-                k_type = ir.RankedTensorType.get(k_shape, ir.F32Type.get())
+                transposed = [shape(k)[p] for p in scores.k_perm]
                 attrs = {"perm": ir.DenseI64ArrayAttr.get(scores.k_perm)}
-                k = create_op("transpose", [k], [k_type], attrs, matmul.location).results[0]
+                k = create_op("transpose", [k], [_f32_tensor(transposed)], attrs, matmul.location).results[0]
+            if shape(k) != k_shape:
+                k = create_op("reshape", [k], [_f32_tensor(k_shape)], {}, matmul.location).results[0]
             operands = [scores.q, k, v] + ([mask] if mask is not None else [])
             new = create_op(
                 "attention",

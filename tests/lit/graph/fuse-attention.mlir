@@ -59,6 +59,40 @@ func.func @plain(%q: tensor<2x2x5x4xf32>, %k: tensor<2x2x6x4xf32>, %v: tensor<2x
   return %y : tensor<2x2x5x3xf32>
 }
 
+// torch's multi-head attention export (ViT): q and K^T scaled by c, K^T a 3-D [h, d, t]
+// transpose viewed as [1, h, d, t]: k becomes that view of x (the swap folded away).
+// CHECK-LABEL: func.func @viewed_kt(
+// CHECK-NEXT:    %[[K:.*]] = "wpk.reshape"(%arg1) : (tensor<2x6x4xf32>) -> tensor<1x2x6x4xf32>
+// CHECK-NEXT:    %[[A:.*]] = "wpk.attention"(%arg0, %[[K]], %arg2) {scale = 2.500000e-01 : f32}
+// CHECK-NEXT:    return %[[A]]
+func.func @viewed_kt(%q: tensor<1x2x5x4xf32>, %k: tensor<2x6x4xf32>, %v: tensor<1x2x6x3xf32>) -> tensor<1x2x5x3xf32> {
+  %c = "wpk.constant"() {value = dense<0.5> : tensor<1xf32>} : () -> tensor<1xf32>
+  %qs = "wpk.mul"(%q, %c) : (tensor<1x2x5x4xf32>, tensor<1xf32>) -> tensor<1x2x5x4xf32>
+  %kt = "wpk.transpose"(%k) {perm = array<i64: 0, 2, 1>} : (tensor<2x6x4xf32>) -> tensor<2x4x6xf32>
+  %kv = "wpk.reshape"(%kt) : (tensor<2x4x6xf32>) -> tensor<1x2x4x6xf32>
+  %ks = "wpk.mul"(%kv, %c) : (tensor<1x2x4x6xf32>, tensor<1xf32>) -> tensor<1x2x4x6xf32>
+  %s = "wpk.matmul"(%qs, %ks) : (tensor<1x2x5x4xf32>, tensor<1x2x4x6xf32>) -> tensor<1x2x5x6xf32>
+  %p = "wpk.softmax"(%s) {axis = 3 : i64} : (tensor<1x2x5x6xf32>) -> tensor<1x2x5x6xf32>
+  %y = "wpk.matmul"(%p, %v) : (tensor<1x2x5x6xf32>, tensor<1x2x6x3xf32>) -> tensor<1x2x5x3xf32>
+  return %y : tensor<1x2x5x3xf32>
+}
+
+// Keys [B, T, H, D] transposed by [0, 2, 3, 1] and scaled after the transpose: the head split
+// [0, 2, 1, 3] stays as k.
+// CHECK-LABEL: func.func @heads_kt(
+// CHECK-NEXT:    %[[K:.*]] = "wpk.transpose"(%arg1) {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x6x2x4xf32>) -> tensor<1x2x6x4xf32>
+// CHECK-NEXT:    %[[A:.*]] = "wpk.attention"(%arg0, %[[K]], %arg2) {scale = 5.000000e-01 : f32}
+// CHECK-NEXT:    return %[[A]]
+func.func @heads_kt(%q: tensor<1x2x5x4xf32>, %k: tensor<1x6x2x4xf32>, %v: tensor<1x2x6x3xf32>) -> tensor<1x2x5x3xf32> {
+  %c = "wpk.constant"() {value = dense<0.5> : tensor<1xf32>} : () -> tensor<1xf32>
+  %kt = "wpk.transpose"(%k) {perm = array<i64: 0, 2, 3, 1>} : (tensor<1x6x2x4xf32>) -> tensor<1x2x4x6xf32>
+  %ks = "wpk.mul"(%kt, %c) : (tensor<1x2x4x6xf32>, tensor<1xf32>) -> tensor<1x2x4x6xf32>
+  %s = "wpk.matmul"(%q, %ks) : (tensor<1x2x5x4xf32>, tensor<1x2x4x6xf32>) -> tensor<1x2x5x6xf32>
+  %p = "wpk.softmax"(%s) {axis = 3 : i64} : (tensor<1x2x5x6xf32>) -> tensor<1x2x5x6xf32>
+  %y = "wpk.matmul"(%p, %v) : (tensor<1x2x5x6xf32>, tensor<1x2x6x3xf32>) -> tensor<1x2x5x3xf32>
+  return %y : tensor<1x2x5x3xf32>
+}
+
 // Not fused: the scaled scores have a second user (returned).
 // CHECK-LABEL: func.func @scores_used_twice(
 // CHECK-NOT:     "wpk.attention"
