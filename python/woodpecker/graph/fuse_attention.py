@@ -166,7 +166,9 @@ def _masked_scores(
     if add is not None and used_only_by(value, softmax):
         a, b = add.operands[0], add.operands[1]
         for s, mask in ((a, b), (b, a)):
-            if shape(s) != shape(value) or not isinstance(ir.RankedTensorType(mask.type).element_type, ir.F32Type):
+            if shape(s) != shape(value) or not shape(mask):  # a rank-0 mask (a uniform shift) is not taken
+                continue
+            if not isinstance(ir.RankedTensorType(mask.type).element_type, ir.F32Type):
                 continue
             found = _scores(graph, s, add)
             if found is not None:
