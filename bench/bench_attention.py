@@ -46,10 +46,12 @@ def linear(n_out: int, seed: int = 0) -> tuple[onnx.ModelProto, dict[str, np.nda
     return proto, {"x": rng.standard_normal((1, 128, HIDDEN)).astype(np.float32)}
 
 
-def compile_without_fold_transpose(proto: onnx.ModelProto) -> woodpecker.CompiledModel:
-    """O2 less wpk-fold-transpose (K^T materialized), for the comparison row."""
+def compile_without(proto: onnx.ModelProto, *pass_names: str) -> woodpecker.CompiledModel:
+    """O2 less `pass_names` (wpk-fold-transpose: K^T materialized; wpk-fuse-attention: the chain
+    unfused), for the comparison rows."""
     saved = passes.OPT_LEVEL_PIPELINES[2]
-    passes.OPT_LEVEL_PIPELINES[2] = saved.replace("wpk-fold-transpose,", "")
+    kept = [p for p in saved.split(",") if p not in pass_names]
+    passes.OPT_LEVEL_PIPELINES[2] = ",".join(kept)
     try:
         return woodpecker.compile(proto, opt_level=2)
     finally:
@@ -79,7 +81,10 @@ def main() -> None:
         variants = {"": woodpecker.compile(proto, opt_level=2)}
         build_s = time.perf_counter() - start
         if label.startswith("attention"):
-            variants[" (no fold-transpose)"] = compile_without_fold_transpose(proto)
+            variants[" (no fuse-attention)"] = compile_without(proto, "wpk-fuse-attention")
+            variants[" (no fuse-attention, no fold-transpose)"] = compile_without(
+                proto, "wpk-fuse-attention", "wpk-fold-transpose"
+            )
         runs = {"ORT": lambda s=session, f=feeds: s.run(None, f)}
         runs.update({name: (lambda c=c, f=feeds: c.run(None, f)) for name, c in variants.items()})
         samples: dict[str, list[float]] = {name: [] for name in runs}

@@ -573,6 +573,21 @@ def Wpk_MatMulTransposedOp : Wpk_Op<"matmul_transposed"> {
   let results = (outs F32Tensor:$output);
 }
 
+def Wpk_AttentionOp : Wpk_Op<"attention"> {
+  let summary = "Scaled dot-product attention as one op: softmax(scale * q k^T + mask) v";
+  let description = [{
+    `q` [B, H, S, D], `k` [B, H, T, D], `v` [B, H, T, E] give [B, H, S, E]:
+    the scores `scale * q k^T` [B, H, S, T], plus the optional `mask`
+    (numpy-broadcast to [B, H, S, T]: [B, 1, 1, T], [B, 1, S, T], [S, T], ...),
+    a softmax along the key axis T, then the product with `v`.
+    wpk-fuse-attention makes it of the MatMul -> Mul/Div by a scalar -> Add
+    mask -> Softmax -> MatMul chain of exported transformers.
+  }];
+  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v,
+                       Optional<F32Tensor>:$mask, F32Attr:$scale);
+  let results = (outs F32Tensor:$output);
+}
+
 def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {
   let summary = "A fused chain of elementwise steps: one kernel, one pass over memory";
   let description = [{

@@ -72,6 +72,22 @@ def WpkFoldTranspose : Pass<"wpk-fold-transpose", "::mlir::ModuleOp"> {
   }];
 }
 
+def WpkFuseAttention : Pass<"wpk-fuse-attention", "::mlir::ModuleOp"> {
+  let summary = "Recognize softmax(q k^T * scale + mask) v as one attention kernel";
+  let description = [{
+    `wpk.matmul(wpk.softmax(s + mask, axis = 3), v)` with
+    `s = wpk.matmul_transposed(q, k)` (or a `wpk.matmul` of `q` and a
+    `wpk.transpose` whose perm moves the last dim of its input to dim 2, as
+    wpk-fold-transpose folds it), optionally multiplied or divided by a
+    one-element constant, the mask add optional (either operand order, any
+    mask broadcasting to the scores), q, k, v of rank 4 sharing [B, H] and
+    every intermediate used only by the next op, becomes
+    `wpk.attention(q, k, v, mask) {scale}`. A constant factor on `q` or `k`
+    (or on the transposed k) used only by the first product folds into `scale`. Runs at -O2 after
+    `wpk-fold-transpose`. A Where-applied (causal) mask is not matched.
+  }];
+}
+
 def WpkFuseLayerNorm : Pass<"wpk-fuse-layernorm", "::mlir::ModuleOp"> {
   let summary = "Recognize the decomposed LayerNorm of older exporters as one layer_norm kernel";
   let description = [{

@@ -35,7 +35,10 @@ WarningSink = Callable[[ir.Location, str], None]
 OPT_LEVEL_PIPELINES: dict[int, str] = {
     0: "",
     1: "wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup",
-    2: "wpk-fold-constants,wpk-fold-batchnorm,wpk-fold-transpose,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup",
+    2: (
+        "wpk-fold-constants,wpk-fold-batchnorm,wpk-fold-transpose,wpk-fuse-attention,"
+        "wpk-fuse-layernorm,wpk-fuse,wpk-cleanup"
+    ),
 }
 
 # Named pipelines, usable as `--NAME` in wpk-opt and as an element of a pipeline.
@@ -310,6 +313,12 @@ def wpk_passes() -> dict[str, PassInfo]:
             "Fold a transpose that swaps the last two dims of a matmul's right operand into the matmul",
             LazyPass("woodpecker.graph.fold_transpose", "fold_transpose", style="function"),
             verb="fold",
+        ),
+        PassInfo(
+            "wpk-fuse-attention",
+            "Recognize softmax(q k^T * scale + mask) v as one attention kernel",
+            LazyPass("woodpecker.graph.fuse_attention", "fuse_attention", style="graph"),
+            verb="fuse",
         ),
         PassInfo(
             "wpk-fuse-layernorm",

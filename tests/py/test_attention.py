@@ -16,6 +16,7 @@ from mlir import ir
 from onnx import TensorProto, helper, numpy_helper
 
 import woodpecker
+from woodpecker import passes
 from woodpecker.frontend import optimize_graph
 from woodpecker.graph import GraphContext
 from woodpecker.importer.api import import_onnx_with_weights
@@ -157,7 +158,10 @@ def attention_feeds(seed: int = 1) -> dict[str, np.ndarray]:
     return {"x": rng.standard_normal((1, SEQ, HIDDEN)).astype(np.float32), "mask": mask}
 
 
-def test_attention_block_folds_k_transpose() -> None:
+def test_attention_block_folds_k_transpose(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without wpk-fuse-attention, which makes the whole chain one wpk.attention (test_fuse_attention.py).
+    o2 = passes.OPT_LEVEL_PIPELINES[2]
+    monkeypatch.setitem(passes.OPT_LEVEL_PIPELINES, 2, o2.replace("wpk-fuse-attention,", ""))
     ops = ops_after_o2(attention_block())
     assert ops.count("wpk.matmul_transposed") == 1
     assert ops.count("wpk.transpose") == 4  # q, k (now [0, 2, 1, 3]), v heads and the merge

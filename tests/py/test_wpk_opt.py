@@ -159,7 +159,7 @@ def test_pass_flags_build_a_pipeline_in_order() -> None:
 def test_opt_level_flags_insert_the_graph_pipeline_in_place() -> None:
     opts = parse_args(["x.mlir", "--wpk-verify", "-O2", "--wpk-lower"])
     assert opts.pipeline == (
-        "builtin.module(wpk-verify,wpk-fold-constants,wpk-fold-batchnorm,wpk-fold-transpose,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup,wpk-lower)"
+        "builtin.module(wpk-verify,wpk-fold-constants,wpk-fold-batchnorm,wpk-fold-transpose,wpk-fuse-attention,wpk-fuse-layernorm,wpk-fuse,wpk-cleanup,wpk-lower)"
     )
     assert parse_args(["x.mlir", "-O1"]).pipeline == "builtin.module(wpk-fold-constants,wpk-fold-batchnorm,wpk-cleanup)"
     assert parse_args(["x.mlir", "-O0"]).pipeline == ""

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.abs": {},
     "wpk.add": {},
+    "wpk.attention": {"scale": "f32"},
     "wpk.avg_pool": {
         "kernel_shape": "i64s",
         "strides": "i64s",
@@ -158,6 +159,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
 OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.abs": (("input", "single"),),
     "wpk.add": (("lhs", "single"), ("rhs", "single")),
+    "wpk.attention": (("q", "single"), ("k", "single"), ("v", "single"), ("mask", "optional")),
     "wpk.avg_pool": (("input", "single"),),
     "wpk.batch_norm": (
         ("input", "single"),
@@ -301,6 +303,13 @@ SEGMENTED: frozenset[str] = frozenset(
 ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.abs": {"input": ("f32",), "output": ("f32",)},
     "wpk.add": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
+    "wpk.attention": {
+        "q": ("f32",),
+        "k": ("f32",),
+        "v": ("f32",),
+        "mask": ("f32",),
+        "output": ("f32",),
+    },
     "wpk.avg_pool": {"input": ("f32",), "output": ("f32",)},
     "wpk.batch_norm": {
         "input": ("f32",),

@@ -15,6 +15,18 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // Scaled dot-product attention as one op: softmax(scale * q k^T + mask) v
+  irdl.operation @attention {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "#builtin.float"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(q: %0, k: %1, v: %2, mask: optional %3)
+    irdl.results(output: %5)
+    irdl.attributes {"scale" = %4}
+  }
   // 2-D average pooling (NCHW); pads are [top, left, bottom, right]
   irdl.operation @avg_pool {
     %0 = irdl.base "!builtin.tensor"

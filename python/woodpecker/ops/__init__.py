@@ -13,7 +13,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | conv.py | conv2d |
 | conv_transpose.py | conv_transpose2d |
 | matmul.py | matmul, gemm |
-| attention.py | matmul_transposed |
+| attention.py | matmul_transposed, attention |
 | pooling.py | max_pool, avg_pool, global_avg_pool |
 | reduction.py | softmax, log_softmax, hardmax, the reduce_* family, global_max_pool |
 | normalization.py | layer_norm, instance_norm, group_norm, lrn |

@@ -9,7 +9,7 @@
 // RUN: not wpk-opt --pass-pipeline='builtin.module(cse' %s 2>&1 | FileCheck %s --check-prefix=SYNTAX
 // RUN: not wpk-opt --pass-pipeline='builtin.module(cse)' --canonicalize %s 2>&1 | FileCheck %s --check-prefix=MIXED
 
-// WPK: wpk-opt: error: unknown wpk pass 'wpk-no-such-pass'; known wpk passes: wpk-apply-schedule, wpk-cleanup, wpk-convert-layout, wpk-fold-batchnorm, wpk-fold-constants, wpk-fold-transpose, wpk-fuse, wpk-fuse-layernorm, wpk-lower-to-linalg, wpk-outline-weights, wpk-verify; pipeline aliases: wpk-graph-opt, wpk-lower; every upstream MLIR pass (as accepted by mlir-opt) is accepted too
+// WPK: wpk-opt: error: unknown wpk pass 'wpk-no-such-pass'; known wpk passes: wpk-apply-schedule, wpk-cleanup, wpk-convert-layout, wpk-fold-batchnorm, wpk-fold-constants, wpk-fold-transpose, wpk-fuse, wpk-fuse-attention, wpk-fuse-layernorm, wpk-lower-to-linalg, wpk-outline-weights, wpk-verify; pipeline aliases: wpk-graph-opt, wpk-lower; every upstream MLIR pass (as accepted by mlir-opt) is accepted too
 // WPK-NOT: Traceback
 
 // UPSTREAM: wpk-opt: error: invalid pass pipeline element 'no-such-pass': 'no-such-pass' does not refer to a registered pass or pass pipeline
