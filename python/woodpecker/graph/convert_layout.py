@@ -25,8 +25,7 @@ values), named by its first convolution's node name (`regions_of` lists them wit
 anything). `regions=name:choice,...` fixes a region's choice, `nchw` or a block size: its
 convolutions convert with that block where the rule's padding and group checks allow at it,
 and the ops following them take their block; a region not listed keeps the rule, a name that
-is no region is an error naming it. tune/layout_search.py measures the choices
-(tune/layout_search.py).
+is no region is an error naming it. tune/layout_search.py measures the choices.
 """
 
 from __future__ import annotations
