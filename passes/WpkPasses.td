@@ -140,6 +140,8 @@ def WpkConvertLayout : Pass<"wpk-convert-layout", "::mlir::ModuleOp"> {
            "channels per block (0: the host's vector width in f32 lanes)">,
     Option<"force", "force", "bool", /*default=*/"false",
            "also convert convs whose output channels would be padded by more than half">,
+    Option<"regions", "regions", "std::string", /*default=*/"\"\"",
+           "per-region choice name:nchw|name:<block>,... (a region: ops joined through blocked values, named by its first conv; unlisted: the rule)">,
   ];
 }
 

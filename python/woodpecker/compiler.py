@@ -76,6 +76,9 @@ class CompileOptions:
     # blocks of the host's vector width; NCHW on cuda), "nchw", "blocked" (at every level, CPU
     # only), "blocked<N>".
     layout: str = "auto"
+    # The choice of named layout regions (graph/convert_layout.py; `woodpecker.frontend.layout_regions`
+    # lists them): region name -> "nchw" or a block size; regions not listed keep the rule.
+    layout_regions: Mapping[str, str] | None = None
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -91,7 +94,7 @@ class CompileOptions:
         if self.opt_level not in OPT_LEVELS:
             raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
         try:
-            layout_element(layout_for_target(self.layout, self.target), self.opt_level)
+            layout_element(layout_for_target(self.layout, self.target), self.opt_level, self.layout_regions)
         except ValueError as err:
             raise CompilationError(str(err)) from None
         if self.memory_limit is not None and (
@@ -162,7 +165,9 @@ def compile(
     backend = make_target(options)
     stats = CompileStats()
     layout = layout_for_target(options.layout, options.target)
-    lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage, layout)
+    lowered = lower_model(
+        model, options.opt_level, input_shapes, stats, options.on_stage, layout, options.layout_regions
+    )
     check_memory(lowered, options)
     request = PlanRequest(
         libraries=parse_libraries(options.libraries, options.target),

@@ -19,11 +19,13 @@ from mlir.passmanager import PassManager
 from woodpecker.errors import CompilationError
 from woodpecker.graph.activations import ActivationPlan, plan_activations
 from woodpecker.graph.context import DATA_OPS, GraphContext
+from woodpecker.graph.convert_layout import Region, regions_of
 from woodpecker.graph.outline_weights import main_func, outline_weights
 from woodpecker.importer import ImportedModel, import_onnx_with_weights
 from woodpecker.lowering import lower_to_linalg
 from woodpecker.lowering.outputs import distinct_results
 from woodpecker.passes import build_pass_manager, layout_element, opt_level_pipeline
+from woodpecker.runtime.cpu.host import vector_lanes
 from woodpecker.stats import CompileStats, timed_stage
 
 OPT_LEVELS = (0, 1, 2)
@@ -53,12 +55,14 @@ def lower_model(
     stats: CompileStats | None = None,
     on_stage: StageCallback | None = None,
     layout: str = "auto",
+    regions: Mapping[str, str] | None = None,
 ) -> LoweredModel:
     """import -> optimize (the graph passes of `opt_level`) -> outline weights -> lower to linalg,
     every result of @main its own value (`lowering.outputs.distinct_results`).
 
     `on_stage(name, module)` is called after "import", "optimize" and "linalg". `layout`: the
-    channel layout of the convolution regions (passes.layout_element)."""
+    channel layout of the convolution regions (passes.layout_element); `regions`: the choice of
+    named regions (region name -> "nchw" or a block size, graph/convert_layout.py)."""
     if opt_level not in OPT_LEVELS:
         raise CompilationError(f"opt_level must be one of {OPT_LEVELS}, got {opt_level!r}")
     stats = stats if stats is not None else CompileStats()
@@ -69,7 +73,7 @@ def lower_model(
         _report(on_stage, "import", module)
         stats.num_ops_before = count_graph_ops(module)
         with timed_stage(stats, "optimize"):
-            optimize_graph(module, opt_level, GraphContext(imported.weights), layout)
+            optimize_graph(module, opt_level, GraphContext(imported.weights), layout, regions)
         _report(on_stage, "optimize", module)
         stats.num_graph_ops = count_graph_ops(module)
         activations = plan_activations(module)
@@ -87,19 +91,37 @@ def lower_model(
     return LoweredModel(imported, module, weights, activations, blocked=bool(layout_element(layout, opt_level)))
 
 
-def optimize_graph(module: ir.Module, opt_level: int, graph: GraphContext, layout: str = "nchw") -> None:
+def optimize_graph(
+    module: ir.Module,
+    opt_level: int,
+    graph: GraphContext,
+    layout: str = "nchw",
+    regions: Mapping[str, str] | None = None,
+) -> None:
     """Runs the graph passes of `opt_level` (passes.OPT_LEVEL_PIPELINES, with wpk-convert-layout
     as `layout` says) on the `wpk` module.
 
     Folded weights are added to `graph.weights`.
     """
-    pipeline = opt_level_pipeline(opt_level, layout)
+    pipeline = opt_level_pipeline(opt_level, layout, regions)
     if not pipeline:
         return
     try:
         build_pass_manager(pipeline, module.context, graph).run(module.operation)
     except ir.MLIRError as err:
         raise CompilationError(f"graph optimization (opt_level={opt_level}) failed: {err}") from None
+
+
+def layout_regions(
+    model: ModelSource, input_shapes: Mapping[str, Sequence[int]] | None = None, opt_level: int = 2, block: int = 0
+) -> list[Region]:
+    """The regions wpk-convert-layout's rule (blocks of `block`, 0: the host's vector width)
+    would put in the blocked layout at `opt_level`, without converting or compiling anything."""
+    imported = model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
+    with imported.context, ir.Location.unknown():
+        graph = GraphContext(imported.weights)
+        optimize_graph(imported.module, opt_level, graph, "nchw")
+        return regions_of(imported.module.operation, graph, block or vector_lanes())
 
 
 def count_graph_ops(module: ir.Module) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,27 +88,33 @@ def layout_for_target(layout: str, target: str) -> str:
     )
 
 
-def layout_element(layout: str, level: int) -> str:
-    """The wpk-convert-layout element of the pipeline for `layout` at `level` ('' for none)."""
+def layout_element(layout: str, level: int, regions: Mapping[str, str] | None = None) -> str:
+    """The wpk-convert-layout element of the pipeline for `layout` at `level` ('' for none);
+    `regions`: region name -> "nchw" or a block size (its `regions=` option)."""
     if layout == "nchw" or (layout == "auto" and level not in LAYOUT_AUTO_LEVELS):
         return ""
+    chosen = ",".join(f"{name}:{choice}" for name, choice in (regions or {}).items())
     if layout == "auto":
-        return LAYOUT_PASS
-    if layout == "blocked":
-        return f"{LAYOUT_PASS}{{force=true}}"
-    block = layout.removeprefix("blocked")
-    if not layout.startswith("blocked") or not block.isdigit() or int(block) < 1:
-        raise PassPipelineError(f"layout must be auto, nchw, blocked or blocked<N>, got {layout!r}")
-    return f"{LAYOUT_PASS}{{block={int(block)} force=true}}"
+        options = []
+    elif layout == "blocked":
+        options = ["force=true"]
+    else:
+        block = layout.removeprefix("blocked")
+        if not layout.startswith("blocked") or not block.isdigit() or int(block) < 1:
+            raise PassPipelineError(f"layout must be auto, nchw, blocked or blocked<N>, got {layout!r}")
+        options = [f"block={int(block)}", "force=true"]
+    if chosen:
+        options.append(f"regions={chosen}")
+    return f"{LAYOUT_PASS}{{{' '.join(options)}}}" if options else LAYOUT_PASS
 
 
-def opt_level_pipeline(level: int, layout: str = "nchw") -> str:
+def opt_level_pipeline(level: int, layout: str = "nchw", regions: Mapping[str, str] | None = None) -> str:
     """The graph pipeline of optimization level `level` as bare elements ('' for none), with
     wpk-convert-layout after fusion as `layout` says (layout_element)."""
     if level not in OPT_LEVEL_PIPELINES:
         raise PassPipelineError(f"optimization level must be one of {sorted(OPT_LEVEL_PIPELINES)}, got {level!r}")
     elements = [e for e in OPT_LEVEL_PIPELINES[level].split(",") if e]
-    extra = layout_element(layout, level)
+    extra = layout_element(layout, level, regions)
     if extra:
         at = elements.index("wpk-cleanup") if "wpk-cleanup" in elements else len(elements)
         elements.insert(at, extra)
