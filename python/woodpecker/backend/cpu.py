@@ -186,14 +186,12 @@ def bufferize_into_arena(module: ir.Module) -> Arena:
     return place_in_arena(main_func(module))
 
 
-def lower_to_llvm(module: ir.Module, parallel: bool, vector_math: bool = True) -> None:
-    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM (with
-    `vector_math`, the f32 transcendentals first become vectorizable arith code: backend.expand_math)."""
+def lower_to_llvm(module: ir.Module, parallel: bool, threads: int = 0, vector_math: bool = True) -> None:
+    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM (parallel
+    regions of `threads` threads, 0: the OpenMP runtime's default; with `vector_math`, the f32
+    transcendentals first become vectorizable arith code: backend.expand_math)."""
     if vector_math:
         expand_math(module)
-def lower_to_llvm(module: ir.Module, parallel: bool, threads: int = 0) -> None:
-    """The rest of the pipeline after `bufferize_into_arena`: deallocation, loops, LLVM (parallel
-    regions of `threads` threads; 0: the OpenMP runtime's default)."""
     try:
         PassManager.parse(cpu_lowering(parallel, threads), context=module.context).run(module.operation)
     except ir.MLIRError as err:
@@ -251,8 +249,7 @@ def compile_cpu(
             arg_shapes[:first_weight], arg_shapes[first_weight:], output_shapes, arena_bytes=arena.nbytes, dtypes=dtypes
         )
         _emit_interface(module, interface)
-        lower_to_llvm(module, parallel, options.vector_math)
-        lower_to_llvm(module, parallel, target.threads)
+        lower_to_llvm(module, parallel, target.threads, options.vector_math)
     libs = [str(c_runner_utils())] + ([str(omp)] if omp else [])
     libs += library_paths({kernel.library for kernel in libraries})
     with timed_stage(stats, "machine-code"):
