@@ -199,3 +199,15 @@ def test_a_matmul_reading_its_left_operand_transposed_is_not_applicable() -> Non
         (kernel,) = find_kernels(module)
         with pytest.raises(NotApplicable, match="left operand"):
             match_kernel(kernel, "onednn", first_weight=1)
+
+
+@pytest.mark.parametrize("library", ["onednn", "blas"])
+def test_a_saved_model_builds_its_runtime_matmul_calls_again(library: str, tmp_path) -> None:
+    model, feeds, expected = matmul_model((3, 5, 7), (3, 7, 4), epilogue="bias_relu")
+    compiled = woodpecker.compile(
+        model, options=CompileOptions(libraries=library, select="heuristic", use_tuning_records=False)
+    )
+    loaded = woodpecker.load(compiled.save(tmp_path / "model"))
+    (got,) = loaded.run(None, feeds)
+    _close(got, expected)
+    np.testing.assert_array_equal(got, compiled.run(None, feeds)[0])
