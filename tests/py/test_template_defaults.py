@@ -200,3 +200,16 @@ def test_uneven_chunked_reduction_matches_numpy() -> None:
     (got,) = woodpecker.compile(_row_mean(shape), options=options).run(None, {"x": x})
     expected = x.astype(np.float64).mean(axis=-1, keepdims=True)
     assert np.linalg.norm(got - expected) <= 1e-5 * np.linalg.norm(expected)
+
+
+def test_the_default_matmul_register_tile_rows_are_a_power_of_two_vectors() -> None:
+    """BERT's projection 128x768 @ 768x768: the 4 x 96 tile (6 vectors a row) that used to be the
+    AVX-512 default ran about 100x slower than 8 x 32 (bench/bench_matmuls.py)."""
+    w = numpy_helper.from_array(np.ones((768, 768), np.float32), "w")
+    lowered = lower_model(_model(helper.make_node("MatMul", ["x", "w"], ["y"]), (128, 768), (128, 768), [w]))
+    with lowered.imported.context, ir.Location.unknown():
+        (kernel,) = [k for k in find_kernels(lowered.module) if k.kind == "matmul"]
+        for name, machine in MACHINES.items():
+            _, space = schedule_space(kernel, machine)
+            rows = space.default["reg_n"] // machine.vector_lanes
+            assert rows in (1, 2, 4, 8), f"{name}: {space.default}"

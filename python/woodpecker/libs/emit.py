@@ -8,6 +8,7 @@ A matched kernel (`LibraryPlan`) becomes, in `@main` (linalg on tensors):
     func.call @dnnl_primitive_execute(<primitive>, <stream>, <nargs>, <args>)   (each execution)
     func.call @dnnl_stream_wait(<stream>)
       or  func.call @scipy_cblas_sgemm(...)                                       (BLAS)
+      or  func.call @scipy_cblas_sgemm_batch_strided(...)          (BLAS, batched run-time operands)
     %r = bufferization.to_tensor %out restrict writable
 
 and `%r` replaces the kernel's result. The library objects (primitives with their weights
@@ -134,6 +135,30 @@ def _slot(table: ir.Value, slot: int) -> ir.Value:
     return memref.LoadOp(table, [arith.ConstantOp(ir.IndexType.get(), slot).result]).result
 
 
+def _emit_blas(module: ir.Module, plan: LibraryPlan, table: ir.Value, inputs: list[ir.Value], out: ir.Value) -> None:
+    """C = A @ op(B) by `scipy_cblas_sgemm` (B a weight: the table's slot), or for two run-time
+    operands by `scipy_cblas_sgemm_batch_strided` (one matrix per batch entry, B read from memory)."""
+    i32, i64, f32 = ir.IntegerType.get_signless(32), ir.IntegerType.get_signless(64), ir.F32Type.get()
+    params = plan.params
+    m, k, n = params["m"], params["k"], params["n"]
+    if plan.op == "runtime_matmul":
+        transposed, rhs = params["transposed_b"], inputs[1]
+    else:
+        transposed, rhs = params["transposed_weights"], _slot(table, BLAS_WEIGHTS_SLOT)
+    head = [_i32(blas.ROW_MAJOR), _i32(blas.NO_TRANS), _i32(blas.TRANS if transposed else blas.NO_TRANS)]
+    head += [_i32(m), _i32(n), _i32(k), _f32(1.0)]
+    ldb = k if transposed else n
+    if plan.op == "runtime_matmul" and params["batch"] is not None:
+        args = [*head, inputs[0], _i32(k), _i32(m * k), rhs, _i32(ldb), _i32(k * n), _f32(0.0), out, _i32(n)]
+        args += [_i32(m * n), _i32(params["batch"])]
+        types = [i32] * 6 + [f32, i64, i32, i32, i64, i32, i32, f32, i64, i32, i32, i32]
+        _declare(module, blas.SGEMM_BATCH_STRIDED_SYMBOL, types, [])
+        func.CallOp([], blas.SGEMM_BATCH_STRIDED_SYMBOL, args)
+        return
+    _declare(module, blas.SGEMM_SYMBOL, [i32] * 6 + [f32, i64, i32, i64, i32, f32, i64, i32], [])
+    func.CallOp([], blas.SGEMM_SYMBOL, [*head, inputs[0], _i32(k), rhs, _i32(ldb), _f32(0.0), out, _i32(n)])
+
+
 def emit_call(module: ir.Module, plan: LibraryPlan, spec: LibraryCallSpec, call: object) -> ir.Value:
     """Emits the library call for `plan` before the op it replaces; returns its result tensor.
     The library objects' handles are read from the kernel's table, not baked in as constants."""
@@ -149,29 +174,7 @@ def emit_call(module: ir.Module, plan: LibraryPlan, spec: LibraryCallSpec, call:
         inputs = [_pointer(_buffer(value)) for value in plan.inputs]
         out_pointer = _pointer(out)
         if plan.library == "blas":
-            _declare(module, blas.SGEMM_SYMBOL, [i32] * 6 + [f32, i64, i32, i64, i32, f32, i64, i32], [])
-            m, k, n = plan.params["m"], plan.params["k"], plan.params["n"]
-            transposed = plan.params["transposed_weights"]
-            func.CallOp(
-                [],
-                blas.SGEMM_SYMBOL,
-                [
-                    _i32(blas.ROW_MAJOR),
-                    _i32(blas.NO_TRANS),
-                    _i32(blas.TRANS if transposed else blas.NO_TRANS),
-                    _i32(m),
-                    _i32(n),
-                    _i32(k),
-                    _f32(1.0),
-                    inputs[0],
-                    _i32(k),
-                    _slot(table, BLAS_WEIGHTS_SLOT),
-                    _i32(k if transposed else n),
-                    _f32(0.0),
-                    out_pointer,
-                    _i32(n),
-                ],
-            )
+            _emit_blas(module, plan, table, inputs, out_pointer)
         else:
             _declare(module, "dnnl_memory_set_data_handle", [i64, i64], [i32])
             _declare(module, "dnnl_primitive_execute", [i64, i64, i32, i64], [i32])

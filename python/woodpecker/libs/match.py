@@ -27,7 +27,7 @@ from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel, owner_of
 LIBRARIES = ("onednn", "blas")
 
 _CONV_OPS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw")
-_MATMUL_OPS = ("linalg.matmul", "linalg.matmul_transpose_b")
+_MATMUL_OPS = ("linalg.matmul", "linalg.matmul_transpose_b", "linalg.batch_matmul")
 _POOL_OPS = ("linalg.pooling_nchw_max", "linalg.pooling_nchw_sum")
 _RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
 
@@ -41,7 +41,7 @@ class LibraryPlan:
     """What a library call computes in place of a kernel (or of its main op, for BLAS)."""
 
     library: str  # "onednn" | "blas"
-    op: str  # "conv" | "matmul" | "max_pool" | "avg_pool"
+    op: str  # "conv" | "blocked_conv" | "matmul" | "runtime_matmul" | "max_pool" | "avg_pool"
     kernel_name: str
     replaces: ir.Operation  # the op whose result the call's result replaces
     inputs: list[ir.Value]  # run-time tensors the call reads, in the call's operand order
@@ -398,8 +398,9 @@ def _blocked_conv(kernel: Kernel, first_weight: int) -> LibraryPlan:
     return plan
 
 
-def _matmul_rhs(value: ir.Value, first_weight: int, transposed_b: bool) -> tuple[int, bool]:
-    """(weight argument, whether it holds B transposed, i.e. N x K) of a matmul's right operand."""
+def _matmul_weight(value: ir.Value, first_weight: int, transposed_b: bool) -> tuple[int, bool] | None:
+    """(weight argument, whether it holds B transposed, i.e. N x K) of a matmul's right operand
+    that is a weight (through reshapes, or a copy that swaps it); None when computed at run time."""
     weight = _weight_arg(value, first_weight)
     if weight is not None:
         return weight, transposed_b
@@ -412,34 +413,81 @@ def _matmul_rhs(value: ir.Value, first_weight: int, transposed_b: bool) -> tuple
         weight = _weight_arg(owner.operands[0], first_weight)
         if is_copy and swapped and weight is not None:
             return weight, not transposed_b
-    raise NotApplicable("the matmul's right operand is computed at run time, not a weight")
+    return None
+
+
+def _dims(amap: ir.AffineMap) -> list[int]:
+    if not all(isinstance(r, ir.AffineDimExpr) for r in amap.results):
+        raise NotApplicable(f"the matmul reads an operand through {amap}, not a permutation of its loops")
+    return [ir.AffineDimExpr(r).position for r in amap.results]
+
+
+def _matmul_layout(op: ir.Operation) -> tuple[int, bool]:
+    """(number of batch dims, whether B is read as N x K) of a (batch) matmul from its indexing
+    maps: A (batch, m, k), B (batch, k, n) or (batch, n, k), C (batch, m, n)."""
+    maps = _maps(op)
+    if len(maps) != 3:
+        raise NotApplicable(f"a matmul with {len(maps)} operands")
+    a, b, c = (_dims(m) for m in maps)
+    batch = c[:-2]
+    (m, n), ks = c[-2:], set(range(maps[2].n_dims)) - set(c)
+    if len(ks) != 1 or len(a) != len(c) or a != [*batch, m, *ks]:
+        raise NotApplicable(f"the matmul's left operand is read through {maps[0]}, not as (batch, M, K)")
+    (k,) = ks
+    if b == [*batch, k, n]:
+        return len(batch), False
+    if b == [*batch, n, k]:
+        return len(batch), True
+    raise NotApplicable(f"the matmul's right operand is read through {maps[1]}, not as (batch, K, N) or (batch, N, K)")
 
 
 def _matmul(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan:
+    """A matmul with a constant right operand (op "matmul": the weight is packed once, at compile
+    time), else one of two run-time operands, batched or not (op "runtime_matmul")."""
     main = kernel.main
     if _fill_value(kernel.fill) != 0.0:
         raise NotApplicable("the matmul does not start from a zero accumulator")
     a, b = main.operands[0], main.operands[1]
-    if len(_shape(a)) != 2:
-        raise NotApplicable("batched matmuls are not supported")
-    weight, transposed = _matmul_rhs(b, first_weight, kernel.named_op == "linalg.matmul_transpose_b")
-    m, k = _shape(a)
-    n = _shape(main.results[0])[1]
+    batch_dims, transposed_b = _matmul_layout(main)
+    if batch_dims > 1:
+        raise NotApplicable(f"a matmul with {batch_dims} batch dims (the lowering collapses them into one)")
+    weight = None if batch_dims else _matmul_weight(b, first_weight, transposed_b)
+    out = _shape(main.results[0])
+    m, k = _shape(a)[-2:]
+    n = out[-1]
     if library == "blas":
         read, replaces, post_ops, sides = None, main, [], []
     else:
-        read, replaces = _epilogue(kernel, 1, first_weight)
+        read, replaces = _epilogue(kernel, len(out) - 1, first_weight)
         post_ops, sides = _post_ops(kernel, read)
-    plan = LibraryPlan(
-        library=library,
-        op="matmul",
-        kernel_name=kernel.name,
-        replaces=replaces,
-        inputs=[a, *sides],
-        output_shape=_shape(replaces.results[0]),
-        params={"m": m, "k": k, "n": n, "post_ops": post_ops, "transposed_weights": transposed},
-        weight_args={"weights": weight},
-    )
+    if weight is not None:
+        plan = LibraryPlan(
+            library=library,
+            op="matmul",
+            kernel_name=kernel.name,
+            replaces=replaces,
+            inputs=[a, *sides],
+            output_shape=_shape(replaces.results[0]),
+            params={"m": m, "k": k, "n": n, "post_ops": post_ops, "transposed_weights": weight[1]},
+            weight_args={"weights": weight[0]},
+        )
+    else:
+        plan = LibraryPlan(
+            library=library,
+            op="runtime_matmul",
+            kernel_name=kernel.name,
+            replaces=replaces,
+            inputs=[a, b, *sides],
+            output_shape=_shape(replaces.results[0]),
+            params={
+                "batch": out[0] if batch_dims else None,
+                "m": m,
+                "k": k,
+                "n": n,
+                "post_ops": post_ops,
+                "transposed_b": transposed_b,
+            },
+        )
     if read is not None and read.bias is not None:
         bias = _weight_arg(kernel.epilogue.operands[read.bias], first_weight)
         assert bias is not None

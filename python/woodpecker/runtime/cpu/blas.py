@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 
 SGEMM_SYMBOL = "scipy_cblas_sgemm"
+# (order, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+# stride_c, batch): the strided batch of sgemm of recent OpenBLAS releases (MKL's signature).
+SGEMM_BATCH_STRIDED_SYMBOL = "scipy_cblas_sgemm_batch_strided"
 # CBLAS enum values (cblas.h): CblasRowMajor, CblasNoTrans, CblasTrans.
 ROW_MAJOR = 101
 NO_TRANS = 111
@@ -54,6 +57,11 @@ def load() -> ctypes.CDLL:
     lib.scipy_openblas_set_num_threads.argtypes = [ctypes.c_int]
     lib.scipy_openblas_get_num_threads.restype = ctypes.c_int
     return lib
+
+
+def has_batch_strided() -> bool:
+    """Whether the loaded OpenBLAS has `SGEMM_BATCH_STRIDED_SYMBOL` (batched matmul calls need it)."""
+    return hasattr(load(), SGEMM_BATCH_STRIDED_SYMBOL)
 
 
 def availability() -> str | None:

@@ -8,7 +8,7 @@ the handles, in the order `handles` lists them:
 
     oneDNN: the stream, the run-time memory objects (inputs, then the output), then per
             execution its primitive, its argument count and its argument array;
-    BLAS:   the weight matrix.
+    BLAS:   the weight matrix (none for a product of two run-time operands).
 
 The compile builds the objects (`LibraryCallSpec.build`) and fills the tables of the JIT-ed code;
 `woodpecker.load` builds them again from the saved spec and weights and fills the tables of the
@@ -31,7 +31,8 @@ import numpy as np
 # The ExecutionEngine's look-up (`raw_lookup`) prefixes names with `_mlir_`, so the tables carry it.
 HANDLE_SYMBOL_PREFIX = "_mlir_wpk_handles_"
 LIBRARY_NAMES = ("onednn", "blas")
-ONEDNN_OPS = ("conv", "blocked_conv", "matmul", "max_pool", "avg_pool")
+ONEDNN_OPS = ("conv", "blocked_conv", "matmul", "runtime_matmul", "max_pool", "avg_pool")
+BLAS_OPS = ("matmul", "runtime_matmul")
 
 
 def handle_symbol(kernel_name: str) -> str:
@@ -69,8 +70,14 @@ class LibraryCallSpec:
         if self.library == "blas":
             from woodpecker.runtime.cpu import blas
 
+            if self.op not in BLAS_OPS:
+                raise ValueError(f"BLAS has no call for {self.op!r} (its calls: {', '.join(BLAS_OPS)})")
             blas.load()
             blas.set_threads(1)  # see woodpecker.runtime.cpu.blas: no second thread pool next to OpenMP's
+            if self.op == "runtime_matmul":
+                if self.params.get("batch") is not None and not blas.has_batch_strided():
+                    raise ValueError(f"this OpenBLAS has no {blas.SGEMM_BATCH_STRIDED_SYMBOL} for a batched matmul")
+                return None  # both operands are run-time tensors: the call has no handles
             return np.ascontiguousarray(weights["weights"], dtype=np.float32)
         from woodpecker.runtime.cpu import onednn
 
@@ -111,6 +118,17 @@ class LibraryCallSpec:
                 formats=onednn.BlockedFormats(
                     formats["src"], formats["weights"], formats["dst"], tuple(formats["binary"])
                 ),
+            )
+        if self.op == "runtime_matmul":
+            batch = params["batch"]
+            return onednn.RuntimeMatMul(
+                None if batch is None else int(batch),
+                params["m"],
+                params["k"],
+                params["n"],
+                bool(params["transposed_b"]),
+                bias,
+                post_ops,
             )
         if self.op == "matmul":
             matrix = np.asarray(weights["weights"], dtype=np.float32)
@@ -156,6 +174,8 @@ def table_initial_values(spec: LibraryCallSpec, capacity: int) -> list[int]:
 def handles(library: str, call: object) -> list[int]:
     """The handles of `call` in table order (slots 2...)."""
     if library == "blas":
+        if call is None:  # a product of two run-time operands
+            return []
         assert isinstance(call, np.ndarray)
         return [call.ctypes.data]
     values = [call.stream, *call.runtime_memories]  # type: ignore[attr-defined]

@@ -1056,6 +1056,79 @@ class MatMul(LibraryCall):
         self.description = f"{what} bias={bias is not None} post_ops=[{_describe_post_ops(post_ops)}] impl={self.name}"
 
 
+def matmul_weights_strides(batch: int | None, k: int, n: int, transposed: bool) -> tuple[int, ...]:
+    """Element strides of a logical (B,) K x N right operand held as (B,) K x N, or as (B,) N x K
+    when `transposed` (read through the strides, no copy)."""
+    inner = (1, k) if transposed else (n, 1)
+    return inner if batch is None else (k * n, *inner)
+
+
+class RuntimeMatMul(LibraryCall):
+    """A matrix product of two run-time operands, (B,) M x K times (B,) K x N, with bias and post-ops.
+
+    `batch` None is a 2-D product, else both operands have `batch` matrices (broadcast batch dims
+    are materialized before, by the lowering). The right operand is (B,) K x N in memory, or
+    (B,) N x K when `transposed_b` (oneDNN reads it through strides: no copy, no reorder). The
+    bias is a weight of N values. Runtime operands: src, the right operand (its shape in memory),
+    one per binary post-op (PostOp.shape, the output's rank), then dst (B,) M x N.
+    """
+
+    def __init__(
+        self,
+        batch: int | None,
+        m: int,
+        k: int,
+        n: int,
+        transposed_b: bool,
+        bias: np.ndarray | None,
+        post_ops: Sequence[PostOp] = (),
+    ) -> None:
+        super().__init__()
+        m, k, n = int(m), int(k), int(n)
+        batch = None if batch is None else int(batch)
+        if min(m, k, n) < 1 or (batch is not None and batch < 1):
+            raise ValueError(f"matmul sizes must be >= 1, got batch={batch} m={m} k={k} n={n}")
+        lead = () if batch is None else (batch,)
+        if bias is not None:
+            bias = _float32("matmul bias", bias, 1)
+            if bias.shape != (n,):
+                raise ValueError(f"matmul bias must have shape ({n},), got {bias.shape}")
+        self.output_shape: tuple[int, ...] = (*lead, m, n)
+        post_ops = list(post_ops)
+        attr = self._attr(post_ops, self.output_shape)
+        src_md, dst_md = self._md((*lead, m, k)), self._md(self.output_shape)
+        weights_md = self._md((*lead, k, n), matmul_weights_strides(batch, k, n, transposed_b))
+        bias_shape = (*[1] * len(lead), 1, n)
+        bias_md = self._md(bias_shape) if bias is not None else None
+        pd = ctypes.c_void_p()
+        rhs = f"({n}x{k})^T" if transposed_b else f"({k}x{n})"
+        what = f"matmul {'' if batch is None else f'{batch} x '}({m}x{k}) x {rhs}"
+        try:
+            self._lib.call(
+                "dnnl_matmul_primitive_desc_create",
+                ctypes.byref(pd),
+                self._lib.engine,
+                src_md,
+                weights_md,
+                bias_md,
+                dst_md,
+                attr.handle,
+            )
+        except OneDnnError as error:
+            raise OneDnnError(f"oneDNN has no {what}: {error.status}", error.function, error.status) from None
+        pd_handle = self._own("dnnl_primitive_desc_destroy", pd.value)
+        args = {}
+        if bias is not None:
+            args[_ARG_BIAS] = self._constant(bias.reshape(bias_shape), self._query_md(pd_handle, _QUERY_WEIGHTS_MD, 1))
+        args[_ARG_SRC] = self._runtime_memory(src_md, (*lead, m, k))
+        args[_ARG_WEIGHTS] = self._runtime_memory(weights_md, (*lead, n, k) if transposed_b else (*lead, k, n))
+        args |= self._binary_args(attr, pd_handle, [])
+        args[_ARG_DST] = self._runtime_memory(dst_md, self.output_shape)
+        self._primitive(pd_handle, args)
+        self.name = self._impl_name(pd_handle)
+        self.description = f"{what} bias={bias is not None} post_ops=[{_describe_post_ops(post_ops)}] impl={self.name}"
+
+
 class Pooling(LibraryCall):
     """2-D forward max / average pooling on plain NCHW float32 tensors.
 
