@@ -18,6 +18,12 @@ from collections.abc import Mapping
 ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.abs": {},
     "wpk.add": {},
+    "wpk.arg_reduce": {
+        "kind": "str",
+        "axis": "i64",
+        "keepdims": "bool",
+        "select_last_index": "bool",
+    },
     "wpk.avg_pool": {
         "kernel_shape": "i64s",
         "strides": "i64s",
@@ -51,6 +57,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
         "groups": "i64",
     },
     "wpk.cos": {},
+    "wpk.cumsum": {"axis": "i64", "exclusive": "bool", "reverse": "bool"},
     "wpk.div": {},
     "wpk.elementwise": {"steps": "strs", "params": "f32s"},
     "wpk.elu": {"alpha": "f32"},
@@ -90,6 +97,8 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.hard_swish": {},
     "wpk.hardmax": {"axis": "i64"},
     "wpk.instance_norm": {"epsilon": "f32"},
+    "wpk.integer_binary": {"kind": "str"},
+    "wpk.integer_unary": {"kind": "str"},
     "wpk.is_inf": {"detect_positive": "bool", "detect_negative": "bool"},
     "wpk.is_nan": {},
     "wpk.layer_norm": {"axis": "i64", "epsilon": "f32"},
@@ -151,6 +160,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.thresholded_relu": {"alpha": "f32"},
     "wpk.to_blocked": {"block": "i64"},
     "wpk.transpose": {"perm": "i64s"},
+    "wpk.trilu": {"upper": "bool", "k": "i64"},
     "wpk.weight": {"value": "value"},
     "wpk.where": {},
 }
@@ -158,6 +168,7 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
 OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.abs": (("input", "single"),),
     "wpk.add": (("lhs", "single"), ("rhs", "single")),
+    "wpk.arg_reduce": (("input", "single"),),
     "wpk.avg_pool": (("input", "single"),),
     "wpk.batch_norm": (
         ("input", "single"),
@@ -184,6 +195,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.conv2d": (("input", "single"), ("filter", "single"), ("bias", "optional")),
     "wpk.conv_transpose2d": (("input", "single"), ("filter", "single"), ("bias", "optional")),
     "wpk.cos": (("input", "single"),),
+    "wpk.cumsum": (("input", "single"),),
     "wpk.div": (("lhs", "single"), ("rhs", "single")),
     "wpk.elementwise": (
         ("input", "single"),
@@ -234,6 +246,8 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.hard_swish": (("input", "single"),),
     "wpk.hardmax": (("input", "single"),),
     "wpk.instance_norm": (("input", "single"), ("scale", "single"), ("bias", "single")),
+    "wpk.integer_binary": (("lhs", "single"), ("rhs", "single")),
+    "wpk.integer_unary": (("input", "single"),),
     "wpk.is_inf": (("input", "single"),),
     "wpk.is_nan": (("input", "single"),),
     "wpk.layer_norm": (("input", "single"), ("scale", "single"), ("bias", "optional")),
@@ -284,6 +298,7 @@ OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.thresholded_relu": (("input", "single"),),
     "wpk.to_blocked": (("input", "single"),),
     "wpk.transpose": (("input", "single"),),
+    "wpk.trilu": (("input", "single"),),
     "wpk.weight": (),
     "wpk.where": (("condition", "single"), ("lhs", "single"), ("rhs", "single")),
 }
@@ -301,6 +316,7 @@ SEGMENTED: frozenset[str] = frozenset(
 ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.abs": {"input": ("f32",), "output": ("f32",)},
     "wpk.add": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
+    "wpk.arg_reduce": {"input": ("f32", "i64", "i32"), "output": ("i64",)},
     "wpk.avg_pool": {"input": ("f32",), "output": ("f32",)},
     "wpk.batch_norm": {
         "input": ("f32",),
@@ -334,6 +350,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "output": ("f32",),
     },
     "wpk.cos": {"input": ("f32",), "output": ("f32",)},
+    "wpk.cumsum": {"input": ("f32", "i64", "i32"), "output": ("f32", "i64", "i32")},
     "wpk.div": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
     "wpk.elementwise": {
         "input": ("f32",),
@@ -397,6 +414,8 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "bias": ("f32",),
         "output": ("f32",),
     },
+    "wpk.integer_binary": {"lhs": ("i64", "i32"), "rhs": ("i64", "i32"), "output": ("i64", "i32")},
+    "wpk.integer_unary": {"input": ("i64", "i32"), "output": ("i64", "i32")},
     "wpk.is_inf": {"input": ("f32",), "output": ("i1",)},
     "wpk.is_nan": {"input": ("f32",), "output": ("i1",)},
     "wpk.layer_norm": {"input": ("f32",), "scale": ("f32",), "bias": ("f32",), "output": ("f32",)},
@@ -447,6 +466,7 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.thresholded_relu": {"input": ("f32",), "output": ("f32",)},
     "wpk.to_blocked": {"input": ("f32",), "output": ("f32",)},
     "wpk.transpose": {"input": ("f32",), "output": ("f32",)},
+    "wpk.trilu": {"input": ("f32", "i64", "i32", "i1"), "output": ("f32", "i64", "i32", "i1")},
     "wpk.weight": {"output": ("f32",)},
     "wpk.where": {
         "condition": ("i1",),

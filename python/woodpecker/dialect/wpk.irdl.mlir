@@ -15,6 +15,18 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // Index of the maximum or minimum along `axis` (ONNX ArgMax, ArgMin), an i64 result
+  irdl.operation @arg_reduce {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.string"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "#builtin.integer"
+    %4 = irdl.base "#builtin.integer"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %5)
+    irdl.attributes {"kind" = %1, "axis" = %2, "keepdims" = %3, "select_last_index" = %4}
+  }
   // 2-D average pooling (NCHW); pads are [top, left, bottom, right]
   irdl.operation @avg_pool {
     %0 = irdl.base "!builtin.tensor"
@@ -156,6 +168,17 @@ irdl.dialect @wpk {
     %1 = irdl.base "!builtin.tensor"
     irdl.operands(input: %0)
     irdl.results(output: %1)
+  }
+  // Cumulative sum along `axis` (ONNX CumSum)
+  irdl.operation @cumsum {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "#builtin.integer"
+    %4 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %4)
+    irdl.attributes {"axis" = %1, "exclusive" = %2, "reverse" = %3}
   }
   // Elementwise division with numpy broadcasting
   irdl.operation @div {
@@ -403,6 +426,25 @@ irdl.dialect @wpk {
     irdl.operands(input: %0, scale: %1, bias: %2)
     irdl.results(output: %4)
     irdl.attributes {"epsilon" = %3}
+  }
+  // Elementwise integer arithmetic with numpy broadcasting (i64 or i32, both alike)
+  irdl.operation @integer_binary {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.string"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"kind" = %2}
+  }
+  // Elementwise integer `neg` or `abs` (i64 or i32, wrapping)
+  irdl.operation @integer_unary {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.string"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %2)
+    irdl.attributes {"kind" = %1}
   }
   // Elementwise x == +inf (if detect_positive) or x == -inf (if detect_negative)
   irdl.operation @is_inf {
@@ -841,6 +883,16 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %2)
     irdl.attributes {"perm" = %1}
+  }
+  // Upper or lower triangle of the last two dimensions (ONNX Trilu), the rest zeroed
+  irdl.operation @trilu {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"upper" = %1, "k" = %2}
   }
   // A constant weight tensor held in a dense_resource blob
   irdl.operation @weight {
