@@ -239,7 +239,7 @@ DTYPE_OPS: dict[str, frozenset[str]] = {
     "IsNaN": frozenset({"bool"}),
     "IsInf": frozenset({"bool"}),
     "Identity": _INT_BOOL,
-    **dict.fromkeys(("Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Sum"), _INTS),
+    **dict.fromkeys(("Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min"), _INTS),
     "ArgMax": _INTS,
     "ArgMin": _INTS,
     "CumSum": _INTS,

@@ -21,7 +21,7 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 |  | Softsign, Mish, Sin, Cos, Gelu, Elu, Selu, Celu, ThresholdedRelu, Pow, PRelu, Mod, |
 |  | Max, Min, Sum, Mean |
 | index.py | ArgMax, ArgMin, CumSum, Trilu, OneHot, Einsum; the integer (i64, i32) path of Add, Sub, |
-|  | Mul, Div, Mod, Neg, Abs, Max, Min, Sum at run time (`wpk.integer_binary`, `wpk.integer_unary`) |
+|  | Mul, Div, Mod, Neg, Abs, Max, Min at run time (`wpk.integer_binary`, `wpk.integer_unary`) |
 """
 
 from woodpecker.importer.converters import (  # noqa: F401 (registers)

@@ -4,7 +4,7 @@ Pow (a constant scalar exponent 1, 2, 3, 0.5 or -1 becomes mul/sqrt/reciprocal),
 ops; Mean then divides by the count).
 
 Float data, except that all-constant integer inputs of the binary and variadic ops fold at
-import and integer (i64, i32) run-time inputs of Neg, Abs, Mod, Max, Min and Sum become
+import and integer (i64, i32) run-time inputs of Neg, Abs, Mod, Max and Min become
 `wpk.integer_unary`/`wpk.integer_binary` (importer/converters/index.py); a bool input is
 rejected by `ctx.tensor` with a clear error.
 """
@@ -144,7 +144,7 @@ _FOLDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Sum": np.add,
     "Mean": np.add,
 }
-_INTEGER_KINDS = {"Max": "max", "Min": "min", "Sum": "add"}
+_INTEGER_KINDS = {"Max": "max", "Min": "min"}  # ONNX Sum and Mean take float types only
 _OPS: dict[str, wpk.OpClass] = {"Max": wpk.MaxOp, "Min": wpk.MinOp, "Sum": wpk.AddOp, "Mean": wpk.AddOp}
 
 
@@ -171,8 +171,8 @@ def convert_variadic(ctx: NodeContext) -> Sequence[Result]:
                 folded = folded / count if folded.dtype.kind == "f" else folded // count
             return [np.asarray(folded).astype(arrays[0].dtype)]
     if integer_inputs(ctx, indices):
-        if ctx.op_type == "Mean":
-            raise ctx.unsupported("Mean of integer tensors at run time is not supported")
+        if ctx.op_type not in _INTEGER_KINDS:
+            raise ctx.unsupported(f"{ctx.op_type} of integer tensors is not supported (ONNX takes float types)")
         return [emit_integer_binary(ctx, _INTEGER_KINDS[ctx.op_type], indices)]
     operands = [ctx.tensor(i) for i in indices]
     in_shapes = [ctx.shape_of(v) for v in operands]

@@ -1,5 +1,5 @@
 """Converters of the index ops: ArgMax, ArgMin, CumSum, Trilu, OneHot, Einsum; and the integer
-path of Add, Sub, Mul, Div, Mod, Neg, Abs, Max, Min, Sum (`integer_binary_or`,
+path of Add, Sub, Mul, Div, Mod, Neg, Abs, Max, Min (`integer_binary_or`,
 `integer_unary_or`: the converters of those ops in core.py and elementwise.py hand an i64 or
 i32 run-time input to `wpk.integer_binary`/`wpk.integer_unary`).
 
