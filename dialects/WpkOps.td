@@ -574,7 +574,8 @@ def Wpk_MatMulTransposedOp : Wpk_Op<"matmul_transposed"> {
 }
 
 // ---- index ops ----
-// ArgMax/ArgMin, integer arithmetic at run time, CumSum, Trilu (ops/index.py
+// ArgMax/ArgMin, integer arithmetic at run time, CumSum, GatherElements with
+// run-time indices, Trilu (ops/index.py
 // holds their semantics, lowering/index.py their lowering).
 
 def Wpk_ArgReduceOp : Wpk_Op<"arg_reduce"> {
@@ -616,6 +617,18 @@ def Wpk_CumSumOp : Wpk_Op<"cumsum"> {
   let arguments = (ins Wpk_NumberTensor:$input, I64Attr:$axis,
                        BoolAttr:$exclusive, BoolAttr:$reverse);
   let results = (outs Wpk_NumberTensor:$output);
+}
+
+def Wpk_TakeAlongAxisOp : Wpk_Op<"take_along_axis"> {
+  let summary = "result[i] = data[i with dimension `axis` replaced by indices[i]] (ONNX GatherElements, run-time indices)";
+  let description = [{
+    `indices` has the rank of `data` and the result's shape, no larger than
+    `data` outside `axis`. A negative index counts from the end of the axis;
+    out-of-range indices are clamped into it (ONNX leaves them undefined).
+    `wpk.gather_elements` is the same with constant indices.
+  }];
+  let arguments = (ins Wpk_AnyTensor:$data, Wpk_IndexTensor:$indices, I64Attr:$axis);
+  let results = (outs Wpk_AnyTensor:$output);
 }
 
 def Wpk_TriluOp : Wpk_Op<"trilu"> {

@@ -236,3 +236,16 @@ def test_one_hot_of_float_and_negative_indices(opt_level: int) -> None:
     index = np.where(index < 0, index + 4, index)
     expected = np.where(index[:, None, :] == np.arange(4)[None, :, None], 5.0, -2.0)
     np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+@LEVELS
+@pytest.mark.parametrize("index_type", [np.int64, np.int32])
+def test_gather_elements_at_run_time_indices(index_type: type, opt_level: int) -> None:
+    """Indices a graph input (negative ones count from the end), smaller than data off the axis."""
+    x = _f32(4, 5, 3)
+    indices = RNG.integers(-5, 5, (3, 7, 2)).astype(index_type)
+    node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)
+    model = model_of([node], {"x": x, "i": indices}, {"y": ([3, 7, 2], TensorProto.FLOAT)})
+    (got,) = run(model, {"x": x, "i": indices}, opt_level)
+    expected = np.take_along_axis(x[:3, :, :2], np.where(indices < 0, indices + 5, indices).astype(np.int64), axis=1)
+    np.testing.assert_array_equal(got, expected)

@@ -40,9 +40,6 @@ _TRAINING_DROPOUT = "training-mode Dropout (random mask; Woodpecker compiles inf
 _CONV_1D = "1-D Conv (wpk conv2d is 2-D, NCHW)"
 _SCATTER_REDUCTION = "ScatterND with a reduction (add/mul/max/min); only reduction none is converted"
 _RUNTIME_RANGE = "Range with a run-time limit (the window size is a graph input: Range folds at import only)"
-_RUNTIME_GATHER_ELEMENTS = (
-    "GatherElements with run-time indices (the int64 target labels; GatherElements takes constant indices)"
-)
 _RUNTIME_CROP_SHAPE = (
     "CenterCropPad with the crop shape a graph input: the pads and slices are int64 data at run time "
     "(Concat, Pad and Slice take them as constants; the output shape depends on the input's value)"
@@ -78,24 +75,6 @@ KNOWN_LIMITATIONS: dict[str, str] = {
     "test_hammingwindow_symmetric_expanded": _RUNTIME_RANGE,
     "test_hannwindow_expanded": _RUNTIME_RANGE,
     "test_hannwindow_symmetric_expanded": _RUNTIME_RANGE,
-    "test_nllloss_NC_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1_mean_weight_negative_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1_weight_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1_weight_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_no_weight_reduction_mean_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_reduction_mean_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_reduction_sum_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_with_weight_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_with_weight_reduction_mean_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_with_weight_reduction_sum_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2_with_weight_reduction_sum_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2d3_none_no_weight_negative_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2d3_sum_weight_high_ii_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2d3d4d5_mean_weight_expanded": _RUNTIME_GATHER_ELEMENTS,
-    "test_nllloss_NCd1d2d3d4d5_none_no_weight_expanded": _RUNTIME_GATHER_ELEMENTS,
     "test_center_crop_pad_crop_and_pad_expanded": _RUNTIME_CROP_SHAPE,
     "test_center_crop_pad_crop_axes_chw_expanded": _RUNTIME_CROP_SHAPE,
     "test_center_crop_pad_crop_axes_hwc_expanded": _RUNTIME_CROP_SHAPE,

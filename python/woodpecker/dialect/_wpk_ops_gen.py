@@ -4754,6 +4754,60 @@ def sub(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return SubOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class TakeAlongAxisOp(_ods_ir.OpView):
+  r"""
+  `indices` has the rank of `data` and the result's shape, no larger than
+  `data` outside `axis`. A negative index counts from the end of the axis;
+  out-of-range indices are clamped into it (ONNX leaves them undefined).
+  `wpk.gather_elements` is the same with constant indices.
+  """
+
+  OPERATION_NAME = "wpk.take_along_axis"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, data, indices, axis, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(data)
+    operands.append(indices)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def data(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def indices(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def take_along_axis(output, data, indices, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return TakeAlongAxisOp(output=output, data=data, indices=indices, axis=axis, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class TanhOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.tanh"
 

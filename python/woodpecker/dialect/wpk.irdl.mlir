@@ -850,6 +850,16 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // result[i] = data[i with dimension `axis` replaced by indices[i]] (ONNX GatherElements, run-time indices)
+  irdl.operation @take_along_axis {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(data: %0, indices: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"axis" = %2}
+  }
   // Hyperbolic tangent
   irdl.operation @tanh {
     %0 = irdl.base "!builtin.tensor"

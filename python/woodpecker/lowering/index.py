@@ -10,6 +10,8 @@
 * cumsum: out[..., i, ...] = sum over j of x[..., j, ...] where j <= i (j < i exclusive;
   j >= i, j > i reversed): one generic with the axis as an extra reduction loop, O(n^2) along
   the axis (the axes exporters cumsum over are short: position ids, masks).
+* take_along_axis: tensor.extract of data at the loaded index (normalized and clamped like
+  wpk.gather's) in a generic over the indices.
 * trilu: a select on the last two loop indices; an i1 tensor is stored as i8 and its zero is 0.
 """
 
@@ -19,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from mlir import ir
-from mlir.dialects import arith, linalg
+from mlir.dialects import arith, linalg, tensor
 
 from woodpecker.dialect import attr_bool, attr_int, attr_str, shape_of, wpk
 from woodpecker.lowering.common import (
@@ -229,6 +231,29 @@ def lower_cumsum(op: ir.Operation) -> ir.Value:
 
     iterators = ["parallel"] * rank + ["reduction"]
     return generic([x], [read, write], _filled(_constant(element, 0), shape), body, iterators)
+
+
+@lowers(wpk.TakeAlongAxisOp)
+def lower_take_along_axis(op: ir.Operation) -> ir.Value:
+    """out[i] = data[i with dim `axis` = clamp(norm(indices[i]))]."""
+    data, indices = op.operands[0], op.operands[1]
+    axis = attr_int(op, "axis")
+    data_shape, out_shape = shape_of(data), shape_of(indices)
+    if len(data_shape) != len(out_shape) or not 0 <= axis < len(data_shape):
+        raise LoweringError(f"take_along_axis of data {data_shape} at indices {out_shape} along axis {axis}")
+    size, rank = data_shape[axis], len(out_shape)
+    index_element = _element(indices)
+
+    def body(a: Sequence[ir.Value]) -> ir.Value:
+        zero, last, extent = (_constant(index_element, v) for v in (0, size - 1, size))
+        raw = a[0]
+        shifted = arith.select(arith.cmpi(arith.CmpIPredicate.slt, raw, zero), arith.addi(raw, extent), raw)
+        position = arith.index_cast(ir.IndexType.get(), arith.minsi(arith.maxsi(shifted, zero), last))
+        coords = [position if d == axis else linalg.IndexOp(d).result for d in range(rank)]
+        return tensor.extract(data, coords)
+
+    init = empty(out_shape, _element(data))
+    return generic([indices], [identity_map(rank), identity_map(rank)], init, body)
 
 
 @lowers(wpk.TriluOp)

@@ -1,5 +1,5 @@
 """The index ops: arg_reduce (ArgMax/ArgMin), integer_binary and integer_unary (integer
-arithmetic at run time), cumsum, trilu.
+arithmetic at run time), cumsum, take_along_axis (GatherElements at run-time indices), trilu.
 
 arg_reduce gives i64 indices; integer_* take and give i64 or i32 (both operands alike) and keep
 integer results exact (wrapping like the lowering's machine integers); cumsum and trilu keep
@@ -198,6 +198,33 @@ def evaluate_cumsum(args: OpArgs[np.ndarray]) -> np.ndarray:
     return cumsum(args["input"], int(args.attr("axis")), bool(args.attr("exclusive")), bool(args.attr("reverse")))
 
 
+def take_along_axis_shape(args: OpArgs[Shape]) -> Shape:
+    data, indices = list(args["data"]), list(args["indices"])
+    if len(indices) != len(data) or not data:
+        fail(f"'indices' {fmt(indices)} must have the rank of 'data' {fmt(data)} (at least 1)")
+    axis = axis_in_range(int(args.attr("axis")), len(data))
+    if any(i > d for a, (i, d) in enumerate(zip(indices, data, strict=True)) if a != axis):
+        fail(f"'indices' {fmt(indices)} is larger than 'data' {fmt(data)} outside axis {axis}")
+    return indices
+
+
+def evaluate_take_along_axis(args: OpArgs[np.ndarray]) -> np.ndarray:
+    """np.take_along_axis of the leading block of data; indices normalized like Gather's."""
+    data, axis = np.asarray(args["data"]), int(args.attr("axis"))
+    raw = np.asarray(args["indices"])
+    if raw.dtype.kind not in "iu":
+        raise NotEvaluable(f"take_along_axis indices of {raw.dtype} data")
+    size = data.shape[axis]
+    indices = np.clip(np.where(raw < 0, raw + size, raw), 0, size - 1).astype(np.int64)
+    block = tuple(slice(0, n) if a != axis else slice(None) for a, n in enumerate(indices.shape))
+    return np.take_along_axis(data[block], indices, axis=axis)
+
+
+def _take_elements(operands: Mapping[str, str], result: str) -> None:
+    if "data" in operands and operands["data"] != result:
+        fail(f"the result element type {result} differs from the data's {operands['data']}")
+
+
 def trilu_shape(args: OpArgs[Shape]) -> Shape:
     x = list(args["input"])
     if len(x) < 2:
@@ -228,4 +255,9 @@ register(
     OpSemantics(wpk.IntegerUnaryOp, check=check_integer_unary, evaluate=evaluate_integer_unary, elements=_same_elements)
 )
 register(OpSemantics(wpk.CumSumOp, shape=cumsum_shape, evaluate=evaluate_cumsum, elements=_same_elements))
+register(
+    OpSemantics(
+        wpk.TakeAlongAxisOp, shape=take_along_axis_shape, evaluate=evaluate_take_along_axis, elements=_take_elements
+    )
+)
 register(OpSemantics(wpk.TriluOp, shape=trilu_shape, evaluate=evaluate_trilu, elements=_same_elements))

@@ -1,4 +1,5 @@
-"""Converters of the index ops: ArgMax, ArgMin, CumSum, Trilu, OneHot, Einsum; and the integer
+"""Converters of the index ops: ArgMax, ArgMin, CumSum, Trilu, OneHot, Einsum, GatherElements at
+run-time indices (`emit_take_along_axis`, called by movement.py's converter); and the integer
 path of Add, Sub, Mul, Div, Mod, Neg, Abs, Max, Min (`integer_binary_or`,
 `integer_unary_or`: the converters of those ops in core.py and elementwise.py hand an i64 or
 i32 run-time input to `wpk.integer_binary`/`wpk.integer_unary`).
@@ -148,6 +149,30 @@ def arg_reduce(kind: str) -> Converter:
 
 converts("ArgMax")(arg_reduce("max"))
 converts("ArgMin")(arg_reduce("min"))
+
+
+# ----------------------------------------------------------------------------
+# GatherElements with run-time indices.
+
+
+def emit_take_along_axis(ctx: NodeContext) -> ir.Value:
+    """GatherElements whose indices are a run-time tensor (movement.py's converter handles
+    constant ones): wpk.take_along_axis."""
+    data_shape, indices_shape = ctx.input_shape(0), ctx.input_shape(1)
+    rank = len(data_shape)
+    ctx.check(len(indices_shape) == rank, f"indices of shape {indices_shape} should have rank {rank}")
+    axis = ctx.compute(shapes.normalize_axis, int(ctx.attr("axis", 0)), rank)
+    ctx.check(
+        all(i <= d for a, (i, d) in enumerate(zip(indices_shape, data_shape, strict=True)) if a != axis),
+        f"indices of shape {indices_shape} are larger than the input {data_shape} outside axis {axis}",
+    )
+    index_dtype = _runtime_dtype(ctx, 1)
+    if index_dtype.kind not in "iu":
+        raise ctx.unsupported(f"indices have dtype {index_dtype}; GatherElements takes int64 or int32 indices")
+    dtype = _runtime_dtype(ctx, 0)
+    data, indices = ctx.typed_tensor(0), ctx.typed_tensor(1)
+    shape = ctx.output_shape(0, lambda: indices_shape, dtype=dtype)
+    return ctx.emit_typed(wpk.TakeAlongAxisOp, shape, dtype, data, indices, axis)
 
 
 # ----------------------------------------------------------------------------
