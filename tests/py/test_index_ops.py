@@ -249,3 +249,24 @@ def test_gather_elements_at_run_time_indices(index_type: type, opt_level: int) -
     (got,) = run(model, {"x": x, "i": indices}, opt_level)
     expected = np.take_along_axis(x[:3, :, :2], np.where(indices < 0, indices + 5, indices).astype(np.int64), axis=1)
     np.testing.assert_array_equal(got, expected)
+
+
+@LEVELS
+@pytest.mark.parametrize(("dtype", "upper", "k"), [(np.bool_, 1, -1), (np.int32, 0, 2), (np.float32, 1, 3)])
+def test_trilu_of_bool_int32_and_float_data(dtype: type, upper: int, k: int, opt_level: int) -> None:
+    draw = RNG.standard_normal((2, 4, 6))
+    x = (draw > 0) if dtype is np.bool_ else (draw * 9).astype(dtype)
+    element = {np.bool_: TensorProto.BOOL, np.int32: TensorProto.INT32, np.float32: TensorProto.FLOAT}[dtype]
+    node = helper.make_node("Trilu", ["x", "k"], ["y"], upper=upper)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", element, [2, 4, 6])],
+        [helper.make_tensor_value_info("y", element, [2, 4, 6])],
+        [numpy_helper.from_array(np.array(k, np.int64), "k")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    (got,) = run(model, {"x": x}, opt_level)
+    expected = np.triu(x, k) if upper else np.tril(x, k)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, expected)
