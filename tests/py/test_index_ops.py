@@ -189,12 +189,16 @@ def test_arg_reduce_ties_and_nan(op: str, last: int, opt_level: int) -> None:
 
 
 @LEVELS
-@pytest.mark.parametrize("dtype", [np.float32, np.int64])
-def test_arg_max_of_a_large_random_tensor(dtype: type, opt_level: int) -> None:
-    x = (RNG.standard_normal((2, 37, 11)) * 100).astype(dtype)
-    node = helper.make_node("ArgMax", ["x"], ["y"], axis=-2)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int32])
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+def test_arg_reduce_of_a_random_tensor(op: str, dtype: type, opt_level: int) -> None:
+    """Integer data has many ties (values in [-20, 20)): the first index of each extremum."""
+    floats = (RNG.standard_normal((2, 37, 11)) * 100).astype(np.float32)
+    x = floats if dtype is np.float32 else RNG.integers(-20, 20, (2, 37, 11)).astype(dtype)
+    node = helper.make_node(op, ["x"], ["y"], axis=-2)
     (got,) = run(model_of([node], {"x": x}, {"y": ([2, 1, 11], TensorProto.INT64)}), {"x": x}, opt_level)
-    np.testing.assert_array_equal(got, np.argmax(x, axis=1)[:, None, :])
+    pick = np.argmax if op == "ArgMax" else np.argmin
+    np.testing.assert_array_equal(got, pick(x, axis=1)[:, None, :])
 
 
 @LEVELS
