@@ -586,6 +586,72 @@ def Wpk_AttentionOp : Wpk_Op<"attention"> {
   let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v,
                        Optional<F32Tensor>:$mask, F32Attr:$scale);
   let results = (outs F32Tensor:$output);
+// ---- index ops ----
+// ArgMax/ArgMin, integer arithmetic at run time, CumSum, GatherElements with
+// run-time indices, Trilu (ops/index.py
+// holds their semantics, lowering/index.py their lowering).
+
+def Wpk_ArgReduceOp : Wpk_Op<"arg_reduce"> {
+  let summary = "Index of the maximum or minimum along `axis` (ONNX ArgMax, ArgMin), an i64 result";
+  let description = [{
+    `kind` is `max` or `min`. The result has `axis` dropped, or kept as size 1
+    with `keepdims`. Of equal extrema the first index is taken, or the last
+    with `select_last_index`.
+  }];
+  let arguments = (ins Wpk_NumberTensor:$input, StrAttr:$kind, I64Attr:$axis,
+                       BoolAttr:$keepdims, BoolAttr:$select_last_index);
+  let results = (outs I64Tensor:$output);
+}
+
+def Wpk_IntegerBinaryOp : Wpk_Op<"integer_binary"> {
+  let summary = "Elementwise integer arithmetic with numpy broadcasting (i64 or i32, both alike)";
+  let description = [{
+    `kind` is one of `add`, `sub`, `mul` (wrapping), `div` (truncating toward
+    zero, as ONNX Div of integers), `mod` (sign of lhs, ONNX Mod fmod=1),
+    `floor_mod` (sign of rhs, ONNX Mod fmod=0), `max`, `min`. A zero divisor
+    gives 0 (ONNX leaves it undefined).
+  }];
+  let arguments = (ins Wpk_IndexTensor:$lhs, Wpk_IndexTensor:$rhs, StrAttr:$kind);
+  let results = (outs Wpk_IndexTensor:$output);
+}
+
+def Wpk_IntegerUnaryOp : Wpk_Op<"integer_unary"> {
+  let summary = "Elementwise integer `neg` or `abs` (i64 or i32, wrapping)";
+  let arguments = (ins Wpk_IndexTensor:$input, StrAttr:$kind);
+  let results = (outs Wpk_IndexTensor:$output);
+}
+
+def Wpk_CumSumOp : Wpk_Op<"cumsum"> {
+  let summary = "Cumulative sum along `axis` (ONNX CumSum)";
+  let description = [{
+    With `exclusive` an element's own value is left out of its sum; with
+    `reverse` the sums run from the end of the axis.
+  }];
+  let arguments = (ins Wpk_NumberTensor:$input, I64Attr:$axis,
+                       BoolAttr:$exclusive, BoolAttr:$reverse);
+  let results = (outs Wpk_NumberTensor:$output);
+}
+
+def Wpk_TakeAlongAxisOp : Wpk_Op<"take_along_axis"> {
+  let summary = "result[i] = data[i with dimension `axis` replaced by indices[i]] (ONNX GatherElements, run-time indices)";
+  let description = [{
+    `indices` has the rank of `data` and the result's shape, no larger than
+    `data` outside `axis`. A negative index counts from the end of the axis;
+    out-of-range indices are clamped into it (ONNX leaves them undefined).
+    `wpk.gather_elements` is the same with constant indices.
+  }];
+  let arguments = (ins Wpk_AnyTensor:$data, Wpk_IndexTensor:$indices, I64Attr:$axis);
+  let results = (outs Wpk_AnyTensor:$output);
+}
+
+def Wpk_TriluOp : Wpk_Op<"trilu"> {
+  let summary = "Upper or lower triangle of the last two dimensions (ONNX Trilu), the rest zeroed";
+  let description = [{
+    With `upper`, element [..., i, j] is kept where j - i >= k, else where
+    j - i <= k.
+  }];
+  let arguments = (ins Wpk_AnyTensor:$input, BoolAttr:$upper, I64Attr:$k);
+  let results = (outs Wpk_AnyTensor:$output);
 }
 
 def Wpk_ElementwiseOp : Wpk_Op<"elementwise", [AttrSizedOperandSegments]> {

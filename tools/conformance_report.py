@@ -8,6 +8,8 @@ table and every failure with its first error line.
     python tools/conformance_report.py                 # all of woodpecker.importer.SUPPORTED_OPS
     python tools/conformance_report.py --ops Conv,Relu # a subset
     python tools/conformance_report.py --markdown      # the table as Markdown
+    python tools/conformance_report.py --ops ArgMax,Add --by-op
+        # also each op's skip reasons, condensed (the KNOWN_LIMITATIONS reason, or the dtype)
     python tools/conformance_report.py --downgrade-opset 21
         # DIAGNOSTIC ONLY: converts test models above that opset with onnx.version_converter first
         # (shows what fails behind an importer opset limit; not the conformance result)
@@ -18,6 +20,8 @@ Exit status: 0 if nothing failed, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import collections
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +42,30 @@ def _markdown(results: list[CaseResult]) -> str:
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(out)
+
+
+_DTYPE_SKIP = re.compile(r"^non-f32 dtype: (?:input|output) '[^']*' is (\w+)")
+
+
+def _skip_label(result: CaseResult, known_limitations: dict[str, str]) -> str:
+    """A skip reason without the test's own names: its KNOWN_LIMITATIONS reason, or the dtype."""
+    if result.case.name in known_limitations and result.reason.startswith("known limitation"):
+        return known_limitations[result.case.name]
+    match = _DTYPE_SKIP.match(result.reason)
+    return f"{match.group(1)} data" if match else result.reason
+
+
+def _skips_by_op(results: list[CaseResult], known_limitations: dict[str, str]) -> list[str]:
+    """One line per op with skipped tests: the count, then each condensed reason with its count."""
+    by_op: dict[str, collections.Counter[str]] = {}
+    for r in results:
+        if r.status == "skipped":
+            by_op.setdefault(r.case.primary_op, collections.Counter())[_skip_label(r, known_limitations)] += 1
+    lines = []
+    for op, reasons in sorted(by_op.items()):
+        listed = "; ".join(f"{label} x{n}" for label, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines.append(f"- {op} ({sum(reasons.values())}): {listed}")
+    return lines
 
 
 def _compile_fn(downgrade_opset: int | None) -> Callable[[onnx.ModelProto], Any]:
@@ -64,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", dest="pattern", help="only tests whose name contains this substring")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--skips", action="store_true", help="also list every skipped test with its reason")
+    parser.add_argument("--by-op", action="store_true", help="also each op's skip reasons, condensed")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each test as it runs")
     parser.add_argument(
         "--downgrade-opset",
@@ -101,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{title}: onnx {index['onnx_version']}, {len(cases)} node tests, {elapsed:.1f} s")
     print(f"data: {cache} (generated in {index['generation_seconds']} s)\n")
     print(_markdown(results) if args.markdown else format_table((r.case.primary_op, r.status) for r in results))
+    if args.by_op:
+        lines = _skips_by_op(results, KNOWN_LIMITATIONS)
+        if lines:
+            print("\nskipped per op (a non-f32 dtype, or the known limitation):")
+            print("\n".join(lines))
     unexercised = sorted(set(ops) - set().union(*(c.ops for c in cases)))
     if unexercised:
         print(f"\nops without any selected node test: {', '.join(unexercised)}")

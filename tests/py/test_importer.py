@@ -831,12 +831,14 @@ def test_integer_graph_input_is_rejected() -> None:
 
 
 def test_int64_input_to_a_float_op_is_refused_naming_the_node() -> None:
-    """An int64 graph input is compiled, but an op taking float32 only refuses it at import."""
-    node = helper.make_node("Add", ["x", "k"], ["y"], name="int_add")
+    """An int64 graph input is compiled, but an op taking float32 only refuses it at import
+    (Add takes int64 at run time now: wpk.integer_binary; PRelu does not)."""
+    node = helper.make_node("PRelu", ["x", "k"], ["y"], name="int_prelu")
     model = make_model([node], {"x": [2]}, {"y": [2]}, [init("k", np.array([1, 2], np.int64))])
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
     model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
-    with pytest.raises(UnsupportedOperatorError, match=r"int_add.*'x' is int64 data at run time; Add takes float32"):
+    refusal = r"int_prelu.*'x' is int64 data at run time; PRelu takes float32"
+    with pytest.raises(UnsupportedOperatorError, match=refusal):
         import_onnx(model)
 
 

@@ -87,7 +87,8 @@ class NumpyModel:
             block = main.regions[0].blocks[0]
             values: dict[ir.Value, np.ndarray] = {}
             for name, arg in zip(imported.input_names, block.arguments, strict=True):
-                values[arg] = np.asarray(feeds[name], dtype=np.float32)
+                feed = np.asarray(feeds[name])  # integer and bool inputs keep their dtype
+                values[arg] = feed if feed.dtype.kind in "biu" else feed.astype(np.float32)
             for child in block.operations:
                 op = child.operation
                 if op.name == "func.return":

@@ -156,7 +156,8 @@ def test_the_profile_times_every_step_of_the_code_and_names_its_kernel() -> None
     assert timed <= names and len(timed) >= len(names) - 1  # every kernel has a step (a copy may be folded)
     assert {step.step for step in profile.steps} <= {"loops", "copy", "library", "inline"}
     convs = [info for info in profile.kernels.values() if info.filter_shape]
-    assert convs and all(len(info.filter_shape) == 4 for info in convs)
+    # NCHW filters [F, C, kh, kw]; blocked ones packed [F/b, C/b, kh, kw, b, b] (the default layout)
+    assert convs and all(len(info.filter_shape) == (6 if "blocked" in info.name else 4) for info in convs)
     model.run(None, _feeds(model, 3))
     assert profile.stamps_ns()[0] > stamps[-1]  # the stamps are the last call's
 

@@ -112,6 +112,39 @@ class AttentionOp(_ods_ir.OpView):
     isinstance(scale, _ods_ir.Attribute) or
     not _ods_ir.AttrBuilder.contains('F32Attr')) else
       _ods_ir.AttrBuilder.get('F32Attr')(scale, context=_ods_context))
+class ArgReduceOp(_ods_ir.OpView):
+  r"""
+  `kind` is `max` or `min`. The result has `axis` dropped, or kept as size 1
+  with `keepdims`. Of equal extrema the first index is taken, or the last
+  with `select_last_index`.
+  """
+
+  OPERATION_NAME = "wpk.arg_reduce"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, kind, axis, keepdims, select_last_index, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["kind"] = (kind if (
+    isinstance(kind, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(kind, context=_ods_context))
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    attributes["keepdims"] = (keepdims if (
+    isinstance(keepdims, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(keepdims, context=_ods_context))
+    attributes["select_last_index"] = (select_last_index if (
+    isinstance(select_last_index, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(select_last_index, context=_ods_context))
     results = []
     results.append(output)
     _ods_successors = None
@@ -142,6 +175,48 @@ class AttentionOp(_ods_ir.OpView):
     if value is None:
       raise ValueError("'None' not allowed as value for mandatory attributes")
     self.operation.attributes["scale"] = value
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def kind(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["kind"]
+
+  @kind.setter
+  def kind(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["kind"] = value
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def keepdims(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["keepdims"]
+
+  @keepdims.setter
+  def keepdims(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["keepdims"] = value
+
+  @builtins.property
+  def select_last_index(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["select_last_index"]
+
+  @select_last_index.setter
+  def select_last_index(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["select_last_index"] = value
 
   @builtins.property
   def output(self) -> _ods_ir.OpResult:
@@ -149,6 +224,8 @@ class AttentionOp(_ods_ir.OpView):
 
 def attention(output, q, k, v, scale, *, mask=None, loc=None, ip=None) -> _ods_ir.OpResult:
   return AttentionOp(output=output, q=q, k=k, v=v, scale=scale, mask=mask, loc=loc, ip=ip).result
+def arg_reduce(output, input, kind, axis, keepdims, select_last_index, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return ArgReduceOp(output=output, input=input, kind=kind, axis=axis, keepdims=keepdims, select_last_index=select_last_index, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class AvgPoolOp(_ods_ir.OpView):
@@ -1042,6 +1119,81 @@ class CosOp(_ods_ir.OpView):
 
 def cos(output, input, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return CosOp(output=output, input=input, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class CumSumOp(_ods_ir.OpView):
+  r"""
+  With `exclusive` an element's own value is left out of its sum; with
+  `reverse` the sums run from the end of the axis.
+  """
+
+  OPERATION_NAME = "wpk.cumsum"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, axis, exclusive, reverse, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    attributes["exclusive"] = (exclusive if (
+    isinstance(exclusive, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(exclusive, context=_ods_context))
+    attributes["reverse"] = (reverse if (
+    isinstance(reverse, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(reverse, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def exclusive(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["exclusive"]
+
+  @exclusive.setter
+  def exclusive(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["exclusive"] = value
+
+  @builtins.property
+  def reverse(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["reverse"]
+
+  @reverse.setter
+  def reverse(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["reverse"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def cumsum(output, input, axis, exclusive, reverse, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return CumSumOp(output=output, input=input, axis=axis, exclusive=exclusive, reverse=reverse, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class DivOp(_ods_ir.OpView):
@@ -2448,6 +2600,102 @@ class InstanceNormOp(_ods_ir.OpView):
 
 def instance_norm(output, input, scale, bias, epsilon, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return InstanceNormOp(output=output, input=input, scale=scale, bias=bias, epsilon=epsilon, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class IntegerBinaryOp(_ods_ir.OpView):
+  r"""
+  `kind` is one of `add`, `sub`, `mul` (wrapping), `div` (truncating toward
+  zero, as ONNX Div of integers), `mod` (sign of lhs, ONNX Mod fmod=1),
+  `floor_mod` (sign of rhs, ONNX Mod fmod=0), `max`, `min`. A zero divisor
+  gives 0 (ONNX leaves it undefined).
+  """
+
+  OPERATION_NAME = "wpk.integer_binary"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, lhs, rhs, kind, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(lhs)
+    operands.append(rhs)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["kind"] = (kind if (
+    isinstance(kind, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(kind, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def lhs(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def rhs(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def kind(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["kind"]
+
+  @kind.setter
+  def kind(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["kind"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def integer_binary(output, lhs, rhs, kind, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return IntegerBinaryOp(output=output, lhs=lhs, rhs=rhs, kind=kind, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class IntegerUnaryOp(_ods_ir.OpView):
+  OPERATION_NAME = "wpk.integer_unary"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, kind, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["kind"] = (kind if (
+    isinstance(kind, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('StrAttr')) else
+      _ods_ir.AttrBuilder.get('StrAttr')(kind, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def kind(self) -> _ods_ir.StringAttr:
+    return self.operation.attributes["kind"]
+
+  @kind.setter
+  def kind(self, value: _ods_ir.StringAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["kind"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def integer_unary(output, input, kind, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return IntegerUnaryOp(output=output, input=input, kind=kind, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class IsInfOp(_ods_ir.OpView):
@@ -4559,6 +4807,60 @@ def sub(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return SubOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
+class TakeAlongAxisOp(_ods_ir.OpView):
+  r"""
+  `indices` has the rank of `data` and the result's shape, no larger than
+  `data` outside `axis`. A negative index counts from the end of the axis;
+  out-of-range indices are clamped into it (ONNX leaves them undefined).
+  `wpk.gather_elements` is the same with constant indices.
+  """
+
+  OPERATION_NAME = "wpk.take_along_axis"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, data, indices, axis, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(data)
+    operands.append(indices)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["axis"] = (axis if (
+    isinstance(axis, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(axis, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def data(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def indices(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def axis(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["axis"]
+
+  @axis.setter
+  def axis(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["axis"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def take_along_axis(output, data, indices, axis, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return TakeAlongAxisOp(output=output, data=data, indices=indices, axis=axis, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
 class TanhOp(_ods_ir.OpView):
   OPERATION_NAME = "wpk.tanh"
 
@@ -4716,6 +5018,67 @@ class TransposeOp(_ods_ir.OpView):
 
 def transpose(output, input, perm, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return TransposeOp(output=output, input=input, perm=perm, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class TriluOp(_ods_ir.OpView):
+  r"""
+  With `upper`, element [..., i, j] is kept where j - i >= k, else where
+  j - i <= k.
+  """
+
+  OPERATION_NAME = "wpk.trilu"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, input, upper, k, *, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(input)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["upper"] = (upper if (
+    isinstance(upper, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('BoolAttr')) else
+      _ods_ir.AttrBuilder.get('BoolAttr')(upper, context=_ods_context))
+    attributes["k"] = (k if (
+    isinstance(k, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('I64Attr')) else
+      _ods_ir.AttrBuilder.get('I64Attr')(k, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def input(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def upper(self) -> _ods_ir.BoolAttr:
+    return self.operation.attributes["upper"]
+
+  @upper.setter
+  def upper(self, value: _ods_ir.BoolAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["upper"] = value
+
+  @builtins.property
+  def k(self) -> _ods_ir.IntegerAttr:
+    return self.operation.attributes["k"]
+
+  @k.setter
+  def k(self, value: _ods_ir.IntegerAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["k"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def trilu(output, input, upper, k, *, loc=None, ip=None) -> _ods_ir.OpResult:
+  return TriluOp(output=output, input=input, upper=upper, k=k, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class WeightOp(_ods_ir.OpView):

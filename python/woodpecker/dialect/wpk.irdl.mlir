@@ -26,6 +26,17 @@ irdl.dialect @wpk {
     irdl.operands(q: %0, k: %1, v: %2, mask: optional %3)
     irdl.results(output: %5)
     irdl.attributes {"scale" = %4}
+  // Index of the maximum or minimum along `axis` (ONNX ArgMax, ArgMin), an i64 result
+  irdl.operation @arg_reduce {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.string"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "#builtin.integer"
+    %4 = irdl.base "#builtin.integer"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %5)
+    irdl.attributes {"kind" = %1, "axis" = %2, "keepdims" = %3, "select_last_index" = %4}
   }
   // 2-D average pooling (NCHW); pads are [top, left, bottom, right]
   irdl.operation @avg_pool {
@@ -168,6 +179,17 @@ irdl.dialect @wpk {
     %1 = irdl.base "!builtin.tensor"
     irdl.operands(input: %0)
     irdl.results(output: %1)
+  }
+  // Cumulative sum along `axis` (ONNX CumSum)
+  irdl.operation @cumsum {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "#builtin.integer"
+    %4 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %4)
+    irdl.attributes {"axis" = %1, "exclusive" = %2, "reverse" = %3}
   }
   // Elementwise division with numpy broadcasting
   irdl.operation @div {
@@ -415,6 +437,25 @@ irdl.dialect @wpk {
     irdl.operands(input: %0, scale: %1, bias: %2)
     irdl.results(output: %4)
     irdl.attributes {"epsilon" = %3}
+  }
+  // Elementwise integer arithmetic with numpy broadcasting (i64 or i32, both alike)
+  irdl.operation @integer_binary {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.string"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %0, rhs: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"kind" = %2}
+  }
+  // Elementwise integer `neg` or `abs` (i64 or i32, wrapping)
+  irdl.operation @integer_unary {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.string"
+    %2 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %2)
+    irdl.attributes {"kind" = %1}
   }
   // Elementwise x == +inf (if detect_positive) or x == -inf (if detect_negative)
   irdl.operation @is_inf {
@@ -820,6 +861,16 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
+  // result[i] = data[i with dimension `axis` replaced by indices[i]] (ONNX GatherElements, run-time indices)
+  irdl.operation @take_along_axis {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(data: %0, indices: %1)
+    irdl.results(output: %3)
+    irdl.attributes {"axis" = %2}
+  }
   // Hyperbolic tangent
   irdl.operation @tanh {
     %0 = irdl.base "!builtin.tensor"
@@ -853,6 +904,16 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %2)
     irdl.attributes {"perm" = %1}
+  }
+  // Upper or lower triangle of the last two dimensions (ONNX Trilu), the rest zeroed
+  irdl.operation @trilu {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "#builtin.integer"
+    %2 = irdl.base "#builtin.integer"
+    %3 = irdl.base "!builtin.tensor"
+    irdl.operands(input: %0)
+    irdl.results(output: %3)
+    irdl.attributes {"upper" = %1, "k" = %2}
   }
   // A constant weight tensor held in a dense_resource blob
   irdl.operation @weight {

@@ -22,6 +22,7 @@ from mlir import ir
 
 from woodpecker.libs.epilogue import Epilogue, EpilogueError, Step, read_epilogue
 from woodpecker.lowering.layout import BLOCKED_CONV, GROUPS_ATTR
+from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR
 from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel, owner_of
 
 LIBRARIES = ("onednn", "blas")
@@ -441,6 +442,29 @@ def _matmul_layout(op: ir.Operation) -> tuple[int, bool]:
     raise NotApplicable(f"the matmul's right operand is read through {maps[1]}, not as (batch, K, N) or (batch, N, K)")
 
 
+def _kernel_of(op: ir.Operation) -> str | None:
+    """The model kernel (or, before naming, the group) an op was lowered into."""
+    for name in (MODEL_KERNEL_ATTR, GROUP_ATTR):
+        if name in op.attributes:
+            return str(op.attributes[name])
+    return None
+
+
+def _check_kernel_ends(replaces: ir.Operation) -> None:
+    """A library call computes the matmul and its epilogue only: a model kernel that goes on after
+    them (wpk.attention: the softmax and the second product read the scores) is not one it computes."""
+    own = _kernel_of(replaces)
+    if own is None:
+        return
+    for use in replaces.results[0].uses:
+        user = use.owner
+        user = user.operation if isinstance(user, ir.OpView) else user
+        if user.name.startswith("linalg.") and _kernel_of(user) == own:
+            raise NotApplicable(
+                "the kernel goes on after the matmul (a fused attention's softmax and second product read it)"
+            )
+
+
 def _matmul(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan:
     """A matmul with a constant right operand (op "matmul": the weight is packed once, at compile
     time), else one of two run-time operands, batched or not (op "runtime_matmul")."""
@@ -460,6 +484,7 @@ def _matmul(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan:
     else:
         read, replaces = _epilogue(kernel, len(out) - 1, first_weight)
         post_ops, sides = _post_ops(kernel, read)
+    _check_kernel_ends(replaces)
     if weight is not None:
         plan = LibraryPlan(
             library=library,

@@ -27,6 +27,7 @@ from woodpecker.lowering import (  # noqa: F401
     conv_transpose,
     elementwise,
     fused,
+    index,
     layout,
     matmul,
     movement,

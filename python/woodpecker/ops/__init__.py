@@ -22,6 +22,7 @@ code are these entries'). `semantics_of(op_class_or_name)` looks one up.
 | resize.py | resize (nearest, linear) |
 | data.py | weight, constant |
 | typed.py | cast, gather, compare, logical, not, is_nan, is_inf, where (i64/i32/i1 tensors) |
+| index.py | arg_reduce, integer_binary, integer_unary, cumsum, trilu |
 | fused.py | elementwise, fused_conv2d, fused_matmul, fused_gemm (fused_layout.py: their operands on IR) |
 | layout.py | to_blocked, from_blocked, blocked_conv2d (the blocked channel layout) |
 
@@ -37,6 +38,7 @@ from woodpecker.ops import (  # noqa: F401 (register)
     data,
     elementwise,
     fused,
+    index,
     layout,
     matmul,
     movement,

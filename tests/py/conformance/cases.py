@@ -11,7 +11,8 @@ Rules (shared by tests/py/test_node_conformance.py and tools/conformance_report.
   Reshape `shape`, Pad `pads`/`constant_value`/`axes`, Clip `min`/`max`, Reduce* `axes`,
   Dropout `ratio`/`training_mode`, Squeeze/Unsqueeze `axes`, Slice `starts`/`ends`/`axes`/`steps`,
   Split `split`, Expand `shape`, Tile `repeats`, GatherElements `indices`, Resize `roi`/`scales`/`sizes`,
-  ConstantOfShape's shape, Range's operands, LSTM/GRU `W`/`R`/`B`. When such an operand is a graph
+  ConstantOfShape's shape, Range's operands, LSTM/GRU `W`/`R`/`B`, CumSum `axis`, Trilu `k`,
+  OneHot `depth`/`values`. When such an operand is a graph
   input in a node test, it is moved into an initializer holding the test's value before
   compiling (as onnx-simplifier or `freeze_params` would). The operation and data are unchanged;
   every other input is fed at run time.
@@ -83,6 +84,9 @@ FROZEN_INPUTS: dict[str, tuple[int, ...]] = {
     "Range": (0, 1, 2),  # start, limit, delta (the result folds to a constant)
     "LSTM": (1, 2, 3),  # W, R, B (split per gate and transposed at import)
     "GRU": (1, 2, 3),  # W, R, B
+    "CumSum": (1,),  # axis
+    "Trilu": (1,),  # k
+    "OneHot": (1, 2),  # depth, values
 }
 
 _EXPANDED = re.compile(r"_expanded(_ver\d+)?$")
@@ -218,6 +222,7 @@ def _describe_type(value_info: onnx.ValueInfoProto) -> str | None:
 
 # Op type -> the non-f32 dtypes its inputs and outputs may have at run time (onnx names).
 _INT_BOOL = frozenset({"int64", "int32", "bool"})
+_INTS = frozenset({"int64", "int32"})
 DTYPE_OPS: dict[str, frozenset[str]] = {
     "Cast": _INT_BOOL,
     "Gather": _INT_BOOL,
@@ -234,6 +239,12 @@ DTYPE_OPS: dict[str, frozenset[str]] = {
     "IsNaN": frozenset({"bool"}),
     "IsInf": frozenset({"bool"}),
     "Identity": _INT_BOOL,
+    **dict.fromkeys(("Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min"), _INTS),
+    "ArgMax": _INTS,
+    "ArgMin": _INTS,
+    "CumSum": _INTS,
+    "Trilu": _INT_BOOL,
+    "OneHot": _INTS,
     "Reshape": _INT_BOOL,
     "Squeeze": _INT_BOOL,
     "Unsqueeze": _INT_BOOL,

@@ -20,12 +20,15 @@ to it; `CONVERTERS` maps the ONNX op type to its converter, `SUPPORTED_OPS` list
 | elementwise.py | Sqrt, Erf, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round, Sign, Softplus, |
 |  | Softsign, Mish, Sin, Cos, Gelu, Elu, Selu, Celu, ThresholdedRelu, Pow, PRelu, Mod, |
 |  | Max, Min, Sum, Mean |
+| index.py | ArgMax, ArgMin, CumSum, Trilu, OneHot, Einsum; the integer (i64, i32) path of Add, Sub, |
+|  | Mul, Div, Mod, Neg, Abs, Max, Min at run time (`wpk.integer_binary`, `wpk.integer_unary`) |
 """
 
 from woodpecker.importer.converters import (  # noqa: F401 (registers)
     conv_transpose,
     core,
     elementwise,
+    index,
     movement,
     normalization,
     recurrent,

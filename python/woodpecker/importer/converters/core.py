@@ -19,6 +19,7 @@ from mlir import ir
 
 from woodpecker.dialect import value_dtype, wpk
 from woodpecker.importer import shapes
+from woodpecker.importer.converters.index import integer_binary_or
 from woodpecker.importer.converters.registry import Converter, Result, converts
 from woodpecker.importer.converters.spatial import as_2d, lift, lift_pads, lowered_result, spatial_rank
 from woodpecker.importer.node import NodeContext
@@ -193,10 +194,11 @@ def unary(op: wpk.OpClass, **float_attrs: float) -> Converter:
     return convert
 
 
-converts("Add")(binary(wpk.AddOp, np.add))
-converts("Sub")(binary(wpk.SubOp, np.subtract))
-converts("Mul")(binary(wpk.MulOp, np.multiply))
-converts("Div")(binary(wpk.DivOp, _divide))
+# Integer inputs at run time become wpk.integer_binary (importer/converters/index.py).
+converts("Add")(integer_binary_or("add", binary(wpk.AddOp, np.add)))
+converts("Sub")(integer_binary_or("sub", binary(wpk.SubOp, np.subtract)))
+converts("Mul")(integer_binary_or("mul", binary(wpk.MulOp, np.multiply)))
+converts("Div")(integer_binary_or("div", binary(wpk.DivOp, _divide)))
 converts("Relu")(unary(wpk.ReluOp))
 converts("Sigmoid")(unary(wpk.SigmoidOp))
 converts("Tanh")(unary(wpk.TanhOp))

@@ -3,8 +3,10 @@ Pow (a constant scalar exponent 1, 2, 3, 0.5 or -1 becomes mul/sqrt/reciprocal),
 (fmod=1: wpk.mod, fmod=0: wpk.floor_mod), and the variadic Max, Min, Sum, Mean (left-to-right chains of binary
 ops; Mean then divides by the count).
 
-Float data only: an integer or bool input is rejected by `ctx.tensor` with a clear error,
-except that all-constant integer inputs of the binary and variadic ops fold at import.
+Float data, except that all-constant integer inputs of the binary and variadic ops fold at
+import and integer (i64, i32) run-time inputs of Neg, Abs, Mod, Max and Min become
+`wpk.integer_unary`/`wpk.integer_binary` (importer/converters/index.py); a bool input is
+rejected by `ctx.tensor` with a clear error.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mlir import ir
 from woodpecker.dialect import wpk
 from woodpecker.importer import shapes
 from woodpecker.importer.converters.core import binary, unary
+from woodpecker.importer.converters.index import emit_integer_binary, integer_inputs, integer_unary_or
 from woodpecker.importer.converters.registry import Result, converts
 from woodpecker.importer.node import NodeContext
 from woodpecker.importer.values import materialize
@@ -29,8 +32,8 @@ converts("Sqrt")(unary(wpk.SqrtOp))
 converts("Erf")(unary(wpk.ErfOp))
 converts("Exp")(unary(wpk.ExpOp))
 converts("Log")(unary(wpk.LogOp))
-converts("Neg")(unary(wpk.NegOp))
-converts("Abs")(unary(wpk.AbsOp))
+converts("Neg")(integer_unary_or("neg", unary(wpk.NegOp)))
+converts("Abs")(integer_unary_or("abs", unary(wpk.AbsOp)))
 converts("Reciprocal")(unary(wpk.ReciprocalOp))
 converts("Floor")(unary(wpk.FloorOp))
 converts("Ceil")(unary(wpk.CeilOp))
@@ -116,7 +119,7 @@ _floor_mod = binary(wpk.FloorModOp, np.mod)
 @converts("Mod")
 def convert_mod(ctx: NodeContext) -> Sequence[Result]:
     """fmod=1: C fmod (sign of the dividend); fmod=0: Python % (sign of the divisor). Integer
-    Mod only folds at import (both inputs constant)."""
+    Mod folds at import (both inputs constant) or is a wpk.integer_binary at run time."""
     fmod = int(ctx.attr("fmod", 0))
     ctx.check(fmod in (0, 1), f"fmod must be 0 or 1, got {fmod}")
     if ctx.is_constant(0) and ctx.is_constant(1):
@@ -127,6 +130,8 @@ def convert_mod(ctx: NodeContext) -> Sequence[Result]:
             with np.errstate(all="ignore"):
                 result = np.fmod(a, b) if fmod else np.mod(a, b)
             return [np.asarray(result).astype(np.result_type(a, b))]
+    if integer_inputs(ctx, (0, 1)):
+        return [emit_integer_binary(ctx, "mod" if fmod else "floor_mod", (0, 1))]
     return _fmod(ctx) if fmod else _floor_mod(ctx)
 
 
@@ -139,6 +144,7 @@ _FOLDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Sum": np.add,
     "Mean": np.add,
 }
+_INTEGER_KINDS = {"Max": "max", "Min": "min"}  # ONNX Sum and Mean take float types only
 _OPS: dict[str, wpk.OpClass] = {"Max": wpk.MaxOp, "Min": wpk.MinOp, "Sum": wpk.AddOp, "Mean": wpk.AddOp}
 
 
@@ -164,6 +170,10 @@ def convert_variadic(ctx: NodeContext) -> Sequence[Result]:
             if ctx.op_type == "Mean":
                 folded = folded / count if folded.dtype.kind == "f" else folded // count
             return [np.asarray(folded).astype(arrays[0].dtype)]
+    if integer_inputs(ctx, indices):
+        if ctx.op_type not in _INTEGER_KINDS:
+            raise ctx.unsupported(f"{ctx.op_type} of integer tensors is not supported (ONNX takes float types)")
+        return [emit_integer_binary(ctx, _INTEGER_KINDS[ctx.op_type], indices)]
     operands = [ctx.tensor(i) for i in indices]
     in_shapes = [ctx.shape_of(v) for v in operands]
     shape = ctx.output_shape(0, lambda: functools.reduce(shapes.broadcast, in_shapes))

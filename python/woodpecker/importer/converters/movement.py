@@ -11,7 +11,7 @@ constants here, so no shape op reaches the IR. On run-time f32 tensors:
 | Expand | expand |
 | Tile | reshape, expand, reshape |
 | DepthToSpace, SpaceToDepth | reshape, transpose, reshape |
-| GatherElements (constant indices) | gather_elements |
+| GatherElements (constant indices; run-time ones: index.py) | gather_elements |
 
 Resize is in resize.py.
 """
@@ -26,6 +26,7 @@ import onnx
 
 from woodpecker.dialect import wpk
 from woodpecker.importer import shapes
+from woodpecker.importer.converters.index import emit_take_along_axis
 from woodpecker.importer.converters.registry import CONVERTERS, Result, converts
 from woodpecker.importer.node import NodeContext, ValueInfo
 from woodpecker.importer.values import materialize, sanitize_resource_name
@@ -348,6 +349,8 @@ def convert_space_to_depth(ctx: NodeContext) -> Sequence[Result]:
 
 @converts("GatherElements")
 def convert_gather_elements(ctx: NodeContext) -> Sequence[Result]:
+    if not ctx.is_constant(1):  # run-time indices: wpk.take_along_axis (index.py)
+        return [emit_take_along_axis(ctx)]
     in_shape = ctx.input_shape(0)
     indices = np.asarray(ctx.constant(1, "indices")).astype(np.int64)
     rank = len(in_shape)
