@@ -586,6 +586,8 @@ def Wpk_AttentionOp : Wpk_Op<"attention"> {
   let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v,
                        Optional<F32Tensor>:$mask, F32Attr:$scale);
   let results = (outs F32Tensor:$output);
+}
+
 // ---- index ops ----
 // ArgMax/ArgMin, integer arithmetic at run time, CumSum, GatherElements with
 // run-time indices, Trilu (ops/index.py

@@ -85,33 +85,6 @@ def add(output, lhs, rhs, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return AddOp(output=output, lhs=lhs, rhs=rhs, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
-class AttentionOp(_ods_ir.OpView):
-  r"""
-  `q` [B, H, S, D], `k` [B, H, T, D], `v` [B, H, T, E] give [B, H, S, E]:
-  the scores `scale * q k^T` [B, H, S, T], plus the optional `mask`
-  (numpy-broadcast to [B, H, S, T]: [B, 1, 1, T], [B, 1, S, T], [S, T], ...),
-  a softmax along the key axis T, then the product with `v`.
-  wpk-fuse-attention makes it of the MatMul -> Mul/Div by a scalar -> Add
-  mask -> Softmax -> MatMul chain of exported transformers.
-  """
-
-  OPERATION_NAME = "wpk.attention"
-
-  _ODS_REGIONS = (0, True)
-
-  def __init__(self, output, q, k, v, scale, *, mask=None, loc=None, ip=None):
-    operands = []
-    attributes = {}
-    regions = None
-    operands.append(q)
-    operands.append(k)
-    operands.append(v)
-    if mask is not None: operands.append(mask)
-    _ods_context = _ods_get_default_loc_context(loc)
-    attributes["scale"] = (scale if (
-    isinstance(scale, _ods_ir.Attribute) or
-    not _ods_ir.AttrBuilder.contains('F32Attr')) else
-      _ods_ir.AttrBuilder.get('F32Attr')(scale, context=_ods_context))
 class ArgReduceOp(_ods_ir.OpView):
   r"""
   `kind` is `max` or `min`. The result has `axis` dropped, or kept as size 1
@@ -151,30 +124,6 @@ class ArgReduceOp(_ods_ir.OpView):
     super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
 
   @builtins.property
-  def q(self) -> _ods_ir.Value:
-    return self.operation.operands[0]
-
-  @builtins.property
-  def k(self) -> _ods_ir.Value:
-    return self.operation.operands[1]
-
-  @builtins.property
-  def v(self) -> _ods_ir.Value:
-    return self.operation.operands[2]
-
-  @builtins.property
-  def mask(self) -> _Optional[_ods_ir.Value]:
-    return None if len(self.operation.operands) < 4 else self.operation.operands[3]
-
-  @builtins.property
-  def scale(self) -> _ods_ir.FloatAttr:
-    return self.operation.attributes["scale"]
-
-  @scale.setter
-  def scale(self, value: _ods_ir.FloatAttr):
-    if value is None:
-      raise ValueError("'None' not allowed as value for mandatory attributes")
-    self.operation.attributes["scale"] = value
   def input(self) -> _ods_ir.Value:
     return self.operation.operands[0]
 
@@ -222,10 +171,74 @@ class ArgReduceOp(_ods_ir.OpView):
   def output(self) -> _ods_ir.OpResult:
     return self.operation.results[0]
 
-def attention(output, q, k, v, scale, *, mask=None, loc=None, ip=None) -> _ods_ir.OpResult:
-  return AttentionOp(output=output, q=q, k=k, v=v, scale=scale, mask=mask, loc=loc, ip=ip).result
 def arg_reduce(output, input, kind, axis, keepdims, select_last_index, *, loc=None, ip=None) -> _ods_ir.OpResult:
   return ArgReduceOp(output=output, input=input, kind=kind, axis=axis, keepdims=keepdims, select_last_index=select_last_index, loc=loc, ip=ip).result
+
+@_ods_cext.register_operation(_Dialect)
+class AttentionOp(_ods_ir.OpView):
+  r"""
+  `q` [B, H, S, D], `k` [B, H, T, D], `v` [B, H, T, E] give [B, H, S, E]:
+  the scores `scale * q k^T` [B, H, S, T], plus the optional `mask`
+  (numpy-broadcast to [B, H, S, T]: [B, 1, 1, T], [B, 1, S, T], [S, T], ...),
+  a softmax along the key axis T, then the product with `v`.
+  wpk-fuse-attention makes it of the MatMul -> Mul/Div by a scalar -> Add
+  mask -> Softmax -> MatMul chain of exported transformers.
+  """
+
+  OPERATION_NAME = "wpk.attention"
+
+  _ODS_REGIONS = (0, True)
+
+  def __init__(self, output, q, k, v, scale, *, mask=None, loc=None, ip=None):
+    operands = []
+    attributes = {}
+    regions = None
+    operands.append(q)
+    operands.append(k)
+    operands.append(v)
+    if mask is not None: operands.append(mask)
+    _ods_context = _ods_get_default_loc_context(loc)
+    attributes["scale"] = (scale if (
+    isinstance(scale, _ods_ir.Attribute) or
+    not _ods_ir.AttrBuilder.contains('F32Attr')) else
+      _ods_ir.AttrBuilder.get('F32Attr')(scale, context=_ods_context))
+    results = []
+    results.append(output)
+    _ods_successors = None
+    super().__init__(self.OPERATION_NAME, self._ODS_REGIONS, self._ODS_OPERAND_SEGMENTS, self._ODS_RESULT_SEGMENTS, attributes=attributes, results=results, operands=operands, successors=_ods_successors, regions=regions, loc=loc, ip=ip)
+
+  @builtins.property
+  def q(self) -> _ods_ir.Value:
+    return self.operation.operands[0]
+
+  @builtins.property
+  def k(self) -> _ods_ir.Value:
+    return self.operation.operands[1]
+
+  @builtins.property
+  def v(self) -> _ods_ir.Value:
+    return self.operation.operands[2]
+
+  @builtins.property
+  def mask(self) -> _Optional[_ods_ir.Value]:
+    return None if len(self.operation.operands) < 4 else self.operation.operands[3]
+
+  @builtins.property
+  def scale(self) -> _ods_ir.FloatAttr:
+    return self.operation.attributes["scale"]
+
+  @scale.setter
+  def scale(self, value: _ods_ir.FloatAttr):
+    if value is None:
+      raise ValueError("'None' not allowed as value for mandatory attributes")
+    self.operation.attributes["scale"] = value
+
+  @builtins.property
+  def output(self) -> _ods_ir.OpResult:
+    return self.operation.results[0]
+
+def attention(output, q, k, v, scale, *, mask=None, loc=None, ip=None) -> _ods_ir.OpResult:
+  return AttentionOp(output=output, q=q, k=k, v=v, scale=scale, mask=mask, loc=loc, ip=ip).result
 
 @_ods_cext.register_operation(_Dialect)
 class AvgPoolOp(_ods_ir.OpView):

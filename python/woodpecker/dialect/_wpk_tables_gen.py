@@ -18,13 +18,13 @@ from collections.abc import Mapping
 ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
     "wpk.abs": {},
     "wpk.add": {},
-    "wpk.attention": {"scale": "f32"},
     "wpk.arg_reduce": {
         "kind": "str",
         "axis": "i64",
         "keepdims": "bool",
         "select_last_index": "bool",
     },
+    "wpk.attention": {"scale": "f32"},
     "wpk.avg_pool": {
         "kernel_shape": "i64s",
         "strides": "i64s",
@@ -170,8 +170,8 @@ ATTRIBUTE_KINDS: Mapping[str, Mapping[str, str]] = {
 OPERANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "wpk.abs": (("input", "single"),),
     "wpk.add": (("lhs", "single"), ("rhs", "single")),
-    "wpk.attention": (("q", "single"), ("k", "single"), ("v", "single"), ("mask", "optional")),
     "wpk.arg_reduce": (("input", "single"),),
+    "wpk.attention": (("q", "single"), ("k", "single"), ("v", "single"), ("mask", "optional")),
     "wpk.avg_pool": (("input", "single"),),
     "wpk.batch_norm": (
         ("input", "single"),
@@ -320,6 +320,7 @@ SEGMENTED: frozenset[str] = frozenset(
 ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "wpk.abs": {"input": ("f32",), "output": ("f32",)},
     "wpk.add": {"lhs": ("f32",), "rhs": ("f32",), "output": ("f32",)},
+    "wpk.arg_reduce": {"input": ("f32", "i64", "i32"), "output": ("i64",)},
     "wpk.attention": {
         "q": ("f32",),
         "k": ("f32",),
@@ -327,7 +328,6 @@ ELEMENT_TYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "mask": ("f32",),
         "output": ("f32",),
     },
-    "wpk.arg_reduce": {"input": ("f32", "i64", "i32"), "output": ("i64",)},
     "wpk.avg_pool": {"input": ("f32",), "output": ("f32",)},
     "wpk.batch_norm": {
         "input": ("f32",),

@@ -15,17 +15,6 @@ irdl.dialect @wpk {
     irdl.operands(lhs: %0, rhs: %1)
     irdl.results(output: %2)
   }
-  // Scaled dot-product attention as one op: softmax(scale * q k^T + mask) v
-  irdl.operation @attention {
-    %0 = irdl.base "!builtin.tensor"
-    %1 = irdl.base "!builtin.tensor"
-    %2 = irdl.base "!builtin.tensor"
-    %3 = irdl.base "!builtin.tensor"
-    %4 = irdl.base "#builtin.float"
-    %5 = irdl.base "!builtin.tensor"
-    irdl.operands(q: %0, k: %1, v: %2, mask: optional %3)
-    irdl.results(output: %5)
-    irdl.attributes {"scale" = %4}
   // Index of the maximum or minimum along `axis` (ONNX ArgMax, ArgMin), an i64 result
   irdl.operation @arg_reduce {
     %0 = irdl.base "!builtin.tensor"
@@ -37,6 +26,18 @@ irdl.dialect @wpk {
     irdl.operands(input: %0)
     irdl.results(output: %5)
     irdl.attributes {"kind" = %1, "axis" = %2, "keepdims" = %3, "select_last_index" = %4}
+  }
+  // Scaled dot-product attention as one op: softmax(scale * q k^T + mask) v
+  irdl.operation @attention {
+    %0 = irdl.base "!builtin.tensor"
+    %1 = irdl.base "!builtin.tensor"
+    %2 = irdl.base "!builtin.tensor"
+    %3 = irdl.base "!builtin.tensor"
+    %4 = irdl.base "#builtin.float"
+    %5 = irdl.base "!builtin.tensor"
+    irdl.operands(q: %0, k: %1, v: %2, mask: optional %3)
+    irdl.results(output: %5)
+    irdl.attributes {"scale" = %4}
   }
   // 2-D average pooling (NCHW); pads are [top, left, bottom, right]
   irdl.operation @avg_pool {
