@@ -41,6 +41,26 @@ COLUMNS = SCHED_PREFIX + "bconv_columns"
 KW_LOOP = SCHED_PREFIX + "bconv_kw"
 
 MAX_REG_N = 32  # output columns per register tile (TVM's reg_n)
+L1_FILTER_BYTES = 12 * 1024  # the filter blocks one reduction block of an outer tile may hold
+MIN_ACCUMULATORS = 8  # FMA latency x FMA ports: independent accumulators that keep the FMAs busy
+
+
+def _register_tile(oc_choices: tuple[int, ...], n_choices: tuple[int, ...], registers: int) -> tuple[int, int]:
+    """The default reg_oc x reg_n of a regular convolution.
+
+    Two channel blocks when that keeps MIN_ACCUMULATORS: per input channel 2 weight vectors and
+    reg_n broadcast input scalars feed 2 * reg_n FMAs. LLVM keeps the reg_n broadcasts in
+    registers (each feeds 2 FMAs), so reg_n is the largest with 2 * reg_n + reg_n + 2 registers
+    and one to spare. Measured (1x1 256->1024 on 14x14, 64->256 on 56x56, 3x3 256->256 on 14x14,
+    CPU time, Zen 5): 2x7 / 2x8 are 12-17% faster than the widest single-block row (1x14, 1x28),
+    whose FMAs read the broadcast scalars from memory (a load per FMA). Else one block: the
+    widest row that leaves 4 registers.
+    """
+    if 2 in oc_choices:
+        reg_n = pick(n_choices, at_most=(registers - 3) // 3)
+        if 2 * reg_n >= MIN_ACCUMULATORS:
+            return 2, reg_n
+    return 1, pick(n_choices, at_most=registers - 4)
 
 
 @dataclass(frozen=True)
@@ -145,23 +165,20 @@ class BlockedConvTemplate:
             Constraint("outer tile splits", ("tile_oc", "tile_oh", "parallel"), splits),
         )
         domain = {k.name: k.domain for k in knobs}
-        default = self._default(d, target, domain, fits, strided(kernel))
+        default = self._default(d, target, domain, strided(kernel))
         try:
             return SearchSpace(kernel.name, self.name, tuple(knobs), default, constraints)
         except ValueError as err:
             raise NoDefault(str(err)) from None
 
-    def _default(self, d: Dims, target: CpuMachine, domain: dict, fits, is_strided: bool) -> Config:
-        # The widest row of columns that leaves 4 registers, then as many channel blocks as
-        # keep the accumulators within that (7x7 outputs: 2 blocks x 7 columns).
-        budget = target.registers - 4
-        # Depthwise: an input vector per column besides its accumulator; measured (dw 3x3 on
-        # 112x112, serial CPU time): reg_n 8 vs 28 is 0.14 vs 0.17 ms, strided 0.34 vs 0.60 ms.
-        reg_n = pick(domain["reg_n"], at_most=target.registers // 4 if self.depthwise else budget)
-        # With several blocks LLVM keeps the reg_n broadcast input scalars in registers too.
-        reg_oc = pick(domain["reg_oc"], lambda r: r == 1 or r * reg_n + r + reg_n <= target.registers)
-        if self.depthwise or fits({"reg_oc": reg_oc, "reg_n": reg_n}) is not None:  # depthwise: measured with 1
-            reg_oc = 1
+    def _default(self, d: Dims, target: CpuMachine, domain: dict, is_strided: bool) -> Config:
+        registers = target.registers
+        if self.depthwise:
+            # An input vector per column besides its accumulator; measured (dw 3x3 on 112x112,
+            # serial CPU time): reg_n 8 vs 28 is 0.14 vs 0.17 ms, strided 0.34 vs 0.60 ms.
+            reg_oc, reg_n = 1, pick(domain["reg_n"], at_most=registers // 4)
+        else:
+            reg_oc, reg_n = _register_tile(domain["reg_oc"], domain["reg_n"], registers)
         config: Config = {
             "tile_oc": pick(
                 domain["tile_oc"], lambda t: t % reg_oc == 0, at_most=max(reg_oc, 2 if self.depthwise else 1)
@@ -171,7 +188,10 @@ class BlockedConvTemplate:
             "reg_n": reg_n,
         }
         if not self.depthwise:
-            config["tile_ic"] = pick(domain["tile_ic"], at_most=16)
+            # The filter blocks of one outer tile's reduction block within a quarter of L1 (they are
+            # reused by every register tile of the outer tile); at most 16 blocks.
+            block_bytes = d["kh"] * d["kw"] * d["ib"] * d["ob"] * 4 * config["tile_oc"]
+            config["tile_ic"] = pick(domain["tile_ic"], lambda t: t * block_bytes <= L1_FILTER_BYTES, at_most=16)
             # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
             # which spills when reg_oc > 1 (then one input channel per step).
             config["unroll_ib"] = d["ib"] if reg_oc == 1 and not is_strided else 1
@@ -222,9 +242,12 @@ class BlockedConvTemplate:
         tile_oc = min(config["tile_oc"], d["oc"])
         tile_oh = min(config["tile_oh"], d["oh"])
         reg = {"oc": _t(config["reg_oc"], tile_oc), "oh": _t(1, tile_oh), "ow": _t(config["reg_n"], d["ow"])}
-        g, _ = s.tile_for(main, d.sizes(**reg))
+        g = main
         if not self.depthwise and config["tile_ic"] < d["ic"]:
+            # The input-channel blocks outside the register tiles: the filter of tile_oc x tile_ic
+            # blocks stays in L1 while the register tiles sweep the outer tile's pixels.
             g, _ = s.tile_for(g, d.sizes(ic=config["tile_ic"]))
+        g, _ = s.tile_for(g, d.sizes(**reg))
         red_tiles = {"kh": _t(1, d["kh"]), "kw": _t(1, d["kw"])}
         if not self.depthwise:
             red_tiles["ic"] = _t(1, min(config["tile_ic"], d["ic"]))
