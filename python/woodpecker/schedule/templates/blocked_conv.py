@@ -41,7 +41,6 @@ COLUMNS = SCHED_PREFIX + "bconv_columns"
 KW_LOOP = SCHED_PREFIX + "bconv_kw"
 
 MAX_REG_N = 32  # output columns per register tile (TVM's reg_n)
-L1_FILTER_BYTES = 12 * 1024  # the filter blocks one reduction block of an outer tile may hold
 MIN_ACCUMULATORS = 8  # FMA latency x FMA ports: independent accumulators that keep the FMAs busy
 
 
@@ -143,6 +142,14 @@ class BlockedConvTemplate:
             knobs.append(Knob("tile_ic", tile_choices(d["ic"], (1, 2, 4, 8, 16)), "input-channel blocks per block"))
             knobs.append(Knob("unroll_ib", divisors(d["ib"]), "input channels of a block per contraction step"))
         knobs.append(Knob("unroll_kw", (False, True) if d["kw"] > 1 else (False,), "unroll the kw loop"))
+        fused_epilogue = kernel.epilogue is not None and kernel.fill is not None
+        knobs.append(
+            Knob(
+                "reg_epilogue",
+                (False, True) if fused_epilogue else (False,),
+                "the fill and the epilogue per register tile, in registers (needs the whole reduction)",
+            )
+        )
         knobs.append(Knob("parallel", (False, True), "split the outer tiles across the cores (OpenMP)"))
 
         def fits(c: dict) -> str | None:
@@ -159,8 +166,16 @@ class BlockedConvTemplate:
                 return "a parallel outer tile must split the output (tile_oc < blocks or tile_oh < rows)"
             return None
 
+        def whole_reduction(c: dict) -> str | None:
+            if c["reg_epilogue"] and not self.depthwise and c["tile_ic"] < d["ic"]:
+                return "the epilogue in registers needs tile_ic to cover all input-channel blocks"
+            return None
+
         constraints = (
             divides("reg_oc", "tile_oc"),
+            Constraint(
+                "epilogue in registers", ("reg_epilogue",) + (() if self.depthwise else ("tile_ic",)), whole_reduction
+            ),
             Constraint("register budget", ("reg_oc", "reg_n"), fits),
             Constraint("outer tile splits", ("tile_oc", "tile_oh", "parallel"), splits),
         )
@@ -188,13 +203,13 @@ class BlockedConvTemplate:
             "reg_n": reg_n,
         }
         if not self.depthwise:
-            # The filter blocks of one outer tile's reduction block within a quarter of L1 (they are
-            # reused by every register tile of the outer tile); at most 16 blocks.
-            block_bytes = d["kh"] * d["kw"] * d["ib"] * d["ob"] * 4 * config["tile_oc"]
-            config["tile_ic"] = pick(domain["tile_ic"], lambda t: t * block_bytes <= L1_FILTER_BYTES, at_most=16)
+            # Measured (CPU time, Zen 5): 1x1 and 3x3 stride 1 run alike with 1 to 16 blocks; a
+            # strided 3x3 (128->128 on 56x56) takes 2.4 ms with 1 block and 0.78 ms with 8.
+            config["tile_ic"] = pick(domain["tile_ic"], at_most=16)
             # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
             # which spills when reg_oc > 1 (then one input channel per step).
             config["unroll_ib"] = d["ib"] if reg_oc == 1 and not is_strided else 1
+        config["reg_epilogue"] = domain["reg_epilogue"][-1] and (self.depthwise or config["tile_ic"] >= d["ic"])
         config["unroll_kw"] = False  # measured: unrolling kw spills the register tile (3x3 64->64: 0.56 vs 2.6 ms)
         tiles = -(-d["oc"] // config["tile_oc"]) * -(-d["oh"] // config["tile_oh"]) * d["g"] * d["n"]
         work = 1
@@ -243,11 +258,22 @@ class BlockedConvTemplate:
         tile_oh = min(config["tile_oh"], d["oh"])
         reg = {"oc": _t(config["reg_oc"], tile_oc), "oh": _t(1, tile_oh), "ow": _t(config["reg_n"], d["ow"])}
         g = main
-        if not self.depthwise and config["tile_ic"] < d["ic"]:
-            # The input-channel blocks outside the register tiles: the filter of tile_oc x tile_ic
-            # blocks stays in L1 while the register tiles sweep the outer tile's pixels.
-            g, _ = s.tile_for(g, d.sizes(ic=config["tile_ic"]))
-        g, _ = s.tile_for(g, d.sizes(**reg))
+        register_loop = None  # the loop over the register tiles that computes the epilogue too
+        if config.get("reg_epilogue"):
+            # The epilogue tiled by the register tile, the convolution and its fill fused into that
+            # loop: the accumulators start as zero vectors, get the epilogue in registers and are
+            # stored once (the vector reads of what was just written fold away).
+            root, reg_loops = s.tile_for(root, d.out_sizes(**reg))
+            register_loop = reg_loops[-1] if reg_loops else loop
+            g, _ = s.fuse_into(main, register_loop)
+            if fill is not None:
+                fill, _ = s.fuse_into(fill, register_loop)
+        else:
+            if not self.depthwise and config["tile_ic"] < d["ic"]:
+                # The input-channel blocks outside the register tiles: the filter of tile_oc x
+                # tile_ic blocks stays in L1 while the register tiles sweep the outer tile's pixels.
+                g, _ = s.tile_for(g, d.sizes(ic=config["tile_ic"]))
+            g, _ = s.tile_for(g, d.sizes(**reg))
         red_tiles = {"kh": _t(1, d["kh"]), "kw": _t(1, d["kw"])}
         if not self.depthwise:
             red_tiles["ic"] = _t(1, min(config["tile_ic"], d["ic"]))
@@ -266,11 +292,14 @@ class BlockedConvTemplate:
         rows = d.out_sizes(oc=_t(1, tile_oc), oh=_t(1, tile_oh), ow=_t(config["reg_n"], d["ow"]))
         if d.grouped:
             rows[d.pos("g")] = 0
-        vector_loops = [red[-1] if red else None]
-        for op in (root if has_epilogue else None, fill):
-            if op is not None:
-                _, row_loops = s.tile_for(op, rows)
-                vector_loops.append(row_loops[-1] if row_loops else None)
+        vector_loops = [red[-1] if red else register_loop]
+        if register_loop is not None:
+            vector_loops.append(register_loop)  # the fill and the epilogue, register tile sized
+        else:
+            for op in (root if has_epilogue else None, fill):
+                if op is not None:
+                    _, row_loops = s.tile_for(op, rows)
+                    vector_loops.append(row_loops[-1] if row_loops else None)
         s.annotate(outermost, OUTER, k)
         for i, vloop in enumerate(vector_loops):
             s.annotate(vloop or outermost, f"{VECTORIZE}{i}", k)
