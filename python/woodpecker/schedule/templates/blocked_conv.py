@@ -44,7 +44,9 @@ MAX_REG_N = 32  # output columns per register tile (TVM's reg_n)
 MIN_ACCUMULATORS = 8  # FMA latency x FMA ports: independent accumulators that keep the FMAs busy
 
 
-def _register_tile(oc_choices: tuple[int, ...], n_choices: tuple[int, ...], registers: int) -> tuple[int, int]:
+def _register_tile(
+    oc_choices: tuple[int, ...], n_choices: tuple[int, ...], registers: int, is_strided: bool
+) -> tuple[int, int]:
     """The default reg_oc x reg_n of a regular convolution.
 
     Two channel blocks when that keeps MIN_ACCUMULATORS: per input channel 2 weight vectors and
@@ -52,10 +54,11 @@ def _register_tile(oc_choices: tuple[int, ...], n_choices: tuple[int, ...], regi
     registers (each feeds 2 FMAs), so reg_n is the largest with 2 * reg_n + reg_n + 2 registers
     and one to spare. Measured (1x1 256->1024 on 14x14, 64->256 on 56x56, 3x3 256->256 on 14x14,
     CPU time, Zen 5): 2x7 / 2x8 are 12-17% faster than the widest single-block row (1x14, 1x28),
-    whose FMAs read the broadcast scalars from memory (a load per FMA). Else one block: the
-    widest row that leaves 4 registers.
+    whose FMAs read the broadcast scalars from memory (a load per FMA). Else, and for strided
+    convolutions (their columns are unit tiles: 7x7 s2 16->64 on 224x224 takes 4.8 ms with 2x8,
+    3.6 ms with 1x28), one block: the widest row that leaves 4 registers.
     """
-    if 2 in oc_choices:
+    if 2 in oc_choices and not is_strided:
         reg_n = pick(n_choices, at_most=(registers - 3) // 3)
         if 2 * reg_n >= MIN_ACCUMULATORS:
             return 2, reg_n
@@ -193,7 +196,7 @@ class BlockedConvTemplate:
             # serial CPU time): reg_n 8 vs 28 is 0.14 vs 0.17 ms, strided 0.34 vs 0.60 ms.
             reg_oc, reg_n = 1, pick(domain["reg_n"], at_most=registers // 4)
         else:
-            reg_oc, reg_n = _register_tile(domain["reg_oc"], domain["reg_n"], registers)
+            reg_oc, reg_n = _register_tile(domain["reg_oc"], domain["reg_n"], registers, is_strided)
         config: Config = {
             "tile_oc": pick(
                 domain["tile_oc"], lambda t: t % reg_oc == 0, at_most=max(reg_oc, 2 if self.depthwise else 1)
@@ -209,7 +212,11 @@ class BlockedConvTemplate:
             # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
             # which spills when reg_oc > 1 (then one input channel per step).
             config["unroll_ib"] = d["ib"] if reg_oc == 1 and not is_strided else 1
-        config["reg_epilogue"] = domain["reg_epilogue"][-1] and (self.depthwise or config["tile_ic"] >= d["ic"])
+        # Measured: 1x1 64->256 on 56x56 0.227 vs 0.254 ms with it; strided (7x7 s2 on 224x224)
+        # 3.8 vs 3.6 ms: not there.
+        config["reg_epilogue"] = (
+            domain["reg_epilogue"][-1] and not is_strided and (self.depthwise or config["tile_ic"] >= d["ic"])
+        )
         config["unroll_kw"] = False  # measured: unrolling kw spills the register tile (3x3 64->64: 0.56 vs 2.6 ms)
         tiles = -(-d["oc"] // config["tile_oc"]) * -(-d["oh"] // config["tile_oh"]) * d["g"] * d["n"]
         work = 1
