@@ -92,6 +92,32 @@ def test_default_and_sampled_configurations_match_numpy(name: str) -> None:
     _check(case, sampled, arrays.args, expected)
 
 
+@pytest.mark.parametrize("reg_epilogue", [False, True])
+@pytest.mark.parametrize(
+    "name", ["padded_relu", "pointwise", "residual_add_relu", "depthwise", "strided", "block16_batch2"]
+)
+def test_epilogue_per_register_tile_or_per_row_matches_numpy(name: str, reg_epilogue: bool) -> None:
+    """The fill and the epilogue fused into the register-tile loop (accumulators from zero vectors,
+    bias, residual and relu in registers) or tiled by rows after the convolution: the same result."""
+    case = CASES[name]
+    arrays = blocked_arrays(case, seed=3)
+    executable = _compile(case, {"reg_epilogue": reg_epilogue}, arrays.args)
+    assert _main_schedule(executable).config["reg_epilogue"] is reg_epilogue
+    _check(case, executable, arrays.args, reference(case, arrays))
+
+
+def test_default_epilogue_is_in_registers_where_the_reduction_is_whole() -> None:
+    with create_context(), ir.Location.unknown():
+        for name, expected in [("pointwise", True), ("depthwise", True), ("strided", False)]:
+            module = ir.Module.parse(task_of(CASES[name]).module_text)
+            (kernel,) = [k for k in find_kernels(module) if k.kind.startswith("blocked")]
+            _, space = schedule_space(kernel, MACHINES["avx512"])
+            assert space.default["reg_epilogue"] is expected, name
+            if not CASES[name].depthwise:
+                with pytest.raises(ValueError, match="tile_ic to cover all input-channel blocks"):
+                    space.validate({**space.default, "reg_epilogue": True, "tile_ic": 1})
+
+
 def test_serial_code_matches_numpy() -> None:
     case = CASES["padded_relu"]
     arrays = blocked_arrays(case, seed=2)
