@@ -10,8 +10,14 @@ b_i, b_o fixed by the operand types (the layout pass packs the filter at compile
 * `reg_oc` x `reg_n`: the register tile, output-channel blocks x output columns; its
   reg_oc * reg_n accumulators of b_o lanes stay in vector registers across the whole
   reduction (`hoist_loop_invariant_subsets`, innermost loop first);
-* `tile_ic`: input-channel blocks per reduction block (the accumulators go back to memory
-  between blocks; regular convolutions only);
+* `tile_ic`: input-channel blocks per reduction block, a loop outside the register tiles (the
+  filter blocks of one reduction block stay in cache while the register tiles sweep the outer
+  tile; the accumulators go back to memory between blocks; regular convolutions only);
+* `reg_epilogue`: the epilogue tiled by the register tile with the convolution and its fill
+  fused into that loop (needs the whole reduction: tile_ic = all blocks): the accumulators
+  start as zero vectors and get the bias, residual and relu in registers before one store;
+  without it the fill and the epilogue are loops over rows of the outer tile, around the
+  convolution's accumulators in memory;
 * `unroll_kw`: the kw loop unrolled (`transform.loop.unroll`).
 
 The reduction, outermost first: input-channel blocks, kh, kw; inside it the b_i input channels
