@@ -9,7 +9,8 @@ rounded up to a block multiple, as the layout pass pads them), with a bias and a
 * `default`: the generated kernel (lowering/blocked_conv.py, template cpu.blocked_conv) with the
   template's default configuration;
 * `tuned` (with --trials > 0): the best of a small search by the tuner (woodpecker.tune, genetic
-  sampler, `--trials` trials per layer, the isolated CPU runner, a temporary database);
+  sampler, `--trials` trials per layer, the isolated CPU runner, a temporary database), with
+  `parallel` fixed to the default's (2 threads, as oneDNN);
 * `onednn`: oneDNN's convolution primitive created with `format_tag_any` (its blocked layout:
   nChw16c / OIhw16i16o on AVX-512), the bias and a relu post-op; only the convolution primitive is
   timed (the reorders into and out of its layout are not).
@@ -26,6 +27,7 @@ onednn / best generated (> 1: generated faster) and the fraction of layers where
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -47,6 +49,7 @@ from mlir import ir
 
 from woodpecker.backend.cpu import CpuOptions, compile_cpu
 from woodpecker.dialect import create_context
+from woodpecker.kernels.space import Knob, SearchSpace
 from woodpecker.measure.cpu_runner import CpuMeasureOptions, IsolatedCpuRunner
 from woodpecker.ops.layout import from_blocked
 from woodpecker.runtime.cpu import onednn
@@ -160,6 +163,14 @@ def onednn_conv(case: BlockedConvCase, arrays) -> tuple[Callable[[], None], np.n
     return call, out, [conv, out]
 
 
+def pin_parallel(space: SearchSpace) -> SearchSpace:
+    """The space with `parallel` fixed to its default: on a loaded machine the tuner's wall times
+    favour serial code (no thread to wait for), which is twice as slow on a quiet one; the table
+    compares 2-thread kernels."""
+    knobs = tuple(Knob(k.name, (space.default[k.name],), k.doc) if k.name == "parallel" else k for k in space.knobs)
+    return dataclasses.replace(space, knobs=knobs)
+
+
 def tune(case: BlockedConvCase, trials: int, storage: str) -> dict:
     from woodpecker.tune.tuner import TuneOptions, tune_tasks
 
@@ -169,7 +180,7 @@ def tune(case: BlockedConvCase, trials: int, storage: str) -> dict:
     with create_context() as context, ir.Location.unknown(context):
         module = ir.Module.parse(task.module_text)
         executable = compile_cpu(module, CpuOptions(threads=THREADS), task.num_weights, arrays.args[split:])
-    space = next(s.space for s in executable.schedules if s.kernel.kind.startswith("blocked"))
+    space = pin_parallel(next(s.space for s in executable.schedules if s.kernel.kind.startswith("blocked")))
     runner = IsolatedCpuRunner(CpuMeasureOptions(threads=THREADS, rtol=1e-4))  # a crashing candidate fails alone
     options = TuneOptions(trials=trials, strategy="ga", seed=0, storage=storage, confirm_top=2, confirm_rounds=2)
     try:

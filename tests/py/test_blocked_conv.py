@@ -92,6 +92,32 @@ def test_default_and_sampled_configurations_match_numpy(name: str) -> None:
     _check(case, sampled, arrays.args, expected)
 
 
+@pytest.mark.parametrize("reg_epilogue", [False, True])
+@pytest.mark.parametrize(
+    "name", ["padded_relu", "pointwise", "residual_add_relu", "depthwise", "strided", "block16_batch2"]
+)
+def test_epilogue_per_register_tile_or_per_row_matches_numpy(name: str, reg_epilogue: bool) -> None:
+    """The fill and the epilogue fused into the register-tile loop (accumulators from zero vectors,
+    bias, residual and relu in registers) or tiled by rows after the convolution: the same result."""
+    case = CASES[name]
+    arrays = blocked_arrays(case, seed=3)
+    executable = _compile(case, {"reg_epilogue": reg_epilogue}, arrays.args)
+    assert _main_schedule(executable).config["reg_epilogue"] is reg_epilogue
+    _check(case, executable, arrays.args, reference(case, arrays))
+
+
+def test_default_epilogue_is_in_registers_where_the_reduction_is_whole() -> None:
+    with create_context(), ir.Location.unknown():
+        for name, expected in [("pointwise", True), ("depthwise", True), ("strided", False)]:
+            module = ir.Module.parse(task_of(CASES[name]).module_text)
+            (kernel,) = [k for k in find_kernels(module) if k.kind.startswith("blocked")]
+            _, space = schedule_space(kernel, MACHINES["avx512"])
+            assert space.default["reg_epilogue"] is expected, name
+            if not CASES[name].depthwise:
+                with pytest.raises(ValueError, match="tile_ic to cover all input-channel blocks"):
+                    space.validate({**space.default, "reg_epilogue": True, "tile_ic": 1})
+
+
 def test_serial_code_matches_numpy() -> None:
     case = CASES["padded_relu"]
     arrays = blocked_arrays(case, seed=2)
@@ -146,19 +172,27 @@ _INSTRUCTION = re.compile(r"^\s+([0-9a-f]+):\s+(\S+)\s*(.*)$")
 _BRANCH = re.compile(r"^j\w+$")
 
 
-def _hottest_loop(listing: str) -> list[tuple[str, str]]:
-    """The instructions (mnemonic, operands) of the backward-branching loop with the most FMAs."""
+def _hottest_loop(listing: str, innermost: bool = False) -> list[tuple[str, str]]:
+    """The instructions (mnemonic, operands) of the backward-branching loop with the most FMAs
+    (`innermost`: among the loops without a backward branch inside them)."""
     rows = [(int(m[1], 16), m[2], m[3]) for m in map(_INSTRUCTION.match, listing.splitlines()) if m]
     where = {address: i for i, (address, _, _) in enumerate(rows)}
-    best: list[tuple[str, str]] = []
-    for i, (address, mnemonic, operands) in enumerate(rows):
+
+    def backward(i: int) -> int | None:
+        address, mnemonic, operands = rows[i]
         target = operands.split()[0] if operands else ""
         if _BRANCH.match(mnemonic) and re.fullmatch(r"[0-9a-f]+", target) and int(target, 16) < address:
-            start = where.get(int(target, 16))
-            if start is not None:
-                body = [(m, o) for _, m, o in rows[start : i + 1]]
-                if sum("vfmadd" in m for m, _ in body) > sum("vfmadd" in m for m, _ in best):
-                    best = body
+            return where.get(int(target, 16))
+        return None
+
+    best: list[tuple[str, str]] = []
+    for i in range(len(rows)):
+        start = backward(i)
+        if start is None or (innermost and any(backward(j) is not None for j in range(start, i))):
+            continue
+        body = [(m, o) for _, m, o in rows[start : i + 1]]
+        if sum("vfmadd" in m for m, _ in body) > sum("vfmadd" in m for m, _ in best):
+            best = body
     return best
 
 
@@ -184,7 +218,12 @@ def test_default_schedule_is_a_register_blocked_fma_micro_kernel(name: str, tmp_
     obj = tmp_path / "kernel.o"
     executable.engine.dump_to_object_file(str(obj))
     listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)], capture_output=True, text=True)
-    loop = _hottest_loop(listing.stdout)
+    # The loop with the most FMAs may hold the inner loops of several input-channel blocks (and
+    # reload their filter addresses from the stack between them): no vector register is spilled
+    # there; the innermost loop (the micro-kernel) touches the stack not at all.
+    outer = _hottest_loop(listing.stdout)
+    assert not any("rsp" in operands and register in operands for _, operands in outer), "the register tile spills"
+    loop = _hottest_loop(listing.stdout, innermost=True)
     fmas = [operands for mnemonic, operands in loop if mnemonic.startswith("vfmadd")]
     # Every FMA of the loop is packed; a regular conv's are reg_n per input channel, with
     # broadcast input scalars (an FMA's memory operand or a vbroadcastss); nothing is spilled.

@@ -10,8 +10,14 @@ b_i, b_o fixed by the operand types (the layout pass packs the filter at compile
 * `reg_oc` x `reg_n`: the register tile, output-channel blocks x output columns; its
   reg_oc * reg_n accumulators of b_o lanes stay in vector registers across the whole
   reduction (`hoist_loop_invariant_subsets`, innermost loop first);
-* `tile_ic`: input-channel blocks per reduction block (the accumulators go back to memory
-  between blocks; regular convolutions only);
+* `tile_ic`: input-channel blocks per reduction block, a loop outside the register tiles (the
+  filter blocks of one reduction block stay in cache while the register tiles sweep the outer
+  tile; the accumulators go back to memory between blocks; regular convolutions only);
+* `reg_epilogue`: the epilogue tiled by the register tile with the convolution and its fill
+  fused into that loop (needs the whole reduction: tile_ic = all blocks): the accumulators
+  start as zero vectors and get the bias, residual and relu in registers before one store;
+  without it the fill and the epilogue are loops over rows of the outer tile, around the
+  convolution's accumulators in memory;
 * `unroll_kw`: the kw loop unrolled (`transform.loop.unroll`).
 
 The reduction, outermost first: input-channel blocks, kh, kw; inside it the b_i input channels
@@ -41,6 +47,28 @@ COLUMNS = SCHED_PREFIX + "bconv_columns"
 KW_LOOP = SCHED_PREFIX + "bconv_kw"
 
 MAX_REG_N = 32  # output columns per register tile (TVM's reg_n)
+MIN_ACCUMULATORS = 8  # FMA latency x FMA ports: independent accumulators that keep the FMAs busy
+
+
+def _register_tile(
+    oc_choices: tuple[int, ...], n_choices: tuple[int, ...], registers: int, is_strided: bool
+) -> tuple[int, int]:
+    """The default reg_oc x reg_n of a regular convolution.
+
+    Two channel blocks when that keeps MIN_ACCUMULATORS: per input channel 2 weight vectors and
+    reg_n broadcast input scalars feed 2 * reg_n FMAs. LLVM keeps the reg_n broadcasts in
+    registers (each feeds 2 FMAs), so reg_n is the largest with 2 * reg_n + reg_n + 2 registers
+    and one to spare. Measured (1x1 256->1024 on 14x14, 64->256 on 56x56, 3x3 256->256 on 14x14,
+    CPU time, Zen 5): 2x7 / 2x8 are 12-17% faster than the widest single-block row (1x14, 1x28),
+    whose FMAs read the broadcast scalars from memory (a load per FMA). Else, and for strided
+    convolutions (their columns are unit tiles: 7x7 s2 16->64 on 224x224 takes 4.8 ms with 2x8,
+    3.6 ms with 1x28), one block: the widest row that leaves 4 registers.
+    """
+    if 2 in oc_choices and not is_strided:
+        reg_n = pick(n_choices, at_most=(registers - 3) // 3)
+        if 2 * reg_n >= MIN_ACCUMULATORS:
+            return 2, reg_n
+    return 1, pick(n_choices, at_most=registers - 4)
 
 
 @dataclass(frozen=True)
@@ -123,6 +151,14 @@ class BlockedConvTemplate:
             knobs.append(Knob("tile_ic", tile_choices(d["ic"], (1, 2, 4, 8, 16)), "input-channel blocks per block"))
             knobs.append(Knob("unroll_ib", divisors(d["ib"]), "input channels of a block per contraction step"))
         knobs.append(Knob("unroll_kw", (False, True) if d["kw"] > 1 else (False,), "unroll the kw loop"))
+        fused_epilogue = kernel.epilogue is not None and kernel.fill is not None
+        knobs.append(
+            Knob(
+                "reg_epilogue",
+                (False, True) if fused_epilogue else (False,),
+                "the fill and the epilogue per register tile, in registers (needs the whole reduction)",
+            )
+        )
         knobs.append(Knob("parallel", (False, True), "split the outer tiles across the cores (OpenMP)"))
 
         def fits(c: dict) -> str | None:
@@ -139,29 +175,34 @@ class BlockedConvTemplate:
                 return "a parallel outer tile must split the output (tile_oc < blocks or tile_oh < rows)"
             return None
 
+        def whole_reduction(c: dict) -> str | None:
+            if c["reg_epilogue"] and not self.depthwise and c["tile_ic"] < d["ic"]:
+                return "the epilogue in registers needs tile_ic to cover all input-channel blocks"
+            return None
+
         constraints = (
             divides("reg_oc", "tile_oc"),
+            Constraint(
+                "epilogue in registers", ("reg_epilogue",) + (() if self.depthwise else ("tile_ic",)), whole_reduction
+            ),
             Constraint("register budget", ("reg_oc", "reg_n"), fits),
             Constraint("outer tile splits", ("tile_oc", "tile_oh", "parallel"), splits),
         )
         domain = {k.name: k.domain for k in knobs}
-        default = self._default(d, target, domain, fits, strided(kernel))
+        default = self._default(d, target, domain, strided(kernel))
         try:
             return SearchSpace(kernel.name, self.name, tuple(knobs), default, constraints)
         except ValueError as err:
             raise NoDefault(str(err)) from None
 
-    def _default(self, d: Dims, target: CpuMachine, domain: dict, fits, is_strided: bool) -> Config:
-        # The widest row of columns that leaves 4 registers, then as many channel blocks as
-        # keep the accumulators within that (7x7 outputs: 2 blocks x 7 columns).
-        budget = target.registers - 4
-        # Depthwise: an input vector per column besides its accumulator; measured (dw 3x3 on
-        # 112x112, serial CPU time): reg_n 8 vs 28 is 0.14 vs 0.17 ms, strided 0.34 vs 0.60 ms.
-        reg_n = pick(domain["reg_n"], at_most=target.registers // 4 if self.depthwise else budget)
-        # With several blocks LLVM keeps the reg_n broadcast input scalars in registers too.
-        reg_oc = pick(domain["reg_oc"], lambda r: r == 1 or r * reg_n + r + reg_n <= target.registers)
-        if self.depthwise or fits({"reg_oc": reg_oc, "reg_n": reg_n}) is not None:  # depthwise: measured with 1
-            reg_oc = 1
+    def _default(self, d: Dims, target: CpuMachine, domain: dict, is_strided: bool) -> Config:
+        registers = target.registers
+        if self.depthwise:
+            # An input vector per column besides its accumulator; measured (dw 3x3 on 112x112,
+            # serial CPU time): reg_n 8 vs 28 is 0.14 vs 0.17 ms, strided 0.34 vs 0.60 ms.
+            reg_oc, reg_n = 1, pick(domain["reg_n"], at_most=registers // 4)
+        else:
+            reg_oc, reg_n = _register_tile(domain["reg_oc"], domain["reg_n"], registers, is_strided)
         config: Config = {
             "tile_oc": pick(
                 domain["tile_oc"], lambda t: t % reg_oc == 0, at_most=max(reg_oc, 2 if self.depthwise else 1)
@@ -171,10 +212,17 @@ class BlockedConvTemplate:
             "reg_n": reg_n,
         }
         if not self.depthwise:
+            # Measured (CPU time, Zen 5): 1x1 and 3x3 stride 1 run alike with 1 to 16 blocks; a
+            # strided 3x3 (128->128 on 56x56) takes 2.4 ms with 1 block and 0.78 ms with 8.
             config["tile_ic"] = pick(domain["tile_ic"], at_most=16)
             # The whole block as one contraction: LLVM loads its b_i weight vectors at once,
             # which spills when reg_oc > 1 (then one input channel per step).
             config["unroll_ib"] = d["ib"] if reg_oc == 1 and not is_strided else 1
+        # Measured: 1x1 64->256 on 56x56 0.227 vs 0.254 ms with it; strided (7x7 s2 on 224x224)
+        # 3.8 vs 3.6 ms: not there.
+        config["reg_epilogue"] = (
+            domain["reg_epilogue"][-1] and not is_strided and (self.depthwise or config["tile_ic"] >= d["ic"])
+        )
         config["unroll_kw"] = False  # measured: unrolling kw spills the register tile (3x3 64->64: 0.56 vs 2.6 ms)
         tiles = -(-d["oc"] // config["tile_oc"]) * -(-d["oh"] // config["tile_oh"]) * d["g"] * d["n"]
         work = 1
@@ -225,9 +273,23 @@ class BlockedConvTemplate:
         tile_oc = min(config["tile_oc"], d["oc"])
         tile_oh = min(config["tile_oh"], d["oh"])
         reg = {"oc": _t(config["reg_oc"], tile_oc), "oh": _t(1, tile_oh), "ow": _t(config["reg_n"], d["ow"])}
-        g, _ = s.tile_for(main, d.sizes(**reg))
-        if not self.depthwise and config["tile_ic"] < d["ic"]:
-            g, _ = s.tile_for(g, d.sizes(ic=config["tile_ic"]))
+        g = main
+        register_loop = None  # the loop over the register tiles that computes the epilogue too
+        if config.get("reg_epilogue"):
+            # The epilogue tiled by the register tile, the convolution and its fill fused into that
+            # loop: the accumulators start as zero vectors, get the epilogue in registers and are
+            # stored once (the vector reads of what was just written fold away).
+            root, reg_loops = s.tile_for(root, d.out_sizes(**reg))
+            register_loop = reg_loops[-1] if reg_loops else loop
+            g, _ = s.fuse_into(main, register_loop)
+            if fill is not None:
+                fill, _ = s.fuse_into(fill, register_loop)
+        else:
+            if not self.depthwise and config["tile_ic"] < d["ic"]:
+                # The input-channel blocks outside the register tiles: the filter of tile_oc x
+                # tile_ic blocks stays in L1 while the register tiles sweep the outer tile's pixels.
+                g, _ = s.tile_for(g, d.sizes(ic=config["tile_ic"]))
+            g, _ = s.tile_for(g, d.sizes(**reg))
         red_tiles = {"kh": _t(1, d["kh"]), "kw": _t(1, d["kw"])}
         if not self.depthwise:
             red_tiles["ic"] = _t(1, min(config["tile_ic"], d["ic"]))
@@ -256,6 +318,14 @@ class BlockedConvTemplate:
             if op is not None:
                 _, row_loops = s.tile_for(op, op_rows)
                 vector_loops.append(row_loops[-1] if row_loops else None)
+        vector_loops = [red[-1] if red else register_loop]
+        if register_loop is not None:
+            vector_loops.append(register_loop)  # the fill and the epilogue, register tile sized
+        else:
+            for op in (root if has_epilogue else None, fill):
+                if op is not None:
+                    _, row_loops = s.tile_for(op, rows)
+                    vector_loops.append(row_loops[-1] if row_loops else None)
         s.annotate(outermost, OUTER, k)
         for i, vloop in enumerate(vector_loops):
             s.annotate(vloop or outermost, f"{VECTORIZE}{i}", k)
