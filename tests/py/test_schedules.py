@@ -392,7 +392,7 @@ def _scheduled_ir(case: Case, parallel: bool, schedules: dict | None = None) -> 
             raise Stop
 
     with pytest.raises(Stop):
-        wpk_compile(case.model(), options=CompileOptions(on_stage=on_stage))
+        wpk_compile(case.model(), options=CompileOptions(on_stage=on_stage, layout=case.layout))
     return seen["ir"]
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlir import ir
 
+from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR
 from woodpecker.libs.epilogue import Epilogue, EpilogueError, Step, read_epilogue
 from woodpecker.lowering.layout import BLOCKED_CONV, GROUPS_ATTR
-from woodpecker.kernels.naming import GROUP_ATTR, MODEL_KERNEL_ATTR
 from woodpecker.schedule.kernels import NAMED_OP_ATTR, Kernel, owner_of
 
 LIBRARIES = ("onednn", "blas")

@@ -313,18 +313,13 @@ class BlockedConvTemplate:
             whole_rows[d.pos("g")] = _t(1, d["g"])
         if d["n"] > 1:
             whole_rows[d.pos("n")] = 1
-        vector_loops = [red[-1] if red else None]
-        for op, op_rows in ((root if has_epilogue else None, rows), (fill, rows if fill_fused else whole_rows)):
-            if op is not None:
-                _, row_loops = s.tile_for(op, op_rows)
-                vector_loops.append(row_loops[-1] if row_loops else None)
         vector_loops = [red[-1] if red else register_loop]
         if register_loop is not None:
             vector_loops.append(register_loop)  # the fill and the epilogue, register tile sized
         else:
-            for op in (root if has_epilogue else None, fill):
+            for op, op_rows in ((root if has_epilogue else None, rows), (fill, rows if fill_fused else whole_rows)):
                 if op is not None:
-                    _, row_loops = s.tile_for(op, rows)
+                    _, row_loops = s.tile_for(op, op_rows)
                     vector_loops.append(row_loops[-1] if row_loops else None)
         s.annotate(outermost, OUTER, k)
         for i, vloop in enumerate(vector_loops):
