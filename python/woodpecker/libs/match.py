@@ -450,13 +450,15 @@ def _kernel_of(op: ir.Operation) -> str | None:
     return None
 
 
-def _check_kernel_ends(replaces: ir.Operation) -> None:
-    """A library call computes the matmul and its epilogue only: a model kernel that goes on after
-    them (wpk.attention: the softmax and the second product read the scores) is not one it computes."""
+def _check_kernel_ends(kernel: Kernel, replaces: ir.Operation) -> None:
+    """A library call computes the matmul (and its epilogue, or BLAS leaves that generated) only: a
+    model kernel that goes on after them (wpk.attention: the softmax and the second product read
+    the scores) is not one it computes."""
     own = _kernel_of(replaces)
     if own is None:
         return
-    for use in replaces.results[0].uses:
+    root = kernel.root.operation if isinstance(kernel.root, ir.OpView) else kernel.root
+    for use in root.results[0].uses:
         user = use.owner
         user = user.operation if isinstance(user, ir.OpView) else user
         if user.name.startswith("linalg.") and _kernel_of(user) == own:
@@ -484,7 +486,7 @@ def _matmul(kernel: Kernel, library: str, first_weight: int) -> LibraryPlan:
     else:
         read, replaces = _epilogue(kernel, len(out) - 1, first_weight)
         post_ops, sides = _post_ops(kernel, read)
-    _check_kernel_ends(replaces)
+    _check_kernel_ends(kernel, replaces)
     if weight is not None:
         plan = LibraryPlan(
             library=library,
