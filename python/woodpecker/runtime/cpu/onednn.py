@@ -1029,22 +1029,8 @@ class MatMul(LibraryCall):
         attr = self._attr(post_ops, self.output_shape)
         src_md, dst_md = self._md((m, k)), self._md((m, n))
         bias_md = self._md((1, n)) if bias is not None else None
-        pd = ctypes.c_void_p()
         what = f"matmul ({m}x{k}) x ({k}x{n})"
-        try:
-            self._lib.call(
-                "dnnl_matmul_primitive_desc_create",
-                ctypes.byref(pd),
-                self._lib.engine,
-                src_md,
-                self._any_md((k, n)),
-                bias_md,
-                dst_md,
-                attr.handle,
-            )
-        except OneDnnError as error:
-            raise OneDnnError(f"oneDNN has no {what}: {error.status}", error.function, error.status) from None
-        pd_handle = self._own("dnnl_primitive_desc_destroy", pd.value)
+        pd_handle = _matmul_primitive_desc(self, src_md, self._any_md((k, n)), bias_md, dst_md, attr, what)
         args = {_ARG_WEIGHTS: self._constant(weights, self._query_md(pd_handle, _QUERY_WEIGHTS_MD))}
         if bias is not None:
             args[_ARG_BIAS] = self._constant(bias.reshape(1, n), self._query_md(pd_handle, _QUERY_WEIGHTS_MD, 1))
@@ -1100,23 +1086,9 @@ class RuntimeMatMul(LibraryCall):
         weights_md = self._md((*lead, k, n), matmul_weights_strides(batch, k, n, transposed_b))
         bias_shape = (*[1] * len(lead), 1, n)
         bias_md = self._md(bias_shape) if bias is not None else None
-        pd = ctypes.c_void_p()
         rhs = f"({n}x{k})^T" if transposed_b else f"({k}x{n})"
         what = f"matmul {'' if batch is None else f'{batch} x '}({m}x{k}) x {rhs}"
-        try:
-            self._lib.call(
-                "dnnl_matmul_primitive_desc_create",
-                ctypes.byref(pd),
-                self._lib.engine,
-                src_md,
-                weights_md,
-                bias_md,
-                dst_md,
-                attr.handle,
-            )
-        except OneDnnError as error:
-            raise OneDnnError(f"oneDNN has no {what}: {error.status}", error.function, error.status) from None
-        pd_handle = self._own("dnnl_primitive_desc_destroy", pd.value)
+        pd_handle = _matmul_primitive_desc(self, src_md, weights_md, bias_md, dst_md, attr, what)
         args = {}
         if bias is not None:
             args[_ARG_BIAS] = self._constant(bias.reshape(bias_shape), self._query_md(pd_handle, _QUERY_WEIGHTS_MD, 1))
@@ -1188,3 +1160,23 @@ class Pooling(LibraryCall):
         self._primitive(pd_handle, {_ARG_SRC: src, _ARG_DST: dst})
         self.name = self._impl_name(pd_handle)
         self.description = f"{what} -> {list(self.output_shape)} impl={self.name}"
+
+
+def _matmul_primitive_desc(owner, src_md, weights_md, bias_md, dst_md, attr, what: str):
+    """A oneDNN matmul primitive descriptor, owned by `owner` (a constant- or a run-time-weight
+    matmul); one OneDnnError naming `what` when oneDNN has no implementation."""
+    pd = ctypes.c_void_p()
+    try:
+        owner._lib.call(
+            "dnnl_matmul_primitive_desc_create",
+            ctypes.byref(pd),
+            owner._lib.engine,
+            src_md,
+            weights_md,
+            bias_md,
+            dst_md,
+            attr.handle,
+        )
+    except OneDnnError as error:
+        raise OneDnnError(f"oneDNN has no {what}: {error.status}", error.function, error.status) from None
+    return owner._own("dnnl_primitive_desc_destroy", pd.value)
