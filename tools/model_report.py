@@ -7,8 +7,9 @@ For every MODEL_DIR/*.onnx, in its own subprocess (a hang or a crash is one row)
 with default options; on failure report the one-line error and the op types without a
 converter (node counts); else the relative L2 error against ONNX Runtime on one seeded input
 (int inputs get valid token ids, masks ones) and, with --latency, the median milliseconds of
-Woodpecker and ONNX Runtime (both 2 threads: OMP_NUM_THREADS=2, intra_op_num_threads=2; runs
-interleaved) and their ratio. Prints a Markdown table, then the missing op types summed over
+Woodpecker and ONNX Runtime (both 2 threads: OMP_NUM_THREADS=2, intra_op_num_threads=2; in
+alternating blocks of runs with a pause between: model_check.interleaved_medians) and their
+ratio. Prints a Markdown table, then the missing op types summed over
 the models ("Shape 16, Slice 15, ...").
 """
 

@@ -116,20 +116,27 @@ def check(path: Path, latency: bool = False, repeats: int = 10) -> Row:
     got = compiled.run(None, feeds)
     row.rel_l2 = rel_l2(list(got), list(expected))
     if latency:
-        wpk, ref = [], []
-        compiled.run(None, feeds)
-        session.run(None, feeds)
-        for _ in range(repeats):  # interleaved, so a noisy neighbour hits both engines alike
-            t0 = time.perf_counter()
-            compiled.run(None, feeds)
-            t1 = time.perf_counter()
-            session.run(None, feeds)
-            t2 = time.perf_counter()
-            wpk.append(t1 - t0)
-            ref.append(t2 - t1)
-        row.wpk_ms = 1e3 * statistics.median(wpk)
-        row.ort_ms = 1e3 * statistics.median(ref)
+        row.wpk_ms, row.ort_ms = interleaved_medians(
+            lambda: compiled.run(None, feeds), lambda: session.run(None, feeds), repeats)
     return row
+
+
+def interleaved_medians(first, second, repeats: int, rounds: int = 3, pause_s: float = 0.3) -> tuple[float, float]:
+    """Median ms of two engines in one process, timed in alternating blocks of `repeats` runs
+    (`rounds` blocks each, one untimed run first): a noisy neighbour hits both alike. A pause
+    after every block lets the other engine's spinning threads (OpenMP's blocktime, ORT's
+    intra-op spin) go to sleep; timed call by call, each engine ran against the other's
+    spinning pool, which on 2 cores doubled the CNN latencies."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            fn()
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+            time.sleep(pause_s)
+    return 1e3 * statistics.median(times[0]), 1e3 * statistics.median(times[1])
 
 
 def _one_line(err: BaseException) -> str:
