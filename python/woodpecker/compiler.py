@@ -23,11 +23,12 @@ from woodpecker.backend.cpu import CpuOptions
 from woodpecker.errors import CompilationError
 from woodpecker.frontend import OPT_LEVELS, LoweredModel, lower_model
 from woodpecker.graph.activations import check_activation_memory
-from woodpecker.importer import ImportedModel
+from woodpecker.importer import ImportedModel, import_onnx_with_weights
 from woodpecker.kernels.target import Target
 from woodpecker.passes import layout_element, layout_for_target
 from woodpecker.runtime.memory import host_available_bytes
 from woodpecker.select.candidates import parse_libraries
+from woodpecker.select.layout_record import RULE, model_name, recorded_layout
 from woodpecker.select.plan import PlanRequest, plan_kernels
 from woodpecker.select.selection import MODES
 from woodpecker.stats import CompileStats, timed_stage
@@ -165,9 +166,8 @@ def compile(
     backend = make_target(options)
     stats = CompileStats()
     layout = layout_for_target(options.layout, options.target)
-    lowered = lower_model(
-        model, options.opt_level, input_shapes, stats, options.on_stage, layout, options.layout_regions
-    )
+    model, regions = choose_layout(model, input_shapes, options, backend, stats)
+    lowered = lower_model(model, options.opt_level, input_shapes, stats, options.on_stage, layout, regions)
     check_memory(lowered, options)
     request = PlanRequest(
         libraries=parse_libraries(options.libraries, options.target),
@@ -180,6 +180,34 @@ def compile(
         with timed_stage(stats, "select"):
             cut, plan = plan_kernels(backend, lowered, request)
         return backend.codegen(lowered, cut, plan, stats)
+
+
+def choose_layout(
+    model: str | os.PathLike | onnx.ModelProto | ImportedModel,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    options: CompileOptions,
+    backend: Target,
+    stats: CompileStats,
+) -> tuple[str | os.PathLike | onnx.ModelProto | ImportedModel, Mapping[str, str] | None]:
+    """(the model, the layout regions to compile it with); sets `stats.layout` to where they come
+    from. With layout "auto" on the CPU at an opt level that converts layouts, the tuning
+    records' decision for this model here (`woodpecker.select.layout_record`; the model is
+    imported first to identify it), else the rule; an explicit layout or regions win."""
+    if options.layout_regions is not None:
+        stats.layout = f"given ({len(options.layout_regions)} regions)"
+        return model, options.layout_regions
+    if options.layout != "auto" or options.target != "cpu":
+        stats.layout = layout_for_target(options.layout, options.target)
+        return model, None
+    stats.layout = RULE
+    if not options.use_tuning_records or not layout_element("auto", options.opt_level):
+        return model, None
+    with timed_stage(stats, "import"):
+        imported = model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
+    threads = getattr(backend, "threads", None) or 1
+    choice = recorded_layout(imported, options.opt_level, threads, options.tuning_db, model_name(model))
+    stats.layout = choice.source
+    return imported, choice.regions
 
 
 def check_memory(lowered: LoweredModel, options: CompileOptions) -> None:

@@ -119,9 +119,19 @@ def layout_regions(
     would put in the blocked layout at `opt_level`, without converting or compiling anything."""
     imported = model if isinstance(model, ImportedModel) else import_onnx_with_weights(model, input_shapes)
     with imported.context, ir.Location.unknown():
-        graph = GraphContext(imported.weights)
-        optimize_graph(imported.module, opt_level, graph, "nchw")
-        return regions_of(imported.module.operation, graph, block or vector_lanes())
+        module = imported.module.operation.clone()  # an imported model given stays as it was
+        try:
+            graph = GraphContext(imported.weights)
+            optimize_graph(module, opt_level, graph, "nchw")
+            return regions_of(module.operation, graph, block or vector_lanes())
+        finally:
+            module.operation.erase()
+
+
+def graph_text(imported: ImportedModel) -> str:
+    """The imported model's @main as text (ops, attributes, shapes; weights by name, not value)."""
+    with imported.context, ir.Location.unknown():
+        return str(main_func(imported.module).operation)
 
 
 def count_graph_ops(module: ir.Module) -> int:

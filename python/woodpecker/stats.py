@@ -28,6 +28,10 @@ class CompileStats:
     # planner places them (woodpecker.graph.activations); compile() refuses what cannot fit.
     peak_activation_bytes: int = 0
     parallel: bool = False
+    # Where the convolutions' layout came from: "rule" (wpk-convert-layout's), "from records (N
+    # regions)" (the layout search's decision, woodpecker.select.layout_record), "given (N
+    # regions)" (CompileOptions.layout_regions), or the explicit layout ("nchw", "blocked", ...).
+    layout: str = ""
 
     @property
     def total_seconds(self) -> float:

@@ -63,7 +63,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     print(
         f"compiled {args.model} for {args.target} in {seconds:.2f}s: {stats.num_kernels} kernels "
         f"({stats.tuned_kernels} with tuning records, {stats.library_kernels} library calls); "
-        f"peak activation memory {format_bytes(stats.peak_activation_bytes)}"
+        f"peak activation memory {format_bytes(stats.peak_activation_bytes)}; layout: {stats.layout}"
     )
     if compiled.selection:
         from woodpecker.select.report import format_table

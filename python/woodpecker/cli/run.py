@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"compiled for cpu at O{args.opt_level} in {compile_s:.2f}s ({stages}); "
         f"{stats.num_ops_before} ops -> {stats.num_kernels} kernels "
         f"({stats.tuned_kernels} with tuning records, {stats.library_kernels} library calls); "
-        f"{'OpenMP on all cores' if compiled.stats.parallel else 'one core'}"
+        f"{'OpenMP on all cores' if compiled.stats.parallel else 'one core'}; layout: {stats.layout}"
     )
     if args.report:
         write_selection_report(args.report, compiled, model_path, options)
@@ -189,6 +189,7 @@ def write_selection_report(path: str, compiled, model_path: Path, options) -> No
         libraries=options.libraries,
         select=options.select,
         device=target.device,
+        layout=compiled.stats.layout,
     )
     write_report(path, report)
     print(f"wrote the selection report {path}")

@@ -1,6 +1,7 @@
 """`wpk tune`: search the schedule knobs of every kernel of a model on this machine.
 
     wpk tune model.onnx --target cpu --trials 32 --strategy ga|tpe|random|rl [--db DB] [--time-budget S]
+             [--search-layout [--layout-budget S]]   (first choose each layout region's layout, recorded)
     wpk tune --export-records FILE | --import-records FILE [--db DB]   (records between databases)
     wpk tune --import-optuna OLD_STORAGE [--db DB]       (old Optuna tuning records into the database)
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from woodpecker.cli.common import add_shape_arguments, bundled_model, check_shape_options
 from woodpecker.cli.parsing import directory_path, non_negative_int, positive_float, positive_int
+from woodpecker.cli.tune_layout import check_layout_arguments, recorded_regions, search_and_record
 from woodpecker.database import DatabaseError, open_database
 from woodpecker.tune.report import WeightedTotal
 from woodpecker.tune.tuner import STRATEGIES, Progress, TuneOptions, TuneResult, TuningInterrupted
@@ -96,6 +98,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--confirm-rounds", type=positive_int, default=3, metavar="R", help="rounds of that (default 3)"
+    )
+    parser.add_argument(
+        "--search-layout",
+        action="store_true",
+        help="first (CPU, --layout auto, -O2) measure per layout region whether the rule's blocks, NCHW or the "
+        "other block size makes the whole model fastest, and record the decision in --db (compile with "
+        "--layout auto applies it); the kernels tuned then are the chosen layout's",
+    )
+    parser.add_argument(
+        "--layout-budget",
+        type=positive_float,
+        metavar="S",
+        help="seconds for the layout search (a candidate is not started after them; default: no limit)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -174,12 +189,24 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         return 2
     if not args.import_results:  # a bad --db fails before the model is cut (an import checks its own)
         open_database(args.db).close()
+    if args.search_layout:
+        problem = check_layout_arguments(args)
+        if problem is not None:
+            print(f"{PROG}: error: {problem}", file=sys.stderr)
+            return 2
     if args.target == "cuda" or args.import_results or args.export:
         return _cmd_tune_cuda(args, model, options)
+    if args.search_layout:
+        outcome = search_and_record(model, args)
+        print("\n".join(outcome.lines))
+        regions = outcome.regions
+    else:
+        regions = recorded_regions(model, args)
     try:
         tasks = model_cpu_tasks(
-            model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel, args.layout
-        )
+            model, args.opt_level, dict(args.input_shape or []) or None, args.threads, args.kernel, args.layout,
+            regions,
+        )  # fmt: skip
     except ValueError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -338,7 +365,7 @@ def _end_to_end(model: str, args: argparse.Namespace) -> str:
     line = measure_interleaved(lambda: before.run(None, feeds), lambda: after.run(None, feeds)).line()
     line += (
         f" [generated code only, libraries off in both; {after.stats.tuned_kernels} of {after.stats.num_kernels} "
-        "kernels with tuning records]"
+        f"kernels with tuning records; layout: {before.stats.layout} -> {after.stats.layout}]"
     )
     for name, old, new in zip(before.output_names, before.run(None, feeds), after.run(None, feeds), strict=True):
         if not np.allclose(new.astype(np.float64), old.astype(np.float64), rtol=1e-4, atol=1e-5):

@@ -5,11 +5,16 @@ lanes), "nchw", and the other block size (8 or 16). Coordinate descent over the 
 program order, each region once: every candidate of the region is measured against the best
 configuration so far (the whole model compiled with it, `measure_interleaved`: ABAB... medians)
 and kept when its median is lower. Compiling is the caller's (`run_with(config)` returns the
-model's call; the compiler is a layer above this package).
+model's call; the compiler is a layer above this package: `woodpecker.cli.tune_layout`).
+
+`time_budget_s` bounds the search: a candidate is not started once that many seconds have
+passed since the search began (the ones left are listed in `LayoutSearch.skipped`, their regions
+keep the best choice so far), so the search takes the budget plus at most one candidate.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +47,7 @@ class LayoutSearch:
     regions: list[RegionResult]
     config: dict[str, str]
     seconds: float
+    skipped: list[str] = field(default_factory=list)  # "region:choice" not measured (the time budget ran out)
 
     def table(self) -> str:
         """One line per region: 'name: chosen (choice ms, ...)'."""
@@ -52,17 +58,28 @@ class LayoutSearch:
 
 
 def search_layout(
-    regions: Sequence[Region], lanes: int, run_with: RunWith, compare: Compare = measure_interleaved
+    regions: Sequence[Region],
+    lanes: int,
+    run_with: RunWith,
+    compare: Compare = measure_interleaved,
+    time_budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> LayoutSearch:
-    """Coordinate descent over `regions` (each once, the best so far kept); see the module doc."""
+    """Coordinate descent over `regions` (each once, the best so far kept) within
+    `time_budget_s` (None: no limit); see the module doc."""
+    start = clock()
     config = {region.name: str(lanes) for region in regions}
     best_run = run_with(dict(config))
     best_seconds: float | None = None
     results = []
+    skipped: list[str] = []
     for region in regions:
         result = RegionResult(region.name, chosen=config[region.name])
         for choice in candidates(lanes):
             if choice == config[region.name]:
+                continue
+            if time_budget_s is not None and clock() - start >= time_budget_s:
+                skipped.append(f"{region.name}:{choice}")
                 continue
             trial = {**config, region.name: choice}
             trial_run = run_with(dict(trial))
@@ -75,9 +92,9 @@ def search_layout(
             else:
                 best_seconds = verdict.before.median
         results.append(result)
-    if best_seconds is None:  # no region: the model as the rule compiles it
+    if best_seconds is None:  # no region, or nothing measured in the budget: the rule's configuration
         best_seconds = compare(best_run, best_run).before.median
-    return LayoutSearch(results, config, best_seconds)
+    return LayoutSearch(results, config, best_seconds, skipped)
 
 
 __all__ = ["LayoutSearch", "RegionResult", "candidates", "search_layout"]

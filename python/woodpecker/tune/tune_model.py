@@ -29,12 +29,16 @@ def model_tasks(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     kernels: Sequence[str] | None = None,
     layout: str = "auto",
+    regions: Mapping[str, str] | None = None,
 ) -> list[tuple[KernelTask, SearchSpace]]:
     """One (task, space) per kernel signature of the model on `target`, largest kernels first.
 
     `kernels` keeps only the kernels with these names (`k3_conv`) or kinds (`conv`); `layout`
-    is the channel layout of the convolutions (CompileOptions.layout: the same graph as compile's)."""
-    lowered = lower_model(model, opt_level, input_shapes, layout=layout_for_target(layout, target.name))
+    is the channel layout of the convolutions (CompileOptions.layout: the same graph as compile's)
+    and `regions` the choice of its regions (CompileOptions.layout_regions: a layout record's)."""
+    lowered = lower_model(
+        model, opt_level, input_shapes, layout=layout_for_target(layout, target.name), regions=regions
+    )
     cut = target.cut(lowered)
     spaces = {kernel.task.key: kernel.space for kernel in cut.kernels}
     selected = select_tasks([kernel.task for kernel in cut.kernels], kernels)
@@ -48,10 +52,11 @@ def model_cpu_tasks(
     threads: int | None = None,
     kernels: Sequence[str] | None = None,
     layout: str = "auto",
+    regions: Mapping[str, str] | None = None,
 ) -> list[tuple[KernelTask, SearchSpace]]:
     """`model_tasks` on this machine's CPU with `threads` (default: every core)."""
     target = CpuTarget(CpuOptions(threads=threads or available_cores()))
-    return model_tasks(target, model, opt_level, input_shapes, kernels, layout)
+    return model_tasks(target, model, opt_level, input_shapes, kernels, layout, regions)
 
 
 def model_kernel_names(
