@@ -239,3 +239,10 @@ def test_the_bundled_models_regions_are_what_the_cli_test_expects() -> None:
     before = str(imported.module.operation)[:2000]
     assert len(layout_regions(imported)) == 2
     assert str(imported.module.operation)[:2000] == before  # listing regions leaves the model as it was
+
+
+def test_tune_report_leaves_layout_decisions_out_of_the_kernel_tables(tmp_path: Path) -> None:
+    from woodpecker.tune.report import load_workloads
+
+    db = _recorded(tmp_path, CHOICE)
+    assert load_workloads(str(db)) == []  # the database holds only a layout decision

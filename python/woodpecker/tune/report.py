@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from woodpecker.database import COMPLETE, FAILED, FINISHED, Record, Trial, Workload, database_exists, open_database
+from woodpecker.database.layout import is_layout_key
 from woodpecker.database.open import default_location
 from woodpecker.database.schema import config_to_json
 from woodpecker.kernels.naming import join_names
@@ -187,7 +188,9 @@ def load_workloads(
     if not database_exists(storage_url):
         raise FileNotFoundError(f"no tuning records: {display_url(storage_url)} does not exist")
     with open_database(storage_url) as db:
-        keys = db.keys() if studies is None else list(dict.fromkeys(studies))
+        # layout decisions (database/layout.py) are no kernels: not in the kernel tables
+        stored = db.keys()
+        keys = [k for k in stored if not is_layout_key(k)] if studies is None else list(dict.fromkeys(studies))
         workloads = db.workloads(keys)
         trials = db.trials(keys)
         records = db.records(keys)
