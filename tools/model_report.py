@@ -8,7 +8,7 @@ with default options; on failure report the one-line error and the op types with
 converter (node counts); else the relative L2 error against ONNX Runtime on one seeded input
 (int inputs get valid token ids, masks ones) and, with --latency, the median milliseconds of
 Woodpecker and ONNX Runtime (both 2 threads: OMP_NUM_THREADS=2, intra_op_num_threads=2; in
-alternating blocks of runs with a pause between: model_check.interleaved_medians) and their
+alternating blocks of runs with a pause between: tune.end_to_end.measure_interleaved) and their
 ratio. Prints a Markdown table, then the missing op types summed over
 the models ("Shape 16, Slice 15, ...").
 """

@@ -7,7 +7,6 @@ tests/py/test_real_models.py, so the report and the tests measure the same thing
 from __future__ import annotations
 
 import collections
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,6 +94,7 @@ def check(path: Path, latency: bool = False, repeats: int = 10) -> Row:
     """Compiles `path` with default options and compares it with ONNX Runtime."""
     import woodpecker
     from woodpecker.errors import WoodpeckerError
+    from woodpecker.tune.end_to_end import measure_interleaved
 
     row = Row(path.stem)
     blocking = blocking_ops(onnx.load(str(path), load_external_data=False))
@@ -116,27 +116,12 @@ def check(path: Path, latency: bool = False, repeats: int = 10) -> Row:
     got = compiled.run(None, feeds)
     row.rel_l2 = rel_l2(list(got), list(expected))
     if latency:
-        row.wpk_ms, row.ort_ms = interleaved_medians(
-            lambda: compiled.run(None, feeds), lambda: session.run(None, feeds), repeats)
+        # Blocks of calls, alternating, a pause after each: timed call by call, each engine ran
+        # against the other's still-spinning threads, which doubled the CNN latencies on 2 cores.
+        timed = measure_interleaved(lambda: compiled.run(None, feeds), lambda: session.run(None, feeds),
+                                    rounds=repeats, pause_s=0.3)
+        row.wpk_ms, row.ort_ms = 1e3 * timed.before.median, 1e3 * timed.after.median
     return row
-
-
-def interleaved_medians(first, second, repeats: int, rounds: int = 3, pause_s: float = 0.3) -> tuple[float, float]:
-    """Median ms of two engines in one process, timed in alternating blocks of `repeats` runs
-    (`rounds` blocks each, one untimed run first): a noisy neighbour hits both alike. A pause
-    after every block lets the other engine's spinning threads (OpenMP's blocktime, ORT's
-    intra-op spin) go to sleep; timed call by call, each engine ran against the other's
-    spinning pool, which on 2 cores doubled the CNN latencies."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        for fn, out in ((first, times[0]), (second, times[1])):
-            fn()
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn()
-                out.append(time.perf_counter() - t0)
-            time.sleep(pause_s)
-    return 1e3 * statistics.median(times[0]), 1e3 * statistics.median(times[1])
 
 
 def _one_line(err: BaseException) -> str:

@@ -212,3 +212,15 @@ def test_wpk_tune_and_report_on_the_bundled_model(tmp_path: Path, capsys: pytest
         (row,) = list(csv.DictReader(f))
     assert (row["kernels"], row["weight"]) == ("k4_conv", "1")
     assert (report_dir / "model_estimate.png").is_file() and (report_dir / "kernel_times.png").is_file()
+
+
+def test_measure_interleaved_pauses_after_every_sample(monkeypatch) -> None:
+    """`pause_s` sleeps once after each timed sample of either side (2 sides x rounds), never inside one."""
+    from woodpecker.tune import end_to_end
+
+    events: list[str] = []
+    monkeypatch.setattr(end_to_end.time, "sleep", lambda s: events.append(f"sleep {s}"))
+    end_to_end.measure_interleaved(lambda: events.append("a"), lambda: events.append("b"), rounds=2,
+                                   sample_seconds=0.0, pause_s=0.3)
+    timed = events[4:]  # after the warm-up and one timed call of each
+    assert timed == ["a", "sleep 0.3", "b", "sleep 0.3"] * 2

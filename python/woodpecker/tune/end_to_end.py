@@ -86,10 +86,13 @@ def measure_interleaved(
     rounds: int = ROUNDS,
     sample_seconds: float = SAMPLE_SECONDS,
     clock: Callable[[], float] = time.perf_counter,
+    pause_s: float = 0.0,
 ) -> EndToEnd:
     """Runs `before` and `after` alternately, `rounds` samples of each, after a warm-up call and
     a timed call of each; a sample is `calls` calls (the same for both: enough that the slower one's sample
-    lasts `sample_seconds`) and gives seconds per call."""
+    lasts `sample_seconds`) and gives seconds per call. `pause_s` after each sample lets the other
+    engine's spinning threads (OpenMP's blocktime, ONNX Runtime's intra-op spin) go to sleep, for two
+    engines with pools of their own in one process."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     one_call = []
@@ -106,4 +109,6 @@ def measure_interleaved(
             for _ in range(calls):
                 fn()
             into.append((clock() - start) / calls)
+            if pause_s > 0:
+                time.sleep(pause_s)
     return EndToEnd(Spread.of(samples[0]), Spread.of(samples[1]), calls)
